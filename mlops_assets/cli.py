@@ -1,0 +1,164 @@
+"""`mlops-assets`: seed demo data and run the demo pipeline on the local default."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+import yaml
+
+DEFS_DIR = Path(__file__).parent / "defs"
+
+
+def landing_of(use_case: str) -> str:
+    """The landing prefix a use case's defs.yaml declares."""
+    path = DEFS_DIR / use_case / "defs.yaml"
+    if not path.exists():
+        raise click.UsageError(f"no use case {use_case!r}: {path} does not exist")
+    attributes = yaml.safe_load(path.read_text())["attributes"]
+    landing = (attributes.get("dataset") or {}).get("landing") or f"landing/{use_case}"
+    return landing.strip("/")
+
+
+def _storage():
+    from mlops_assets.resources import build_storage
+    from mlops_assets.settings import load_settings
+
+    return build_storage(load_settings())
+
+
+def _which(spec: str | None, count: int) -> list[int]:
+    if not spec:
+        return list(range(1, count + 1))
+    picked: list[int] = []
+    for part in spec.split(","):
+        first, _, last = part.partition("-")
+        picked += range(int(first), int(last or first) + 1)
+    if any(not 1 <= n <= count for n in picked):
+        raise click.BadParameter(f"batches are numbered 1..{count}", param_hint="--which")
+    return picked
+
+
+@click.group()
+def main() -> None:
+    """mlops_assets: an asset-centric MLOps-GitOps workflow on Dagster."""
+
+
+@main.command()
+@click.option("--batches", default=3, show_default=True, help="Split the digits into N batches.")
+@click.option("--which", default=None, help="Write only these batches, e.g. '1-3' or '4'.")
+@click.option("--bad-fraction", default=0.0, show_default=True,
+              help="Share of rows made to break the contract (for trying out quarantine).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
+              show_default=True)
+def seed(batches: int, which: str | None, bad_fraction: float, fmt: str) -> None:
+    """Drop scikit-learn's digits into the landing zone, in batches."""
+    for key in seed_digits(_storage(), batches, _which(which, batches), bad_fraction, fmt):
+        click.echo(f"wrote {key}")
+
+
+def seed_digits(storage, batches: int, which: list[int], bad_fraction: float = 0.0,
+                fmt: str = "csv") -> list[str]:
+    from mlops_assets.demo.digits_data import digits_batches, to_bytes, with_bad_rows
+
+    landing = landing_of("digits")
+    parts = digits_batches(batches)
+    written = []
+    for n in which:
+        frame = parts[n - 1]
+        if bad_fraction:
+            frame = with_bad_rows(frame, bad_fraction, seed=n)
+        key = f"{landing}/digits-{n:03d}-of-{batches:03d}.{fmt}"
+        storage.write_bytes(key, to_bytes(frame, fmt))
+        written.append(key)
+    return written
+
+
+@main.command()
+@click.option("--rows", type=int, required=True, help="Number of rows.")
+@click.option("--name", default=None, help="File name in the landing zone.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="parquet",
+              show_default=True)
+@click.option("--seed", "rng_seed", default=0, show_default=True)
+def synth(rows: int, name: str | None, fmt: str, rng_seed: int) -> None:
+    """Write one synthetic digits batch of any size (for benchmarks)."""
+    from mlops_assets.demo.digits_data import synthetic_batch, to_bytes
+
+    key = f"{landing_of('digits')}/{name or f'synthetic-{rows}-{rng_seed}.{fmt}'}"
+    _storage().write_bytes(key, to_bytes(synthetic_batch(rows, rng_seed), fmt))
+    click.echo(f"wrote {key} ({rows} rows)")
+
+
+@main.command()
+def demo() -> None:
+    """Seed the landing zone when empty and run the whole digits pipeline."""
+    from mlops_assets.dataops.acquire import is_ignored
+
+    ensure_dagster_home()
+    storage = _storage()
+    landing = landing_of("digits")
+    if not [i for i in storage.list(landing) if not is_ignored(i.key)]:
+        click.echo(
+            f"Landing zone {storage.uri(landing)} is empty: seeding batches 1-3 of 5 of the "
+            "digits (drop more with: uv run mlops-assets seed --batches 5 --which 4)."
+        )
+        seed_digits(storage, 5, [1, 2, 3])
+    ok = run_jobs(["digits_dataops"])
+    click.echo(summary(storage, "digits"))
+    sys.exit(0 if ok else 1)
+
+
+def ensure_dagster_home() -> Path:
+    """DAGSTER_HOME, defaulting to `.dagster/` here, so runs outlive the command."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(
+            "# Dagster instance of the local default: SQLite storage in this folder.\n"
+            "# See https://docs.dagster.io/deployment/oss/dagster-yaml\n"
+            "{}\n"
+        )
+    return home
+
+
+def run_jobs(names: list[str]) -> bool:
+    """Run jobs in order on the persistent Dagster instance, so `dagster dev` shows them."""
+    import dagster as dg
+
+    from mlops_assets.definitions import build_definitions
+
+    definitions = build_definitions()
+    instance = dg.DagsterInstance.get()
+    for name in names:
+        click.echo(f"Running job {name} ...")
+        result = definitions.resolve_job_def(name).execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        )
+        click.echo(f"  run {result.run_id}: {'success' if result.success else 'FAILED'}")
+        if not result.success:
+            return False
+    return True
+
+
+def summary(storage, use_case: str) -> str:
+    from mlops_assets.storage import Layout
+
+    layout = Layout(use_case)
+    latest = storage.read_json(layout.dataset_latest, default={})
+    lines = ["", f"Results in {storage.uri('')}:"]
+    if latest:
+        version = latest["dataset_version"]
+        manifest = storage.read_json(layout.dataset(version, "manifest.json"))
+        rows = ", ".join(f"{k} {manifest['rows'][k]}" for k in ("train", "val", "test"))
+        lines.append(f"  dataset version {version}: {rows}  ({storage.uri(layout.dataset(version))})")
+    quarantined = {i.key.split("/")[2] for i in storage.list(f"quarantine/{use_case}")}
+    lines.append(f"  quarantine: {len(quarantined)} batch(es) with rejected rows or files "
+                 f"({storage.uri(f'quarantine/{use_case}')})")
+    lines.append(f"  Dagster runs: DAGSTER_HOME={os.environ.get('DAGSTER_HOME')} "
+                 "uv run dagster dev  (then open http://localhost:3000)")
+    return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""The settings a use case's `defs.yaml` carries, as typed models.
+
+`dg check yaml` validates a `defs.yaml` against these; they are also handed,
+unchanged, to the stage functions so a plain script can run the same code.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field, model_validator
+
+
+class FeaturesConfig(dg.Model, dg.Resolvable):
+    """Numeric feature columns `template.format(i=0..count-1)` with an allowed range."""
+
+    template: str = "pixel_{i}"
+    count: int = Field(64, gt=0)
+    min: float = 0
+    max: float = 16
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.template.format(i=i) for i in range(self.count)]
+
+
+class LabelConfig(dg.Model, dg.Resolvable):
+    """An integer class label in `min..max`."""
+
+    column: str = "label"
+    min: int = 0
+    max: int = 9
+
+
+class DatasetConfig(dg.Model, dg.Resolvable):
+    """Where the data lands and the contract every row must satisfy."""
+
+    landing: str | None = Field(
+        None, description="Key prefix of the landing zone in storage; default landing/<name>."
+    )
+    features: FeaturesConfig = FeaturesConfig()
+    label: LabelConfig = LabelConfig()
+    scale: float = Field(16.0, gt=0, description="transform divides features by this constant")
+    reference_batches: int = Field(
+        1, ge=1, description="the first N ingested batches are the drift reference"
+    )
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.features.columns, self.label.column]
+
+
+class SplitConfig(dg.Model, dg.Resolvable):
+    """Fractions of the stable hash split; they must add up to 1."""
+
+    train: float = Field(0.70, gt=0)
+    val: float = Field(0.15, ge=0)
+    test: float = Field(0.15, gt=0)
+
+    @model_validator(mode="after")
+    def _adds_up(self) -> SplitConfig:
+        if abs(self.train + self.val + self.test - 1.0) > 1e-9:
+            raise ValueError(
+                f"split fractions add up to {self.train + self.val + self.test}, not 1"
+            )
+        return self
+
+
+class ObserveConfig(dg.Model, dg.Resolvable):
+    drift_threshold: float = Field(
+        0.2, gt=0, description="PSI above which a feature counts as drifted (0.2 is the usual cut)"
+    )
+    drift_bins: int = Field(16, ge=2)
+
+
+class SensorConfig(dg.Model, dg.Resolvable):
+    interval_seconds: int = Field(30, ge=1)
+    default_status: Literal["running", "stopped"] = "running"

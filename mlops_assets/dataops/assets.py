@@ -1,0 +1,235 @@
+"""The five DataOps assets of a use case, built from its component settings.
+
+Asset bodies are thin: the work lives in the stage modules (`acquire`,
+`observe`, ...), imported inside the bodies so that loading the definitions
+never imports pandas, numpy or matplotlib.
+"""
+
+
+import hashlib
+from time import perf_counter
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+from mlops_assets.storage import Layout, ObjectStorage
+
+if TYPE_CHECKING:
+    from mlops_assets.components.use_case import UseCase
+
+DATAOPS_STEPS = ("acquire", "observe", "clean", "transform", "split")
+
+
+def step_key(use_case: str, step: str) -> dg.AssetKey:
+    return dg.AssetKey([use_case, step])
+
+
+def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
+    name = uc.name
+    layout = Layout(name)
+    dataset = uc.dataset
+    landing = uc.landing
+    key = {step: step_key(name, step) for step in DATAOPS_STEPS}
+    common = {"group_name": name, "tags": {"mlops/stage": "dataops"}}
+
+    def check(step: str, check_name: str, description: str, **kw) -> dg.AssetCheckSpec:
+        return dg.AssetCheckSpec(check_name, asset=key[step], description=description, **kw)
+
+    @dg.asset(
+        key=key["acquire"],
+        description=f"New files of {landing}/ ingested into raw/{name}/, content-addressed.",
+        output_required=False,
+        check_specs=[
+            check("acquire", "landing_names_safe",
+                  "Every landing file name stays inside the landing zone.")
+        ],
+        **common,
+    )
+    def acquire(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        from mlops_assets.dataops.acquire import run_acquire
+        from mlops_assets.dataops.report import md_table
+
+        started = perf_counter()
+        result = run_acquire(storage, layout, landing, context.run_id)
+        for name_, reason in result.refused:
+            context.log.error(f"refused landing file {name_!r}: {reason}")
+        yield dg.AssetCheckResult(
+            check_name="landing_names_safe",
+            passed=not result.refused,
+            description=(
+                f"{len(result.refused)} landing file(s) refused: "
+                + "; ".join(f"{n}: {r}" for n, r in result.refused)
+                if result.refused
+                else "all landing file names are inside the landing zone"
+            ),
+            metadata={"refused": [n for n, _ in result.refused]},
+        )
+        latest = storage.read_json(layout.dataset_latest, default={})
+        in_dataset = set(latest.get("batches", []))
+        unsplit = [b for b in result.catalog if b["batch_id"] not in in_dataset]
+        if not result.new and not unsplit:
+            context.log.info(
+                f"Nothing new in {storage.uri(landing)}: {result.landing_files} landing files, "
+                "all ingested before. Downstream steps are skipped."
+            )
+            return
+        if not result.new:
+            context.log.info(f"No new files; {len(unsplit)} ingested batches still to process.")
+        catalog_hash = hashlib.sha256(
+            ",".join(b["batch_id"] for b in result.catalog).encode()
+        ).hexdigest()[:16]
+        yield dg.MaterializeResult(
+            data_version=dg.DataVersion(catalog_hash),
+            metadata={
+                "new_batches": dg.MetadataValue.md(
+                    md_table(["batch", "file", "bytes"],
+                             [(b["batch_id"], b["source"], b["bytes"]) for b in result.new])
+                    if result.new else "nothing new"
+                ),
+                "new_batch_ids": [b["batch_id"] for b in result.new],
+                "batches_total": len(result.catalog),
+                "landing_files": result.landing_files,
+                "raw_location": dg.MetadataValue.path(storage.uri(f"raw/{name}")),
+                "compute_seconds": perf_counter() - started,
+            },
+        )
+
+    @dg.asset(
+        key=key["observe"],
+        deps=[key["acquire"]],
+        description="Profile of the new batches and the whole dataset, and drift vs the reference.",
+        check_specs=[
+            check("observe", "schema_matches_contract",
+                  "Every new file parses and has exactly the contract's columns."),
+            check("observe", "labels_in_range",
+                  f"Every label of the new rows is in {dataset.label.min}..{dataset.label.max}."),
+            check("observe", "drift_below_threshold",
+                  f"PSI of every feature below {uc.observe.drift_threshold}.",
+                  ),
+        ],
+        **common,
+    )
+    def observe(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        from mlops_assets.dataops.observe import run_observe
+        from mlops_assets.dataops.observe_report import observe_metadata
+
+        started = perf_counter()
+        result = run_observe(storage, layout, dataset, uc.observe)
+        metadata, checks = observe_metadata(result, dataset, uc.observe)
+        for rejected in result.rejected:
+            context.log.error(f"quarantined whole file {rejected['file']}: {rejected['reason']}")
+        metadata["compute_seconds"] = perf_counter() - started
+        return dg.MaterializeResult(metadata=metadata, check_results=checks)
+
+    @dg.asset(
+        key=key["clean"],
+        deps=[key["observe"]],
+        description=f"Rows satisfying the contract; the rest in quarantine/{name}/ with reasons.",
+        check_specs=[
+            check("clean", "clean_rows_satisfy_contract",
+                  "Every clean row is complete, in range, labelled and unique.", blocking=True)
+        ],
+        **common,
+    )
+    def clean(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        import pandas as pd
+
+        from mlops_assets.dataops.clean import STAGE, contract_violations, run_clean
+        from mlops_assets.dataops.report import md_table
+
+        started = perf_counter()
+        result = run_clean(storage, layout, dataset)
+        frames = [
+            storage.read_parquet(layout.staged(STAGE, b["batch_id"], "parquet"))
+            for b in result.batches
+        ]
+        problems = contract_violations(pd.concat(frames), dataset) if frames else []
+        reasons = _quarantine_examples(storage, layout, result.batches)
+        return dg.MaterializeResult(
+            metadata={
+                "batches": dg.MetadataValue.md(
+                    md_table(
+                        ["file", "batch", "rows", "clean", "quarantined", "rejected file"],
+                        [(b["file"], b["batch_id"], b["rows"], b["clean"], b["quarantined"],
+                          b["rejected"] or "-") for b in result.batches],
+                    ) if result.batches else "no new batches"
+                ),
+                "rows_clean": sum(b["clean"] for b in result.batches),
+                "rows_quarantined": result.quarantined_rows,
+                "files_quarantined": sum(1 for b in result.batches if b["rejected"]),
+                "quarantine_examples": dg.MetadataValue.md(reasons or "none"),
+                "quarantine_location": dg.MetadataValue.path(storage.uri(f"quarantine/{name}")),
+                "compute_seconds": perf_counter() - started,
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="clean_rows_satisfy_contract",
+                    passed=not problems,
+                    description="; ".join(problems) or "every clean row satisfies the contract",
+                )
+            ],
+        )
+
+    @dg.asset(
+        key=key["transform"],
+        deps=[key["clean"]],
+        description=f"Features as float32 divided by {dataset.scale:g}, with a stable row id.",
+        **common,
+    )
+    def transform(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        from mlops_assets.dataops.transform import run_transform
+
+        started = perf_counter()
+        processed = run_transform(storage, layout, dataset)
+        return dg.MaterializeResult(
+            metadata={
+                "batches_transformed": len(processed),
+                "rows_transformed": sum(p["rows"] for p in processed),
+                "compute_seconds": perf_counter() - started,
+            }
+        )
+
+    @dg.asset(
+        key=key["split"],
+        deps=[key["transform"]],
+        description=(
+            f"train/val/test ({uc.split.train:g}/{uc.split.val:g}/{uc.split.test:g}) by a stable "
+            "hash of the row id; the dataset version is the Dagster data version."
+        ),
+        check_specs=[
+            check("split", "no_row_in_two_splits", "No row id appears in two splits.",
+                  blocking=True),
+            check("split", "test_set_keeps_earlier_rows",
+                  "The test set contains every row of the previous dataset version's test set.",
+                  blocking=True),
+        ],
+        **common,
+    )
+    def split(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        from mlops_assets.dataops.split_report import split_metadata
+        from mlops_assets.dataops.split import run_split
+
+        started = perf_counter()
+        result = run_split(storage, layout, dataset, uc.split)
+        metadata, checks = split_metadata(storage, layout, result, dataset)
+        metadata["compute_seconds"] = perf_counter() - started
+        context.log.info(f"dataset version {result.version} ({metadata['dagster/row_count']} rows)")
+        return dg.MaterializeResult(
+            data_version=dg.DataVersion(result.version), metadata=metadata, check_results=checks
+        )
+
+    return [acquire, observe, clean, transform, split]
+
+
+def _quarantine_examples(storage: ObjectStorage, layout: Layout, batches: list[dict]) -> str:
+    from mlops_assets.dataops.report import md_table
+
+    rows = []
+    for batch in batches:
+        if batch["rejected"]:
+            rows.append((batch["file"], "-", batch["rejected"]))
+        elif batch["quarantined"]:
+            frame = storage.read_parquet(layout.quarantine(batch["batch_id"], "rows.parquet"),
+                                         columns=["row_number", "reason"])
+            rows += [(batch["file"], n, r) for n, r in frame.head(10).itertuples(index=False)]
+    return md_table(["file", "row", "reason"], rows[:30]) if rows else ""

@@ -1,0 +1,71 @@
+"""Markdown tables and small PNG plots for materialization metadata.
+
+Plots are embedded in Markdown as data URIs so the Dagster UI shows them in
+place, without a notebook or an artifact store.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from io import BytesIO
+from typing import Any
+
+
+def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            value = f"{value:.4g}"
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _figure(width: float = 6.0, height: float = 2.6):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=80)
+
+
+def _embed(fig, alt: str) -> str:
+    buffer = BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})"
+
+
+def bar_plot(
+    series: dict[str, dict[str, float]],
+    title: str,
+    alt: str,
+    *,
+    normalize: bool = False,
+    threshold: float | None = None,
+) -> str:
+    """Grouped bars, one group per category (as shares when `normalize`), optional threshold."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    categories = list(next(iter(series.values())).keys()) if series else []
+    width = 0.8 / max(len(series), 1)
+    for i, (name, values) in enumerate(series.items()):
+        total = (sum(values.values()) or 1) if normalize else 1
+        ax.bar(
+            [x + i * width for x in range(len(categories))],
+            [values.get(c, 0) / total for c in categories],
+            width=width,
+            label=name,
+        )
+    step = max(1, len(categories) // 16)
+    ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(0, len(categories), step)])
+    ax.set_xticklabels(categories[::step], fontsize=7)
+    if threshold is not None:
+        ax.axhline(threshold, color="red", linestyle="--", linewidth=1, label="threshold")
+    ax.set_title(title, fontsize=9)
+    if len(series) > 1 or threshold is not None:
+        ax.legend(fontsize=7)
+    return _embed(fig, alt)

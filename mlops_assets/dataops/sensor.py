@@ -1,0 +1,42 @@
+"""The landing sensor: one DataOps run per set of new landing files."""
+
+
+from typing import Any
+
+import dagster as dg
+
+from mlops_assets.dataops.landing import new_landing_files
+from mlops_assets.storage import ObjectStorage
+
+
+def build_landing_sensor(
+    use_case: str, landing: str, job: Any,
+    interval_seconds: int, running: bool,
+) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=f"{use_case}_landing_sensor",
+        job=job,
+        minimum_interval_seconds=interval_seconds,
+        default_status=(
+            dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
+        ),
+        description=f"Starts {job.name} when files land in {landing}/ (local folder or S3).",
+    )
+    def landing_sensor(context: dg.SensorEvaluationContext, storage: ObjectStorage):
+        tick = new_landing_files(storage, landing, context.cursor)
+        if not tick.files:
+            return dg.SkipReason(f"no new files in {storage.uri(landing)}")
+        names = sorted(f.key for f in tick.files)
+        context.log.info(f"{len(names)} new file(s) in {landing}/: {', '.join(names[:10])}"
+                         + (" ..." if len(names) > 10 else ""))
+        return dg.SensorResult(
+            run_requests=[
+                dg.RunRequest(
+                    run_key=tick.run_key,
+                    tags={"mlops/trigger": "landing", "mlops/new_files": str(len(names))},
+                )
+            ],
+            cursor=tick.cursor,
+        )
+
+    return landing_sensor

@@ -1,0 +1,69 @@
+"""What split shows in the UI, and its two blocking checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from mlops_assets.components.config import DatasetConfig
+from mlops_assets.dataops.report import bar_plot, md_table
+from mlops_assets.dataops.split import SPLITS, SplitResult, read_split_ids
+from mlops_assets.storage import Layout, ObjectStorage
+
+
+def split_metadata(
+    storage: ObjectStorage, layout: Layout, result: SplitResult, dataset: DatasetConfig
+) -> tuple[dict[str, Any], list[dg.AssetCheckResult]]:
+    manifest = result.manifest
+    balance = manifest["class_balance"]
+    classes = sorted({c for split in balance.values() for c in split}, key=int)
+    metadata: dict[str, Any] = {
+        "dataset_version": result.version,
+        "dataset_location": dg.MetadataValue.path(storage.uri(layout.dataset(result.version))),
+        "dagster/row_count": sum(manifest["rows"].values()),
+        "rows": dg.MetadataValue.md(md_table(["split", "rows"], manifest["rows"].items())),
+        "class_balance": dg.MetadataValue.md(
+            md_table(["label", *SPLITS], [(c, *(balance[s].get(c, 0) for s in SPLITS))
+                                          for c in classes])
+            + "\n\n"
+            + bar_plot({s: balance[s] for s in SPLITS}, "class share per split",
+                       "class balance", normalize=True)
+        ),
+        "batches": len(manifest["batches"]),
+        "new_version": result.created,
+    }
+    ids = {name: read_split_ids(storage, layout, result.version, name) for name in SPLITS}
+    overlap = (ids["train"] & ids["val"]) | (ids["train"] & ids["test"]) | (ids["val"] & ids["test"])
+    earlier = _earlier_version(result)
+    missing: set[str] = set()
+    if earlier:
+        missing = read_split_ids(storage, layout, earlier, "test") - ids["test"]
+    checks = [
+        dg.AssetCheckResult(
+            check_name="no_row_in_two_splits",
+            passed=not overlap,
+            description=f"{len(overlap)} row id(s) in two splits" if overlap
+            else "every row id is in exactly one split",
+            metadata={"overlapping": len(overlap)},
+        ),
+        dg.AssetCheckResult(
+            check_name="test_set_keeps_earlier_rows",
+            passed=not missing,
+            description=(
+                f"{len(missing)} row(s) of the test set of {earlier} are missing from {result.version}"
+                if missing else
+                (f"every test row of {earlier} is still in the test set" if earlier
+                 else "first dataset version: nothing to compare")
+            ),
+            metadata={"compared_with": earlier or "", "missing": len(missing)},
+        ),
+    ]
+    return metadata, checks
+
+
+def _earlier_version(result: SplitResult) -> str | None:
+    previous = result.previous or {}
+    if previous.get("dataset_version") and previous["dataset_version"] != result.version:
+        return previous["dataset_version"]
+    return previous.get("previous")

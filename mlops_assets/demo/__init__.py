@@ -1,0 +1,1 @@
+"""Demo data for the digits use case."""

@@ -1,0 +1,37 @@
+"""Resources and executor, chosen by environment in this one place."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from mlops_assets.settings import Settings
+from mlops_assets.storage import ObjectStorage
+
+
+def build_storage(settings: Settings) -> ObjectStorage:
+    location = settings.s3
+    if location is None:
+        from mlops_assets.storage.local import LocalStorage
+
+        return LocalStorage(root=str(settings.local_root))
+    from dagster_aws.s3 import S3Resource
+
+    from mlops_assets.storage.s3 import S3Storage
+
+    # Credentials are not passed here: boto3 reads them from the environment (or the
+    # pod's service account), so they never show in the resource config in the UI.
+    return S3Storage(
+        s3=S3Resource(endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region,
+                      max_attempts=5),
+        bucket=location.bucket,
+        prefix=location.prefix,
+    )
+
+
+def environment_definitions(settings: Settings) -> dg.Definitions:
+    """Resources and the executor of the environment `settings` describe."""
+    return dg.Definitions(
+        resources={"storage": build_storage(settings)},
+        # One process per run: per-step processes cost seconds each (see DESIGN.md).
+        executor=dg.in_process_executor,
+    )

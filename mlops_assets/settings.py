@@ -1,0 +1,80 @@
+"""Every environment-driven setting, read in one place.
+
+`MLOPS_ENV` picks the environment; nothing else in the package looks at
+`os.environ`, so a missing setting fails at definitions load, naming the
+variable, instead of halfway through a run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Env = Literal["local", "k8s"]
+
+ENV_VAR = "MLOPS_ENV"
+STORAGE_ROOT_VAR = "MLOPS_STORAGE_ROOT"
+S3_ENDPOINT_VAR = "MLOPS_S3_ENDPOINT_URL"
+S3_REGION_VAR = "MLOPS_S3_REGION"
+DEFAULT_LOCAL_ROOT = ".mlops"
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    prefix: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: Env
+    storage_root: str
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+
+    @property
+    def s3(self) -> S3Location | None:
+        """The bucket and key prefix when storage is on S3, else None."""
+        if not self.storage_root.startswith("s3://"):
+            return None
+        bucket, _, prefix = self.storage_root[len("s3://") :].partition("/")
+        return S3Location(bucket=bucket, prefix=prefix.strip("/"))
+
+    @property
+    def local_root(self) -> Path | None:
+        return None if self.s3 else Path(self.storage_root).resolve()
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings, failing with the variable's name when one is wrong."""
+    environ = os.environ if environ is None else environ
+    env = environ.get(ENV_VAR, "local").strip() or "local"
+    if env not in ("local", "k8s"):
+        raise SettingsError(f"{ENV_VAR}={env!r} is not one of: local, k8s")
+
+    root = environ.get(STORAGE_ROOT_VAR, "").strip()
+    if env == "k8s" and not root.startswith("s3://"):
+        raise SettingsError(
+            f"{STORAGE_ROOT_VAR} must be set to s3://<bucket>[/<prefix>] when {ENV_VAR}=k8s"
+            + (f" (got {root!r})" if root else "")
+        )
+    root = root or DEFAULT_LOCAL_ROOT
+    settings = Settings(
+        env=env,  # type: ignore[arg-type]
+        storage_root=root,
+        s3_endpoint_url=environ.get(S3_ENDPOINT_VAR) or environ.get("AWS_ENDPOINT_URL") or None,
+        s3_region=environ.get(S3_REGION_VAR)
+        or environ.get("AWS_REGION")
+        or environ.get("AWS_DEFAULT_REGION")
+        or None,
+    )
+    if settings.s3 is not None and not settings.s3.bucket:
+        raise SettingsError(f"{STORAGE_ROOT_VAR}={root!r} names no bucket")
+    return settings

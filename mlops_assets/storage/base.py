@@ -1,0 +1,72 @@
+"""The storage interface every asset, sensor and the registry use.
+
+One small interface, two implementations (a local folder, S3), the same keys
+on both, so a pipeline tested on the local default behaves the same on S3.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from io import BytesIO
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """A stored object as a listing sees it."""
+
+    key: str
+    size: int
+    version: str
+    """Changes whenever the content may have changed (S3 ETag, or mtime and size)."""
+    modified_ns: int
+
+
+class ObjectStorage(dg.ConfigurableResource):
+    """Key/value object storage rooted at a folder or an S3 prefix."""
+
+    def read_bytes(self, key: str) -> bytes:
+        raise NotImplementedError
+
+    def write_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+        """Write atomically; with `if_absent`, only when nothing is there (returns False then)."""
+        raise NotImplementedError
+
+    def exists(self, key: str) -> bool:
+        raise NotImplementedError
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        """Every object under `prefix` (recursively), keys relative to the storage root."""
+        raise NotImplementedError
+
+    def list_modified_since(self, prefix: str, since_ns: int) -> list[ObjectInfo]:
+        """Objects under `prefix` modified at or after `since_ns` (ns since the epoch)."""
+        return [info for info in self.list(prefix) if info.modified_ns >= since_ns]
+
+    def uri(self, key: str) -> str:
+        raise NotImplementedError
+
+    def read_json(self, key: str, default: Any = None) -> Any:
+        if default is not None and not self.exists(key):
+            return default
+        return json.loads(self.read_bytes(key))
+
+    def write_json(self, key: str, value: Any, *, if_absent: bool = False) -> bool:
+        data = json.dumps(value, indent=2, sort_keys=True, default=str).encode()
+        return self.write_bytes(key, data, if_absent=if_absent)
+
+    def read_parquet(self, key: str, columns: list[str] | None = None) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.read_parquet(BytesIO(self.read_bytes(key)), columns=columns)
+
+    def write_parquet(self, key: str, frame: pd.DataFrame) -> None:
+        buffer = BytesIO()
+        frame.to_parquet(buffer, index=False)
+        self.write_bytes(key, buffer.getvalue())

@@ -1,0 +1,80 @@
+"""Object keys: validation and the storage layout of DESIGN.md.
+
+Every key that reaches a storage backend went through `safe_key`, so a
+landing file called `../../etc/passwd` (or an S3 key holding `..`) can never
+be read or written outside the storage root.
+"""
+
+from __future__ import annotations
+
+import re
+
+_BAD_CHARS = re.compile(r"[\x00-\x1f\\]")
+
+
+class UnsafeKeyError(ValueError):
+    """A key (or file name) would escape its storage root or is malformed."""
+
+
+def safe_key(*parts: str) -> str:
+    """Join key parts with `/`, refusing anything that could escape the root."""
+    raw = "/".join(parts)
+    segments: list[str] = []
+    for part in parts:
+        if not part:
+            continue
+        if part.startswith("/"):
+            raise UnsafeKeyError(f"absolute path refused as storage key: {raw!r}")
+        segments.extend(part.rstrip("/").split("/"))
+    if not segments:
+        raise UnsafeKeyError("empty storage key")
+    for segment in segments:
+        if segment in ("", ".", "..") or _BAD_CHARS.search(segment):
+            raise UnsafeKeyError(
+                f"storage key {raw!r} has an empty, '.', '..', control-character "
+                "or backslash segment"
+            )
+    return "/".join(segments)
+
+
+def relative_name(key: str, prefix: str) -> str:
+    """The part of `key` under `prefix`, refused when it would leave the prefix."""
+    prefix = prefix.strip("/") + "/"
+    if not key.startswith(prefix):
+        raise UnsafeKeyError(f"{key!r} is not under {prefix!r}")
+    name = key[len(prefix) :]
+    if name.startswith("/"):
+        raise UnsafeKeyError(f"absolute path refused: {key!r}")
+    safe_key(name)
+    return name
+
+
+class Layout:
+    """Storage keys of one use case, exactly as DESIGN.md lays them out."""
+
+    def __init__(self, use_case: str) -> None:
+        self.use_case = safe_key(use_case)
+
+    def raw(self, batch_id: str, name: str = "") -> str:
+        return safe_key("raw", self.use_case, batch_id, name)
+
+    @property
+    def raw_catalog(self) -> str:
+        return safe_key("raw", self.use_case, "_catalog.json")
+
+    @property
+    def landing_index(self) -> str:
+        return safe_key("raw", self.use_case, "_landing_index.json")
+
+    def quarantine(self, batch_id: str, name: str = "") -> str:
+        return safe_key("quarantine", self.use_case, batch_id, name)
+
+    def staged(self, stage: str, batch_id: str, ext: str) -> str:
+        return safe_key("staged", self.use_case, stage, f"{batch_id}.{ext}")
+
+    def dataset(self, version: str, name: str = "") -> str:
+        return safe_key("datasets", self.use_case, version, name)
+
+    @property
+    def dataset_latest(self) -> str:
+        return safe_key("datasets", self.use_case, "latest.json")

@@ -1,0 +1,83 @@
+"""Storage in a local folder: the embedded default (`.mlops/`)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from mlops_assets.storage.base import ObjectInfo, ObjectStorage
+from mlops_assets.storage.keys import UnsafeKeyError, safe_key
+
+
+class LocalStorage(ObjectStorage):
+    """Objects as files under `root`; writes are atomic renames."""
+
+    root: str
+
+    def _root(self) -> Path:
+        return Path(self.root).resolve()
+
+    def _path(self, key: str) -> Path:
+        root = self._root()
+        path = root / safe_key(key)
+        # Resolving follows symlinks, so a link planted in the landing zone that
+        # points outside the root is refused here, before anything is read.
+        if not path.resolve().is_relative_to(root):
+            raise UnsafeKeyError(f"{key!r} resolves outside the storage root {root}")
+        return path
+
+    def read_bytes(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no object {key!r} in {self.uri('')}") from None
+
+    def write_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if if_absent:
+                try:
+                    os.link(tmp, path)  # atomic create-if-absent
+                except FileExistsError:
+                    return False
+            else:
+                os.replace(tmp, path)
+            return True
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        root = self._root()
+        base = root / safe_key(prefix)
+        found: list[ObjectInfo] = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.startswith(".") and name.endswith(".tmp"):
+                    continue  # an atomic write in progress
+                full = Path(dirpath) / name
+                stat = full.lstat()
+                found.append(
+                    ObjectInfo(
+                        key=full.relative_to(root).as_posix(),
+                        size=stat.st_size,
+                        version=f"{stat.st_mtime_ns}-{stat.st_size}",
+                        modified_ns=stat.st_mtime_ns,
+                    )
+                )
+        return found
+
+    def uri(self, key: str) -> str:
+        return (self._root() / key).as_posix() if key else self._root().as_posix()

@@ -1,0 +1,132 @@
+"""Storage on S3 or any S3-compatible server (MinIO), through dagster-aws."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster_aws.s3 import S3Resource
+from pydantic import PrivateAttr
+
+from mlops_assets.storage.base import ObjectInfo, ObjectStorage
+from mlops_assets.storage.keys import safe_key
+
+
+class S3StorageError(RuntimeError):
+    """A permanent S3 failure; the message names the bucket and key."""
+
+
+class S3Storage(ObjectStorage):
+    """Objects under `s3://<bucket>/<prefix>/`.
+
+    Transient errors are retried by botocore's standard retry mode (backoff with
+    jitter, `s3.max_attempts` attempts); what is left is permanent and raised
+    naming the bucket and key.
+    """
+
+    s3: S3Resource
+    bucket: str
+    prefix: str = ""
+
+    _client: Any = PrivateAttr(default=None)
+
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self.s3.get_client()
+        return self._client
+
+    def _key(self, key: str) -> str:
+        return safe_key(self.prefix, key) if self.prefix else safe_key(key)
+
+    def _fail(self, action: str, key: str, error: Exception) -> S3StorageError:
+        return S3StorageError(f"S3 {action} failed for s3://{self.bucket}/{self._key(key)}: {error}")
+
+    def read_bytes(self, key: str) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self.client().get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise FileNotFoundError(f"no object s3://{self.bucket}/{self._key(key)}") from None
+            raise self._fail("read", key, error) from error
+        except BotoCoreError as error:
+            raise self._fail("read", key, error) from error
+
+    def write_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        extra = {"IfNoneMatch": "*"} if if_absent else {}
+        try:
+            self.client().put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra)
+            return True
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            if if_absent and code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                return False
+            raise self._fail("write", key, error) from error
+        except BotoCoreError as error:
+            raise self._fail("write", key, error) from error
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client().head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise self._fail("head", key, error) from error
+        except BotoCoreError as error:
+            raise self._fail("head", key, error) from error
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        full_prefix = self._key(prefix) + "/"
+        strip = len(self.prefix.strip("/")) + 1 if self.prefix else 0
+        found: list[ObjectInfo] = []
+        try:
+            pages = self.client().get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full_prefix
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    found.append(_object_info(obj, strip))
+        except (ClientError, BotoCoreError) as error:
+            raise self._fail("list", prefix, error) from error
+        return found
+
+    def list_modified_since(self, prefix: str, since_ns: int) -> list[ObjectInfo]:
+        """Through dagster-aws's own `get_objects`, which pages through any number of keys."""
+        from datetime import UTC, datetime, timedelta
+
+        from dagster_aws.s3.sensor import get_objects
+
+        since = None
+        if since_ns:
+            # get_objects keeps objects strictly after `since`; S3 times have 1 s resolution,
+            # so step back a microsecond to keep objects written in the cursor's own second.
+            since = datetime.fromtimestamp(since_ns / 1e9, tz=UTC) - timedelta(microseconds=1)
+        strip = len(self.prefix.strip("/")) + 1 if self.prefix else 0
+        try:
+            objects = get_objects(
+                self.bucket, self._key(prefix) + "/", since_last_modified=since,
+                client=self.client(),
+            )
+        except Exception as error:
+            raise self._fail("list", prefix, error) from error
+        return [_object_info(obj, strip) for obj in objects]
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key) if key else self.prefix}".rstrip("/")
+
+
+def _object_info(obj: dict[str, Any], strip: int) -> ObjectInfo:
+    modified = obj["LastModified"]
+    return ObjectInfo(
+        key=obj["Key"][strip:],
+        size=int(obj["Size"]),
+        version=str(obj.get("ETag", "")).strip('"'),
+        modified_ns=int(modified.timestamp() * 1_000_000_000),
+    )
