@@ -49,18 +49,24 @@ def main() -> None:
 @main.command()
 @click.option("--batches", default=3, show_default=True, help="Split the digits into N batches.")
 @click.option("--which", default=None, help="Write only these batches, e.g. '1-3' or '4'.")
-@click.option("--bad-fraction", default=0.0, show_default=True,
-              help="Share of rows made to break the contract (for trying out quarantine).")
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
-              show_default=True)
+@click.option(
+    "--bad-fraction",
+    default=0.0,
+    show_default=True,
+    help="Share of rows made to break the contract (for trying out quarantine).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
+)
 def seed(batches: int, which: str | None, bad_fraction: float, fmt: str) -> None:
     """Drop scikit-learn's digits into the landing zone, in batches."""
     for key in seed_digits(_storage(), batches, _which(which, batches), bad_fraction, fmt):
         click.echo(f"wrote {key}")
 
 
-def seed_digits(storage, batches: int, which: list[int], bad_fraction: float = 0.0,
-                fmt: str = "csv") -> list[str]:
+def seed_digits(
+    storage, batches: int, which: list[int], bad_fraction: float = 0.0, fmt: str = "csv"
+) -> list[str]:
     from mlops_assets.demo.digits_data import digits_batches, to_bytes, with_bad_rows
 
     landing = landing_of("digits")
@@ -79,8 +85,9 @@ def seed_digits(storage, batches: int, which: list[int], bad_fraction: float = 0
 @main.command()
 @click.option("--rows", type=int, required=True, help="Number of rows.")
 @click.option("--name", default=None, help="File name in the landing zone.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="parquet",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="parquet", show_default=True
+)
 @click.option("--seed", "rng_seed", default=0, show_default=True)
 def synth(rows: int, name: str | None, fmt: str, rng_seed: int) -> None:
     """Write one synthetic digits batch of any size (for benchmarks)."""
@@ -155,10 +162,16 @@ def summary(storage, use_case: str) -> str:
         version = latest["dataset_version"]
         manifest = storage.read_json(layout.dataset(version, "manifest.json"))
         rows = ", ".join(f"{k} {manifest['rows'][k]}" for k in ("train", "val", "test"))
-        lines.append(f"  dataset version {version}: {rows}  ({storage.uri(layout.dataset(version))})")
+        lines.append(
+            f"  dataset version {version}: {rows}  ({storage.uri(layout.dataset(version))})"
+        )
     quarantined = {i.key.split("/")[2] for i in storage.list(f"quarantine/{use_case}")}
-    lines.append(f"  quarantine: {len(quarantined)} batch(es) with rejected rows or files "
-                 f"({storage.uri(f'quarantine/{use_case}')})")
-    lines.append(f"  Dagster runs: DAGSTER_HOME={os.environ.get('DAGSTER_HOME')} "
-                 "uv run dagster dev  (then open http://localhost:3000)")
+    lines.append(
+        f"  quarantine: {len(quarantined)} batch(es) with rejected rows or files "
+        f"({storage.uri(f'quarantine/{use_case}')})"
+    )
+    lines.append(
+        f"  Dagster runs: DAGSTER_HOME={os.environ.get('DAGSTER_HOME')} "
+        "uv run dagster dev  (then open http://localhost:3000)"
+    )
     return "\n".join(lines)

@@ -21,8 +21,9 @@ def build_storage(settings: Settings) -> ObjectStorage:
     # Credentials are not passed here: boto3 reads them from the environment (or the
     # pod's service account), so they never show in the resource config in the UI.
     return S3Storage(
-        s3=S3Resource(endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region,
-                      max_attempts=5),
+        s3=S3Resource(
+            endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region, max_attempts=5
+        ),
         bucket=location.bucket,
         prefix=location.prefix,
     )

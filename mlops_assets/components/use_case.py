@@ -55,7 +55,10 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
             tags={"mlops/use_case": self.name, "mlops/stage": "dataops"},
         )
         sensor = build_landing_sensor(
-            self.name, self.landing, dataops_job,
-            self.sensor.interval_seconds, self.sensor.default_status == "running",
+            self.name,
+            self.landing,
+            dataops_job,
+            self.sensor.interval_seconds,
+            self.sensor.default_status == "running",
         )
         return dg.Definitions(assets=assets, jobs=[dataops_job], sensors=[sensor])

@@ -5,7 +5,6 @@ Asset bodies are thin: the work lives in the stage modules (`acquire`,
 never imports pandas, numpy or matplotlib.
 """
 
-
 import hashlib
 from time import perf_counter
 from typing import TYPE_CHECKING
@@ -40,8 +39,11 @@ def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
         description=f"New files of {landing}/ ingested into raw/{name}/, content-addressed.",
         output_required=False,
         check_specs=[
-            check("acquire", "landing_names_safe",
-                  "Every landing file name stays inside the landing zone.")
+            check(
+                "acquire",
+                "landing_names_safe",
+                "Every landing file name stays inside the landing zone.",
+            )
         ],
         **common,
     )
@@ -50,7 +52,7 @@ def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
         from mlops_assets.dataops.report import md_table
 
         started = perf_counter()
-        result = run_acquire(storage, layout, landing, context.run_id)
+        result = run_acquire(storage, layout, landing, context.run.run_id)
         for name_, reason in result.refused:
             context.log.error(f"refused landing file {name_!r}: {reason}")
         yield dg.AssetCheckResult(
@@ -82,9 +84,12 @@ def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
             data_version=dg.DataVersion(catalog_hash),
             metadata={
                 "new_batches": dg.MetadataValue.md(
-                    md_table(["batch", "file", "bytes"],
-                             [(b["batch_id"], b["source"], b["bytes"]) for b in result.new])
-                    if result.new else "nothing new"
+                    md_table(
+                        ["batch", "file", "bytes"],
+                        [(b["batch_id"], b["source"], b["bytes"]) for b in result.new],
+                    )
+                    if result.new
+                    else "nothing new"
                 ),
                 "new_batch_ids": [b["batch_id"] for b in result.new],
                 "batches_total": len(result.catalog),
@@ -99,13 +104,21 @@ def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
         deps=[key["acquire"]],
         description="Profile of the new batches and the whole dataset, and drift vs the reference.",
         check_specs=[
-            check("observe", "schema_matches_contract",
-                  "Every new file parses and has exactly the contract's columns."),
-            check("observe", "labels_in_range",
-                  f"Every label of the new rows is in {dataset.label.min}..{dataset.label.max}."),
-            check("observe", "drift_below_threshold",
-                  f"PSI of every feature below {uc.observe.drift_threshold}.",
-                  ),
+            check(
+                "observe",
+                "schema_matches_contract",
+                "Every new file parses and has exactly the contract's columns.",
+            ),
+            check(
+                "observe",
+                "labels_in_range",
+                f"Every label of the new rows is in {dataset.label.min}..{dataset.label.max}.",
+            ),
+            check(
+                "observe",
+                "drift_below_threshold",
+                f"PSI of every feature below {uc.observe.drift_threshold}.",
+            ),
         ],
         **common,
     )
@@ -126,8 +139,12 @@ def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
         deps=[key["observe"]],
         description=f"Rows satisfying the contract; the rest in quarantine/{name}/ with reasons.",
         check_specs=[
-            check("clean", "clean_rows_satisfy_contract",
-                  "Every clean row is complete, in range, labelled and unique.", blocking=True)
+            check(
+                "clean",
+                "clean_rows_satisfy_contract",
+                "Every clean row is complete, in range, labelled and unique.",
+                blocking=True,
+            )
         ],
         **common,
     )
@@ -150,9 +167,20 @@ def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
                 "batches": dg.MetadataValue.md(
                     md_table(
                         ["file", "batch", "rows", "clean", "quarantined", "rejected file"],
-                        [(b["file"], b["batch_id"], b["rows"], b["clean"], b["quarantined"],
-                          b["rejected"] or "-") for b in result.batches],
-                    ) if result.batches else "no new batches"
+                        [
+                            (
+                                b["file"],
+                                b["batch_id"],
+                                b["rows"],
+                                b["clean"],
+                                b["quarantined"],
+                                b["rejected"] or "-",
+                            )
+                            for b in result.batches
+                        ],
+                    )
+                    if result.batches
+                    else "no new batches"
                 ),
                 "rows_clean": sum(b["clean"] for b in result.batches),
                 "rows_quarantined": result.quarantined_rows,
@@ -197,17 +225,21 @@ def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
             "hash of the row id; the dataset version is the Dagster data version."
         ),
         check_specs=[
-            check("split", "no_row_in_two_splits", "No row id appears in two splits.",
-                  blocking=True),
-            check("split", "test_set_keeps_earlier_rows",
-                  "The test set contains every row of the previous dataset version's test set.",
-                  blocking=True),
+            check(
+                "split", "no_row_in_two_splits", "No row id appears in two splits.", blocking=True
+            ),
+            check(
+                "split",
+                "test_set_keeps_earlier_rows",
+                "The test set contains every row of the previous dataset version's test set.",
+                blocking=True,
+            ),
         ],
         **common,
     )
     def split(context: dg.AssetExecutionContext, storage: ObjectStorage):
-        from mlops_assets.dataops.split_report import split_metadata
         from mlops_assets.dataops.split import run_split
+        from mlops_assets.dataops.split_report import split_metadata
 
         started = perf_counter()
         result = run_split(storage, layout, dataset, uc.split)
@@ -229,7 +261,9 @@ def _quarantine_examples(storage: ObjectStorage, layout: Layout, batches: list[d
         if batch["rejected"]:
             rows.append((batch["file"], "-", batch["rejected"]))
         elif batch["quarantined"]:
-            frame = storage.read_parquet(layout.quarantine(batch["batch_id"], "rows.parquet"),
-                                         columns=["row_number", "reason"])
+            frame = storage.read_parquet(
+                layout.quarantine(batch["batch_id"], "rows.parquet"),
+                columns=["row_number", "reason"],
+            )
             rows += [(batch["file"], n, r) for n, r in frame.head(10).itertuples(index=False)]
     return md_table(["file", "row", "reason"], rows[:30]) if rows else ""

@@ -55,8 +55,14 @@ def run_clean(storage: ObjectStorage, layout: Layout, dataset: DatasetConfig) ->
 
 def _clean_batch(storage, layout, dataset, batch, seen) -> dict[str, Any]:
     batch_id, name = batch["batch_id"], batch["source"]
-    summary = {"batch_id": batch_id, "file": name, "rows": 0, "clean": 0, "quarantined": 0,
-               "rejected": ""}
+    summary = {
+        "batch_id": batch_id,
+        "file": name,
+        "rows": 0,
+        "clean": 0,
+        "quarantined": 0,
+        "rejected": "",
+    }
     data = storage.read_bytes(batch["raw_key"])
     try:
         text = parse_batch(data, name, dataset)
@@ -102,8 +108,9 @@ def _clean_batch(storage, layout, dataset, batch, seen) -> dict[str, Any]:
 
 def _empty(dataset: DatasetConfig) -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in clean_columns(dataset)})
-    return frame.astype({"row_number": "int64", dataset.label.column: "int64",
-                         "content_hash": "object"})
+    return frame.astype(
+        {"row_number": "int64", dataset.label.column: "int64", "content_hash": "object"}
+    )
 
 
 def contract_violations(frame: pd.DataFrame, dataset: DatasetConfig) -> list[str]:

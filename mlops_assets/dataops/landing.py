@@ -34,7 +34,7 @@ def new_landing_files(storage: ObjectStorage, landing: str, cursor: str | None) 
     files = [
         info
         for info in storage.list_modified_since(landing, since)
-        if not is_ignored(info.key[len(prefix):] if info.key.startswith(prefix) else info.key)
+        if not is_ignored(info.key[len(prefix) :] if info.key.startswith(prefix) else info.key)
         and not (info.modified_ns == since and f"{info.key}@{info.version}" in seen)
     ]
     if not files:
@@ -43,5 +43,6 @@ def new_landing_files(storage: ObjectStorage, landing: str, cursor: str | None) 
     at_newest = {f"{f.key}@{f.version}" for f in files if f.modified_ns == newest}
     if newest == since:
         at_newest |= seen
-    return LandingTick(files=files, cursor=json.dumps({"modified_ns": newest,
-                                                       "seen": sorted(at_newest)}))
+    return LandingTick(
+        files=files, cursor=json.dumps({"modified_ns": newest, "seen": sorted(at_newest)})
+    )

@@ -20,9 +20,13 @@ def observe_metadata(
         "new_batches": dg.MetadataValue.md(
             md_table(
                 ["file", "batch", "rows", "status", "reason"],
-                [(p["file"], p["batch_id"], p["rows"], p["status"], p["reason"] or "-")
-                 for p in result.new],
-            ) if result.new else "no new batches"
+                [
+                    (p["file"], p["batch_id"], p["rows"], p["status"], p["reason"] or "-")
+                    for p in result.new
+                ],
+            )
+            if result.new
+            else "no new batches"
         ),
         "rows_new": sum(p["rows"] for p in result.new),
         "rows_total": result.dataset["rows"] if result.dataset else 0,
@@ -38,8 +42,16 @@ def observe_metadata(
             + md_table(
                 ["feature", "values", "nulls", "non-numeric", "min", "mean", "max", "PSI"],
                 [
-                    (c, s["count"], whole["nulls"].get(c, 0), whole["non_numeric"].get(c, 0),
-                     s["min"], mean(s), s["max"], result.drift.get(c, "-"))
+                    (
+                        c,
+                        s["count"],
+                        whole["nulls"].get(c, 0),
+                        whole["non_numeric"].get(c, 0),
+                        s["min"],
+                        mean(s),
+                        s["max"],
+                        result.drift.get(c, "-"),
+                    )
                     for c, s in whole["features"].items()
                 ],
             )
@@ -48,10 +60,15 @@ def observe_metadata(
         if new:
             series["new rows"] = new["labels"]
         metadata["label_distribution"] = dg.MetadataValue.md(
-            md_table(["label", "whole dataset", "new rows"],
-                     [(k, v, (new or {}).get("labels", {}).get(k, 0))
-                      for k, v in whole["labels"].items()])
-            + "\n\n" + bar_plot(series, "label share", "label distribution", normalize=True)
+            md_table(
+                ["label", "whole dataset", "new rows"],
+                [
+                    (k, v, (new or {}).get("labels", {}).get(k, 0))
+                    for k, v in whole["labels"].items()
+                ],
+            )
+            + "\n\n"
+            + bar_plot(series, "label share", "label distribution", normalize=True)
         )
     if result.drift:
         top = sorted(result.drift.items(), key=lambda kv: -kv[1])
@@ -61,8 +78,12 @@ def observe_metadata(
             f"threshold {config.drift_threshold}.\n\n"
             + md_table(["feature", "PSI"], top[:10])
             + "\n\n"
-            + bar_plot({"PSI": dict(result.drift)}, "PSI per feature", "drift per feature",
-                       threshold=config.drift_threshold)
+            + bar_plot(
+                {"PSI": dict(result.drift)},
+                "PSI per feature",
+                "drift per feature",
+                threshold=config.drift_threshold,
+            )
         )
     return metadata, _checks(result, dataset, config)
 
@@ -71,8 +92,11 @@ def _checks(
     result: ObserveResult, dataset: DatasetConfig, config: ObserveConfig
 ) -> list[dg.AssetCheckResult]:
     rejected = result.rejected
-    bad_labels = [(p["file"], p["labels_out_of_range"]) for p in result.new
-                  if p["status"] == "ok" and p["labels_out_of_range"]]
+    bad_labels = [
+        (p["file"], p["labels_out_of_range"])
+        for p in result.new
+        if p["status"] == "ok" and p["labels_out_of_range"]
+    ]
     drifted = {c: v for c, v in result.drift.items() if v >= config.drift_threshold}
     return [
         dg.AssetCheckResult(
@@ -87,8 +111,10 @@ def _checks(
             passed=not bad_labels,
             description="; ".join(
                 f"{f}: {n} row(s) with {dataset.label.column} outside "
-                f"{dataset.label.min}..{dataset.label.max}" for f, n in bad_labels
-            ) or "every new label is in range",
+                f"{dataset.label.min}..{dataset.label.max}"
+                for f, n in bad_labels
+            )
+            or "every new label is in range",
             metadata={"rows_out_of_range": sum(n for _, n in bad_labels)},
         ),
         dg.AssetCheckResult(
@@ -97,8 +123,11 @@ def _checks(
             severity=dg.AssetCheckSeverity.WARN,
             description=(
                 f"{len(drifted)} feature(s) drifted (PSI >= {config.drift_threshold}): "
-                + ", ".join(f"{c}={v:.3f}" for c, v in sorted(drifted.items(), key=lambda kv: -kv[1])[:10])
-                if drifted else "no feature drifted"
+                + ", ".join(
+                    f"{c}={v:.3f}" for c, v in sorted(drifted.items(), key=lambda kv: -kv[1])[:10]
+                )
+                if drifted
+                else "no feature drifted"
             ),
             metadata={"max_psi": max(result.drift.values(), default=0.0)},
         ),

@@ -47,11 +47,11 @@ def profile_frame(
     return {
         "rows": int(len(text)),
         "nulls": {c: int(n) for c, n in blank.sum().items()},
-        "non_numeric": {
-            c: int(n) for c, n in (numeric.isna() & ~blank).sum().items()
-        },
+        "non_numeric": {c: int(n) for c, n in (numeric.isna() & ~blank).sum().items()},
         "features": features,
-        "labels": {str(k): int(v) for k, v in valid.astype(int).value_counts().sort_index().items()},
+        "labels": {
+            str(k): int(v) for k, v in valid.astype(int).value_counts().sort_index().items()
+        },
         "labels_out_of_range": int(len(label) - len(valid)),
     }
 

@@ -1,6 +1,5 @@
 """The landing sensor: one DataOps run per set of new landing files."""
 
-
 from typing import Any
 
 import dagster as dg
@@ -10,8 +9,11 @@ from mlops_assets.storage import ObjectStorage
 
 
 def build_landing_sensor(
-    use_case: str, landing: str, job: Any,
-    interval_seconds: int, running: bool,
+    use_case: str,
+    landing: str,
+    job: Any,
+    interval_seconds: int,
+    running: bool,
 ) -> dg.SensorDefinition:
     @dg.sensor(
         name=f"{use_case}_landing_sensor",
@@ -27,8 +29,10 @@ def build_landing_sensor(
         if not tick.files:
             return dg.SkipReason(f"no new files in {storage.uri(landing)}")
         names = sorted(f.key for f in tick.files)
-        context.log.info(f"{len(names)} new file(s) in {landing}/: {', '.join(names[:10])}"
-                         + (" ..." if len(names) > 10 else ""))
+        context.log.info(
+            f"{len(names)} new file(s) in {landing}/: {', '.join(names[:10])}"
+            + (" ..." if len(names) > 10 else "")
+        )
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(

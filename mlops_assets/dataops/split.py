@@ -37,15 +37,23 @@ class SplitResult:
 
 def hash_fraction(row_ids: pd.Series) -> np.ndarray:
     """A uniform number in [0, 1) per row id, the same on every machine and version."""
-    return np.array(
-        [int.from_bytes(hashlib.blake2b(r.encode(), digest_size=8).digest(), "big") for r in row_ids],
-        dtype="float64",
-    ) / 2.0**64
+    return (
+        np.array(
+            [
+                int.from_bytes(hashlib.blake2b(r.encode(), digest_size=8).digest(), "big")
+                for r in row_ids
+            ],
+            dtype="float64",
+        )
+        / 2.0**64
+    )
 
 
 def assign(row_ids: pd.Series, config: SplitConfig) -> np.ndarray:
     u = hash_fraction(row_ids)
-    return np.where(u < config.train, "train", np.where(u < config.train + config.val, "val", "test"))
+    return np.where(
+        u < config.train, "train", np.where(u < config.train + config.val, "val", "test")
+    )
 
 
 def dataset_version(frames: dict[str, pd.DataFrame]) -> str:
@@ -101,12 +109,18 @@ def run_split(
     if not previous or previous.get("dataset_version") != version:
         storage.write_json(
             layout.dataset_latest,
-            {"dataset_version": version, "batches": batches,
-             "previous": previous.get("dataset_version") if previous else None},
+            {
+                "dataset_version": version,
+                "batches": batches,
+                "previous": previous.get("dataset_version") if previous else None,
+            },
         )
-    return SplitResult(version=version, manifest=manifest, previous=previous, created=created,
-                       frames=frames)
+    return SplitResult(
+        version=version, manifest=manifest, previous=previous, created=created, frames=frames
+    )
 
 
 def read_split_ids(storage: ObjectStorage, layout: Layout, version: str, name: str) -> set[str]:
-    return set(storage.read_parquet(layout.dataset(version, f"{name}.parquet"), ["row_id"])["row_id"])
+    return set(
+        storage.read_parquet(layout.dataset(version, f"{name}.parquet"), ["row_id"])["row_id"]
+    )

@@ -24,17 +24,24 @@ def split_metadata(
         "dagster/row_count": sum(manifest["rows"].values()),
         "rows": dg.MetadataValue.md(md_table(["split", "rows"], manifest["rows"].items())),
         "class_balance": dg.MetadataValue.md(
-            md_table(["label", *SPLITS], [(c, *(balance[s].get(c, 0) for s in SPLITS))
-                                          for c in classes])
+            md_table(
+                ["label", *SPLITS], [(c, *(balance[s].get(c, 0) for s in SPLITS)) for c in classes]
+            )
             + "\n\n"
-            + bar_plot({s: balance[s] for s in SPLITS}, "class share per split",
-                       "class balance", normalize=True)
+            + bar_plot(
+                {s: balance[s] for s in SPLITS},
+                "class share per split",
+                "class balance",
+                normalize=True,
+            )
         ),
         "batches": len(manifest["batches"]),
         "new_version": result.created,
     }
     ids = {name: read_split_ids(storage, layout, result.version, name) for name in SPLITS}
-    overlap = (ids["train"] & ids["val"]) | (ids["train"] & ids["test"]) | (ids["val"] & ids["test"])
+    overlap = (
+        (ids["train"] & ids["val"]) | (ids["train"] & ids["test"]) | (ids["val"] & ids["test"])
+    )
     earlier = _earlier_version(result)
     missing: set[str] = set()
     if earlier:
@@ -43,7 +50,8 @@ def split_metadata(
         dg.AssetCheckResult(
             check_name="no_row_in_two_splits",
             passed=not overlap,
-            description=f"{len(overlap)} row id(s) in two splits" if overlap
+            description=f"{len(overlap)} row id(s) in two splits"
+            if overlap
             else "every row id is in exactly one split",
             metadata={"overlapping": len(overlap)},
         ),
@@ -51,10 +59,13 @@ def split_metadata(
             check_name="test_set_keeps_earlier_rows",
             passed=not missing,
             description=(
-                f"{len(missing)} row(s) of the test set of {earlier} are missing from {result.version}"
-                if missing else
-                (f"every test row of {earlier} is still in the test set" if earlier
-                 else "first dataset version: nothing to compare")
+                f"{len(missing)} test row(s) of {earlier} are missing from {result.version}"
+                if missing
+                else (
+                    f"every test row of {earlier} is still in the test set"
+                    if earlier
+                    else "first dataset version: nothing to compare"
+                )
             ),
             metadata={"compared_with": earlier or "", "missing": len(missing)},
         ),

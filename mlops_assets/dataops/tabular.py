@@ -98,9 +98,8 @@ def check_rows(text: pd.DataFrame, dataset: DatasetConfig) -> RowCheck:
             elif non_numeric.at[row, column]:
                 found.append(f"non-numeric value {value!r} in {column}")
             elif column == label:
-                found.append(
-                    f"{column}={value} is not an integer in {dataset.label.min}..{dataset.label.max}"
-                )
+                classes = f"{dataset.label.min}..{dataset.label.max}"
+                found.append(f"{column}={value} is not an integer in {classes}")
             else:
                 found.append(f"{column}={value} outside {lo:g}..{hi:g}")
         reasons.iat[row] = "; ".join(found)

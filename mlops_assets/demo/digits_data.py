@@ -26,7 +26,8 @@ def digits_batches(count: int) -> list[pd.DataFrame]:
     """The bundled 1,797 rows in `count` batches, in a fixed shuffled order."""
     frame = digits_frame().sample(frac=1.0, random_state=0).reset_index(drop=True)
     bounds = np.linspace(0, len(frame), count + 1).astype(int)
-    return [frame.iloc[a:b].reset_index(drop=True) for a, b in zip(bounds, bounds[1:])]
+    pairs = zip(bounds[:-1], bounds[1:], strict=True)
+    return [frame.iloc[a:b].reset_index(drop=True) for a, b in pairs]
 
 
 def synthetic_batch(rows: int, seed: int = 0) -> pd.DataFrame:
@@ -45,6 +46,7 @@ def with_bad_rows(frame: pd.DataFrame, fraction: float, seed: int = 0) -> pd.Dat
     rng = np.random.default_rng(seed)
     text = frame.astype(str)
     bad = rng.choice(len(text), size=max(1, int(len(text) * fraction)), replace=False)
+    good = np.setdiff1d(np.arange(len(text)), bad)
     kinds = ["missing", "non_numeric", "pixel_range", "label_range", "duplicate"]
     for n, row in enumerate(sorted(bad)):
         kind = kinds[n % len(kinds)]
@@ -58,8 +60,7 @@ def with_bad_rows(frame: pd.DataFrame, fraction: float, seed: int = 0) -> pd.Dat
         elif kind == "label_range":
             text.iat[row, text.columns.get_loc("label")] = "12"
         else:
-            source = (row + 1) % len(text)
-            text.iloc[row] = text.iloc[source]
+            text.iloc[row] = text.iloc[int(rng.choice(good))]
     return text
 
 

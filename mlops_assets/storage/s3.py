@@ -38,7 +38,9 @@ class S3Storage(ObjectStorage):
         return safe_key(self.prefix, key) if self.prefix else safe_key(key)
 
     def _fail(self, action: str, key: str, error: Exception) -> S3StorageError:
-        return S3StorageError(f"S3 {action} failed for s3://{self.bucket}/{self._key(key)}: {error}")
+        return S3StorageError(
+            f"S3 {action} failed for s3://{self.bucket}/{self._key(key)}: {error}"
+        )
 
     def read_bytes(self, key: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -87,8 +89,10 @@ class S3Storage(ObjectStorage):
         strip = len(self.prefix.strip("/")) + 1 if self.prefix else 0
         found: list[ObjectInfo] = []
         try:
-            pages = self.client().get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=full_prefix
+            pages = (
+                self.client()
+                .get_paginator("list_objects_v2")
+                .paginate(Bucket=self.bucket, Prefix=full_prefix)
             )
             for page in pages:
                 for obj in page.get("Contents", []):
@@ -111,7 +115,9 @@ class S3Storage(ObjectStorage):
         strip = len(self.prefix.strip("/")) + 1 if self.prefix else 0
         try:
             objects = get_objects(
-                self.bucket, self._key(prefix) + "/", since_last_modified=since,
+                self.bucket,
+                self._key(prefix) + "/",
+                since_last_modified=since,
                 client=self.client(),
             )
         except Exception as error:

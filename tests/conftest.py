@@ -1,0 +1,98 @@
+"""Real parts for the tests: a moto S3 server on loopback and a local storage root."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto in server mode: a real S3 HTTP endpoint on loopback, in its own process."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/moto-api/")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def local_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The local default, rooted in a fresh folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLOPS_ENV", raising=False)
+    monkeypatch.setenv("MLOPS_STORAGE_ROOT", str(tmp_path / ".mlops"))
+    return tmp_path
+
+
+@pytest.fixture
+def s3_env(moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Storage on a fresh bucket of the moto server; returns the bucket name."""
+    import boto3
+
+    bucket = f"mlops-{uuid.uuid4().hex[:10]}"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLOPS_ENV", raising=False)
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MLOPS_S3_ENDPOINT_URL": moto_server,
+        "MLOPS_STORAGE_ROOT": f"s3://{bucket}/team-a",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    boto3.client("s3", endpoint_url=moto_server).create_bucket(Bucket=bucket)
+    return bucket
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_env(request: pytest.FixtureRequest) -> str:
+    """Runs a test once on the local default and once on S3 (moto server)."""
+    request.getfixturevalue(f"{request.param}_env")
+    return request.param
+
+
+@pytest.fixture
+def storage(storage_env: str):
+    from mlops_assets.resources import build_storage
+    from mlops_assets.settings import load_settings
+
+    return build_storage(load_settings())

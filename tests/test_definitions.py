@@ -1,0 +1,109 @@
+"""The code location: what it defines, that Dagster's own tools accept it, and what it imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from mlops_assets.definitions import build_definitions
+from mlops_assets.settings import SettingsError, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+STEPS = ("acquire", "observe", "clean", "transform", "split")
+
+
+def test_definitions_list_exactly_the_expected_objects(local_env):
+    definitions = build_definitions()
+    graph = definitions.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
+        f"digits/{s}" for s in STEPS
+    }
+    assert {k.to_user_string() for k in graph.asset_check_keys} == {
+        "digits/acquire:landing_names_safe",
+        "digits/observe:schema_matches_contract",
+        "digits/observe:labels_in_range",
+        "digits/observe:drift_below_threshold",
+        "digits/clean:clean_rows_satisfy_contract",
+        "digits/split:no_row_in_two_splits",
+        "digits/split:test_set_keeps_earlier_rows",
+    }
+    assert {s.name for s in definitions.sensors} == {"digits_landing_sensor"}
+    assert {j.name for j in definitions.jobs} == {"digits_dataops"}
+    job = definitions.resolve_job_def("digits_dataops")
+    assert {n.name for n in job.nodes} == {f"digits__{s}" for s in STEPS}
+    # the chain of DESIGN.md, in order
+    for upstream, downstream in zip(STEPS[:-1], STEPS[1:], strict=True):
+        parents = graph.get(dg.AssetKey(["digits", downstream])).parent_keys
+        assert parents == {dg.AssetKey(["digits", upstream])}
+
+
+def test_blocking_checks_are_the_contract_and_split_checks(local_env):
+    graph = build_definitions().resolve_asset_graph()
+    blocking = {k.name for k in graph.asset_check_keys if graph.get_check_spec(k).blocking}
+    assert blocking == {
+        "clean_rows_satisfy_contract",
+        "no_row_in_two_splits",
+        "test_set_keeps_earlier_rows",
+    }
+
+
+def test_dagster_definitions_validate_accepts_the_workspace(local_env):
+    result = subprocess.run(
+        [str(BIN / "dagster"), "definitions", "validate", "-w", str(REPO / "workspace.yaml")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Validation successful" in result.stdout + result.stderr
+
+
+def test_dg_check_yaml_accepts_the_use_case(local_env):
+    result = subprocess.run(
+        [str(BIN / "dg"), "check", "yaml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "VIRTUAL_ENV": str(BIN.parent)},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_loading_definitions_imports_no_heavy_library(local_env):
+    code = (
+        "import sys, json\n"
+        "from mlops_assets.definitions import build_definitions\n"
+        "build_definitions()\n"
+        "print(json.dumps([m for m in ('tensorflow', 'sklearn', 'pandas', 'matplotlib')"
+        " if m in sys.modules]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_k8s_without_s3_storage_fails_naming_the_variable():
+    with pytest.raises(SettingsError, match="MLOPS_STORAGE_ROOT"):
+        load_settings({"MLOPS_ENV": "k8s"})
+    with pytest.raises(SettingsError, match="MLOPS_ENV"):
+        load_settings({"MLOPS_ENV": "prod"})
+    settings = load_settings({"MLOPS_ENV": "k8s", "MLOPS_STORAGE_ROOT": "s3://b/p/q"})
+    assert (settings.s3.bucket, settings.s3.prefix) == ("b", "p/q")
+
+
+def test_local_default_is_a_folder_in_the_working_directory(local_env, monkeypatch):
+    monkeypatch.delenv("MLOPS_STORAGE_ROOT")
+    settings = load_settings()
+    assert settings.env == "local"
+    assert settings.local_root == (local_env / ".mlops").resolve()

@@ -1,0 +1,79 @@
+"""The storage interface behaves the same on a local folder and on S3."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlops_assets.storage import Layout, UnsafeKeyError, relative_name, safe_key
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [("..", "x"), ("raw", "../x"), ("/etc/passwd",), ("a//b",), ("a\\b",), ("a/./b",), ("",)],
+)
+def test_unsafe_keys_are_refused(parts):
+    with pytest.raises(UnsafeKeyError):
+        safe_key(*parts)
+
+
+def test_relative_name_refuses_escape_from_prefix():
+    assert relative_name("landing/digits/a/b.csv", "landing/digits") == "a/b.csv"
+    for key in ("landing/digits/../x.csv", "landing/digits//etc/passwd", "landing/other/x.csv"):
+        with pytest.raises(UnsafeKeyError):
+            relative_name(key, "landing/digits")
+
+
+def test_layout_matches_design():
+    layout = Layout("digits")
+    assert layout.raw("b1", "f.csv") == "raw/digits/b1/f.csv"
+    assert layout.quarantine("b1", "rows.parquet") == "quarantine/digits/b1/rows.parquet"
+    assert layout.dataset("v1", "train.parquet") == "datasets/digits/v1/train.parquet"
+
+
+def test_round_trip_and_conditional_create(storage):
+    assert not storage.exists("x/y.json")
+    with pytest.raises(FileNotFoundError):
+        storage.read_bytes("x/y.json")
+    assert storage.write_json("x/y.json", {"a": 1}, if_absent=True)
+    assert not storage.write_json("x/y.json", {"a": 2}, if_absent=True)
+    assert storage.read_json("x/y.json") == {"a": 1}
+    storage.write_json("x/y.json", {"a": 3})
+    assert storage.read_json("x/y.json") == {"a": 3}
+    storage.write_bytes("x/z/w.bin", b"abc")
+    listed = {info.key: info for info in storage.list("x")}
+    assert set(listed) == {"x/y.json", "x/z/w.bin"}
+    assert listed["x/z/w.bin"].size == 3
+
+
+def test_listing_is_not_capped_at_a_page(storage):
+    for i in range(1100):
+        storage.write_bytes(f"many/{i:05d}", b"")
+    assert len(storage.list("many")) == 1100
+
+
+def test_writes_refuse_keys_that_escape(storage):
+    with pytest.raises(UnsafeKeyError):
+        storage.write_bytes("../outside.txt", b"no")
+
+
+def test_local_symlink_out_of_root_is_refused(local_env, tmp_path):
+    from mlops_assets.storage.local import LocalStorage
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not yours")
+    storage = LocalStorage(root=str(tmp_path / "root"))
+    (tmp_path / "root" / "landing").mkdir(parents=True)
+    (tmp_path / "root" / "landing" / "link.csv").symlink_to(secret)
+    with pytest.raises(UnsafeKeyError, match="outside the storage root"):
+        storage.read_bytes("landing/link.csv")
+
+
+def test_s3_errors_name_bucket_and_key(s3_env, monkeypatch):
+    from mlops_assets.resources import build_storage
+    from mlops_assets.settings import load_settings
+    from mlops_assets.storage.s3 import S3StorageError
+
+    monkeypatch.setenv("MLOPS_STORAGE_ROOT", "s3://no-such-bucket-here/p")
+    storage = build_storage(load_settings())
+    with pytest.raises(S3StorageError, match="s3://no-such-bucket-here/p/k.json"):
+        storage.write_bytes("k.json", b"{}")
