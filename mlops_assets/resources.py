@@ -8,6 +8,10 @@ from mlops_assets.settings import Settings
 from mlops_assets.storage import ObjectStorage
 
 
+# One process per run by default: per-step processes cost seconds each (DESIGN.md).
+EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
+
+
 def build_storage(settings: Settings) -> ObjectStorage:
     location = settings.s3
     if location is None:
@@ -33,6 +37,5 @@ def environment_definitions(settings: Settings) -> dg.Definitions:
     """Resources and the executor of the environment `settings` describe."""
     return dg.Definitions(
         resources={"storage": build_storage(settings)},
-        # One process per run: per-step processes cost seconds each (see DESIGN.md).
-        executor=dg.in_process_executor,
+        executor=EXECUTORS[settings.executor],
     )

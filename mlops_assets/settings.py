@@ -19,6 +19,8 @@ ENV_VAR = "MLOPS_ENV"
 STORAGE_ROOT_VAR = "MLOPS_STORAGE_ROOT"
 S3_ENDPOINT_VAR = "MLOPS_S3_ENDPOINT_URL"
 S3_REGION_VAR = "MLOPS_S3_REGION"
+EXECUTOR_VAR = "MLOPS_EXECUTOR"
+EXECUTORS = ("in_process", "multiprocess")
 DEFAULT_LOCAL_ROOT = ".mlops"
 
 
@@ -38,6 +40,7 @@ class Settings:
     storage_root: str
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+    executor: str = "in_process"
 
     @property
     def s3(self) -> S3Location | None:
@@ -66,6 +69,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             + (f" (got {root!r})" if root else "")
         )
     root = root or DEFAULT_LOCAL_ROOT
+    executor = environ.get(EXECUTOR_VAR, "in_process").strip() or "in_process"
+    if executor not in EXECUTORS:
+        raise SettingsError(f"{EXECUTOR_VAR}={executor!r} is not one of: {', '.join(EXECUTORS)}")
     settings = Settings(
         env=env,  # type: ignore[arg-type]
         storage_root=root,
@@ -74,6 +80,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         or environ.get("AWS_REGION")
         or environ.get("AWS_DEFAULT_REGION")
         or None,
+        executor=executor,
     )
     if settings.s3 is not None and not settings.s3.bucket:
         raise SettingsError(f"{STORAGE_ROOT_VAR}={root!r} names no bucket")

@@ -48,10 +48,10 @@ def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
         **common,
     )
     def acquire(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        started = perf_counter()
         from mlops_assets.dataops.acquire import run_acquire
         from mlops_assets.dataops.report import md_table
 
-        started = perf_counter()
         result = run_acquire(storage, layout, landing, context.run.run_id)
         for name_, reason in result.refused:
             context.log.error(f"refused landing file {name_!r}: {reason}")
@@ -123,10 +123,10 @@ def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
         **common,
     )
     def observe(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        started = perf_counter()
         from mlops_assets.dataops.observe import run_observe
         from mlops_assets.dataops.observe_report import observe_metadata
 
-        started = perf_counter()
         result = run_observe(storage, layout, dataset, uc.observe)
         metadata, checks = observe_metadata(result, dataset, uc.observe)
         for rejected in result.rejected:
@@ -149,12 +149,12 @@ def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
         **common,
     )
     def clean(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        started = perf_counter()
         import pandas as pd
 
         from mlops_assets.dataops.clean import STAGE, contract_violations, run_clean
         from mlops_assets.dataops.report import md_table
 
-        started = perf_counter()
         result = run_clean(storage, layout, dataset)
         frames = [
             storage.read_parquet(layout.staged(STAGE, b["batch_id"], "parquet"))
@@ -205,9 +205,9 @@ def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
         **common,
     )
     def transform(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        started = perf_counter()
         from mlops_assets.dataops.transform import run_transform
 
-        started = perf_counter()
         processed = run_transform(storage, layout, dataset)
         return dg.MaterializeResult(
             metadata={
@@ -238,10 +238,10 @@ def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
         **common,
     )
     def split(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        started = perf_counter()
         from mlops_assets.dataops.split import run_split
         from mlops_assets.dataops.split_report import split_metadata
 
-        started = perf_counter()
         result = run_split(storage, layout, dataset, uc.split)
         metadata, checks = split_metadata(storage, layout, result, dataset)
         metadata["compute_seconds"] = perf_counter() - started

@@ -1,0 +1,147 @@
+"""Orchestration overhead of the DataOps graph, measured side by side in one run.
+
+Three ways over the same landing files, each on a fresh storage root:
+  - `dagster asset materialize` on the local default (in-process executor),
+  - the same under Dagster's default multiprocess executor (MLOPS_EXECUTOR=multiprocess),
+  - the same stage bodies as a plain script (bench/plain_dataops.py).
+Overhead = wall time of the command minus the time spent inside the asset bodies
+(each body records its own `compute_seconds`). Writes JSON, prints a table.
+
+    uv run python bench/pipeline_overhead.py [--rows 20000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from time import perf_counter
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+STEPS = ("acquire", "observe", "clean", "transform", "split")
+
+
+def prepare_landing(folder: Path, rows: int) -> None:
+    from mlops_assets.cli import seed_digits
+    from mlops_assets.demo.digits_data import synthetic_batch, to_bytes
+    from mlops_assets.storage.local import LocalStorage
+
+    storage = LocalStorage(root=str(folder))
+    seed_digits(storage, 5, [1, 2, 3, 4, 5])
+    if rows:
+        storage.write_bytes(
+            f"landing/digits/synthetic-{rows}.parquet", to_bytes(synthetic_batch(rows), "parquet")
+        )
+
+
+def create_instance(home: Path) -> None:
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(home)
+    with dg.DagsterInstance.get():
+        pass
+
+
+def body_seconds(home: Path) -> float:
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(home)
+    with dg.DagsterInstance.get() as instance:
+        total = 0.0
+        for step in STEPS:
+            event = instance.get_latest_materialization_event(dg.AssetKey(["digits", step]))
+            total += event.asset_materialization.metadata["compute_seconds"].value
+        return total
+
+
+def run_dagster(landing: Path, work: Path, executor: str) -> dict[str, float]:
+    root, home = work / "root", work / "home"
+    shutil.copytree(landing, root)
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    create_instance(home)  # an existing instance, as a user has; schema creation is not a run cost
+    env = {**os.environ, "MLOPS_STORAGE_ROOT": str(root), "DAGSTER_HOME": str(home),
+           "MLOPS_EXECUTOR": executor}
+    command = [str(BIN / "dagster"), "asset", "materialize", "-m", "mlops_assets.definitions",
+               "--select", "*digits/split"]
+    started = perf_counter()
+    done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
+    wall = perf_counter() - started
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-4000:]}")
+    body = body_seconds(home)
+    return {"wall_s": wall, "body_s": body, "overhead_s": wall - body}
+
+
+def run_plain(landing: Path, work: Path) -> dict[str, float]:
+    root = work / "root"
+    shutil.copytree(landing, root)
+    started = perf_counter()
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "plain_dataops.py"), str(root)],
+                          capture_output=True, text=True, check=True)
+    wall = perf_counter() - started
+    timings = json.loads(done.stdout.strip().splitlines()[-1])
+    body = sum(v for k, v in timings.items())
+    return {"wall_s": wall, "body_s": body, "overhead_s": wall - body}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=20_000, help="synthetic rows besides digits")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=REPO / "bench/results/pipeline_overhead.json")
+    args = parser.parse_args()
+
+    runs: dict[str, list[dict[str, float]]] = {"in_process": [], "multiprocess": [], "plain": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        landing = Path(tmp) / "landing-src"
+        prepare_landing(landing, args.rows)
+        for i in range(args.repeat):  # interleaved, so drift in the machine hits all three
+            for mode in runs:
+                work = Path(tmp) / f"{mode}-{i}"
+                work.mkdir()
+                result = run_plain(landing, work) if mode == "plain" else run_dagster(
+                    landing, work, mode)
+                runs[mode].append(result)
+
+    summary = {
+        mode: {k: statistics.median(r[k] for r in results) for k in results[0]}
+        for mode, results in runs.items()
+    }
+    ratios = {
+        "overhead_multiprocess_over_in_process": (
+            summary["multiprocess"]["overhead_s"] / summary["in_process"]["overhead_s"]),
+        "wall_in_process_over_plain": summary["in_process"]["wall_s"] / summary["plain"]["wall_s"],
+    }
+    report = {
+        "benchmark": "pipeline_overhead",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "rows": {"digits": 1797, "synthetic": args.rows},
+        "repeat": args.repeat,
+        "median": summary,
+        "ratios": ratios,
+        "runs": runs,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"{'mode':<14}{'wall s':>9}{'bodies s':>10}{'overhead s':>12}")
+    for mode, row in summary.items():
+        print(f"{mode:<14}{row['wall_s']:>9.2f}{row['body_s']:>10.2f}{row['overhead_s']:>12.2f}")
+    for name, value in ratios.items():
+        print(f"{name}: {value:.2f}")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

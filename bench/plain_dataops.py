@@ -1,0 +1,56 @@
+"""The DataOps stage bodies as a plain script: the baseline for `pipeline_overhead.py`.
+
+Same functions, same order, same metadata work as the assets; no Dagster.
+Prints the time spent in each stage as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from time import perf_counter
+
+
+def main(root: str) -> None:
+    timings: dict[str, float] = {}
+    started = perf_counter()
+    import pandas as pd
+
+    from mlops_assets.components.config import DatasetConfig, ObserveConfig, SplitConfig
+    from mlops_assets.dataops.acquire import run_acquire
+    from mlops_assets.dataops.clean import STAGE, contract_violations, run_clean
+    from mlops_assets.dataops.observe import run_observe
+    from mlops_assets.dataops.observe_report import observe_metadata
+    from mlops_assets.dataops.split import run_split
+    from mlops_assets.dataops.split_report import split_metadata
+    from mlops_assets.dataops.transform import run_transform
+    from mlops_assets.storage import Layout
+    from mlops_assets.storage.local import LocalStorage
+
+    storage, layout = LocalStorage(root=root), Layout("digits")
+    dataset, observe, split = DatasetConfig(), ObserveConfig(), SplitConfig()
+    timings["imports"] = perf_counter() - started
+
+    t = perf_counter()
+    run_acquire(storage, layout, "landing/digits", "plain")
+    timings["acquire"] = perf_counter() - t
+    t = perf_counter()
+    observe_metadata(run_observe(storage, layout, dataset, observe), dataset, observe)
+    timings["observe"] = perf_counter() - t
+    t = perf_counter()
+    result = run_clean(storage, layout, dataset)
+    frames = [storage.read_parquet(layout.staged(STAGE, b["batch_id"], "parquet"))
+              for b in result.batches]
+    contract_violations(pd.concat(frames), dataset)
+    timings["clean"] = perf_counter() - t
+    t = perf_counter()
+    run_transform(storage, layout, dataset)
+    timings["transform"] = perf_counter() - t
+    t = perf_counter()
+    split_metadata(storage, layout, run_split(storage, layout, dataset, split), dataset)
+    timings["split"] = perf_counter() - t
+    print(json.dumps(timings))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
