@@ -30,6 +30,16 @@ BIN = Path(sys.executable).parent
 STEPS = ("acquire", "observe", "clean", "transform", "split")
 
 
+def compile_bytecode() -> None:
+    """Measure steady state: every process reads compiled bytecode, as it does in an image
+    built with UV_COMPILE_BYTECODE=1, even where PYTHONDONTWRITEBYTECODE is set."""
+    import compileall
+    import sysconfig
+
+    for path in (sysconfig.get_paths()["purelib"], str(REPO / "mlops_assets")):
+        compileall.compile_dir(path, quiet=2, workers=0)
+
+
 def prepare_landing(folder: Path, rows: int) -> None:
     from mlops_assets.cli import seed_digits
     from mlops_assets.demo.digits_data import synthetic_batch, to_bytes
@@ -69,10 +79,21 @@ def run_dagster(landing: Path, work: Path, executor: str) -> dict[str, float]:
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     create_instance(home)  # an existing instance, as a user has; schema creation is not a run cost
-    env = {**os.environ, "MLOPS_STORAGE_ROOT": str(root), "DAGSTER_HOME": str(home),
-           "MLOPS_EXECUTOR": executor}
-    command = [str(BIN / "dagster"), "asset", "materialize", "-m", "mlops_assets.definitions",
-               "--select", "*digits/split"]
+    env = {
+        **os.environ,
+        "MLOPS_STORAGE_ROOT": str(root),
+        "DAGSTER_HOME": str(home),
+        "MLOPS_EXECUTOR": executor,
+    }
+    command = [
+        str(BIN / "dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "mlops_assets.definitions",
+        "--select",
+        "*digits/split",
+    ]
     started = perf_counter()
     done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
     wall = perf_counter() - started
@@ -86,8 +107,10 @@ def run_plain(landing: Path, work: Path) -> dict[str, float]:
     root = work / "root"
     shutil.copytree(landing, root)
     started = perf_counter()
-    done = subprocess.run([sys.executable, str(REPO / "bench" / "plain_dataops.py"), str(root)],
-                          capture_output=True, text=True, check=True)
+    command = [sys.executable, str(REPO / "bench" / "plain_dataops.py"), str(root)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-4000:]}")
     wall = perf_counter() - started
     timings = json.loads(done.stdout.strip().splitlines()[-1])
     body = sum(v for k, v in timings.items())
@@ -102,6 +125,7 @@ def main() -> None:
     args = parser.parse_args()
 
     runs: dict[str, list[dict[str, float]]] = {"in_process": [], "multiprocess": [], "plain": []}
+    compile_bytecode()
     with tempfile.TemporaryDirectory() as tmp:
         landing = Path(tmp) / "landing-src"
         prepare_landing(landing, args.rows)
@@ -109,8 +133,11 @@ def main() -> None:
             for mode in runs:
                 work = Path(tmp) / f"{mode}-{i}"
                 work.mkdir()
-                result = run_plain(landing, work) if mode == "plain" else run_dagster(
-                    landing, work, mode)
+                result = (
+                    run_plain(landing, work)
+                    if mode == "plain"
+                    else run_dagster(landing, work, mode)
+                )
                 runs[mode].append(result)
 
     summary = {
@@ -119,14 +146,18 @@ def main() -> None:
     }
     ratios = {
         "overhead_multiprocess_over_in_process": (
-            summary["multiprocess"]["overhead_s"] / summary["in_process"]["overhead_s"]),
+            summary["multiprocess"]["overhead_s"] / summary["in_process"]["overhead_s"]
+        ),
         "wall_in_process_over_plain": summary["in_process"]["wall_s"] / summary["plain"]["wall_s"],
     }
     report = {
         "benchmark": "pipeline_overhead",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         "rows": {"digits": 1797, "synthetic": args.rows},
         "repeat": args.repeat,
         "median": summary,

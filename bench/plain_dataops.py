@@ -39,8 +39,9 @@ def main(root: str) -> None:
     timings["observe"] = perf_counter() - t
     t = perf_counter()
     result = run_clean(storage, layout, dataset)
-    frames = [storage.read_parquet(layout.staged(STAGE, b["batch_id"], "parquet"))
-              for b in result.batches]
+    frames = [
+        storage.read_parquet(layout.staged(STAGE, b["batch_id"], "parquet")) for b in result.batches
+    ]
     contract_violations(pd.concat(frames), dataset)
     timings["clean"] = perf_counter() - t
     t = perf_counter()

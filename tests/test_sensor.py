@@ -67,3 +67,17 @@ def test_1500_new_files_in_one_tick(storage):
     assert len(result.run_requests) == 1
     assert result.run_requests[0].tags["mlops/new_files"] == "1500"
     assert tick(storage, result.cursor).run_requests == []
+
+
+def test_files_already_ingested_launch_nothing(storage):
+    """A sensor turned on over a landing zone the demo already ingested stays quiet."""
+    from mlops_assets.cli import seed_digits
+    from mlops_assets.dataops.acquire import run_acquire
+    from mlops_assets.storage import Layout
+
+    seed_digits(storage, 5, [1, 2])
+    run_acquire(storage, Layout("digits"), "landing/digits")
+    assert tick(storage, None).run_requests == []
+    seed_digits(storage, 5, [3])
+    result = tick(storage, None)
+    assert [r.tags["mlops/new_files"] for r in result.run_requests] == ["1"]

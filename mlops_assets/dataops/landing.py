@@ -27,22 +27,40 @@ class LandingTick:
         return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:32]
 
 
-def new_landing_files(storage: ObjectStorage, landing: str, cursor: str | None) -> LandingTick:
+def new_landing_files(
+    storage: ObjectStorage,
+    landing: str,
+    cursor: str | None,
+    ingested: dict[str, dict] | None = None,
+) -> LandingTick:
+    """Files changed since `cursor` that acquire has not ingested at their current version.
+
+    `ingested` is acquire's landing index (name under the landing zone -> version), so a
+    sensor turned on over an already-ingested landing zone launches nothing.
+    """
+    ingested = ingested or {}
     state = json.loads(cursor) if cursor else {"modified_ns": 0, "seen": []}
     since, seen = int(state["modified_ns"]), set(state["seen"])
     prefix = landing.strip("/") + "/"
-    files = [
+    changed = [
         info
         for info in storage.list_modified_since(landing, since)
-        if not is_ignored(info.key[len(prefix) :] if info.key.startswith(prefix) else info.key)
+        if not is_ignored(_name(info.key, prefix))
         and not (info.modified_ns == since and f"{info.key}@{info.version}" in seen)
     ]
-    if not files:
+    if not changed:
         return LandingTick(files=[], cursor=cursor or json.dumps(state))
-    newest = max(f.modified_ns for f in files)
-    at_newest = {f"{f.key}@{f.version}" for f in files if f.modified_ns == newest}
+    newest = max(f.modified_ns for f in changed)
+    at_newest = {f"{f.key}@{f.version}" for f in changed if f.modified_ns == newest}
     if newest == since:
         at_newest |= seen
+    files = [
+        f for f in changed if ingested.get(_name(f.key, prefix), {}).get("version") != f.version
+    ]
     return LandingTick(
         files=files, cursor=json.dumps({"modified_ns": newest, "seen": sorted(at_newest)})
     )
+
+
+def _name(key: str, prefix: str) -> str:
+    return key[len(prefix) :] if key.startswith(prefix) else key

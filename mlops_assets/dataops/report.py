@@ -60,9 +60,14 @@ def bar_plot(
             width=width,
             label=name,
         )
-    step = max(1, len(categories) // 16)
+    step = max(1, len(categories) // 12)
     ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(0, len(categories), step)])
-    ax.set_xticklabels(categories[::step], fontsize=7)
+    ax.set_xticklabels(
+        categories[::step],
+        fontsize=7,
+        rotation=45 if step > 1 else 0,
+        ha="right" if step > 1 else "center",
+    )
     if threshold is not None:
         ax.axhline(threshold, color="red", linestyle="--", linewidth=1, label="threshold")
     ax.set_title(title, fontsize=9)

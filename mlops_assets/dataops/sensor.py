@@ -5,7 +5,7 @@ from typing import Any
 import dagster as dg
 
 from mlops_assets.dataops.landing import new_landing_files
-from mlops_assets.storage import ObjectStorage
+from mlops_assets.storage import Layout, ObjectStorage
 
 
 def build_landing_sensor(
@@ -25,9 +25,12 @@ def build_landing_sensor(
         description=f"Starts {job.name} when files land in {landing}/ (local folder or S3).",
     )
     def landing_sensor(context: dg.SensorEvaluationContext, storage: ObjectStorage):
-        tick = new_landing_files(storage, landing, context.cursor)
+        ingested = storage.read_json(Layout(use_case).landing_index, default={})
+        tick = new_landing_files(storage, landing, context.cursor, ingested)
         if not tick.files:
-            return dg.SkipReason(f"no new files in {storage.uri(landing)}")
+            return dg.SensorResult(
+                skip_reason=f"no new files in {storage.uri(landing)}", cursor=tick.cursor
+            )
         names = sorted(f.key for f in tick.files)
         context.log.info(
             f"{len(names)} new file(s) in {landing}/: {', '.join(names[:10])}"
