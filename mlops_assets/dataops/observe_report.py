@@ -38,9 +38,21 @@ def observe_metadata(
     if result.dataset:
         whole, new = result.dataset, result.current
         metadata["features"] = dg.MetadataValue.md(
-            "Whole dataset; PSI of the new rows against the reference batches.\n\n"
+            "Whole dataset, the new rows' mean and nulls, and the PSI of the new rows against "
+            "the reference batches.\n\n"
             + md_table(
-                ["feature", "values", "nulls", "non-numeric", "min", "mean", "max", "PSI"],
+                [
+                    "feature",
+                    "values",
+                    "nulls",
+                    "non-numeric",
+                    "min",
+                    "mean",
+                    "max",
+                    "new mean",
+                    "new nulls",
+                    "PSI",
+                ],
                 [
                     (
                         c,
@@ -50,6 +62,8 @@ def observe_metadata(
                         s["min"],
                         mean(s),
                         s["max"],
+                        mean(new["features"][c]) if new else "-",
+                        new["nulls"].get(c, 0) if new else "-",
                         result.drift.get(c, "-"),
                     )
                     for c, s in whole["features"].items()
