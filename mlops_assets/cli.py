@@ -44,6 +44,13 @@ def _which(spec: str | None, count: int) -> list[int]:
 @click.group()
 def main() -> None:
     """mlops_assets: an asset-centric MLOps-GitOps workflow on Dagster."""
+    import warnings
+
+    import dagster as dg
+
+    # Dagster's own beta/preview notices about its component APIs are not for our users.
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 
 @main.command()
@@ -112,7 +119,7 @@ def demo() -> None:
             "digits (drop more with: uv run mlops-assets seed --batches 5 --which 4)."
         )
         seed_digits(storage, 5, [1, 2, 3])
-    ok = run_jobs(["digits_dataops"])
+    ok = run_jobs(["digits_dataops", "digits_mlops"])
     click.echo(summary(storage, "digits"))
     sys.exit(0 if ok else 1)
 
@@ -165,6 +172,19 @@ def summary(storage, use_case: str) -> str:
         lines.append(
             f"  dataset version {version}: {rows}  ({storage.uri(layout.dataset(version))})"
         )
+    from mlops_assets.registry import ModelRegistry
+
+    registry = ModelRegistry(storage, use_case)
+    champion = registry.champion()
+    if champion:
+        meta = registry.metadata(champion["version"])
+        lines.append(
+            f"  model: {use_case} v{champion['version']} is champion, test accuracy "
+            f"{meta['metrics']['accuracy']:.4f}  ({storage.uri(layout.model(champion['version']))})"
+        )
+    latest_version = max(registry.versions(), default=None)
+    if latest_version and champion and latest_version != champion["version"]:
+        lines.append(f"  (v{latest_version} was released but is not champion)")
     quarantined = {i.key.split("/")[2] for i in storage.list(f"quarantine/{use_case}")}
     lines.append(
         f"  quarantine: {len(quarantined)} batch(es) with rejected rows or files "

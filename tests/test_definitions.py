@@ -16,7 +16,9 @@ from mlops_assets.settings import SettingsError, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-STEPS = ("acquire", "observe", "clean", "transform", "split")
+DATAOPS = ("acquire", "observe", "clean", "transform", "split")
+MLOPS = ("train", "validate", "release")
+STEPS = DATAOPS + MLOPS
 
 
 def test_definitions_list_exactly_the_expected_objects(local_env):
@@ -33,24 +35,30 @@ def test_definitions_list_exactly_the_expected_objects(local_env):
         "digits/clean:clean_rows_satisfy_contract",
         "digits/split:no_row_in_two_splits",
         "digits/split:test_set_keeps_earlier_rows",
+        "digits/validate:gate",
     }
-    assert {s.name for s in definitions.sensors} == {"digits_landing_sensor"}
-    assert {j.name for j in definitions.jobs} == {"digits_dataops"}
-    job = definitions.resolve_job_def("digits_dataops")
-    assert {n.name for n in job.nodes} == {f"digits__{s}" for s in STEPS}
+    assert {s.name for s in definitions.sensors} == {
+        "digits_landing_sensor",
+        "digits_new_dataset_sensor",
+    }
+    assert {j.name for j in definitions.jobs} == {"digits_dataops", "digits_mlops"}
+    for job_name, steps in (("digits_dataops", DATAOPS), ("digits_mlops", MLOPS)):
+        job = definitions.resolve_job_def(job_name)
+        assert {n.name for n in job.nodes} == {f"digits__{s}" for s in steps}
     # the chain of DESIGN.md, in order
     for upstream, downstream in zip(STEPS[:-1], STEPS[1:], strict=True):
         parents = graph.get(dg.AssetKey(["digits", downstream])).parent_keys
         assert parents == {dg.AssetKey(["digits", upstream])}
 
 
-def test_blocking_checks_are_the_contract_and_split_checks(local_env):
+def test_blocking_checks_are_the_contract_split_and_gate_checks(local_env):
     graph = build_definitions().resolve_asset_graph()
     blocking = {k.name for k in graph.asset_check_keys if graph.get_check_spec(k).blocking}
     assert blocking == {
         "clean_rows_satisfy_contract",
         "no_row_in_two_splits",
         "test_set_keeps_earlier_rows",
+        "gate",
     }
 
 

@@ -77,3 +77,32 @@ def test_s3_errors_name_bucket_and_key(s3_env, monkeypatch):
     storage = build_storage(load_settings())
     with pytest.raises(S3StorageError, match="s3://no-such-bucket-here/p/k.json"):
         storage.write_bytes("k.json", b"{}")
+
+
+def test_compare_and_swap(storage):
+    assert storage.read_versioned("a/alias.json") is None
+    assert storage.replace_if("a/alias.json", b"1", None)
+    assert not storage.replace_if("a/alias.json", b"x", None)  # someone created it first
+    data, token = storage.read_versioned("a/alias.json")
+    assert data == b"1"
+    assert storage.replace_if("a/alias.json", b"2", token)
+    assert not storage.replace_if("a/alias.json", b"3", token)  # stale token
+    assert storage.read_bytes("a/alias.json") == b"2"
+    assert [i.key for i in storage.list("a")] == ["a/alias.json"]
+
+
+def test_compare_and_swap_under_contention(storage):
+    """Eight threads each add one to a counter by compare-and-swap: no update is lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    storage.write_bytes("c/counter", b"0")
+
+    def increment(_: int) -> None:
+        while True:
+            data, token = storage.read_versioned("c/counter")
+            if storage.replace_if("c/counter", str(int(data) + 1).encode(), token):
+                return
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(increment, range(40)))
+    assert storage.read_bytes("c/counter") == b"40"

@@ -6,7 +6,7 @@ unchanged, to the stage functions so a plain script can run the same code.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field, model_validator
@@ -77,3 +77,28 @@ class ObserveConfig(dg.Model, dg.Resolvable):
 class SensorConfig(dg.Model, dg.Resolvable):
     interval_seconds: int = Field(30, ge=1)
     default_status: Literal["running", "stopped"] = "running"
+
+
+class ModelConfig(dg.Model, dg.Resolvable):
+    """The model family (an adapter class) and its hyperparameters."""
+
+    adapter: str = Field(
+        "mlops_assets.models.sklearn_svc:SklearnSVC",
+        description="package.module:ClassName of the model adapter",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="hyperparameters; a run can override them in its config (Launchpad)",
+    )
+    seed: int = 0
+
+
+class GateConfig(dg.Model, dg.Resolvable):
+    """The champion/challenger gate: an absolute threshold and a margin over the champion."""
+
+    metric: str = "accuracy"
+    direction: Literal["maximize", "minimize"] = "maximize"
+    threshold: float = Field(0.0, description="the candidate must reach this (or stay below)")
+    margin: float = Field(
+        0.0, description="the candidate must beat the champion by at least this (0: not worse)"
+    )

@@ -12,6 +12,8 @@ from pydantic import field_validator
 
 from mlops_assets.components.config import (
     DatasetConfig,
+    GateConfig,
+    ModelConfig,
     ObserveConfig,
     SensorConfig,
     SplitConfig,
@@ -27,6 +29,8 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
     split: SplitConfig = SplitConfig()
     observe: ObserveConfig = ObserveConfig()
     sensor: SensorConfig = SensorConfig()
+    training: ModelConfig = ModelConfig()
+    gate: GateConfig = GateConfig()
 
     @field_validator("name")
     @classmethod
@@ -43,11 +47,19 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
     def dataops_job_name(self) -> str:
         return f"{self.name}_dataops"
 
+    @property
+    def mlops_job_name(self) -> str:
+        return f"{self.name}_mlops"
+
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        from mlops_assets.dataops.assets import build_dataops_assets
+        from mlops_assets.dataops.assets import build_dataops_assets, step_key
         from mlops_assets.dataops.sensor import build_landing_sensor
+        from mlops_assets.mlops.assets import build_mlops_assets
+        from mlops_assets.mlops.sensor import build_new_dataset_sensor
 
         assets = build_dataops_assets(self)
+        split_key = step_key(self.name, "split")
+        mlops_assets = build_mlops_assets(self, split_key)
         dataops_job = dg.define_asset_job(
             self.dataops_job_name,
             selection=dg.AssetSelection.assets(*assets),
@@ -61,4 +73,17 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
             self.sensor.interval_seconds,
             self.sensor.default_status == "running",
         )
-        return dg.Definitions(assets=assets, jobs=[dataops_job], sensors=[sensor])
+        mlops_job = dg.define_asset_job(
+            self.mlops_job_name,
+            selection=dg.AssetSelection.assets(*mlops_assets),
+            description=f"MLOps of {self.name}: train, validate (the gate), release.",
+            tags={"mlops/use_case": self.name, "mlops/stage": "mlops"},
+        )
+        dataset_sensor = build_new_dataset_sensor(
+            self.name, split_key, mlops_job, self.sensor.default_status == "running"
+        )
+        return dg.Definitions(
+            assets=[*assets, *mlops_assets],
+            jobs=[dataops_job, mlops_job],
+            sensors=[sensor, dataset_sensor],
+        )

@@ -74,3 +74,30 @@ def bar_plot(
     if len(series) > 1 or threshold is not None:
         ax.legend(fontsize=7)
     return _embed(fig, alt)
+
+
+def heatmap(matrix: list[list[int]], labels: list[str], title: str, alt: str) -> str:
+    """A confusion matrix as a picture: rows are true classes, columns predictions."""
+    fig = _figure(4.2, 3.6)
+    ax = fig.add_subplot()
+    image = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xlabel("predicted", fontsize=8)
+    ax.set_ylabel("true", fontsize=8)
+    top = max((max(row) for row in matrix), default=0)
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            if value:
+                ax.text(
+                    j,
+                    i,
+                    str(value),
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if value > top / 2 else "black",
+                )
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    ax.set_title(title, fontsize=9)
+    return _embed(fig, alt)

@@ -41,6 +41,17 @@ class ObjectStorage(dg.ConfigurableResource):
     def exists(self, key: str) -> bool:
         raise NotImplementedError
 
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The object and a token that changes with its content; None when absent."""
+        raise NotImplementedError
+
+    def replace_if(self, key: str, data: bytes, token: str | None) -> bool:
+        """Compare-and-swap: write only if the object still has `token` (None: is absent).
+
+        Returns False, writing nothing, when someone else wrote first.
+        """
+        raise NotImplementedError
+
     def list(self, prefix: str) -> list[ObjectInfo]:
         """Every object under `prefix` (recursively), keys relative to the storage root."""
         raise NotImplementedError

@@ -78,3 +78,16 @@ class Layout:
     @property
     def dataset_latest(self) -> str:
         return safe_key("datasets", self.use_case, "latest.json")
+
+    def candidate(self, candidate_id: str, name: str = "") -> str:
+        return safe_key("candidates", self.use_case, candidate_id, name)
+
+    def model(self, version: int | str = "", name: str = "") -> str:
+        return safe_key("models", self.use_case, str(version), name)
+
+    @property
+    def champion_alias(self) -> str:
+        return safe_key("models", self.use_case, "aliases", "champion.json")
+
+    def history_entry(self, name: str = "") -> str:
+        return safe_key("models", self.use_case, "history", name)

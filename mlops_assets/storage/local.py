@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -58,6 +60,26 @@ class LocalStorage(ObjectStorage):
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            data = self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        return data, hashlib.sha256(data).hexdigest()
+
+    def replace_if(self, key: str, data: bytes, token: str | None) -> bool:
+        if token is None:
+            return self.write_bytes(key, data, if_absent=True)
+        path = self._path(key)
+        # An exclusive lock beside the object serialises compare-and-swaps across
+        # processes; the swap itself is an atomic rename.
+        with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            current = self.read_versioned(key)
+            if current is None or current[1] != token:
+                return False
+            return self.write_bytes(key, data)
+
     def list(self, prefix: str) -> list[ObjectInfo]:
         root = self._root()
         base = root / safe_key(prefix)
@@ -65,8 +87,8 @@ class LocalStorage(ObjectStorage):
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
-                if name.startswith(".") and name.endswith(".tmp"):
-                    continue  # an atomic write in progress
+                if name.startswith(".") and name.endswith((".tmp", ".lock")):
+                    continue  # an atomic write in progress, or a compare-and-swap lock
                 full = Path(dirpath) / name
                 stat = full.lstat()
                 found.append(

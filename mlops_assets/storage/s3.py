@@ -10,6 +10,9 @@ from pydantic import PrivateAttr
 from mlops_assets.storage.base import ObjectInfo, ObjectStorage
 from mlops_assets.storage.keys import safe_key
 
+# What S3 answers when a conditional write loses to another writer.
+_CONFLICT = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+
 
 class S3StorageError(RuntimeError):
     """A permanent S3 failure; the message names the bucket and key."""
@@ -63,7 +66,7 @@ class S3Storage(ObjectStorage):
             return True
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code")
-            if if_absent and code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            if if_absent and code in _CONFLICT:
                 return False
             raise self._fail("write", key, error) from error
         except BotoCoreError as error:
@@ -81,6 +84,34 @@ class S3Storage(ObjectStorage):
             raise self._fail("head", key, error) from error
         except BotoCoreError as error:
             raise self._fail("head", key, error) from error
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            obj = self.client().get_object(Bucket=self.bucket, Key=self._key(key))
+            return obj["Body"].read(), obj["ETag"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise self._fail("read", key, error) from error
+        except BotoCoreError as error:
+            raise self._fail("read", key, error) from error
+
+    def replace_if(self, key: str, data: bytes, token: str | None) -> bool:
+        """A conditional PUT: If-Match on the ETag read, or If-None-Match for the first."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        condition = {"IfNoneMatch": "*"} if token is None else {"IfMatch": token}
+        try:
+            self.client().put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **condition)
+            return True
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in _CONFLICT:
+                return False
+            raise self._fail("conditional write", key, error) from error
+        except BotoCoreError as error:
+            raise self._fail("conditional write", key, error) from error
 
     def list(self, prefix: str) -> list[ObjectInfo]:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -1,0 +1,1 @@
+"""The MLOps half of a use case: train, validate (the gate) and release."""

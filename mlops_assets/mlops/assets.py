@@ -1,0 +1,154 @@
+"""The MLOps assets of a use case: train, validate (with the blocking gate) and release.
+
+Bodies are thin and import their work lazily, like the DataOps assets.
+"""
+
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+
+from mlops_assets.storage import Layout, ObjectStorage
+
+if TYPE_CHECKING:
+    from mlops_assets.components.use_case import UseCase
+
+MLOPS_STEPS = ("train", "validate", "release")
+
+
+class TrainConfig(dg.Config):
+    """Per-run overrides, from the Launchpad or `run_config`."""
+
+    params: dict[str, Any] = {}
+
+
+def _candidate_id(context: dg.AssetExecutionContext, train_key: dg.AssetKey) -> str:
+    """The candidate of the latest train materialization (this run's, or the parent run's
+    when a run is re-executed from a failed validate or release)."""
+    event = context.instance.get_latest_materialization_event(train_key)
+    if event is None or event.asset_materialization is None:
+        raise RuntimeError(f"{train_key.to_user_string()} has never been materialized")
+    return event.asset_materialization.metadata["candidate_id"].value
+
+
+def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsDefinition]:
+    name = uc.name
+    layout = Layout(name)
+    key = {step: dg.AssetKey([name, step]) for step in MLOPS_STEPS}
+    common = {"group_name": name, "tags": {"mlops/stage": "mlops"}}
+    metric = uc.gate.metric
+
+    @dg.asset(
+        key=key["train"],
+        deps=[split_key],
+        description=f"Fits a candidate ({uc.training.adapter.rsplit(':', 1)[-1]}) on the training "
+        "split of the current dataset version.",
+        **common,
+    )
+    def train(context: dg.AssetExecutionContext, config: TrainConfig, storage: ObjectStorage):
+        started = perf_counter()
+        from mlops_assets.dataops.report import md_table
+        from mlops_assets.mlops.train import run_train
+
+        candidate = run_train(
+            storage, layout, uc.dataset, uc.training, context.run.run_id, config.params
+        )
+        context.log.info(
+            f"trained candidate on dataset {candidate['dataset_version']} with "
+            f"{candidate['params']} in {candidate['training_seconds']:.2f} s"
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "candidate_id": candidate["candidate_id"],
+                "dataset_version": candidate["dataset_version"],
+                "params": dg.MetadataValue.md(
+                    md_table(["parameter", "value"], sorted(candidate["params"].items()))
+                ),
+                "seed": candidate["seed"],
+                "rows_train": candidate["rows_train"],
+                "rows_val": candidate["rows_val"],
+                "val_accuracy": candidate["val_accuracy"],
+                "training_seconds": candidate["training_seconds"],
+                "code_version": candidate["code_version"],
+                "artifact_sha256": candidate["artifact_sha256"],
+                "compute_seconds": perf_counter() - started,
+            }
+        )
+
+    @dg.asset(
+        key=key["validate"],
+        deps=[key["train"]],
+        description="Candidate and champion on the same test split; the gate decides.",
+        check_specs=[
+            dg.AssetCheckSpec(
+                "gate",
+                asset=key["validate"],
+                blocking=True,
+                description=(
+                    f"{metric} ({uc.gate.direction}) reaches {uc.gate.threshold} and beats the "
+                    f"champion by at least {uc.gate.margin}."
+                ),
+            )
+        ],
+        **common,
+    )
+    def validate(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        started = perf_counter()
+        from mlops_assets.mlops.validate import run_validate
+        from mlops_assets.mlops.validate_report import validation_metadata
+
+        validation = run_validate(
+            storage, layout, uc.dataset, uc.gate, _candidate_id(context, key["train"])
+        )
+        (context.log.info if validation["passed"] else context.log.warning)(validation["summary"])
+        metadata = validation_metadata(validation)
+        metadata["compute_seconds"] = perf_counter() - started
+        return dg.MaterializeResult(
+            metadata=metadata,
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="gate",
+                    passed=validation["passed"],
+                    description=validation["summary"],
+                    metadata={
+                        "candidate": validation["candidate_metrics"][metric],
+                        "champion": (validation["champion_metrics"] or {}).get(metric, "none"),
+                        "champion_version": validation["champion_version"] or "none",
+                        "margin": validation["margin"],
+                        "threshold": validation["threshold"],
+                    },
+                )
+            ],
+        )
+
+    @dg.asset(
+        key=key["release"],
+        deps=[key["validate"]],
+        description=f"The validated candidate as a new version in models/{name}/, moving the "
+        "champion alias atomically unless it is pinned.",
+        **common,
+    )
+    def release(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        started = perf_counter()
+        from mlops_assets.mlops.release import run_release
+
+        result, metadata = run_release(
+            storage, layout, _candidate_id(context, key["train"]), context.run.run_id
+        )
+        context.log.info(f"released {name} v{result.version}: {result.reason}")
+        return dg.MaterializeResult(
+            data_version=dg.DataVersion(str(result.version)),
+            metadata={
+                "model_version": result.version,
+                "artifact_sha256": result.sha256,
+                "promoted": result.promoted,
+                "promotion": result.reason,
+                "test_accuracy": metadata["metrics"]["accuracy"],
+                "gate": metadata["gate"]["summary"],
+                "dataset_version": metadata["dataset_version"],
+                "model_location": dg.MetadataValue.path(storage.uri(layout.model(result.version))),
+                "compute_seconds": perf_counter() - started,
+            },
+        )
+
+    return [train, validate, release]

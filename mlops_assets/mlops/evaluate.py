@@ -1,0 +1,73 @@
+"""Metrics on a split, and the champion/challenger gate decision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlops_assets.components.config import GateConfig
+
+
+def evaluate(y_true: np.ndarray, y_pred: np.ndarray, classes: list[int]) -> dict[str, Any]:
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
+
+    recall = recall_score(y_true, y_pred, labels=classes, average=None, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(
+            f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)
+        ),
+        "per_class_recall": {str(c): float(r) for c, r in zip(classes, recall, strict=True)},
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=classes).tolist(),
+        "classes": classes,
+        "rows": int(len(y_true)),
+    }
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    passed: bool
+    summary: str
+    """One line a person can read: both values, the margin and the decision."""
+    candidate: float
+    champion: float | None
+    champion_version: int | None
+    improvement: float | None
+
+
+def gate(
+    candidate: dict[str, Any],
+    champion: dict[str, Any] | None,
+    champion_version: int | None,
+    config: GateConfig,
+) -> GateDecision:
+    name, sign = config.metric, (1 if config.direction == "maximize" else -1)
+    value = candidate[name]
+    reasons = []
+    if sign * (value - config.threshold) < 0:
+        bound = "minimum" if sign > 0 else "maximum"
+        reasons.append(f"{name} {value:.4f} misses the {bound} {config.threshold:.4f}")
+    improvement = None
+    champion_value = None
+    if champion is not None:
+        champion_value = champion[name]
+        improvement = sign * (value - champion_value)
+        if improvement < config.margin:
+            reasons.append(
+                f"it does not beat champion v{champion_version} ({champion_value:.4f}) by the "
+                f"margin {config.margin:+.4f} (by {improvement:+.4f})"
+            )
+    versus = (
+        f"vs champion v{champion_version} {name} {champion_value:.4f} "
+        f"(improvement {improvement:+.4f}, margin {config.margin:+.4f} required)"
+        if champion is not None
+        else "(no champion yet)"
+    )
+    head = (
+        f"candidate {name} {value:.4f} {versus}, {config.direction}, "
+        f"threshold {config.threshold:.4f}"
+    )
+    summary = f"PASS: {head}" if not reasons else f"REJECTED: {head}: " + "; ".join(reasons)
+    return GateDecision(not reasons, summary, value, champion_value, champion_version, improvement)

@@ -1,0 +1,54 @@
+"""release: the validated candidate into the registry, with its full metadata."""
+
+from __future__ import annotations
+
+from mlops_assets.mlops.validate import VALIDATION, load_candidate
+from mlops_assets.registry import ModelRegistry, ReleaseResult
+from mlops_assets.storage import Layout, ObjectStorage
+
+
+class GateNotPassedError(RuntimeError):
+    """Release was asked for a candidate the gate rejected."""
+
+
+def run_release(
+    storage: ObjectStorage, layout: Layout, candidate_id: str, run_id: str = ""
+) -> tuple[ReleaseResult, dict]:
+    candidate, artifact = load_candidate(storage, layout, candidate_id)
+    validation = storage.read_json(layout.candidate(candidate_id, VALIDATION))
+    if not validation["passed"]:
+        raise GateNotPassedError(
+            f"candidate {candidate_id} did not pass the gate: {validation['summary']}"
+        )
+    metrics = validation["candidate_metrics"]
+    metadata = {
+        "adapter": candidate["adapter"],
+        "metrics": {k: metrics[k] for k in ("accuracy", "macro_f1", "per_class_recall", "rows")},
+        "gate": {
+            "metric": validation["metric"],
+            "summary": validation["summary"],
+            "beat_champion": validation["champion_version"],
+            "champion_value": (validation["champion_metrics"] or {}).get(validation["metric"]),
+            "improvement": validation["improvement"],
+            "margin": validation["margin"],
+            "threshold": validation["threshold"],
+        },
+        "dataset_version": validation["dataset_version"],
+        "code_version": candidate["code_version"],
+        "training": {
+            "params": candidate["params"],
+            "seed": candidate["seed"],
+            "rows_train": candidate["rows_train"],
+            "training_seconds": candidate["training_seconds"],
+            "trained_at": candidate["trained_at"],
+        },
+        "candidate_id": candidate_id,
+    }
+    result = ModelRegistry(storage, layout.use_case).release(
+        artifact,
+        candidate["artifact"],
+        metadata,
+        beaten_champion=validation["champion_version"],
+        run_id=run_id,
+    )
+    return result, metadata

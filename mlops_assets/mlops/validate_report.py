@@ -1,0 +1,41 @@
+"""What validate shows in the UI: both models' metrics, and the confusion matrix."""
+
+from typing import Any
+
+import dagster as dg
+
+from mlops_assets.dataops.report import heatmap, md_table
+
+
+def validation_metadata(validation: dict[str, Any]) -> dict[str, Any]:
+    candidate, champion = validation["candidate_metrics"], validation["champion_metrics"]
+    champion_name = f"champion v{validation['champion_version']}" if champion else "champion"
+    rows = [
+        (name, candidate[name], champion[name] if champion else "-")
+        for name in ("accuracy", "macro_f1")
+    ]
+    recall = [
+        (c, r, champion["per_class_recall"][c] if champion else "-")
+        for c, r in candidate["per_class_recall"].items()
+    ]
+    labels = [str(c) for c in candidate["classes"]]
+    matrix = candidate["confusion_matrix"]
+    return {
+        "decision": validation["summary"],
+        "passed": validation["passed"],
+        "dataset_version": validation["dataset_version"],
+        "test_rows": candidate["rows"],
+        f"candidate_{validation['metric']}": candidate[validation["metric"]],
+        "metrics": dg.MetadataValue.md(
+            md_table(["metric", "candidate", champion_name], rows)
+            + "\n\nPer-class recall:\n\n"
+            + md_table(["class", "candidate", champion_name], recall)
+        ),
+        "confusion_matrix": dg.MetadataValue.md(
+            md_table(
+                ["true \\ predicted", *labels], [(labels[i], *row) for i, row in enumerate(matrix)]
+            )
+            + "\n\n"
+            + heatmap(matrix, labels, "candidate confusion matrix (test split)", "confusion matrix")
+        ),
+    }

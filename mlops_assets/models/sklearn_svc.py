@@ -1,0 +1,62 @@
+"""A scikit-learn pipeline around SVC, stored with skops (no pickle).
+
+The scaler is part of the pipeline, so it is fitted on the training split only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Every type a stored pipeline may hold; `loads` refuses an artifact holding anything else.
+TRUSTED_TYPES = [
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.svm._classes.SVC",
+    "numpy.ndarray",
+    "numpy.dtype",
+    "numpy.float64",
+    "numpy.int64",
+    "numpy.int32",
+    "builtins.dict",
+    "builtins.list",
+    "builtins.tuple",
+    "builtins.str",
+    "builtins.int",
+    "builtins.float",
+    "builtins.bool",
+]
+
+
+class UntrustedArtifactError(RuntimeError):
+    """The artifact holds types outside the trusted list."""
+
+
+class SklearnSVC:
+    artifact_name = "model.skops"
+    default_params: dict[str, Any] = {"C": 10.0, "gamma": "scale", "kernel": "rbf"}
+
+    def fit(self, x_train, y_train, x_val, y_val, params: dict[str, Any], seed: int):
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.svm import SVC
+
+        model = Pipeline([("scale", StandardScaler()), ("svc", SVC(random_state=seed, **params))])
+        return model.fit(x_train, y_train)
+
+    def predict(self, model, x):
+        return model.predict(x)
+
+    def dumps(self, model) -> bytes:
+        import skops.io as sio
+
+        return sio.dumps(model)
+
+    def loads(self, data: bytes):
+        import skops.io as sio
+
+        untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in TRUSTED_TYPES]
+        if untrusted:
+            raise UntrustedArtifactError(
+                f"artifact holds types outside the trusted list: {', '.join(untrusted)}"
+            )
+        return sio.loads(data, trusted=TRUSTED_TYPES)

@@ -1,0 +1,239 @@
+"""Model versions, the `champion` alias and the promotion history.
+
+Every decision that two processes could race on is a compare-and-swap on
+storage: a version is claimed by creating its claim object only if absent,
+and the alias moves only if it still is what the mover read. The history is
+append-only and numbered by the alias's own promotion sequence, so its order
+is the order in which the alias actually moved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mlops_assets.storage import Layout, ObjectStorage
+
+METADATA = "metadata.json"
+CLAIM = "claim.json"
+
+
+class ArtifactIntegrityError(RuntimeError):
+    """The stored artifact's bytes do not match the sha256 recorded at release."""
+
+
+class UnknownVersionError(LookupError):
+    """No released version with that number."""
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    version: int
+    sha256: str
+    promoted: bool
+    reason: str
+    """Why it was or was not promoted, in a sentence."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class ModelRegistry:
+    """The registry of one use case, on any `ObjectStorage`."""
+
+    def __init__(self, storage: ObjectStorage, use_case: str) -> None:
+        self.storage = storage
+        self.layout = Layout(use_case)
+        self.use_case = use_case
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _numbers(self, require: str) -> list[int]:
+        prefix = self.layout.model()
+        numbers = set()
+        for info in self.storage.list(prefix):
+            parts = info.key[len(prefix) + 1 :].split("/")
+            if len(parts) == 2 and parts[0].isdigit() and parts[1] == require:
+                numbers.add(int(parts[0]))
+        return sorted(numbers)
+
+    def versions(self) -> list[int]:
+        """Released versions, ascending. A claimed version with no metadata is not released."""
+        return self._numbers(METADATA)
+
+    def metadata(self, version: int) -> dict[str, Any]:
+        try:
+            return self.storage.read_json(self.layout.model(version, METADATA))
+        except FileNotFoundError:
+            raise UnknownVersionError(
+                f"{self.use_case} has no released model version {version} "
+                f"(released: {self.versions() or 'none'})"
+            ) from None
+
+    def artifact(self, version: int) -> tuple[bytes, dict[str, Any]]:
+        """The artifact's bytes, verified against the sha256 recorded at release."""
+        meta = self.metadata(version)
+        key = self.layout.model(version, meta["artifact"])
+        data = self.storage.read_bytes(key)
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != meta["artifact_sha256"]:
+            raise ArtifactIntegrityError(
+                f"{self.use_case} model version {version}: artifact {self.storage.uri(key)} has "
+                f"sha256 {actual}, but {meta['artifact_sha256']} was recorded at release; "
+                "refusing to use it"
+            )
+        return data, meta
+
+    def champion(self) -> dict[str, Any] | None:
+        found = self.storage.read_versioned(self.layout.champion_alias)
+        return json.loads(found[0]) if found else None
+
+    def history(self) -> list[dict[str, Any]]:
+        prefix = self.layout.history_entry()
+        keys = sorted(i.key for i in self.storage.list(prefix) if i.key.endswith(".json"))
+        return [self.storage.read_json(k) for k in keys]
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def claim_version(self, run_id: str = "") -> int:
+        """A new version number, unique and above every claimed one, also under races."""
+        version = max(self._numbers(CLAIM), default=0) + 1
+        while not self.storage.write_json(
+            self.layout.model(version, CLAIM),
+            {"claimed_at": _now(), "run_id": run_id},
+            if_absent=True,
+        ):
+            version += 1
+        return version
+
+    def release(
+        self,
+        artifact: bytes,
+        artifact_name: str,
+        metadata: dict[str, Any],
+        *,
+        beaten_champion: int | None,
+        run_id: str = "",
+    ) -> ReleaseResult:
+        """Store a new version and make it champion if the champion it beat is still champion.
+
+        The version becomes visible only when its metadata is written, after the artifact,
+        so a failure part-way leaves no half-released version.
+        """
+        version = self.claim_version(run_id)
+        digest = hashlib.sha256(artifact).hexdigest()
+        self.storage.write_bytes(self.layout.model(version, artifact_name), artifact)
+        record = {
+            **metadata,
+            "use_case": self.use_case,
+            "model_version": version,
+            "artifact": artifact_name,
+            "artifact_sha256": digest,
+            "artifact_uri": self.storage.uri(self.layout.model(version, artifact_name)),
+            "dagster_run_id": run_id,
+            "created_at": _now(),
+        }
+        self.storage.write_json(self.layout.model(version, METADATA), record)
+        promoted, reason = self._move_alias(
+            version,
+            digest,
+            "released after passing the gate",
+            run_id,
+            expect=beaten_champion,
+            respect_pin=True,
+        )
+        return ReleaseResult(version=version, sha256=digest, promoted=promoted, reason=reason)
+
+    def promote(self, version: int, reason: str, *, pin: bool = False, run_id: str = "") -> dict:
+        """Make an existing version champion by hand (rollback), optionally pinned."""
+        _, meta = self.artifact(version)  # must exist and pass its sha256 check
+        promoted, why = self._move_alias(
+            version,
+            meta["artifact_sha256"],
+            reason,
+            run_id,
+            expect=None,
+            respect_pin=False,
+            pin=pin,
+            action="rollback" if pin else "promote",
+        )
+        if not promoted:
+            raise RuntimeError(why)
+        return self.champion() or {}
+
+    def unpin(self, reason: str, run_id: str = "") -> dict:
+        while True:
+            found = self.storage.read_versioned(self.layout.champion_alias)
+            if not found:
+                raise RuntimeError(f"{self.use_case} has no champion to unpin")
+            current, token = json.loads(found[0]), found[1]
+            if not current.get("pinned"):
+                return current
+            alias = {
+                **current,
+                "pinned": False,
+                "pin_reason": "",
+                "sequence": current["sequence"] + 1,
+            }
+            if self.storage.replace_if(self.layout.champion_alias, _dump(alias), token):
+                self._append_history(alias, "unpin", reason, run_id)
+                return alias
+
+    def _move_alias(
+        self,
+        version: int,
+        digest: str,
+        reason: str,
+        run_id: str,
+        *,
+        expect: int | None,
+        respect_pin: bool,
+        pin: bool = False,
+        action: str = "release",
+    ) -> tuple[bool, str]:
+        while True:
+            found = self.storage.read_versioned(self.layout.champion_alias)
+            current, token = (json.loads(found[0]), found[1]) if found else (None, None)
+            current_version = current["version"] if current else None
+            if respect_pin and current and current.get("pinned"):
+                return False, (
+                    f"not promoted: champion v{current_version} is pinned "
+                    f"({current.get('pin_reason') or 'no reason given'})"
+                )
+            if respect_pin and current_version != expect:
+                return False, (
+                    f"not promoted: the gate compared against "
+                    f"{'no champion' if expect is None else f'v{expect}'}, but the champion is now "
+                    f"v{current_version}; validate again"
+                )
+            alias = {
+                "version": version,
+                "artifact_sha256": digest,
+                "sequence": (current["sequence"] + 1) if current else 1,
+                "promoted_at": _now(),
+                "previous": current_version,
+                "reason": reason,
+                "pinned": pin,
+                "pin_reason": reason if pin else "",
+                "run_id": run_id,
+            }
+            if self.storage.replace_if(self.layout.champion_alias, _dump(alias), token):
+                self._append_history(alias, action, reason, run_id)
+                return True, (
+                    f"promoted v{version} to champion"
+                    + (f" (was v{current_version})" if current_version else " (first champion)")
+                )
+
+    def _append_history(self, alias: dict, action: str, reason: str, run_id: str) -> None:
+        entry = {**alias, "action": action, "reason": reason, "run_id": run_id}
+        stamp = _now().replace(":", "")
+        name = f"{alias['sequence']:08d}-{stamp}-v{alias['version']}.json"
+        self.storage.write_json(self.layout.history_entry(name), entry, if_absent=True)
+
+
+def _dump(value: dict) -> bytes:
+    return json.dumps(value, indent=2, sort_keys=True).encode()

@@ -1,0 +1,239 @@
+"""The MLOps half: train, the champion/challenger gate and the registry, end to end,
+on the local default and on S3 (moto server)."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from mlops_assets.cli import seed_digits
+from mlops_assets.definitions import build_definitions
+from mlops_assets.registry import ModelRegistry
+
+WORSE = {"ops": {"digits__train": {"config": {"params": {"C": 0.0001}}}}}
+
+
+def run(instance, job: str, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+    return (
+        build_definitions()
+        .resolve_job_def(job)
+        .execute_in_process(instance=instance, raise_on_error=False, run_config=run_config or {})
+    )
+
+
+def gate_of(result) -> dg.AssetCheckEvaluation:
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "gate"]
+    return evaluation
+
+
+def registry_state(registry: ModelRegistry) -> tuple:
+    return registry.versions(), registry.champion(), registry.history()
+
+
+@pytest.mark.slow
+def test_gate_registry_and_history_end_to_end(storage):
+    registry = ModelRegistry(storage, "digits")
+    with dg.instance_for_test() as instance:
+        seed_digits(storage, 5, [1, 2, 3])
+        assert run(instance, "digits_dataops").success
+
+        first = run(instance, "digits_mlops")
+        assert first.success
+        assert gate_of(first).passed and "no champion yet" in gate_of(first).description
+        assert registry.versions() == [1]
+        assert registry.champion()["version"] == 1
+        meta = registry.metadata(1)
+        for field in (
+            "use_case",
+            "model_version",
+            "artifact_sha256",
+            "metrics",
+            "gate",
+            "dataset_version",
+            "code_version",
+            "dagster_run_id",
+            "created_at",
+            "training",
+        ):
+            assert field in meta, field
+        assert meta["dagster_run_id"] == first.run_id
+        assert meta["gate"]["beat_champion"] is None
+
+        # worse hyperparameters on the same data: rejected, nothing in the registry moves
+        before = registry_state(registry)
+        worse = run(instance, "digits_mlops", WORSE)
+        assert not worse.success
+        gate = gate_of(worse)
+        assert not gate.passed
+        assert gate.description.startswith("REJECTED: candidate accuracy")
+        assert "champion v1" in gate.description
+        assert not worse.asset_materializations_for_node("digits__release")
+        assert "digits__release" not in {e.step_key for e in worse.get_step_success_events()}
+        assert registry_state(registry) == before
+
+        # more data and good parameters: v2 becomes champion, history holds both in order
+        seed_digits(storage, 5, [4, 5])
+        assert run(instance, "digits_dataops").success
+        second = run(instance, "digits_mlops")
+        assert second.success and gate_of(second).passed
+        assert registry.versions() == [1, 2]
+        champion = registry.champion()
+        assert champion["version"] == 2 and champion["previous"] == 1
+        history = registry.history()
+        assert [(h["sequence"], h["version"], h["action"]) for h in history] == [
+            (1, 1, "release"),
+            (2, 2, "release"),
+        ]
+        accuracy = registry.metadata(2)["metrics"]["accuracy"]
+        assert accuracy >= 0.97, accuracy
+        assert registry.metadata(2)["gate"]["beat_champion"] == 1
+
+
+def test_tampered_champion_is_refused(local_env, storage):
+    registry = ModelRegistry(storage, "digits")
+    with dg.instance_for_test() as instance:
+        seed_digits(storage, 5, [1, 2, 3])
+        assert run(instance, "digits_dataops").success
+        assert run(instance, "digits_mlops").success
+        key = "models/digits/1/model.skops"
+        storage.write_bytes(key, storage.read_bytes(key) + b"tampered")
+        before = registry_state(registry)
+        result = run(instance, "digits_mlops")
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    assert failure.step_key == "digits__validate"
+    error = failure.event_specific_data.error
+    message = error.message + (error.cause.message if error.cause else "")
+    assert "model version 1" in message and "sha256" in message
+    assert registry_state(registry) == before
+    with pytest.raises(Exception, match="refusing to use it"):
+        registry.artifact(1)
+
+
+def test_failed_training_leaves_no_version(local_env, storage):
+    registry = ModelRegistry(storage, "digits")
+    with dg.instance_for_test() as instance:
+        seed_digits(storage, 5, [1, 2, 3])
+        assert run(instance, "digits_dataops").success
+        result = run(
+            instance, "digits_mlops", {"ops": {"digits__train": {"config": {"params": {"C": -1}}}}}
+        )
+    assert not result.success
+    assert {e.step_key for e in result.get_step_failure_events()} == {"digits__train"}
+    assert registry.versions() == [] and registry.champion() is None
+    assert not storage.list("models/digits")
+
+
+def test_same_data_params_and_seed_give_the_same_model(local_env, storage):
+    from mlops_assets.components.config import DatasetConfig, GateConfig, ModelConfig
+    from mlops_assets.mlops.train import run_train
+    from mlops_assets.mlops.validate import run_validate
+    from mlops_assets.storage import Layout
+
+    layout, dataset = Layout("digits"), DatasetConfig()
+    model = ModelConfig(params={"C": 100.0, "gamma": 0.002})
+    with dg.instance_for_test() as instance:
+        seed_digits(storage, 5, [1, 2])
+        assert run(instance, "digits_dataops").success
+    results = []
+    for candidate_id in ("a", "b"):
+        run_train(storage, layout, dataset, model, candidate_id)
+        results.append(run_validate(storage, layout, dataset, GateConfig(), candidate_id))
+    assert results[0]["candidate_metrics"] == results[1]["candidate_metrics"]
+    assert results[0]["dataset_version"] == results[1]["dataset_version"]
+
+
+def test_racing_releases_get_distinct_versions_and_one_champion(storage):
+    """Two releases at once, both validated against 'no champion'."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    registry = ModelRegistry(storage, "digits")
+
+    def release(n: int):
+        return ModelRegistry(storage, "digits").release(
+            f"artifact {n}".encode(),
+            "model.bin",
+            {"adapter": "test"},
+            beaten_champion=None,
+            run_id=f"run-{n}",
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(release, range(2)))
+    versions = sorted(r.version for r in results)
+    assert versions == [1, 2]
+    assert [r.promoted for r in results].count(True) == 1
+    loser = next(r for r in results if not r.promoted)
+    assert "validate again" in loser.reason
+    winner = next(r for r in results if r.promoted)
+    assert registry.champion()["version"] == winner.version
+    history = registry.history()
+    assert [(h["sequence"], h["version"]) for h in history] == [(1, winner.version)]
+    for version in versions:
+        data, meta = registry.artifact(version)
+        assert meta["model_version"] == version
+
+
+def test_many_racing_releases_keep_a_consistent_history(storage):
+    """Releases that each beat the champion they saw: the history is one unbroken chain."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    registry = ModelRegistry(storage, "digits")
+
+    def release(n: int):
+        reg = ModelRegistry(storage, "digits")
+        for _ in range(50):
+            seen = reg.champion()
+            result = reg.release(
+                f"artifact {n}".encode(),
+                "model.bin",
+                {"adapter": "test"},
+                beaten_champion=seen["version"] if seen else None,
+            )
+            if result.promoted:
+                return result
+        raise AssertionError("never promoted")
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(release, range(4)))
+    history = registry.history()
+    assert [h["sequence"] for h in history] == [1, 2, 3, 4]
+    assert [h["previous"] for h in history] == [None] + [h["version"] for h in history[:-1]]
+    assert registry.champion()["version"] == history[-1]["version"]
+    assert sorted(r.version for r in results) == sorted({r.version for r in results})
+    assert len(set(registry.versions())) == len(registry.versions())
+
+
+def test_rollback_pins_and_unpin_releases_again(local_env, storage):
+    registry = ModelRegistry(storage, "digits")
+    for n in (1, 2):
+        champion = registry.champion()
+        registry.release(
+            f"a{n}".encode(),
+            "model.bin",
+            {"adapter": "test"},
+            beaten_champion=champion["version"] if champion else None,
+        )
+    assert registry.champion()["version"] == 2
+    registry.promote(1, "v2 misbehaves in production", pin=True)
+    champion = registry.champion()
+    assert (champion["version"], champion["pinned"]) == (1, True)
+    assert champion["pin_reason"] == "v2 misbehaves in production"
+
+    blocked = registry.release(b"a3", "model.bin", {"adapter": "test"}, beaten_champion=1)
+    assert not blocked.promoted and "pinned" in blocked.reason
+    assert registry.champion()["version"] == 1 and 3 in registry.versions()
+
+    registry.unpin("fixed upstream")
+    again = registry.release(b"a4", "model.bin", {"adapter": "test"}, beaten_champion=1)
+    assert again.promoted and registry.champion()["version"] == 4
+    actions = [(h["action"], h["version"]) for h in registry.history()]
+    assert actions == [
+        ("release", 1),
+        ("release", 2),
+        ("rollback", 1),
+        ("unpin", 1),
+        ("release", 4),
+    ]
+    with pytest.raises(LookupError):
+        registry.promote(99, "no such version")
