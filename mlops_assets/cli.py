@@ -195,3 +195,71 @@ def summary(storage, use_case: str) -> str:
         "uv run dagster dev  (then open http://localhost:3000)"
     )
     return "\n".join(lines)
+
+
+@main.group()
+def registry() -> None:
+    """The model registry: versions, champion, history, rollback and pins."""
+
+
+def _registry(use_case: str):
+    from mlops_assets.registry import ModelRegistry
+
+    return ModelRegistry(_storage(), use_case)
+
+
+use_case_option = click.option("--use-case", default="digits", show_default=True)
+
+
+@registry.command("list")
+@use_case_option
+def registry_list(use_case: str) -> None:
+    """Released versions, with their test metric, and which one is champion."""
+    reg = _registry(use_case)
+    champion = reg.champion() or {}
+    for version in reg.versions():
+        meta = reg.metadata(version)
+        marks = []
+        if champion.get("version") == version:
+            marks.append("champion" + (" (pinned)" if champion.get("pinned") else ""))
+        click.echo(
+            f"v{version}  accuracy {meta['metrics']['accuracy']:.4f}  dataset "
+            f"{meta['dataset_version']}  {meta['created_at']}  {' '.join(marks)}"
+        )
+
+
+@registry.command("history")
+@use_case_option
+def registry_history(use_case: str) -> None:
+    """Every move of the champion alias, in order."""
+    for entry in _registry(use_case).history():
+        previous = f"v{entry['previous']}" if entry["previous"] else "none"
+        click.echo(
+            f"#{entry['sequence']}  {entry.get('at', entry['promoted_at'])}  {entry['action']:<8} v{entry['version']}"
+            f" (was {previous}){'  pinned' if entry.get('pinned') else ''}  {entry['reason']}"
+        )
+
+
+@registry.command("rollback")
+@use_case_option
+@click.option("--version", "version", type=int, required=True, help="An existing version.")
+@click.option("--reason", required=True, help="Why; recorded in the history.")
+def registry_rollback(use_case: str, version: int, reason: str) -> None:
+    """Make an existing version champion and pin it, so releases do not replace it."""
+    try:
+        alias = _registry(use_case).promote(version, reason, pin=True)
+    except (LookupError, RuntimeError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{use_case}: v{alias['version']} is champion and pinned ({reason})")
+
+
+@registry.command("unpin")
+@use_case_option
+@click.option("--reason", required=True, help="Why; recorded in the history.")
+def registry_unpin(use_case: str, reason: str) -> None:
+    """Let the next release that passes the gate replace the champion again."""
+    try:
+        alias = _registry(use_case).unpin(reason)
+    except RuntimeError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{use_case}: v{alias['version']} is champion, not pinned")

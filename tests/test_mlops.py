@@ -237,3 +237,29 @@ def test_rollback_pins_and_unpin_releases_again(local_env, storage):
     ]
     with pytest.raises(LookupError):
         registry.promote(99, "no such version")
+
+
+def test_new_dataset_version_starts_the_mlops_job_once(local_env, storage):
+    definitions = build_definitions()
+    sensor = definitions.resolve_sensor_def("digits_new_dataset_sensor")
+    assert sensor.job_name == "digits_mlops"
+
+    def tick(instance, cursor=None):
+        with dg.build_sensor_context(instance=instance, cursor=cursor,
+                                     definitions=definitions) as context:
+            return sensor.evaluate_tick(context)
+
+    with dg.instance_for_test() as instance:
+        assert tick(instance).run_requests == []
+        seed_digits(storage, 5, [1, 2])
+        assert run(instance, "digits_dataops").success
+        first = tick(instance)
+        (request,) = first.run_requests
+        version = storage.read_json("datasets/digits/latest.json")["dataset_version"]
+        assert request.tags["mlops/dataset_version"] == version
+        assert tick(instance, first.cursor).run_requests == []
+        # a DataOps run whose new file adds no usable row keeps the dataset version:
+        storage.write_bytes("landing/digits/empty.csv", b"")
+        assert run(instance, "digits_dataops").success
+        again = tick(instance, first.cursor)
+        assert [r.run_key for r in again.run_requests] in ([], [request.run_key])

@@ -229,8 +229,9 @@ class ModelRegistry:
                 )
 
     def _append_history(self, alias: dict, action: str, reason: str, run_id: str) -> None:
-        entry = {**alias, "action": action, "reason": reason, "run_id": run_id}
-        stamp = _now().replace(":", "")
+        at = _now()
+        entry = {**alias, "action": action, "reason": reason, "run_id": run_id, "at": at}
+        stamp = at.replace(":", "")
         name = f"{alias['sequence']:08d}-{stamp}-v{alias['version']}.json"
         self.storage.write_json(self.layout.history_entry(name), entry, if_absent=True)
 
