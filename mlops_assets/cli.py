@@ -234,9 +234,11 @@ def registry_history(use_case: str) -> None:
     """Every move of the champion alias, in order."""
     for entry in _registry(use_case).history():
         previous = f"v{entry['previous']}" if entry["previous"] else "none"
+        at = entry.get("at", entry["promoted_at"])
         click.echo(
-            f"#{entry['sequence']}  {entry.get('at', entry['promoted_at'])}  {entry['action']:<8} v{entry['version']}"
-            f" (was {previous}){'  pinned' if entry.get('pinned') else ''}  {entry['reason']}"
+            f"#{entry['sequence']}  {at}  {entry['action']:<8} v{entry['version']}"
+            f"{f' (was {previous})' if entry['action'] != 'unpin' else ''}"
+            f"{'  pinned' if entry.get('pinned') else ''}  {entry['reason']}"
         )
 
 
