@@ -1,0 +1,141 @@
+"""Train plus validate through Dagster versus the same scikit-learn calls as a plain script.
+
+One dataset (the digits plus a synthetic batch, big enough that training is the work),
+then, interleaved and repeated:
+  - `dagster asset materialize --select digits/train,digits/validate` (local default),
+  - bench/plain_train_validate.py on the same dataset version and parameters.
+Reports the wall-time ratio and the in-run ratio (time inside the two asset bodies over
+the plain script's own time). Writes JSON, prints a table.
+
+    uv run python bench/train_validate.py [--rows 60000] [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from time import perf_counter
+
+from pipeline_overhead import BIN, REPO, compile_bytecode, create_instance, prepare_landing
+
+
+def materialize(env: dict, cwd: Path, selection: str) -> float:
+    command = [
+        str(BIN / "dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "mlops_assets.definitions",
+        "--select",
+        selection,
+    ]
+    started = perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-4000:]}")
+    return perf_counter() - started
+
+
+def bodies(home: Path) -> float:
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(home)
+    with dg.DagsterInstance.get() as instance:
+        return sum(
+            instance.get_latest_materialization_event(dg.AssetKey(["digits", step]))
+            .asset_materialization.metadata["compute_seconds"]
+            .value
+            for step in ("train", "validate")
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=60_000, help="synthetic rows besides digits")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=REPO / "bench/results/train_validate.json")
+    args = parser.parse_args()
+    compile_bytecode()
+
+    from mlops_assets.components.config import ModelConfig
+    from mlops_assets.mlops.train import resolved_params
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        root, home = work / "root", work / "home"
+        prepare_landing(root, args.rows)
+        home.mkdir()
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        create_instance(home)
+        env = {**os.environ, "MLOPS_STORAGE_ROOT": str(root), "DAGSTER_HOME": str(home)}
+        materialize(env, work, "*digits/split")
+        version = json.loads((root / "datasets/digits/latest.json").read_text())["dataset_version"]
+        params = resolved_params(_training_config(ModelConfig))
+        runs: dict[str, list[dict]] = {"dagster": [], "plain": []}
+        for _ in range(args.repeat):
+            wall = materialize(env, work, "digits/train,digits/validate")
+            runs["dagster"].append({"wall_s": wall, "in_run_s": bodies(home)})
+            command = [
+                sys.executable,
+                str(REPO / "bench/plain_train_validate.py"),
+                str(root / "datasets/digits" / version),
+                json.dumps(params),
+            ]
+            started = perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            wall = perf_counter() - started
+            inside = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+            runs["plain"].append({"wall_s": wall, "in_run_s": inside})
+        rows = json.loads((root / "datasets/digits" / version / "manifest.json").read_text())[
+            "rows"
+        ]
+
+    median = {m: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for m, rs in runs.items()}
+    ratios = {
+        "wall_dagster_over_plain": median["dagster"]["wall_s"] / median["plain"]["wall_s"],
+        "in_run_dagster_over_plain": median["dagster"]["in_run_s"] / median["plain"]["in_run_s"],
+    }
+    report = {
+        "benchmark": "train_validate",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "dataset_rows": rows,
+        "params": params,
+        "repeat": args.repeat,
+        "median": median,
+        "ratios": ratios,
+        "runs": runs,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"dataset rows: {rows}, params {params}")
+    print(f"{'mode':<10}{'wall s':>9}{'in run s':>10}")
+    for mode, row in median.items():
+        print(f"{mode:<10}{row['wall_s']:>9.2f}{row['in_run_s']:>10.2f}")
+    for name, value in ratios.items():
+        print(f"{name}: {value:.3f}")
+    print(f"written to {args.out}")
+
+
+def _training_config(model_config_cls):
+    import yaml
+
+    attributes = yaml.safe_load((REPO / "mlops_assets/defs/digits/defs.yaml").read_text())
+    return model_config_cls(**attributes["attributes"].get("training", {}))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    main()
