@@ -245,8 +245,12 @@ def test_new_dataset_version_starts_the_mlops_job_once(local_env, storage):
     assert sensor.job_name == "digits_mlops"
 
     def tick(instance, cursor=None):
-        with dg.build_sensor_context(instance=instance, cursor=cursor,
-                                     definitions=definitions) as context:
+        with dg.build_sensor_context(
+            instance=instance,
+            cursor=cursor,
+            definitions=definitions,
+            resources={"storage": storage},
+        ) as context:
             return sensor.evaluate_tick(context)
 
     with dg.instance_for_test() as instance:
@@ -258,6 +262,10 @@ def test_new_dataset_version_starts_the_mlops_job_once(local_env, storage):
         version = storage.read_json("datasets/digits/latest.json")["dataset_version"]
         assert request.tags["mlops/dataset_version"] == version
         assert tick(instance, first.cursor).run_requests == []
+        # once a model is trained on this dataset (here by hand), the sensor stays quiet
+        assert run(instance, "digits_mlops").success
+        assert tick(instance).run_requests == []
+        assert "trained on dataset" in tick(instance).skip_message
         # a DataOps run whose new file adds no usable row keeps the dataset version:
         storage.write_bytes("landing/digits/empty.csv", b"")
         assert run(instance, "digits_dataops").success

@@ -4,6 +4,8 @@ from typing import Any
 
 import dagster as dg
 
+from mlops_assets.storage import ObjectStorage
+
 DATA_VERSION_TAG = "dagster/data_version"
 
 
@@ -20,11 +22,22 @@ def build_new_dataset_sensor(
         description=f"Starts {job.name} for each new dataset version of "
         f"{split_key.to_user_string()}.",
     )
-    def new_dataset_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    def new_dataset_sensor(
+        context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry, storage: ObjectStorage
+    ):
+        from mlops_assets.registry import ModelRegistry
+
         materialization = asset_event.asset_materialization
         version = (materialization.tags or {}).get(DATA_VERSION_TAG) if materialization else None
         if not version:
             return dg.SkipReason("materialization without a data version")
+        registry = ModelRegistry(storage, use_case)
+        champion = registry.champion()
+        if champion and registry.metadata(champion["version"]).get("dataset_version") == version:
+            # e.g. the demo trained on it already, or a run was launched by hand
+            return dg.SkipReason(
+                f"champion v{champion['version']} was trained on dataset {version} already"
+            )
         # One run per dataset version: the run key makes a second request a no-op.
         return dg.RunRequest(
             run_key=f"{use_case}-dataset-{version}",
