@@ -89,7 +89,7 @@ def test_gate_registry_and_history_end_to_end(storage):
         assert registry.metadata(2)["gate"]["beat_champion"] == 1
 
 
-def test_tampered_champion_is_refused(local_env, storage):
+def test_tampered_champion_is_refused(storage):
     registry = ModelRegistry(storage, "digits")
     with dg.instance_for_test() as instance:
         seed_digits(storage, 5, [1, 2, 3])
@@ -110,7 +110,7 @@ def test_tampered_champion_is_refused(local_env, storage):
         registry.artifact(1)
 
 
-def test_failed_training_leaves_no_version(local_env, storage):
+def test_failed_training_leaves_no_version(storage):
     registry = ModelRegistry(storage, "digits")
     with dg.instance_for_test() as instance:
         seed_digits(storage, 5, [1, 2, 3])
@@ -124,7 +124,7 @@ def test_failed_training_leaves_no_version(local_env, storage):
     assert not storage.list("models/digits")
 
 
-def test_same_data_params_and_seed_give_the_same_model(local_env, storage):
+def test_same_data_params_and_seed_give_the_same_model(storage):
     from mlops_assets.components.config import DatasetConfig, GateConfig, ModelConfig
     from mlops_assets.mlops.train import run_train
     from mlops_assets.mlops.validate import run_validate
@@ -204,7 +204,7 @@ def test_many_racing_releases_keep_a_consistent_history(storage):
     assert len(set(registry.versions())) == len(registry.versions())
 
 
-def test_rollback_pins_and_unpin_releases_again(local_env, storage):
+def test_rollback_pins_and_unpin_releases_again(storage):
     registry = ModelRegistry(storage, "digits")
     for n in (1, 2):
         champion = registry.champion()
@@ -239,7 +239,7 @@ def test_rollback_pins_and_unpin_releases_again(local_env, storage):
         registry.promote(99, "no such version")
 
 
-def test_new_dataset_version_starts_the_mlops_job_once(local_env, storage):
+def test_new_dataset_version_starts_the_mlops_job_once(storage):
     definitions = build_definitions()
     sensor = definitions.resolve_sensor_def("digits_new_dataset_sensor")
     assert sensor.job_name == "digits_mlops"
