@@ -1,0 +1,1 @@
+"""GitOps: the model keys of Helm values files, committed and pushed safely."""

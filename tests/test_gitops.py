@@ -1,0 +1,209 @@
+"""GitOps deploy against a real remote: `git daemon` on loopback."""
+
+from __future__ import annotations
+
+import difflib
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mlops_assets.gitops.deploy import DeployRequest, GitOpsError, GitOpsRepo
+from mlops_assets.gitops.git import ensure_local_remote
+from mlops_assets.gitops.values import read_model, set_model
+
+TEMPLATE = (Path(__file__).parents[1] / "mlops_assets/gitops/templates/values.yaml").read_text()
+
+HAND_WRITTEN = """\
+# Production values: reviewed by the platform team.
+replicaCount: 3   # three zones
+
+model:
+  # served version (bumped by CI)
+  name: digits
+  version: '1'   # quoted on purpose
+  uri: "s3://models/digits/1/model.skops"
+  sha256: aaaa
+  format: skops
+
+ingress:
+  enabled: true
+  hosts:
+      - digits.example.com   # odd indentation kept
+"""
+
+
+def request(version: int, env: str = "dev", **kw) -> DeployRequest:
+    return DeployRequest(
+        environment=env,
+        use_case="digits",
+        model={"name": "digits", "version": str(version),
+               "uri": f"s3://models/digits/{version}/model.skops", "sha256": f"sha{version}"},
+        summary=[f"Gate: PASS v{version}"],
+        trailers={"Model-Version": str(version), "Model-Sha256": f"sha{version}",
+                  "Dataset-Version": "d1", "Dagster-Run-Id": f"run-{version}"},
+        **kw,
+    )
+
+
+@pytest.fixture
+def git_server(tmp_path):
+    """A bare GitOps repository served by `git daemon` on loopback (push enabled)."""
+    base = tmp_path / "server"
+    ensure_local_remote(base / "gitops.git", "main", {
+        "environments/dev/digits/values.yaml": TEMPLATE,
+        "environments/prod/digits/values.yaml": HAND_WRITTEN,
+    })
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    daemon = subprocess.Popen(
+        ["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack",
+         f"--base-path={base}", f"--port={port}", "--listen=127.0.0.1", str(base)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    try:
+        yield f"git://127.0.0.1:{port}/gitops.git", base / "gitops.git"
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+
+
+def log(bare: Path, *args: str) -> str:
+    return subprocess.run(["git", "--git-dir", str(bare), "log", *args], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def show(bare: Path, ref: str, path: str) -> str:
+    return subprocess.run(["git", "--git-dir", str(bare), "show", f"{ref}:{path}"],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_deploy_commits_only_the_model_lines_with_trailers(git_server):
+    url, bare = git_server
+    repo = GitOpsRepo(url, author_name="Deploy Bot", author_email="bot@example.com")
+    result = repo.deploy(request(2))
+    assert result.changed and result.previous_version == "0"
+    message = log(bare, "-1", "--format=%an <%ae>%n%B", "main")
+    assert message.startswith("Deploy Bot <bot@example.com>\nDeploy digits v2 to dev")
+    for trailer in ("Model-Version: 2", "Model-Sha256: sha2", "Dataset-Version: d1",
+                    "Dagster-Run-Id: run-2"):
+        assert trailer in message
+    trailers = subprocess.run(["git", "interpret-trailers", "--parse"], input=message,
+                              capture_output=True, text=True).stdout
+    assert "Model-Version: 2" in trailers
+    after = show(bare, "main", "environments/dev/digits/values.yaml")
+    changed = [l for l in difflib.ndiff(TEMPLATE.splitlines(), after.splitlines())
+               if l.startswith(("+ ", "- "))]
+    assert len(changed) == 6  # version, uri, sha256: one line out, one line in each
+    assert read_model(after)["version"] == "2"
+
+
+def test_same_version_twice_makes_no_second_commit(git_server):
+    url, bare = git_server
+    repo = GitOpsRepo(url)
+    assert repo.deploy(request(2)).changed
+    before = log(bare, "--format=%H", "main")
+    again = repo.deploy(request(2))
+    assert not again.changed and "already deployed" in again.reason
+    assert log(bare, "--format=%H", "main") == before
+
+
+def test_round_trip_keeps_a_hand_written_file_except_the_changed_lines():
+    out = set_model(HAND_WRITTEN, {"version": "7", "uri": "s3://models/digits/7/model.skops",
+                                   "sha256": "bbbb"})
+    diff = [l for l in difflib.unified_diff(HAND_WRITTEN.splitlines(), out.splitlines(),
+                                            lineterm="", n=0) if l[:1] in "+-"]
+    assert diff == [
+        "--- ", "+++ ",
+        "-  version: '1'   # quoted on purpose",
+        '-  uri: "s3://models/digits/1/model.skops"',
+        "-  sha256: aaaa",
+        "+  version: '7'   # quoted on purpose",
+        '+  uri: "s3://models/digits/7/model.skops"',
+        "+  sha256: bbbb",
+    ]
+
+
+def test_rejected_push_is_fetched_reapplied_and_retried(git_server, tmp_path):
+    url, bare = git_server
+    other = tmp_path / "other"
+    subprocess.run(["git", "clone", "-q", url, str(other)], check=True)
+
+    class SomeoneElsePushesFirst(GitOpsRepo):
+        pushed = False
+
+        def _checkout(self, workdir):
+            git = super()._checkout(workdir)
+            if not self.pushed:  # between our fetch and our push, a teammate pushes
+                self.pushed = True
+                (other / "README.md").write_text("platform notes\n")
+                for cmd in (["add", "README.md"], ["-c", "user.name=t", "-c", "user.email=t@x",
+                            "commit", "-qm", "Unrelated change"], ["push", "-q"]):
+                    subprocess.run(["git", *cmd], cwd=other, check=True)
+            return git
+
+    result = SomeoneElsePushesFirst(url, backoff_seconds=0.01).deploy(request(3))
+    assert result.changed and result.attempts == 2
+    subjects = log(bare, "--format=%s", "main").splitlines()
+    assert subjects[:2] == ["Deploy digits v3 to dev", "Unrelated change"]
+    assert show(bare, "main", "README.md") == "platform notes\n"
+
+
+def test_racing_deploys_both_land_or_the_later_wins(git_server):
+    url, bare = git_server
+    results = {}
+
+    def deploy(version):
+        results[version] = GitOpsRepo(url, backoff_seconds=0.05, attempts=8).deploy(
+            request(version))
+
+    threads = [threading.Thread(target=deploy, args=(v,)) for v in (4, 5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    final = read_model(show(bare, "main", "environments/dev/digits/values.yaml"))
+    assert final["version"] == "5"
+    subjects = log(bare, "--format=%s", "main").splitlines()
+    assert "Deploy digits v5 to dev (was v4)" in subjects or results[4].changed is False \
+        or subjects[0] == "Deploy digits v5 to dev"
+    # linear history, nothing lost: every commit that reported success is on main
+    for result in results.values():
+        if result.changed:
+            assert result.commit in log(bare, "--format=%H", "main")
+
+
+def test_approval_mode_pushes_a_branch_and_leaves_main(git_server):
+    url, bare = git_server
+    before = log(bare, "--format=%H", "main")
+    result = GitOpsRepo(url).deploy(request(6, env="prod", approval=True))
+    assert result.changed and result.branch == "deploy/prod/digits/6"
+    assert log(bare, "--format=%H", "main") == before
+    prod = show(bare, "deploy/prod/digits/6", "environments/prod/digits/values.yaml")
+    assert "version: '6'   # quoted on purpose" in prod
+    again = GitOpsRepo(url).deploy(request(6, env="prod", approval=True))
+    assert not again.changed
+
+
+def test_unknown_environment_and_unreachable_remote_are_clear_errors(git_server, monkeypatch):
+    url, _ = git_server
+    with pytest.raises(GitOpsError, match="no environments/qa/digits/values.yaml"):
+        GitOpsRepo(url).deploy(request(2, env="qa"))
+    monkeypatch.setenv("MLOPS_GITOPS_TOKEN", "s3cr3t-token-value")
+    with pytest.raises(GitOpsError) as error:
+        GitOpsRepo("http://127.0.0.1:9/gitops.git").deploy(request(2))
+    assert "127.0.0.1:9" in str(error.value)
+    assert "s3cr3t-token-value" not in str(error.value)
