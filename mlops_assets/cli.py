@@ -119,7 +119,7 @@ def demo() -> None:
             "digits (drop more with: uv run mlops-assets seed --batches 5 --which 4)."
         )
         seed_digits(storage, 5, [1, 2, 3])
-    ok = run_jobs(["digits_dataops", "digits_mlops"])
+    ok = run_job("digits_dataops") and run_job("digits_mlops", _mlops_steps(storage, "digits"))
     click.echo(summary(storage, "digits"))
     sys.exit(0 if ok else 1)
 
@@ -138,25 +138,53 @@ def ensure_dagster_home() -> Path:
     return home
 
 
-def run_jobs(names: list[str]) -> bool:
-    """Run jobs in order on the persistent Dagster instance, so `dagster dev` shows them."""
+def _mlops_steps(storage, use_case: str) -> list[str] | None:
+    """All MLOps steps, or only deploy when the champion was trained on the current dataset
+    (running the demo twice must not release the same model twice)."""
+    from mlops_assets.registry import ModelRegistry
+    from mlops_assets.storage import Layout
+
+    latest = storage.read_json(Layout(use_case).dataset_latest, default={})
+    registry = ModelRegistry(storage, use_case)
+    champion = registry.champion()
+    if (
+        champion
+        and latest
+        and (
+            registry.metadata(champion["version"]).get("dataset_version")
+            == latest["dataset_version"]
+        )
+    ):
+        click.echo(
+            f"Champion v{champion['version']} was trained on dataset {latest['dataset_version']}"
+            " already: only deploying it."
+        )
+        return ["deploy"]
+    return None
+
+
+def run_job(name: str, steps: list[str] | None = None) -> bool:
+    """Run a job (or some of its assets) on the persistent Dagster instance, so that
+    `dagster dev` shows the run."""
     import dagster as dg
 
     from mlops_assets.definitions import build_definitions
 
-    definitions = build_definitions()
-    instance = dg.DagsterInstance.get()
-    for name in names:
-        click.echo(f"Running job {name} ...")
-        result = definitions.resolve_job_def(name).execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        )
-        click.echo(f"  run {result.run_id}: {'success' if result.success else 'FAILED'}")
-        if not result.success:
-            return False
-    return True
+    job = build_definitions().resolve_job_def(name)
+    selection = None
+    if steps:
+        use_case = name.split("_")[0]
+        selection = [dg.AssetKey([use_case, step]) for step in steps]
+    subset = f" ({', '.join(steps)})" if steps else ""
+    click.echo(f"Running job {name}{subset} ...")
+    result = job.execute_in_process(
+        instance=dg.DagsterInstance.get(),
+        raise_on_error=False,
+        asset_selection=selection,
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+    )
+    click.echo(f"  run {result.run_id}: {'success' if result.success else 'FAILED'}")
+    return result.success
 
 
 def summary(storage, use_case: str) -> str:
@@ -185,6 +213,18 @@ def summary(storage, use_case: str) -> str:
     latest_version = max(registry.versions(), default=None)
     if latest_version and champion and latest_version != champion["version"]:
         lines.append(f"  (v{latest_version} was released but is not champion)")
+    from mlops_assets.resources import build_gitops
+    from mlops_assets.settings import load_settings
+
+    gitops = build_gitops(load_settings())
+    try:
+        model, commit = gitops.repo((use_case,)).deployed("dev", use_case)
+        lines.append(
+            f"  gitops: dev deploys {use_case} v{model.get('version')}, last commit {commit}  "
+            f"({gitops.remote or gitops.local_path})"
+        )
+    except Exception as error:  # the summary must not hide the run's own result
+        lines.append(f"  gitops: not readable ({error})")
     quarantined = {i.key.split("/")[2] for i in storage.list(f"quarantine/{use_case}")}
     lines.append(
         f"  quarantine: {len(quarantined)} batch(es) with rejected rows or files "

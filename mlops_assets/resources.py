@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 
 from mlops_assets.settings import Settings
@@ -32,9 +34,26 @@ def build_storage(settings: Settings) -> ObjectStorage:
     )
 
 
+def build_gitops(settings: Settings):
+    from mlops_assets.gitops.resource import GitOpsResource
+
+    local = ""
+    if not settings.gitops_remote:
+        base = settings.local_root or Path(".mlops").resolve()
+        local = str(base / "gitops.git")
+    return GitOpsResource(
+        remote=settings.gitops_remote or "",
+        local_path=local,
+        branch=settings.gitops_branch,
+        author_name=settings.gitops_author[0],
+        author_email=settings.gitops_author[1],
+        commit_url=settings.gitops_commit_url or "",
+    )
+
+
 def environment_definitions(settings: Settings) -> dg.Definitions:
     """Resources and the executor of the environment `settings` describe."""
     return dg.Definitions(
-        resources={"storage": build_storage(settings)},
+        resources={"storage": build_storage(settings), "gitops": build_gitops(settings)},
         executor=EXECUTORS[settings.executor],
     )

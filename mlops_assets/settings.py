@@ -20,6 +20,11 @@ STORAGE_ROOT_VAR = "MLOPS_STORAGE_ROOT"
 S3_ENDPOINT_VAR = "MLOPS_S3_ENDPOINT_URL"
 S3_REGION_VAR = "MLOPS_S3_REGION"
 EXECUTOR_VAR = "MLOPS_EXECUTOR"
+GITOPS_REMOTE_VAR = "MLOPS_GITOPS_REMOTE"
+GITOPS_BRANCH_VAR = "MLOPS_GITOPS_BRANCH"
+GITOPS_AUTHOR_VAR = "MLOPS_GITOPS_AUTHOR"
+GITOPS_WEB_URL_VAR = "MLOPS_GITOPS_COMMIT_URL"
+DEFAULT_AUTHOR = "mlops-assets <mlops-assets@localhost>"
 EXECUTORS = ("in_process", "multiprocess")
 DEFAULT_LOCAL_ROOT = ".mlops"
 
@@ -41,6 +46,11 @@ class Settings:
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     executor: str = "in_process"
+    gitops_remote: str | None = None
+    """None on the local default: a bare repository under the storage root (or .mlops/)."""
+    gitops_branch: str = "main"
+    gitops_author: tuple[str, str] = ("mlops-assets", "mlops-assets@localhost")
+    gitops_commit_url: str | None = None
 
     @property
     def s3(self) -> S3Location | None:
@@ -81,7 +91,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         or environ.get("AWS_DEFAULT_REGION")
         or None,
         executor=executor,
+        gitops_remote=environ.get(GITOPS_REMOTE_VAR) or None,
+        gitops_branch=environ.get(GITOPS_BRANCH_VAR) or "main",
+        gitops_author=_author(environ.get(GITOPS_AUTHOR_VAR) or DEFAULT_AUTHOR),
+        gitops_commit_url=environ.get(GITOPS_WEB_URL_VAR) or None,
     )
+    if env == "k8s" and not settings.gitops_remote:
+        raise SettingsError(
+            f"{GITOPS_REMOTE_VAR} must name the GitOps repository's git URL when {ENV_VAR}=k8s"
+        )
     if settings.s3 is not None and not settings.s3.bucket:
         raise SettingsError(f"{STORAGE_ROOT_VAR}={root!r} names no bucket")
     return settings
+
+
+def _author(value: str) -> tuple[str, str]:
+    name, _, rest = value.partition("<")
+    email = rest.rstrip(">").strip()
+    if not name.strip() or "@" not in email:
+        raise SettingsError(f"{GITOPS_AUTHOR_VAR}={value!r} is not 'Name <email>'")
+    return name.strip(), email

@@ -17,7 +17,7 @@ from mlops_assets.settings import SettingsError, load_settings
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DATAOPS = ("acquire", "observe", "clean", "transform", "split")
-MLOPS = ("train", "validate", "release")
+MLOPS = ("train", "validate", "release", "deploy")
 STEPS = DATAOPS + MLOPS
 
 
@@ -106,7 +106,15 @@ def test_k8s_without_s3_storage_fails_naming_the_variable():
         load_settings({"MLOPS_ENV": "k8s"})
     with pytest.raises(SettingsError, match="MLOPS_ENV"):
         load_settings({"MLOPS_ENV": "prod"})
-    settings = load_settings({"MLOPS_ENV": "k8s", "MLOPS_STORAGE_ROOT": "s3://b/p/q"})
+    with pytest.raises(SettingsError, match="MLOPS_GITOPS_REMOTE"):
+        load_settings({"MLOPS_ENV": "k8s", "MLOPS_STORAGE_ROOT": "s3://b/p/q"})
+    settings = load_settings(
+        {
+            "MLOPS_ENV": "k8s",
+            "MLOPS_STORAGE_ROOT": "s3://b/p/q",
+            "MLOPS_GITOPS_REMOTE": "https://git.example.com/gitops.git",
+        }
+    )
     assert (settings.s3.bucket, settings.s3.prefix) == ("b", "p/q")
 
 

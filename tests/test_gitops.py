@@ -40,11 +40,19 @@ def request(version: int, env: str = "dev", **kw) -> DeployRequest:
     return DeployRequest(
         environment=env,
         use_case="digits",
-        model={"name": "digits", "version": str(version),
-               "uri": f"s3://models/digits/{version}/model.skops", "sha256": f"sha{version}"},
+        model={
+            "name": "digits",
+            "version": str(version),
+            "uri": f"s3://models/digits/{version}/model.skops",
+            "sha256": f"sha{version}",
+        },
         summary=[f"Gate: PASS v{version}"],
-        trailers={"Model-Version": str(version), "Model-Sha256": f"sha{version}",
-                  "Dataset-Version": "d1", "Dagster-Run-Id": f"run-{version}"},
+        trailers={
+            "Model-Version": str(version),
+            "Model-Sha256": f"sha{version}",
+            "Dataset-Version": "d1",
+            "Dagster-Run-Id": f"run-{version}",
+        },
         **kw,
     )
 
@@ -53,17 +61,31 @@ def request(version: int, env: str = "dev", **kw) -> DeployRequest:
 def git_server(tmp_path):
     """A bare GitOps repository served by `git daemon` on loopback (push enabled)."""
     base = tmp_path / "server"
-    ensure_local_remote(base / "gitops.git", "main", {
-        "environments/dev/digits/values.yaml": TEMPLATE,
-        "environments/prod/digits/values.yaml": HAND_WRITTEN,
-    })
+    ensure_local_remote(
+        base / "gitops.git",
+        "main",
+        {
+            "environments/dev/digits/values.yaml": TEMPLATE,
+            "environments/prod/digits/values.yaml": HAND_WRITTEN,
+        },
+    )
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     daemon = subprocess.Popen(
-        ["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack",
-         f"--base-path={base}", f"--port={port}", "--listen=127.0.0.1", str(base)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "git",
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--enable=receive-pack",
+            f"--base-path={base}",
+            f"--port={port}",
+            "--listen=127.0.0.1",
+            str(base),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 20
     while True:
@@ -82,13 +104,18 @@ def git_server(tmp_path):
 
 
 def log(bare: Path, *args: str) -> str:
-    return subprocess.run(["git", "--git-dir", str(bare), "log", *args], capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(
+        ["git", "--git-dir", str(bare), "log", *args], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def show(bare: Path, ref: str, path: str) -> str:
-    return subprocess.run(["git", "--git-dir", str(bare), "show", f"{ref}:{path}"],
-                          capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["git", "--git-dir", str(bare), "show", f"{ref}:{path}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def test_deploy_commits_only_the_model_lines_with_trailers(git_server):
@@ -98,15 +125,23 @@ def test_deploy_commits_only_the_model_lines_with_trailers(git_server):
     assert result.changed and result.previous_version == "0"
     message = log(bare, "-1", "--format=%an <%ae>%n%B", "main")
     assert message.startswith("Deploy Bot <bot@example.com>\nDeploy digits v2 to dev")
-    for trailer in ("Model-Version: 2", "Model-Sha256: sha2", "Dataset-Version: d1",
-                    "Dagster-Run-Id: run-2"):
+    for trailer in (
+        "Model-Version: 2",
+        "Model-Sha256: sha2",
+        "Dataset-Version: d1",
+        "Dagster-Run-Id: run-2",
+    ):
         assert trailer in message
-    trailers = subprocess.run(["git", "interpret-trailers", "--parse"], input=message,
-                              capture_output=True, text=True).stdout
+    trailers = subprocess.run(
+        ["git", "interpret-trailers", "--parse"], input=message, capture_output=True, text=True
+    ).stdout
     assert "Model-Version: 2" in trailers
     after = show(bare, "main", "environments/dev/digits/values.yaml")
-    changed = [l for l in difflib.ndiff(TEMPLATE.splitlines(), after.splitlines())
-               if l.startswith(("+ ", "- "))]
+    changed = [
+        line
+        for line in difflib.ndiff(TEMPLATE.splitlines(), after.splitlines())
+        if line.startswith(("+ ", "- "))
+    ]
     assert len(changed) == 6  # version, uri, sha256: one line out, one line in each
     assert read_model(after)["version"] == "2"
 
@@ -122,12 +157,19 @@ def test_same_version_twice_makes_no_second_commit(git_server):
 
 
 def test_round_trip_keeps_a_hand_written_file_except_the_changed_lines():
-    out = set_model(HAND_WRITTEN, {"version": "7", "uri": "s3://models/digits/7/model.skops",
-                                   "sha256": "bbbb"})
-    diff = [l for l in difflib.unified_diff(HAND_WRITTEN.splitlines(), out.splitlines(),
-                                            lineterm="", n=0) if l[:1] in "+-"]
+    out = set_model(
+        HAND_WRITTEN, {"version": "7", "uri": "s3://models/digits/7/model.skops", "sha256": "bbbb"}
+    )
+    diff = [
+        line
+        for line in difflib.unified_diff(
+            HAND_WRITTEN.splitlines(), out.splitlines(), lineterm="", n=0
+        )
+        if line[:1] in "+-"
+    ]
     assert diff == [
-        "--- ", "+++ ",
+        "--- ",
+        "+++ ",
         "-  version: '1'   # quoted on purpose",
         '-  uri: "s3://models/digits/1/model.skops"',
         "-  sha256: aaaa",
@@ -150,8 +192,19 @@ def test_rejected_push_is_fetched_reapplied_and_retried(git_server, tmp_path):
             if not self.pushed:  # between our fetch and our push, a teammate pushes
                 self.pushed = True
                 (other / "README.md").write_text("platform notes\n")
-                for cmd in (["add", "README.md"], ["-c", "user.name=t", "-c", "user.email=t@x",
-                            "commit", "-qm", "Unrelated change"], ["push", "-q"]):
+                for cmd in (
+                    ["add", "README.md"],
+                    [
+                        "-c",
+                        "user.name=t",
+                        "-c",
+                        "user.email=t@x",
+                        "commit",
+                        "-qm",
+                        "Unrelated change",
+                    ],
+                    ["push", "-q"],
+                ):
                     subprocess.run(["git", *cmd], cwd=other, check=True)
             return git
 
@@ -168,7 +221,8 @@ def test_racing_deploys_both_land_or_the_later_wins(git_server):
 
     def deploy(version):
         results[version] = GitOpsRepo(url, backoff_seconds=0.05, attempts=8).deploy(
-            request(version))
+            request(version)
+        )
 
     threads = [threading.Thread(target=deploy, args=(v,)) for v in (4, 5)]
     for t in threads:
@@ -178,8 +232,11 @@ def test_racing_deploys_both_land_or_the_later_wins(git_server):
     final = read_model(show(bare, "main", "environments/dev/digits/values.yaml"))
     assert final["version"] == "5"
     subjects = log(bare, "--format=%s", "main").splitlines()
-    assert "Deploy digits v5 to dev (was v4)" in subjects or results[4].changed is False \
+    assert (
+        "Deploy digits v5 to dev (was v4)" in subjects
+        or results[4].changed is False
         or subjects[0] == "Deploy digits v5 to dev"
+    )
     # linear history, nothing lost: every commit that reported success is on main
     for result in results.values():
         if result.changed:

@@ -67,8 +67,9 @@ def test_gate_registry_and_history_end_to_end(storage):
         assert not gate.passed
         assert gate.description.startswith("REJECTED: candidate accuracy")
         assert "champion v1" in gate.description
-        assert not worse.asset_materializations_for_node("digits__release")
-        assert "digits__release" not in {e.step_key for e in worse.get_step_success_events()}
+        for step in ("digits__release", "digits__deploy"):
+            assert not worse.asset_materializations_for_node(step)
+            assert step not in {e.step_key for e in worse.get_step_success_events()}
         assert registry_state(registry) == before
 
         # more data and good parameters: v2 becomes champion, history holds both in order

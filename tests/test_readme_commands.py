@@ -38,3 +38,26 @@ def test_demo_command_runs_the_whole_pipeline(tmp_path):
     }
     # runs are kept in the Dagster home for `dagster dev` to show
     assert (tmp_path / ".dagster" / "history" / "runs.db").exists()
+    # a released model, and its deploy committed to the local GitOps repository
+    assert "model: digits v1 is champion, test accuracy" in result.stdout
+    message = subprocess.run(
+        ["git", "--git-dir", str(tmp_path / ".mlops" / "gitops.git"), "log", "-1", "--format=%B"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert message.startswith("Deploy digits v1 to dev")
+    for trailer in ("Model-Version: 1", "Model-Sha256: ", "Dataset-Version: ", "Dagster-Run-Id: "):
+        assert trailer in message
+
+    again = subprocess.run(
+        [str(BIN / "mlops-assets"), "demo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 0
+    assert "only deploying it" in again.stdout
+    assert "already deployed" in again.stdout + again.stderr

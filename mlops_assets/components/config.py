@@ -102,3 +102,12 @@ class GateConfig(dg.Model, dg.Resolvable):
     margin: float = Field(
         0.0, description="the candidate must beat the champion by at least this (0: not worse)"
     )
+
+
+class DeployConfig(dg.Model, dg.Resolvable):
+    """Where the champion goes in the GitOps repository."""
+
+    environment: str = Field("dev", description="environments/<environment>/<use case>/values.yaml")
+    approval: bool = Field(
+        False, description="push a deploy/<env>/<use case>/<version> branch instead of main"
+    )

@@ -12,6 +12,7 @@ from pydantic import field_validator
 
 from mlops_assets.components.config import (
     DatasetConfig,
+    DeployConfig,
     GateConfig,
     ModelConfig,
     ObserveConfig,
@@ -31,6 +32,7 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
     sensor: SensorConfig = SensorConfig()
     training: ModelConfig = ModelConfig()
     gate: GateConfig = GateConfig()
+    deploy: DeployConfig = DeployConfig()
 
     @field_validator("name")
     @classmethod
@@ -76,7 +78,7 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         mlops_job = dg.define_asset_job(
             self.mlops_job_name,
             selection=dg.AssetSelection.assets(*mlops_assets),
-            description=f"MLOps of {self.name}: train, validate (the gate), release.",
+            description=f"MLOps of {self.name}: train, validate (the gate), release, deploy.",
             tags={"mlops/use_case": self.name, "mlops/stage": "mlops"},
         )
         dataset_sensor = build_new_dataset_sensor(

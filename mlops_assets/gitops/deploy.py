@@ -70,6 +70,17 @@ class GitOpsRepo:
                 raise GitOpsError(self._missing(relative))
             return path.read_text()
 
+    def deployed(self, environment: str, use_case: str) -> tuple[dict, str]:
+        """The model keys of an environment and the last commit that touched them."""
+        relative = f"environments/{environment}/{use_case}/values.yaml"
+        with tempfile.TemporaryDirectory() as tmp:
+            git = self._checkout(Path(tmp), depth=50)
+            path = Path(tmp) / relative
+            if not path.exists():
+                raise GitOpsError(self._missing(relative))
+            commit = git.run("log", "-1", "--format=%h %s", "--", relative).strip()
+            return read_model(path.read_text(), relative), commit
+
     def environments(self, use_case: str) -> list[str]:
         with tempfile.TemporaryDirectory() as tmp:
             self._checkout(Path(tmp))
@@ -148,12 +159,12 @@ class GitOpsRepo:
                 "(others keep pushing first); nothing was forced, try again"
             )
 
-    def _checkout(self, workdir: Path) -> Git:
+    def _checkout(self, workdir: Path, depth: int = 1) -> Git:
         git = Git(workdir, self.author_name, self.author_email)
         if not (workdir / ".git").exists():
             git.run("init", "-q")
             git.run("remote", "add", "origin", self.remote)
-        code, out = git.try_run("fetch", "-q", "--depth", "1", "origin", self.branch)
+        code, out = git.try_run("fetch", "-q", "--depth", str(depth), "origin", self.branch)
         if code:
             raise GitOpsError(f"cannot fetch {self._where()}: {out}")
         git.run("checkout", "-q", "-B", "deploy-work", "FETCH_HEAD")

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from mlops_assets.gitops.resource import GitOpsResource
 from mlops_assets.storage import Layout, ObjectStorage
 
 if TYPE_CHECKING:
     from mlops_assets.components.use_case import UseCase
 
-MLOPS_STEPS = ("train", "validate", "release")
+MLOPS_STEPS = ("train", "validate", "release", "deploy")
 
 
 class TrainConfig(dg.Config):
@@ -151,4 +152,34 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
             },
         )
 
-    return [train, validate, release]
+    @dg.asset(
+        key=key["deploy"],
+        deps=[key["release"]],
+        description=f"The champion into environments/{uc.deploy.environment}/{name}/values.yaml "
+        "of the GitOps repository, as one commit (or an approval branch).",
+        **common,
+    )
+    def deploy(context: dg.AssetExecutionContext, storage: ObjectStorage, gitops: GitOpsResource):
+        started = perf_counter()
+        from mlops_assets.mlops.deploy import run_deploy
+
+        result, request = run_deploy(storage, gitops, name, uc.deploy, context.run.run_id)
+        context.log.info(result.reason)
+        return dg.MaterializeResult(
+            metadata={
+                "environment": uc.deploy.environment,
+                "model_version": int(request.model["version"]),
+                "changed": result.changed,
+                "result": result.reason,
+                "commit": result.commit or "",
+                "commit_url": dg.MetadataValue.url(gitops.link(result.commit))
+                if result.commit
+                else "",
+                "branch": result.branch,
+                "previous_version": result.previous_version or "",
+                "values_file": request.path,
+                "compute_seconds": perf_counter() - started,
+            }
+        )
+
+    return [train, validate, release, deploy]

@@ -1,0 +1,46 @@
+"""The GitOps repository as a Dagster resource (remote, branch, author; no secrets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from mlops_assets.gitops.deploy import GitOpsRepo
+
+TEMPLATE = Path(__file__).parent / "templates" / "values.yaml"
+
+
+class GitOpsResource(dg.ConfigurableResource):
+    """Where deploys are committed. Tokens and SSH keys come from the environment at push
+    time (MLOPS_GITOPS_TOKEN, MLOPS_GITOPS_SSH_KEY_FILE) and are never part of this config."""
+
+    remote: str = ""
+    local_path: str = ""
+    """Set on the local default: a bare repository created and seeded on first use."""
+    branch: str = "main"
+    author_name: str = "mlops-assets"
+    author_email: str = "mlops-assets@localhost"
+    commit_url: str = ""
+    """A template such as https://github.com/org/gitops/commit/{sha}, for the UI."""
+
+    def repo(self, use_cases: tuple[str, ...] = ("digits",)) -> GitOpsRepo:
+        remote = self.remote
+        if not remote:
+            from mlops_assets.gitops.git import ensure_local_remote
+
+            seed = {
+                f"environments/dev/{name}/values.yaml": TEMPLATE.read_text().replace(
+                    "name: digits", f"name: {name}"
+                )
+                for name in use_cases
+            }
+            remote = ensure_local_remote(Path(self.local_path), self.branch, seed)
+        return GitOpsRepo(remote, self.branch, self.author_name, self.author_email)
+
+    def link(self, commit: str | None) -> str:
+        if not commit:
+            return ""
+        if self.commit_url:
+            return self.commit_url.format(sha=commit)
+        return f"{self.remote or Path(self.local_path).as_uri()}@{commit}"
