@@ -305,3 +305,49 @@ def registry_unpin(use_case: str, reason: str) -> None:
     except RuntimeError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{use_case}: v{alias['version']} is champion, not pinned")
+
+
+@main.command()
+@use_case_option
+@click.option(
+    "--environment",
+    default=None,
+    help="Serve what the GitOps repository deploys there (default: dev).",
+)
+@click.option(
+    "--version", "version", type=int, default=None, help="Serve this registry version instead."
+)
+@click.option("--uri", envvar="MODEL_URI", default=None, help="Artifact URI (s3://... or a path).")
+@click.option("--sha256", envvar="MODEL_SHA256", default=None, help="Its expected sha256.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+def serve(use_case, environment, version, uri, sha256, host, port) -> None:
+    """Serve a model over the Open Inference Protocol v2 (uvicorn); refuses a bad sha256."""
+    import uvicorn
+
+    from mlops_assets.serving.app import create_app
+    from mlops_assets.serving.loader import ModelLoadError, load_from_registry, load_from_uri
+
+    try:
+        if uri:
+            loaded = load_from_uri(uri, sha256 or "", use_case)
+        elif version is not None:
+            loaded = load_from_registry(_storage(), use_case, version)
+        else:
+            from mlops_assets.resources import build_gitops
+            from mlops_assets.settings import load_settings
+
+            environment = environment or "dev"
+            gitops = build_gitops(load_settings()).repo((use_case,))
+            model, _ = gitops.deployed(environment, use_case)
+            if not model.get("uri"):
+                raise ModelLoadError(f"nothing is deployed in {environment} yet")
+            click.echo(f"{environment} deploys {use_case} v{model['version']} ({model['uri']})")
+            loaded = load_from_uri(
+                model["uri"], model.get("sha256", ""), use_case, str(model["version"])
+            )
+    except ModelLoadError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    click.echo(f"serving {loaded.name} v{loaded.version} on http://{host}:{port}/v2")
+    uvicorn.run(create_app(loaded), host=host, port=port, log_level="info")

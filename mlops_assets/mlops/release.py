@@ -43,6 +43,8 @@ def run_release(
             "trained_at": candidate["trained_at"],
         },
         "candidate_id": candidate_id,
+        "input": candidate["input"],
+        "output": candidate["output"],
     }
     result = ModelRegistry(storage, layout.use_case).release(
         artifact,

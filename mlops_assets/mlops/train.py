@@ -83,6 +83,15 @@ def run_train(
         "val_accuracy": val_accuracy,
         "code_version": code_version(),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        # What the model server accepts: the transformed features, in this order.
+        "input": {
+            "name": "input-0",
+            "datatype": "FP32",
+            "shape": [-1, len(dataset.features.columns)],
+            "features": dataset.features.columns,
+            "transform": f"raw value / {dataset.scale:g}",
+        },
+        "output": {"name": "output-0", "datatype": "INT64", "shape": [-1]},
     }
     storage.write_json(layout.candidate(candidate_id, CANDIDATE), candidate)
     return candidate

@@ -1,0 +1,253 @@
+"""Open Inference Protocol v2 (the KServe / Triton REST protocol) for one model.
+
+Every request is validated before it reaches the model: a wrong shape, datatype
+or length gets a 400 that says what is wrong, never a 500.
+"""
+
+from __future__ import annotations
+
+import math
+from time import perf_counter
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from pydantic import BaseModel
+
+from mlops_assets.serving.loader import LoadedModel
+
+NUMERIC = {
+    "FP16",
+    "FP32",
+    "FP64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+}
+
+
+class TensorIn(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[Any] | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class InferRequest(BaseModel):
+    id: str | None = None
+    inputs: list[TensorIn]
+    outputs: list[dict[str, Any]] | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class BadInput(ValueError):
+    """The request breaks the model's input contract."""
+
+
+def _flatten(data: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+        else:
+            out.append(item)
+    return out
+
+
+BINARY_DTYPES = {
+    "FP16": "<f2",
+    "FP32": "<f4",
+    "FP64": "<f8",
+    "INT8": "<i1",
+    "INT16": "<i2",
+    "INT32": "<i4",
+    "INT64": "<i8",
+    "UINT8": "<u1",
+    "UINT16": "<u2",
+    "UINT32": "<u4",
+    "UINT64": "<u8",
+}
+
+
+def parse_request(body: bytes, header_length: str | None) -> tuple[InferRequest, bytes]:
+    """The JSON part and the binary part (the protocol's binary tensor extension)."""
+    from pydantic import ValidationError
+
+    if header_length is not None:
+        if not header_length.isdigit() or int(header_length) > len(body):
+            raise BadInput(
+                f"Inference-Header-Content-Length {header_length!r} does not fit "
+                f"a body of {len(body)} bytes"
+            )
+        head, rest = body[: int(header_length)], body[int(header_length) :]
+    else:
+        head, rest = body, b""
+    try:
+        return InferRequest.model_validate_json(head), rest
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise BadInput(f"invalid request: {where or 'body'}: {first.get('msg')}") from None
+
+
+def to_array(tensor: TensorIn, n_features: int, binary: bytes = b"") -> np.ndarray:
+    if tensor.datatype not in NUMERIC:
+        raise BadInput(
+            f"input {tensor.name!r}: datatype {tensor.datatype} is not numeric (use FP32)"
+        )
+    if len(tensor.shape) != 2 or tensor.shape[1] != n_features or tensor.shape[0] < 1:
+        raise BadInput(
+            f"input {tensor.name!r}: shape {tensor.shape} must be [rows, "
+            f"{n_features}] with rows >= 1"
+        )
+    expected = tensor.shape[0] * tensor.shape[1]
+    size = (tensor.parameters or {}).get("binary_data_size")
+    if size is not None:
+        dtype = np.dtype(BINARY_DTYPES[tensor.datatype])
+        if not isinstance(size, int) or size != len(binary) or size != expected * dtype.itemsize:
+            raise BadInput(
+                f"input {tensor.name!r}: binary_data_size {size} does not match "
+                f"shape {tensor.shape} of {tensor.datatype}"
+            )
+        array = np.frombuffer(binary, dtype=dtype).astype("float32").reshape(tensor.shape)
+        if not np.isfinite(array).all():
+            raise BadInput(f"input {tensor.name!r}: NaN or infinite values are not accepted")
+        return array
+    if tensor.data is None:
+        raise BadInput(f"input {tensor.name!r}: no data (give `data`, or binary data)")
+    values = _flatten(tensor.data)
+    if len(values) != expected:
+        raise BadInput(
+            f"input {tensor.name!r}: {len(values)} values for shape {tensor.shape} "
+            f"(expected {expected})"
+        )
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        raise BadInput(f"input {tensor.name!r}: every value must be a number")
+    if not all(math.isfinite(v) for v in values):
+        raise BadInput(f"input {tensor.name!r}: NaN or infinite values are not accepted")
+    return np.asarray(values, dtype="float32").reshape(tensor.shape)
+
+
+def create_app(loaded: LoadedModel) -> FastAPI:
+    app = FastAPI(title=f"{loaded.name} model server", version=loaded.version)
+    metrics = CollectorRegistry()
+    requests_total = Counter(
+        "model_requests_total",
+        "Inference requests by outcome",
+        ["model", "outcome"],
+        registry=metrics,
+    )
+    rows_total = Counter(
+        "model_inference_rows_total", "Rows predicted", ["model"], registry=metrics
+    )
+    latency = Histogram(
+        "model_inference_seconds", "Time inside predict", ["model"], registry=metrics
+    )
+    info = {
+        "name": loaded.name,
+        "versions": [loaded.version],
+        "platform": loaded.metadata["adapter"],
+        "inputs": [{k: loaded.metadata["input"][k] for k in ("name", "datatype", "shape")}],
+        "outputs": [loaded.metadata["output"]],
+    }
+
+    def error(status: int, message: str) -> JSONResponse:
+        requests_total.labels(loaded.name, str(status)).inc()
+        return JSONResponse({"error": message}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", []) if p != "body")
+        return error(400, f"invalid request: {where or 'body'}: {first.get('msg', 'invalid')}")
+
+    @app.get("/v2/health/live")
+    def live() -> dict:
+        return {"live": True}
+
+    @app.get("/v2/health/ready")
+    def ready() -> dict:
+        return {"ready": True}
+
+    @app.get("/v2")
+    def server() -> dict:
+        return {"name": "mlops-assets", "version": loaded.version, "extensions": []}
+
+    def _known(name: str, version: str | None) -> JSONResponse | None:
+        if name != loaded.name or (version is not None and version != loaded.version):
+            return error(
+                404,
+                f"unknown model {name!r}"
+                + (f" version {version!r}" if version else "")
+                + f"; this server serves {loaded.name!r} version {loaded.version!r}",
+            )
+        return None
+
+    @app.get("/v2/models/{name}")
+    @app.get("/v2/models/{name}/versions/{version}")
+    def model_metadata(name: str, version: str | None = None):
+        return _known(name, version) or info
+
+    @app.get("/v2/models/{name}/ready")
+    @app.get("/v2/models/{name}/versions/{version}/ready")
+    def model_ready(name: str, version: str | None = None):
+        return _known(name, version) or {"name": loaded.name, "ready": True}
+
+    @app.post("/v2/models/{name}/infer")
+    @app.post("/v2/models/{name}/versions/{version}/infer")
+    async def infer(name: str, request: Request, version: str | None = None):
+        if (unknown := _known(name, version)) is not None:
+            return unknown
+        try:
+            body, binary = parse_request(
+                await request.body(), request.headers.get("inference-header-content-length")
+            )
+            if len(body.inputs) != 1:
+                raise BadInput(f"expected exactly one input tensor, got {len(body.inputs)}")
+            x = to_array(body.inputs[0], loaded.n_features, binary)
+        except BadInput as bad:
+            return error(400, str(bad))
+        started = perf_counter()
+        # predict is CPU-bound: off the event loop, so health probes stay answered
+        predicted = await run_in_threadpool(loaded.adapter.predict, loaded.model, x)
+        latency.labels(loaded.name).observe(perf_counter() - started)
+        rows_total.labels(loaded.name).inc(len(x))
+        requests_total.labels(loaded.name, "200").inc()
+        output = loaded.metadata["output"]
+        return {
+            "model_name": loaded.name,
+            "model_version": loaded.version,
+            "id": body.id or "",
+            "outputs": [
+                {
+                    "name": output["name"],
+                    "datatype": output["datatype"],
+                    "shape": [len(predicted)],
+                    "data": [int(v) for v in np.asarray(predicted).ravel()],
+                }
+            ],
+        }
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,176 @@
+"""The model server, started with uvicorn (the `serve` command) and called over HTTP with
+Triton's Open Inference Protocol v2 client."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import free_port, wait_for_http
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    """A storage root with a released, deployed digits model (the demo's result)."""
+    root = tmp_path_factory.mktemp("served")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "DAGSTER_HOME"))}
+    done = subprocess.run(
+        [str(BIN / "mlops-assets"), "demo"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root, env
+
+
+@pytest.fixture(scope="module")
+def server(released):
+    root, env = released
+    port = free_port()
+    process = subprocess.Popen(
+        [str(BIN / "mlops-assets"), "serve", "--environment", "dev", "--port", str(port)],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/v2/health/ready", timeout=60)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_predictions_equal_the_models_own(server, released):
+    import tritonclient.http as httpclient
+
+    from mlops_assets.registry import ModelRegistry
+    from mlops_assets.serving.loader import load_from_registry
+    from mlops_assets.storage import Layout
+    from mlops_assets.storage.local import LocalStorage
+
+    root, _ = released
+    storage = LocalStorage(root=str(root / ".mlops"))
+    version = storage.read_json(Layout("digits").dataset_latest)["dataset_version"]
+    test = storage.read_parquet(Layout("digits").dataset(version, "test.parquet"))
+    x = test[[f"pixel_{i}" for i in range(64)]].to_numpy(dtype="float32")
+    local = load_from_registry(storage, "digits", ModelRegistry(storage, "digits").versions()[-1])
+    expected = local.adapter.predict(local.model, x)
+
+    client = httpclient.InferenceServerClient(url=server)
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready("digits")
+    meta = client.get_model_metadata("digits")
+    assert meta["inputs"][0]["shape"] == [-1, 64]
+    tensor = httpclient.InferInput("input-0", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x, binary_data=False)
+    result = client.infer(
+        "digits", [tensor], outputs=[httpclient.InferRequestedOutput("output-0", binary_data=False)]
+    )
+    np.testing.assert_array_equal(result.as_numpy("output-0"), expected)
+    binary = httpclient.InferInput("input-0", list(x.shape), "FP32")
+    binary.set_data_from_numpy(x, binary_data=True)  # the protocol's binary extension
+    np.testing.assert_array_equal(client.infer("digits", [binary]).as_numpy("output-0"), expected)
+    assert (expected == test["label"].to_numpy()).mean() > 0.9
+
+
+def post(server: str, path: str, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"http://{server}{path}", data=body, headers={"content-type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (
+            {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]},
+            400,
+            "must be [rows, 64]",
+        ),
+        (
+            {"inputs": [{"name": "x", "shape": [2, 64], "datatype": "FP32", "data": [0.1] * 64}]},
+            400,
+            "64 values for shape [2, 64]",
+        ),
+        (
+            {"inputs": [{"name": "x", "shape": [1, 64], "datatype": "BYTES", "data": ["a"] * 64}]},
+            400,
+            "not numeric",
+        ),
+        (
+            {"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP32", "data": ["a"] * 64}]},
+            400,
+            "must be a number",
+        ),
+        ({"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP32"}]}, 400, "data"),
+        ({"inputs": []}, 400, "exactly one input"),
+        ({"nothing": 1}, 400, "inputs"),
+    ],
+)
+def test_bad_input_gets_a_4xx_that_says_what_is_wrong(server, body, status, words):
+    code, answer = post(server, "/v2/models/digits/infer", json.dumps(body).encode())
+    assert code == status
+    assert words in answer["error"]
+
+
+def test_nan_garbage_and_unknown_models_never_give_500(server):
+    nan = (
+        b'{"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP32", "data": ['
+        + b",".join([b"NaN"] * 64)
+        + b"]}]}"
+    )
+    assert post(server, "/v2/models/digits/infer", nan)[0] == 400
+    assert post(server, "/v2/models/digits/infer", b"{not json")[0] == 400
+    code, answer = post(server, "/v2/models/other/infer", b'{"inputs": []}')
+    assert code == 404 and "unknown model" in answer["error"]
+    with urllib.request.urlopen(f"http://{server}/metrics") as response:
+        text = response.read().decode()
+    assert 'model_requests_total{model="digits",outcome="400"}' in text
+
+
+def test_tampered_artifact_is_refused_at_start(released, tmp_path):
+    root, env = released
+    model_dir = root / ".mlops" / "models" / "digits" / "1"
+    copy = tmp_path / "1"
+    copy.mkdir()
+    (copy / "metadata.json").write_bytes((model_dir / "metadata.json").read_bytes())
+    (copy / "model.skops").write_bytes((model_dir / "model.skops").read_bytes() + b"x")
+    sha = json.loads((model_dir / "metadata.json").read_text())["artifact_sha256"]
+    done = subprocess.run(
+        [
+            str(BIN / "mlops-assets"),
+            "serve",
+            "--uri",
+            str(copy / "model.skops"),
+            "--sha256",
+            sha,
+            "--port",
+            str(free_port()),
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "refusing to serve it" in done.stderr and "model.skops" in done.stderr
