@@ -85,7 +85,7 @@ class GitOpsRepo:
         with tempfile.TemporaryDirectory() as tmp:
             self._checkout(Path(tmp))
             root = Path(tmp) / "environments"
-            return sorted(p.parent.name for p in root.glob(f"*/{use_case}/values.yaml"))
+            return sorted(p.parent.parent.name for p in root.glob(f"*/{use_case}/values.yaml"))
 
     def deploy(self, request: DeployRequest) -> DeployResult:
         with tempfile.TemporaryDirectory() as tmp:

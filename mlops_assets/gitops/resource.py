@@ -9,6 +9,8 @@ import dagster as dg
 from mlops_assets.gitops.deploy import GitOpsRepo
 
 TEMPLATE = Path(__file__).parent / "templates" / "values.yaml"
+# Seeded in the local default's repository: the promotion path dev -> staging -> prod.
+ENVIRONMENTS = ("dev", "staging", "prod")
 
 
 class GitOpsResource(dg.ConfigurableResource):
@@ -30,9 +32,10 @@ class GitOpsResource(dg.ConfigurableResource):
             from mlops_assets.gitops.git import ensure_local_remote
 
             seed = {
-                f"environments/dev/{name}/values.yaml": TEMPLATE.read_text().replace(
+                f"environments/{env}/{name}/values.yaml": TEMPLATE.read_text().replace(
                     "name: digits", f"name: {name}"
                 )
+                for env in ENVIRONMENTS
                 for name in use_cases
             }
             remote = ensure_local_remote(Path(self.local_path), self.branch, seed)

@@ -1,0 +1,114 @@
+{{- define "model-api.fullname" -}}
+{{- printf "%s-%s" .Release.Name .Values.model.name | replace "_" "-" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "model-api.labels" -}}
+app.kubernetes.io/name: model-api
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Values.model.version | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+mlops-assets/use-case: {{ .Values.model.name | replace "_" "-" }}
+{{- end -}}
+
+{{- define "model-api.selectorLabels" -}}
+app.kubernetes.io/name: model-api
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "model-api.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "model-api.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The pod template, shared by the Deployment and the Argo Rollouts Rollout. */}}
+{{- define "model-api.podTemplate" -}}
+metadata:
+  labels:
+    {{- include "model-api.selectorLabels" . | nindent 4 }}
+    app.kubernetes.io/version: {{ .Values.model.version | quote }}
+  annotations:
+    {{- with .Values.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+    mlops-assets/model-sha256: {{ .Values.model.sha256 | quote }}
+spec:
+  serviceAccountName: {{ include "model-api.serviceAccountName" . }}
+  {{- with .Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 10001
+    runAsGroup: 10001
+    fsGroup: 10001
+    seccompProfile:
+      type: RuntimeDefault
+  containers:
+    - name: model-api
+      image: "{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
+      imagePullPolicy: {{ .Values.image.pullPolicy }}
+      args: ["serve", "--use-case", {{ .Values.model.name | quote }}, "--host", "0.0.0.0", "--port", "8080"]
+      env:
+        - name: MODEL_URI
+          value: {{ .Values.model.uri | quote }}
+        - name: MODEL_SHA256
+          value: {{ .Values.model.sha256 | quote }}
+        {{- with .Values.storage.endpointUrl }}
+        - name: MLOPS_S3_ENDPOINT_URL
+          value: {{ . | quote }}
+        {{- end }}
+        {{- with .Values.storage.region }}
+        - name: AWS_REGION
+          value: {{ . | quote }}
+        {{- end }}
+      {{- with .Values.storage.existingSecret }}
+      envFrom:
+        - secretRef:
+            name: {{ . }}
+      {{- end }}
+      ports:
+        - name: http
+          containerPort: 8080
+          protocol: TCP
+      livenessProbe:
+        httpGet: {path: /v2/health/live, port: http}
+        periodSeconds: 10
+        failureThreshold: 3
+      readinessProbe:
+        httpGet: {path: /v2/health/ready, port: http}
+        periodSeconds: 5
+        failureThreshold: 3
+      startupProbe:
+        httpGet: {path: /v2/health/live, port: http}
+        periodSeconds: 5
+        failureThreshold: 30
+      resources:
+        {{- toYaml .Values.resources | nindent 8 }}
+      securityContext:
+        allowPrivilegeEscalation: false
+        readOnlyRootFilesystem: true
+        capabilities:
+          drop: ["ALL"]
+      volumeMounts:
+        - name: tmp
+          mountPath: /tmp
+  volumes:
+    - name: tmp
+      emptyDir: {}
+  {{- with .Values.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}

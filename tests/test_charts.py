@@ -1,0 +1,162 @@
+"""The Helm charts, rendered by the Helm SDK as Argo CD would, and every manifest validated
+against the Kubernetes schemas of a current release."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+
+from mlops_assets.gitops.deploy import DeployRequest, GitOpsRepo
+from mlops_assets.gitops.resource import ENVIRONMENTS, TEMPLATE, GitOpsResource
+from mlops_assets.gitops.values import read_model
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL_API = REPO / "charts" / "model-api"
+ARGOCD = REPO / "charts" / "argocd"
+K8S = kubernetes_validate.latest_version()
+SHA = "ab" * 32
+
+
+def manifests(rendered: dict[str, str]) -> list[dict]:
+    return [doc for text in rendered.values() for doc in yaml.safe_load_all(text) if doc]
+
+
+def validate(doc: dict) -> None:
+    if doc["kind"] == "Rollout":  # an Argo Rollouts CRD: check its pod template as a Deployment's
+        doc = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": doc["metadata"],
+            "spec": {k: v for k, v in doc["spec"].items() if k != "strategy"},
+        }
+    kubernetes_validate.validate(doc, K8S, strict=True)
+
+
+@pytest.fixture
+def gitops_repo(tmp_path) -> GitOpsRepo:
+    """The local default's GitOps repository, with a model deployed to dev."""
+    repo = GitOpsResource(local_path=str(tmp_path / "gitops.git")).repo(("digits",))
+    repo.deploy(
+        DeployRequest(
+            environment="dev",
+            use_case="digits",
+            model={
+                "name": "digits",
+                "version": "3",
+                "uri": "s3://models/models/digits/3/model.skops",
+                "sha256": SHA,
+            },
+        )
+    )
+    return repo
+
+
+def test_every_environment_renders_valid_kubernetes_objects(gitops_repo, tmp_path):
+    chart = helm.Chart.load(MODEL_API)
+    environments = gitops_repo.environments("digits")
+    assert environments == sorted(ENVIRONMENTS)
+    for environment in environments:
+        values_file = tmp_path / f"{environment}.yaml"
+        values_file.write_text(gitops_repo.read_values(environment, "digits"))
+        values = yaml.safe_load(values_file.read_text())
+        chart.validate_schema(values)
+        report = helm.lint(MODEL_API, values, strict=True)
+        assert not report["errors"]
+        assert all(m["severity"] < 2 for m in report["messages"]), report
+        docs = manifests(chart.render(values, name=environment, namespace=f"mlops-{environment}"))
+        for doc in docs:
+            validate(doc)
+        kinds = sorted(d["kind"] for d in docs)
+        if environment == "dev":
+            assert kinds == ["Deployment", "Pod", "Service", "ServiceAccount"]
+            (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+            container = deployment["spec"]["template"]["spec"]["containers"][0]
+            env = {e["name"]: e["value"] for e in container["env"]}
+            assert env["MODEL_SHA256"] == SHA and env["MODEL_URI"].endswith("/3/model.skops")
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+            assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+        else:  # nothing deployed there yet: no pods
+            assert kinds == ["Service", "ServiceAccount"]
+
+
+def test_rollout_ingress_hpa_and_secret_render_valid(gitops_repo):
+    chart = helm.Chart.load(MODEL_API)
+    values = yaml.safe_load(gitops_repo.read_values("dev", "digits"))
+    values.update(
+        {
+            "rollout": {"enabled": True, "steps": [{"setWeight": 25}, {"pause": {}}]},
+            "ingress": {
+                "enabled": True,
+                "className": "nginx",
+                "hosts": [{"host": "d.example.com"}],
+            },
+            "autoscaling": {
+                "enabled": True,
+                "minReplicas": 2,
+                "maxReplicas": 5,
+                "targetCPUUtilizationPercentage": 60,
+            },
+            "storage": {"existingSecret": "mlops-s3", "endpointUrl": "http://minio:9000"},
+        }
+    )
+    docs = manifests(chart.render(values, name="dev", namespace="mlops-dev"))
+    kinds = {d["kind"] for d in docs}
+    assert {"Rollout", "Ingress", "HorizontalPodAutoscaler"} <= kinds and "Deployment" not in kinds
+    for doc in docs:
+        validate(doc)
+    (rollout,) = [d for d in docs if d["kind"] == "Rollout"]
+    container = rollout["spec"]["template"]["spec"]["containers"][0]
+    assert container["envFrom"] == [{"secretRef": {"name": "mlops-s3"}}]
+    assert all("AWS_SECRET" not in e["name"] for e in container["env"])  # referenced, not inlined
+    (hpa,) = [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
+    assert hpa["spec"]["scaleTargetRef"]["kind"] == "Rollout"
+
+
+def test_schema_refuses_bad_model_values():
+    chart = helm.Chart.load(MODEL_API)
+    values = yaml.safe_load(TEMPLATE.read_text())
+    bad = copy.deepcopy(values)
+    bad["model"]["sha256"] = "not-a-sha"
+    with pytest.raises(helm.HelmValuesError):
+        chart.validate_schema(bad)
+    bad = copy.deepcopy(values)
+    bad["model"]["version"] = 3  # versions are strings in values files
+    with pytest.raises(helm.HelmValuesError):
+        chart.validate_schema(bad)
+
+
+def test_gitops_seed_and_chart_defaults_agree_on_the_model_keys():
+    chart_model = read_model((MODEL_API / "values.yaml").read_text())
+    seed_model = read_model(TEMPLATE.read_text())
+    assert chart_model.keys() == seed_model.keys()
+
+
+def test_argocd_apps_point_at_the_files_deploy_writes():
+    rendered = helm.Chart.load(ARGOCD).render(name="mlops", namespace="argocd")
+    docs = manifests(rendered)
+    apps = [d for d in docs if d["kind"] == "Application"]
+    projects = [d for d in docs if d["kind"] == "AppProject"]
+    assert len(projects) == 1
+    assert {a["metadata"]["name"] for a in apps} == {f"digits-{e}" for e in ENVIRONMENTS}
+    for app in apps:
+        env = app["metadata"]["labels"]["mlops-assets/environment"]
+        chart_source, values_source = app["spec"]["sources"]
+        expected = DeployRequest(environment=env, use_case="digits", model={"version": "1"}).path
+        assert chart_source["helm"]["valueFiles"] == [f"$values/{expected}"]
+        assert chart_source["path"] == "charts/model-api" and values_source["ref"] == "values"
+        assert app["spec"]["destination"]["namespace"] in {
+            d["namespace"] for d in projects[0]["spec"]["destinations"]
+        }
+    assert (
+        "automated"
+        not in next(a for a in apps if a["metadata"]["name"] == "digits-prod")["spec"]["syncPolicy"]
+    )
+    root = yaml.safe_load((ARGOCD / "root-application.yaml").read_text())
+    assert root["spec"]["source"]["path"] == "charts/argocd"
+    report = helm.lint(ARGOCD, strict=True)
+    assert not report["errors"] and all(m["severity"] < 2 for m in report["messages"])
