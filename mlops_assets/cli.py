@@ -351,3 +351,57 @@ def serve(use_case, environment, version, uri, sha256, host, port) -> None:
         sys.exit(2)
     click.echo(f"serving {loaded.name} v{loaded.version} on http://{host}:{port}/v2")
     uvicorn.run(create_app(loaded), host=host, port=port, log_level="info")
+
+
+@main.group()
+def gitops() -> None:
+    """The GitOps repository: what is deployed where, promotion and rollback."""
+
+
+def _gitops():
+    from mlops_assets.resources import build_gitops
+    from mlops_assets.settings import load_settings
+
+    return build_gitops(load_settings())
+
+
+@gitops.command("status")
+@use_case_option
+def gitops_status(use_case: str) -> None:
+    """The model version each environment deploys, and the last commit that changed it."""
+    repo = _gitops().repo((use_case,))
+    for environment in repo.environments(use_case):
+        model, commit = repo.deployed(environment, use_case)
+        click.echo(f"{environment:<10} v{model.get('version')}  {commit}")
+
+
+@gitops.command("promote")
+@use_case_option
+@click.option("--from", "source", required=True, help="Environment to promote from (dev).")
+@click.option("--to", "target", required=True, help="Environment to promote to (staging).")
+@click.option("--approval", is_flag=True, help="Push a deploy/... branch for a pull request.")
+def gitops_promote(use_case: str, source: str, target: str, approval: bool) -> None:
+    """Deploy to the next environment what the previous one deploys."""
+    from mlops_assets.mlops.deploy import promote
+
+    try:
+        result = promote(_storage(), _gitops(), use_case, source, target, approval)
+    except (LookupError, RuntimeError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(result.reason)
+
+
+@gitops.command("rollback")
+@use_case_option
+@click.option("--environment", required=True)
+@click.option("--version", "version", type=int, required=True, help="An earlier version.")
+@click.option("--reason", required=True, help="Why; in the commit and the registry history.")
+def gitops_rollback(use_case: str, environment: str, version: int, reason: str) -> None:
+    """Deploy an earlier registry version to an environment, pinned in the registry."""
+    from mlops_assets.mlops.deploy import rollback
+
+    try:
+        result = rollback(_storage(), _gitops(), use_case, environment, version, reason)
+    except (LookupError, RuntimeError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(result.reason)

@@ -264,3 +264,52 @@ def test_unknown_environment_and_unreachable_remote_are_clear_errors(git_server,
         GitOpsRepo("http://127.0.0.1:9/gitops.git").deploy(request(2))
     assert "127.0.0.1:9" in str(error.value)
     assert "s3cr3t-token-value" not in str(error.value)
+
+
+def test_promotion_and_rollback_of_environments(local_env):
+    import dagster as dg
+
+    from mlops_assets.cli import seed_digits
+    from mlops_assets.definitions import build_definitions
+    from mlops_assets.mlops.deploy import promote, rollback
+    from mlops_assets.registry import ModelRegistry
+    from mlops_assets.resources import build_gitops, build_storage
+    from mlops_assets.settings import load_settings
+
+    settings = load_settings()
+    storage, gitops = build_storage(settings), build_gitops(settings)
+    definitions = build_definitions()
+    with dg.instance_for_test() as instance:
+        seed_digits(storage, 5, [1, 2, 3])
+        for round_ in (1, 2):
+            for job in ("digits_dataops", "digits_mlops"):
+                result = definitions.resolve_job_def(job).execute_in_process(
+                    instance=instance, raise_on_error=False
+                )
+                assert result.success, job
+            if round_ == 1:
+                seed_digits(storage, 5, [4, 5])
+    repo = gitops.repo(("digits",))
+    assert repo.deployed("dev", "digits")[0]["version"] == "2"
+
+    assert promote(storage, gitops, "digits", "dev", "staging").changed
+    assert repo.deployed("staging", "digits")[0]["version"] == "2"
+    with pytest.raises(GitOpsError, match="nothing is deployed in prod"):
+        promote(storage, gitops, "digits", "prod", "staging")
+
+    result = rollback(storage, gitops, "digits", "dev", 1, "v2 regressed")
+    assert result.changed
+    model, commit = repo.deployed("dev", "digits")
+    assert model["version"] == "1" and "Roll back digits in dev to v1" in commit
+    registry = ModelRegistry(storage, "digits")
+    assert registry.champion()["version"] == 1 and registry.champion()["pinned"]
+    # the pipeline's next deploy keeps the pinned rollback instead of redeploying v2
+    deploy = definitions.resolve_job_def("digits_mlops").execute_in_process(
+        asset_selection=[dg.AssetKey(["digits", "deploy"])],
+        raise_on_error=False,
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert deploy.success
+    assert repo.deployed("dev", "digits")[0]["version"] == "1"
+    with pytest.raises(LookupError):
+        rollback(storage, gitops, "digits", "dev", 9, "no such version")

@@ -32,6 +32,8 @@ class DeployRequest:
     trailers: dict[str, str] = field(default_factory=dict)
     approval: bool = False
     allow_older: bool = False
+    headline: str = ""
+    """The commit's first line; by default 'Deploy <use case> v<N> to <env> (was v<M>)'."""
 
     @property
     def path(self) -> str:
@@ -182,7 +184,9 @@ class GitOpsRepo:
     def _message(self, request: DeployRequest, previous: str | None) -> str:
         version = request.model["version"]
         was = f" (was v{previous})" if previous and previous != "0" else ""
-        head = f"Deploy {request.use_case} v{version} to {request.environment}{was}"
+        head = (
+            request.headline or f"Deploy {request.use_case} v{version} to {request.environment}"
+        ) + was
         body = [
             f"Set model.version, model.uri and model.sha256 in {request.path}.",
             *request.summary,

@@ -23,6 +23,8 @@ def deploy_request(
     run_id: str,
     version: int | None = None,
     allow_older: bool = False,
+    headline: str = "",
+    summary: list[str] | None = None,
 ) -> DeployRequest:
     champion = registry.champion()
     if version is None:
@@ -41,6 +43,7 @@ def deploy_request(
             "sha256": meta["artifact_sha256"],
         },
         summary=[
+            *(summary or []),
             f"Test {gate.get('metric', 'accuracy')}: {meta['metrics']['accuracy']:.4f} "
             f"on dataset {meta['dataset_version']}.",
             f"Gate: {gate.get('summary', 'n/a')}",
@@ -53,6 +56,7 @@ def deploy_request(
         },
         approval=config.approval,
         allow_older=allow_older,
+        headline=headline,
     )
 
 
@@ -64,5 +68,64 @@ def run_deploy(
     run_id: str,
 ) -> tuple[DeployResult, DeployRequest]:
     registry = ModelRegistry(storage, use_case)
-    request = deploy_request(registry, config, run_id)
+    champion = registry.champion() or {}
+    # A pinned champion is a deliberate rollback: deploy it even over a newer version.
+    request = deploy_request(registry, config, run_id, allow_older=bool(champion.get("pinned")))
     return gitops.repo((use_case,)).deploy(request), request
+
+
+def promote(
+    storage: ObjectStorage,
+    gitops: GitOpsResource,
+    use_case: str,
+    source: str,
+    target: str,
+    approval: bool = False,
+) -> DeployResult:
+    """Deploy to `target` what `source` deploys (verified against the registry first)."""
+    from mlops_assets.gitops.deploy import GitOpsError
+
+    repo = gitops.repo((use_case,))
+    model, _ = repo.deployed(source, use_case)
+    version = str(model.get("version") or "0")
+    if version == "0" or not model.get("uri"):
+        raise GitOpsError(f"nothing is deployed in {source} to promote")
+    registry = ModelRegistry(storage, use_case)
+    _, meta = registry.artifact(int(version))
+    if meta["artifact_sha256"] != model.get("sha256"):
+        raise GitOpsError(
+            f"{source} deploys v{version} with sha256 {model.get('sha256')}, "
+            f"but the registry has {meta['artifact_sha256']}: not promoting"
+        )
+    request = deploy_request(
+        registry,
+        DeployConfig(environment=target, approval=approval),
+        "",
+        int(version),
+        headline=f"Promote {use_case} v{version} from {source} to {target}",
+    )
+    return repo.deploy(request)
+
+
+def rollback(
+    storage: ObjectStorage,
+    gitops: GitOpsResource,
+    use_case: str,
+    environment: str,
+    version: int,
+    reason: str,
+) -> DeployResult:
+    """Deploy an earlier registry version to `environment` and pin it as champion, so that
+    the pipeline does not deploy the newer champion over it until it is unpinned."""
+    registry = ModelRegistry(storage, use_case)
+    registry.promote(version, reason, pin=True)  # must exist and pass its sha256 check
+    request = deploy_request(
+        registry,
+        DeployConfig(environment=environment),
+        "",
+        version,
+        allow_older=True,
+        headline=f"Roll back {use_case} in {environment} to v{version}",
+        summary=[f"Reason: {reason}", f"Pinned v{version} as champion in the registry."],
+    )
+    return gitops.repo((use_case,)).deploy(request)

@@ -1,0 +1,32 @@
+# One image for the Dagster code location, its run and step pods, and the model server
+# (`mlops-assets serve`). Dependencies come from the committed uv.lock.
+FROM python:3.11.11-slim-bookworm AS base
+
+ENV PYTHONUNBUFFERED=1 \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    PATH=/opt/venv/bin:$PATH
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=ghcr.io/astral-sh/uv:0.9.2 /uv /usr/local/bin/uv
+
+WORKDIR /app
+# Dependencies first (cached while only the code changes), without the dev group.
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --locked --no-dev --no-install-project
+COPY mlops_assets ./mlops_assets
+COPY workspace.yaml dagster_cloud.yaml* ./
+RUN uv sync --locked --no-dev
+
+# The commit the image was built from, recorded in every model's metadata.
+ARG MLOPS_CODE_VERSION=unknown
+ENV MLOPS_CODE_VERSION=${MLOPS_CODE_VERSION} MLOPS_ENV=k8s
+
+RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin mlops
+USER 10001
+EXPOSE 8080 4000
+ENTRYPOINT ["mlops-assets"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8080"]
