@@ -11,7 +11,7 @@ ENV PYTHONUNBUFFERED=1 \
 RUN apt-get update \
  && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=ghcr.io/astral-sh/uv:0.9.2 /uv /usr/local/bin/uv
+COPY --from=ghcr.io/astral-sh/uv:0.13.8 /uv /usr/local/bin/uv
 
 WORKDIR /app
 # Dependencies first (cached while only the code changes), without the dev group.
@@ -23,10 +23,12 @@ RUN uv sync --locked --no-dev
 
 # The commit the image was built from, recorded in every model's metadata.
 ARG MLOPS_CODE_VERSION=unknown
-ENV MLOPS_CODE_VERSION=${MLOPS_CODE_VERSION} MLOPS_ENV=k8s
+# MLOPS_ENV=k8s and its settings are set where the image runs (Dagster chart values), so the
+# same image also serves models, which needs none of them.
+ENV MLOPS_CODE_VERSION=${MLOPS_CODE_VERSION}
 
 RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin mlops
 USER 10001
 EXPOSE 8080 4000
-ENTRYPOINT ["mlops-assets"]
-CMD ["serve", "--host", "0.0.0.0", "--port", "8080"]
+# No ENTRYPOINT: Dagster's launchers run `dagster api ...` in this image as the command.
+CMD ["mlops-assets", "serve", "--host", "0.0.0.0", "--port", "8080"]

@@ -51,6 +51,7 @@ spec:
     - name: model-api
       image: "{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
       imagePullPolicy: {{ .Values.image.pullPolicy }}
+      command: ["mlops-assets"]
       args: ["serve", "--use-case", {{ .Values.model.name | quote }}, "--host", "0.0.0.0", "--port", "8080"]
       env:
         - name: MODEL_URI
