@@ -1,0 +1,167 @@
+"""Single-row inference over loopback HTTP versus the model's in-process predict.
+
+Prepares a released digits model (the demo pipeline on a temporary root), starts the
+server with `mlops-assets serve` (uvicorn), sends single-row Open Inference Protocol v2
+requests from a fixed number of client threads over keep-alive connections, and calls
+predict in process on the same rows. Writes JSON, prints a table.
+
+    uv run python bench/inference_latency.py [--requests 2000] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline_overhead import BIN, REPO, compile_bytecode
+
+sys.path.insert(0, str(REPO / "tests"))
+from conftest import free_port, wait_for_http  # noqa: E402
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=REPO / "bench/results/inference_latency.json")
+    args = parser.parse_args()
+    compile_bytecode()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "DAGSTER_"))}
+        subprocess.run(
+            [str(BIN / "mlops-assets"), "demo"], cwd=root, env=env, check=True, capture_output=True
+        )
+        from mlops_assets.serving.loader import load_from_registry
+        from mlops_assets.storage import Layout
+        from mlops_assets.storage.local import LocalStorage
+
+        storage = LocalStorage(root=str(root / ".mlops"))
+        loaded = load_from_registry(storage, "digits")
+        version = storage.read_json(Layout("digits").dataset_latest)["dataset_version"]
+        test = storage.read_parquet(Layout("digits").dataset(version, "test.parquet"))
+        rows = test[[f"pixel_{i}" for i in range(64)]].to_numpy(dtype="float32")
+
+        # in process: one predict call per row, the same rows in the same order
+        local = []
+        for i in range(args.requests):
+            x = rows[i % len(rows)].reshape(1, -1)
+            started = time.perf_counter()
+            loaded.adapter.predict(loaded.model, x)
+            local.append(time.perf_counter() - started)
+
+        port = free_port()
+        server = subprocess.Popen(
+            [str(BIN / "mlops-assets"), "serve", "--port", str(port)],
+            cwd=root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/v2/health/ready", timeout=60)
+            latencies: list[float] = []
+            lock = threading.Lock()
+            bodies = [
+                json.dumps(
+                    {
+                        "inputs": [
+                            {
+                                "name": "input-0",
+                                "shape": [1, 64],
+                                "datatype": "FP32",
+                                "data": rows[i % len(rows)].tolist(),
+                            }
+                        ]
+                    }
+                ).encode()
+                for i in range(args.requests)
+            ]
+
+            def client(worker: int) -> None:
+                connection = http.client.HTTPConnection("127.0.0.1", port)
+                mine = []
+                for i in range(worker, args.requests, args.concurrency):
+                    started = time.perf_counter()
+                    connection.request(
+                        "POST",
+                        "/v2/models/digits/infer",
+                        bodies[i],
+                        {"content-type": "application/json"},
+                    )
+                    response = connection.getresponse()
+                    response.read()
+                    assert response.status == 200
+                    mine.append(time.perf_counter() - started)
+                with lock:
+                    latencies.extend(mine)
+
+            threads = [threading.Thread(target=client, args=(w,)) for w in range(args.concurrency)]
+            started = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            elapsed = time.perf_counter() - started
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+    report = {
+        "benchmark": "inference_latency",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "requests": args.requests,
+        "concurrency": args.concurrency,
+        "http": {
+            "p50_ms": percentile(latencies, 0.5) * 1e3,
+            "p99_ms": percentile(latencies, 0.99) * 1e3,
+            "throughput_rps": args.requests / elapsed,
+        },
+        "in_process": {
+            "p50_ms": percentile(local, 0.5) * 1e3,
+            "p99_ms": percentile(local, 0.99) * 1e3,
+            "throughput_rps": len(local) / sum(local),
+            "mean_ms": statistics.mean(local) * 1e3,
+        },
+    }
+    report["ratios"] = {
+        "p50_http_over_in_process": report["http"]["p50_ms"] / report["in_process"]["p50_ms"],
+        "throughput_in_process_over_http": (
+            report["in_process"]["throughput_rps"] / report["http"]["throughput_rps"]
+        ),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"{'':<12}{'p50 ms':>9}{'p99 ms':>9}{'rows/s':>10}")
+    for name in ("http", "in_process"):
+        r = report[name]
+        print(f"{name:<12}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['throughput_rps']:>10.0f}")
+    for name, value in report["ratios"].items():
+        print(f"{name}: {value:.1f}")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
