@@ -3,37 +3,15 @@
 from __future__ import annotations
 
 import difflib
-import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from conftest import HAND_WRITTEN, TEMPLATE
 
 from mlops_assets.gitops.deploy import DeployRequest, GitOpsError, GitOpsRepo
-from mlops_assets.gitops.git import ensure_local_remote
 from mlops_assets.gitops.values import read_model, set_model
-
-TEMPLATE = (Path(__file__).parents[1] / "mlops_assets/gitops/templates/values.yaml").read_text()
-
-HAND_WRITTEN = """\
-# Production values: reviewed by the platform team.
-replicaCount: 3   # three zones
-
-model:
-  # served version (bumped by CI)
-  name: digits
-  version: '1'   # quoted on purpose
-  uri: "s3://models/digits/1/model.skops"
-  sha256: aaaa
-  format: skops
-
-ingress:
-  enabled: true
-  hosts:
-      - digits.example.com   # odd indentation kept
-"""
 
 
 def request(version: int, env: str = "dev", **kw) -> DeployRequest:
@@ -55,52 +33,6 @@ def request(version: int, env: str = "dev", **kw) -> DeployRequest:
         },
         **kw,
     )
-
-
-@pytest.fixture
-def git_server(tmp_path):
-    """A bare GitOps repository served by `git daemon` on loopback (push enabled)."""
-    base = tmp_path / "server"
-    ensure_local_remote(
-        base / "gitops.git",
-        "main",
-        {
-            "environments/dev/digits/values.yaml": TEMPLATE,
-            "environments/prod/digits/values.yaml": HAND_WRITTEN,
-        },
-    )
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    daemon = subprocess.Popen(
-        [
-            "git",
-            "daemon",
-            "--reuseaddr",
-            "--export-all",
-            "--enable=receive-pack",
-            f"--base-path={base}",
-            f"--port={port}",
-            "--listen=127.0.0.1",
-            str(base),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    try:
-        yield f"git://127.0.0.1:{port}/gitops.git", base / "gitops.git"
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=10)
 
 
 def log(bare: Path, *args: str) -> str:

@@ -1,0 +1,93 @@
+"""The deploy step inside the MLOps job: an unreachable remote, and secrets kept out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import dagster as dg
+
+from mlops_assets.cli import seed_digits
+from mlops_assets.definitions import build_definitions
+from mlops_assets.registry import ModelRegistry
+
+TOKEN = "ghp_s3cr3tT0kenValue0123456789"
+
+
+def run_mlops(instance, **kw):
+    return (
+        build_definitions()
+        .resolve_job_def("digits_mlops")
+        .execute_in_process(instance=instance, raise_on_error=False, **kw)
+    )
+
+
+def test_unreachable_remote_fails_deploy_only_and_a_later_run_deploys(
+    local_env, storage, monkeypatch, git_server
+):
+    url, bare = git_server
+    with dg.instance_for_test() as instance:
+        seed_digits(storage, 5, [1, 2, 3])
+        assert (
+            build_definitions()
+            .resolve_job_def("digits_dataops")
+            .execute_in_process(instance=instance)
+            .success
+        )
+        monkeypatch.setenv("MLOPS_GITOPS_REMOTE", "git://127.0.0.1:9/gitops.git")
+        failed = run_mlops(instance)
+        assert not failed.success
+        (failure,) = failed.get_step_failure_events()
+        assert failure.step_key == "digits__deploy"
+        error = failure.event_specific_data.error
+        assert "127.0.0.1:9" in error.message + (error.cause.message if error.cause else "")
+        registry = ModelRegistry(storage, "digits")
+        assert registry.versions() == [1] and registry.champion()["version"] == 1
+
+        monkeypatch.setenv("MLOPS_GITOPS_REMOTE", url)
+        again = run_mlops(instance, asset_selection=[dg.AssetKey(["digits", "deploy"])])
+        assert again.success
+        assert registry.versions() == [1]  # deploying did not release anything
+    subject = subprocess.run(
+        ["git", "--git-dir", str(bare), "log", "-1", "--format=%s", "main"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert subject.startswith("Deploy digits v1 to dev")
+
+
+def test_no_credential_in_logs_metadata_commits_or_git_config(
+    local_env, storage, monkeypatch, git_server
+):
+    url, bare = git_server
+    monkeypatch.setenv("MLOPS_GITOPS_REMOTE", url)
+    monkeypatch.setenv("MLOPS_GITOPS_TOKEN", TOKEN)
+    with dg.instance_for_test() as instance:
+        seed_digits(storage, 5, [1, 2, 3])
+        assert (
+            build_definitions()
+            .resolve_job_def("digits_dataops")
+            .execute_in_process(instance=instance)
+            .success
+        )
+        result = run_mlops(instance)
+        assert result.success
+        records = instance.all_logs(result.run_id)
+        assert records
+        for record in records:
+            assert TOKEN not in json.dumps(record.user_message) + str(record.dagster_event)
+        run = instance.get_run_by_id(result.run_id)
+        assert TOKEN not in json.dumps(run.run_config, default=str)
+    everything = subprocess.run(
+        ["git", "--git-dir", str(bare), "log", "--all", "-p", "--format=%B"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "Model-Version: 1" in everything and TOKEN not in everything
+    assert TOKEN not in (bare / "config").read_text()
+    (deployed,) = result.asset_materializations_for_node("digits__deploy")
+    assert deployed.metadata["changed"].value is True
+    assert TOKEN not in str(deployed.metadata)
+    assert TOKEN not in repr(build_definitions().resources["gitops"])
