@@ -245,3 +245,14 @@ def test_promotion_and_rollback_of_environments(local_env):
     assert repo.deployed("dev", "digits")[0]["version"] == "1"
     with pytest.raises(LookupError):
         rollback(storage, gitops, "digits", "dev", 9, "no such version")
+
+
+def test_image_tag_is_set_when_configured(git_server):
+    url, bare = git_server
+    import dataclasses
+
+    result = GitOpsRepo(url).deploy(dataclasses.replace(request(8), image_tag="v0.4.1"))
+    assert result.changed
+    values = show(bare, "main", "environments/dev/digits/values.yaml")
+    assert '  tag: "v0.4.1"               # set by deploy' in values
+    assert "image.tag (v0.4.1)" in log(bare, "-1", "--format=%B", "main")

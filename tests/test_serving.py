@@ -174,3 +174,32 @@ def test_tampered_artifact_is_refused_at_start(released, tmp_path):
     )
     assert done.returncode == 2
     assert "refusing to serve it" in done.stderr and "model.skops" in done.stderr
+
+
+def test_loads_by_s3_uri_and_refuses_a_wrong_sha256(s3_env):
+    """The chart's way: MODEL_URI=s3://... and MODEL_SHA256, against the moto server."""
+    import dagster as dg
+
+    from mlops_assets.cli import seed_digits
+    from mlops_assets.definitions import build_definitions
+    from mlops_assets.registry import ModelRegistry
+    from mlops_assets.resources import build_storage
+    from mlops_assets.serving.loader import ModelLoadError, load_from_uri
+    from mlops_assets.settings import load_settings
+
+    storage = build_storage(load_settings())
+    seed_digits(storage, 5, [1, 2])
+    with dg.instance_for_test() as instance:
+        for job in ("digits_dataops", "digits_mlops"):
+            assert (
+                build_definitions()
+                .resolve_job_def(job)
+                .execute_in_process(instance=instance, raise_on_error=False)
+                .success
+            )
+    meta = ModelRegistry(storage, "digits").metadata(1)
+    assert meta["artifact_uri"].startswith(f"s3://{s3_env}/team-a/models/digits/1/")
+    loaded = load_from_uri(meta["artifact_uri"], meta["artifact_sha256"])
+    assert (loaded.name, loaded.version, loaded.n_features) == ("digits", "1", 64)
+    with pytest.raises(ModelLoadError, match="refusing to serve it"):
+        load_from_uri(meta["artifact_uri"], "0" * 64)

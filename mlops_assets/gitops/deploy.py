@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlops_assets.gitops.git import Git
-from mlops_assets.gitops.values import read_model, set_model
+from mlops_assets.gitops.values import read_model, set_keys, set_model
 
 
 class GitOpsError(RuntimeError):
@@ -32,6 +32,8 @@ class DeployRequest:
     trailers: dict[str, str] = field(default_factory=dict)
     approval: bool = False
     allow_older: bool = False
+    image_tag: str = ""
+    """Also set `image.tag` (the server image that can load this model), when given."""
     headline: str = ""
     """The commit's first line; by default 'Deploy <use case> v<N> to <env> (was v<M>)'."""
 
@@ -127,7 +129,10 @@ class GitOpsRepo:
                         previous,
                         attempt,
                     )
-                target.write_text(set_model(text, wanted, request.path))
+                text = set_model(text, wanted, request.path)
+                if request.image_tag:
+                    text = set_keys(text, "image", {"tag": request.image_tag}, request.path)
+                target.write_text(text)
                 git.run("add", request.path)
                 git.run("commit", "-q", "-F", "-", input=self._message(request, previous))
                 commit = git.run("rev-parse", "HEAD").strip()
@@ -187,8 +192,11 @@ class GitOpsRepo:
         head = (
             request.headline or f"Deploy {request.use_case} v{version} to {request.environment}"
         ) + was
+        keys = "model.version, model.uri, model.sha256" + (
+            f" and image.tag ({request.image_tag})" if request.image_tag else ""
+        )
         body = [
-            f"Set model.version, model.uri and model.sha256 in {request.path}.",
+            f"Set {keys} in {request.path}.",
             *request.summary,
         ]
         trailers = [f"{k}: {v}" for k, v in request.trailers.items()]

@@ -65,10 +65,15 @@ def _token_end(line: str, start: int) -> int:
 
 def set_model(text: str, updates: dict[str, str], path: str = "values.yaml") -> str:
     """`text` with `model.<key>` set to each value (as strings); the rest unchanged."""
+    return set_keys(text, "model", updates, path)
+
+
+def set_keys(text: str, section: str, updates: dict[str, str], path: str = "values.yaml") -> str:
+    """`text` with `<section>.<key>` set to each value (as strings); the rest unchanged."""
     document = _load(text, path)
-    if document is None or "model" not in document or document["model"] is None:
-        raise ValuesFileError(f"{path}: no `model:` mapping to update")
-    model = document["model"]
+    if document is None or section not in document or document[section] is None:
+        raise ValuesFileError(f"{path}: no `{section}:` mapping to update")
+    model = document[section]
     lines = text.splitlines(keepends=True)
     missing = []
     for key, value in updates.items():
@@ -76,7 +81,7 @@ def set_model(text: str, updates: dict[str, str], path: str = "values.yaml") -> 
             missing.append((key, value))
             continue
         if isinstance(model[key], dict | list):
-            raise ValuesFileError(f"{path}: model.{key} is not a scalar")
+            raise ValuesFileError(f"{path}: {section}.{key} is not a scalar")
         line_no, col = model.lc.value(key)
         line = lines[line_no]
         body = line.rstrip("\r\n")

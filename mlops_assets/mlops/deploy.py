@@ -6,6 +6,8 @@ the next run after the remote was down, deploys what is champion then.
 
 from __future__ import annotations
 
+import os
+
 from mlops_assets.components.config import DeployConfig
 from mlops_assets.gitops.deploy import DeployRequest, DeployResult
 from mlops_assets.gitops.resource import GitOpsResource
@@ -57,6 +59,7 @@ def deploy_request(
         approval=config.approval,
         allow_older=allow_older,
         headline=headline,
+        image_tag=config.image_tag or os.environ.get("MLOPS_IMAGE_TAG", ""),
     )
 
 
