@@ -10,7 +10,7 @@ from mlops_assets.settings import load_settings
 
 
 @cache
-def _use_case_definitions() -> dg.Definitions:
+def _use_case_definitions(executor: str) -> dg.Definitions:
     """Every component under `defs/`, built once per process.
 
     Built folder by folder from the project's component tree rather than with
@@ -18,7 +18,8 @@ def _use_case_definitions() -> dg.Definitions:
     component library (dagster-aws, ...) to describe them for the UI: about a
     second in every run and step process, for metadata no run uses. `dg list
     defs`, `dg check yaml` and the UI's component tree work the same.
-    Cached because Dagster calls the `defs` loader again for each reconstruction.
+    Cached because Dagster calls the `defs` loader again for each reconstruction; keyed by
+    the executor, the one setting the components read (it decides where the GPU goes).
     """
     tree = dg.ComponentTree.for_project(Path(__file__).parent)
     entries = sorted(
@@ -33,7 +34,10 @@ def _use_case_definitions() -> dg.Definitions:
 
 
 def build_definitions() -> dg.Definitions:
-    return dg.Definitions.merge(_use_case_definitions(), environment_definitions(load_settings()))
+    settings = load_settings()
+    return dg.Definitions.merge(
+        _use_case_definitions(settings.executor), environment_definitions(settings)
+    )
 
 
 @dg.definitions

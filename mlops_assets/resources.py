@@ -13,6 +13,14 @@ from mlops_assets.storage import ObjectStorage
 EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
 
 
+def _executor(name: str) -> dg.ExecutorDefinition:
+    if name == "k8s_job":  # a pod per step; the train step's op_tags put it on the GPU pool
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    return EXECUTORS[name]
+
+
 def build_storage(settings: Settings) -> ObjectStorage:
     location = settings.s3
     if location is None:
@@ -55,5 +63,5 @@ def environment_definitions(settings: Settings) -> dg.Definitions:
     """Resources and the executor of the environment `settings` describe."""
     return dg.Definitions(
         resources={"storage": build_storage(settings), "gitops": build_gitops(settings)},
-        executor=EXECUTORS[settings.executor],
+        executor=_executor(settings.executor),
     )

@@ -25,7 +25,7 @@ GITOPS_BRANCH_VAR = "MLOPS_GITOPS_BRANCH"
 GITOPS_AUTHOR_VAR = "MLOPS_GITOPS_AUTHOR"
 GITOPS_WEB_URL_VAR = "MLOPS_GITOPS_COMMIT_URL"
 DEFAULT_AUTHOR = "mlops-assets <mlops-assets@localhost>"
-EXECUTORS = ("in_process", "multiprocess")
+EXECUTORS = ("in_process", "multiprocess", "k8s_job")
 DEFAULT_LOCAL_ROOT = ".mlops"
 
 

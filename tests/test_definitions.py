@@ -41,7 +41,18 @@ def test_definitions_list_exactly_the_expected_objects(local_env):
         "digits_landing_sensor",
         "digits_new_dataset_sensor",
     }
-    assert {j.name for j in definitions.jobs} == {"digits_dataops", "digits_mlops"}
+    assert {j.name for j in definitions.jobs} == {
+        "digits_dataops",
+        "digits_mlops",
+        "digits_reobserve",
+    }
+    assert {s.name for s in definitions.schedules} == {
+        "digits_retrain_schedule",
+        "digits_reobserve_schedule",
+    }
+    retrain = definitions.resolve_schedule_def("digits_retrain_schedule")
+    assert retrain.job_name == "digits_mlops"
+    assert retrain.default_status == dg.DefaultScheduleStatus.STOPPED  # off by default
     for job_name, steps in (("digits_dataops", DATAOPS), ("digits_mlops", MLOPS)):
         job = definitions.resolve_job_def(job_name)
         assert {n.name for n in job.nodes} == {f"digits__{s}" for s in steps}

@@ -116,3 +116,56 @@ class DeployConfig(dg.Model, dg.Resolvable):
         description="also set image.tag of the values file; empty: MLOPS_IMAGE_TAG if set "
         "(the tag CI built this code into), else leave image.tag alone",
     )
+
+
+class PodPlacement(dg.Model, dg.Resolvable):
+    """Where and how big a run's pod is, as Kubernetes sees it."""
+
+    requests: dict[str, str] = Field(default_factory=dict)
+    limits: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, str]] = Field(default_factory=list)
+
+    def k8s_config(self) -> dict[str, Any]:
+        """The value of a `dagster-k8s/config` tag."""
+        config: dict[str, Any] = {}
+        resources = {k: v for k, v in (("requests", self.requests), ("limits", self.limits)) if v}
+        if resources:
+            config["container_config"] = {"resources": resources}
+        pod: dict[str, Any] = {}
+        if self.node_selector:
+            pod["node_selector"] = self.node_selector
+        if self.tolerations:
+            pod["tolerations"] = self.tolerations
+        if pod:
+            config["pod_spec_config"] = pod
+        return config
+
+
+def _cpu_pod() -> PodPlacement:
+    return PodPlacement(requests={"cpu": "500m", "memory": "1Gi"}, limits={"memory": "4Gi"})
+
+
+def _gpu_pod() -> PodPlacement:
+    return PodPlacement(
+        requests={"cpu": "2", "memory": "8Gi"},
+        limits={"memory": "16Gi", "nvidia.com/gpu": "1"},
+        node_selector={"mlops-assets/pool": "gpu"},
+        tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    )
+
+
+class KubernetesConfig(dg.Model, dg.Resolvable):
+    """Run pods on Kubernetes: the DataOps run on CPU nodes, the MLOps run on GPU nodes."""
+
+    dataops: PodPlacement = Field(default_factory=_cpu_pod)
+    mlops: PodPlacement = Field(default_factory=_gpu_pod)
+
+
+class ScheduleConfig(dg.Model, dg.Resolvable):
+    retrain_cron: str = Field("0 3 * * 0", description="cron of the periodic retrain")
+    retrain_enabled: bool = Field(False, description="the retrain schedule is off by default")
+    reobserve_cron: str = Field(
+        "0 6 * * *", description="cron of a full re-observation of the data for drift"
+    )
+    timezone: str = "UTC"

@@ -14,8 +14,10 @@ from mlops_assets.components.config import (
     DatasetConfig,
     DeployConfig,
     GateConfig,
+    KubernetesConfig,
     ModelConfig,
     ObserveConfig,
+    ScheduleConfig,
     SensorConfig,
     SplitConfig,
 )
@@ -33,6 +35,8 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
     training: ModelConfig = ModelConfig()
     gate: GateConfig = GateConfig()
     deploy: DeployConfig = DeployConfig()
+    kubernetes: KubernetesConfig = KubernetesConfig()
+    schedules: ScheduleConfig = ScheduleConfig()
 
     @field_validator("name")
     @classmethod
@@ -66,7 +70,12 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
             self.dataops_job_name,
             selection=dg.AssetSelection.assets(*assets),
             description=f"DataOps of {self.name}: acquire, observe, clean, transform, split.",
-            tags={"mlops/use_case": self.name, "mlops/stage": "dataops"},
+            tags={
+                "mlops/use_case": self.name,
+                "mlops/stage": "dataops",
+                # one run pod per run on Kubernetes: CPU nodes for DataOps
+                "dagster-k8s/config": self.kubernetes.dataops.k8s_config(),
+            },
         )
         sensor = build_landing_sensor(
             self.name,
@@ -75,17 +84,63 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
             self.sensor.interval_seconds,
             self.sensor.default_status == "running",
         )
+        from mlops_assets.settings import load_settings
+
+        per_step = load_settings().executor == "k8s_job"
         mlops_job = dg.define_asset_job(
             self.mlops_job_name,
             selection=dg.AssetSelection.assets(*mlops_assets),
             description=f"MLOps of {self.name}: train, validate (the gate), release, deploy.",
-            tags={"mlops/use_case": self.name, "mlops/stage": "mlops"},
+            tags={
+                "mlops/use_case": self.name,
+                "mlops/stage": "mlops",
+                "mlops/gpu": "true",  # the Dagster chart limits concurrent GPU runs by this tag
+                # one run pod per run on Kubernetes: the GPU pool for MLOps; with the per-step
+                # executor the run pod only coordinates and the train step's pod gets the GPU
+                "dagster-k8s/config": (
+                    self.kubernetes.dataops if per_step else self.kubernetes.mlops
+                ).k8s_config(),
+            },
         )
         dataset_sensor = build_new_dataset_sensor(
             self.name, split_key, mlops_job, self.sensor.default_status == "running"
         )
+        reobserve_job = dg.define_asset_job(
+            f"{self.name}_reobserve",
+            selection=dg.AssetSelection.assets(step_key(self.name, "observe")),
+            description=f"Re-observes all of {self.name}'s data for drift against the reference.",
+            config={"ops": {f"{self.name}__observe": {"config": {"full": True}}}},
+            tags={
+                "mlops/use_case": self.name,
+                "mlops/stage": "dataops",
+                "dagster-k8s/config": self.kubernetes.dataops.k8s_config(),
+            },
+        )
+        schedules = [
+            dg.ScheduleDefinition(
+                name=f"{self.name}_retrain_schedule",
+                job=mlops_job,
+                cron_schedule=self.schedules.retrain_cron,
+                execution_timezone=self.schedules.timezone,
+                default_status=dg.DefaultScheduleStatus.RUNNING
+                if self.schedules.retrain_enabled
+                else dg.DefaultScheduleStatus.STOPPED,
+                description="Periodic retrain on the current dataset version (off by default).",
+            ),
+            dg.ScheduleDefinition(
+                name=f"{self.name}_reobserve_schedule",
+                job=reobserve_job,
+                cron_schedule=self.schedules.reobserve_cron,
+                execution_timezone=self.schedules.timezone,
+                default_status=dg.DefaultScheduleStatus.RUNNING
+                if self.sensor.default_status == "running"
+                else dg.DefaultScheduleStatus.STOPPED,
+                description="Full re-observation of the data for drift.",
+            ),
+        ]
         return dg.Definitions(
             assets=[*assets, *mlops_assets],
-            jobs=[dataops_job, mlops_job],
+            jobs=[dataops_job, mlops_job, reobserve_job],
             sensors=[sensor, dataset_sensor],
+            schedules=schedules,
         )

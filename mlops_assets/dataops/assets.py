@@ -19,6 +19,12 @@ if TYPE_CHECKING:
 DATAOPS_STEPS = ("acquire", "observe", "clean", "transform", "split")
 
 
+class ObserveRunConfig(dg.Config):
+    full: bool = False
+    """Drift of every row after the reference batches, not just the new ones (the
+    re-observation schedule sets it)."""
+
+
 def step_key(use_case: str, step: str) -> dg.AssetKey:
     return dg.AssetKey([use_case, step])
 
@@ -122,12 +128,14 @@ def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
         ],
         **common,
     )
-    def observe(context: dg.AssetExecutionContext, storage: ObjectStorage):
+    def observe(
+        context: dg.AssetExecutionContext, config: ObserveRunConfig, storage: ObjectStorage
+    ):
         started = perf_counter()
         from mlops_assets.dataops.observe import run_observe
         from mlops_assets.dataops.observe_report import observe_metadata
 
-        result = run_observe(storage, layout, dataset, uc.observe)
+        result = run_observe(storage, layout, dataset, uc.observe, full=config.full)
         metadata, checks = observe_metadata(result, dataset, uc.observe)
         for rejected in result.rejected:
             context.log.error(f"quarantined whole file {rejected['file']}: {rejected['reason']}")

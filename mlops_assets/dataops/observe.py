@@ -45,7 +45,11 @@ def profile_batch(
 
 
 def run_observe(
-    storage: ObjectStorage, layout: Layout, dataset: DatasetConfig, config: ObserveConfig
+    storage: ObjectStorage,
+    layout: Layout,
+    dataset: DatasetConfig,
+    config: ObserveConfig,
+    full: bool = False,
 ) -> ObserveResult:
     catalog = load_catalog(storage, layout)
     done = staged_ids(storage, layout, STAGE)
@@ -64,7 +68,7 @@ def run_observe(
     new_ok = [p for p in result.new if p["status"] == "ok"]
     result.dataset = merge_profiles(ok)
     result.reference = merge_profiles(ok[: dataset.reference_batches])
-    result.current = merge_profiles(new_ok)
+    result.current = merge_profiles(ok[dataset.reference_batches :] if full else new_ok)
     if result.reference and result.current:
         result.drift = drift(result.reference, result.current, dataset.label.column)
     return result

@@ -1,0 +1,121 @@
+"""What Kubernetes would run, built by dagster-k8s's own code from the real definitions
+loaded with MLOPS_ENV=k8s, and validated against the Kubernetes schemas (no cluster)."""
+
+from __future__ import annotations
+
+import json
+
+import kubernetes_validate
+import pytest
+from dagster_k8s.job import (
+    DagsterK8sJobConfig,
+    construct_dagster_k8s_job,
+    get_user_defined_k8s_config,
+)
+from kubernetes.client import ApiClient
+
+from mlops_assets.definitions import build_definitions
+
+K8S = kubernetes_validate.latest_version()
+SECRETS = ["mlops-s3-credentials", "mlops-gitops-credentials"]
+
+
+@pytest.fixture
+def k8s_env(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for name, value in {
+        "MLOPS_ENV": "k8s",
+        "MLOPS_STORAGE_ROOT": "s3://mlops-prod/team-a",
+        "MLOPS_GITOPS_REMOTE": "https://git.example.com/platform/gitops.git",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+def job_config() -> DagsterK8sJobConfig:
+    """What the Dagster chart's K8sRunLauncher passes (charts/dagster/values.yaml)."""
+    return DagsterK8sJobConfig(
+        job_image="ghcr.io/mlops-assets/mlops-assets:0.1.0",
+        dagster_home="/opt/dagster/dagster_home",
+        image_pull_policy="IfNotPresent",
+        instance_config_map="dagster-instance",
+        postgres_password_secret="dagster-postgresql-secret",
+        env_config_maps=["mlops-settings"],
+        env_secrets=SECRETS,
+        env_vars=["MLOPS_ENV=k8s"],
+        service_account_name="dagster",
+    )
+
+
+def build(tags: dict, name: str) -> dict:
+    job = construct_dagster_k8s_job(
+        job_config(),
+        ["dagster", "api", "execute_run", "{}"],
+        name,
+        get_user_defined_k8s_config({k: str(v) for k, v in tags.items()}),
+    )
+    manifest = ApiClient().sanitize_for_serialization(job)
+    kubernetes_validate.validate(manifest, K8S, strict=True)
+    return manifest
+
+
+def pod(manifest: dict) -> tuple[dict, dict]:
+    spec = manifest["spec"]["template"]["spec"]
+    return spec, spec["containers"][0]
+
+
+def gpu(manifest: dict) -> bool:
+    spec, container = pod(manifest)
+    limits = (container.get("resources") or {}).get("limits") or {}
+    return (
+        "nvidia.com/gpu" in limits
+        and bool(spec.get("nodeSelector"))
+        and any(t.get("key") == "nvidia.com/gpu" for t in spec.get("tolerations") or [])
+    )
+
+
+def test_run_pods_of_every_job_are_valid_and_placed(k8s_env):
+    definitions = build_definitions()
+    jobs = {job.name: definitions.resolve_job_def(job.name) for job in definitions.jobs}
+    assert set(jobs) == {"digits_dataops", "digits_mlops", "digits_reobserve"}
+    for name, job in jobs.items():
+        manifest = build(job.tags, f"dagster-run-{name.replace('_', '-')}")
+        spec, container = pod(manifest)
+        if job.tags["mlops/stage"] == "mlops":
+            assert gpu(manifest), name
+        else:
+            assert not gpu(manifest), name
+            assert container["resources"]["requests"]["cpu"] == "500m"
+        # secrets are referenced by name, never inlined
+        assert [e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e] == SECRETS
+        text = json.dumps(manifest)
+        assert "AWS_SECRET_ACCESS_KEY" not in text and "MLOPS_GITOPS_TOKEN" not in text
+
+
+def test_per_step_executor_puts_only_train_on_gpu(k8s_env, monkeypatch):
+    monkeypatch.setenv("MLOPS_EXECUTOR", "k8s_job")
+    definitions = build_definitions()
+    job = definitions.resolve_job_def("digits_mlops")
+    assert job.executor_def.name == "k8s"
+    assert not gpu(build(job.tags, "dagster-run-coordinator"))  # the run pod only coordinates
+    for node in job.nodes:
+        step_tags = (
+            {**job.tags, **node.definition.tags}
+            if node.name == "digits__train"
+            else dict(node.definition.tags)
+        )
+        manifest = build(step_tags, f"dagster-step-{node.name.replace('_', '-')}")
+        assert gpu(manifest) == (node.name == "digits__train"), node.name
+
+
+def test_missing_k8s_settings_fail_at_load_naming_the_variable(monkeypatch):
+    from mlops_assets.settings import SettingsError
+
+    monkeypatch.setenv("MLOPS_ENV", "k8s")
+    monkeypatch.delenv("MLOPS_STORAGE_ROOT", raising=False)
+    monkeypatch.setenv("MLOPS_GITOPS_REMOTE", "https://git.example.com/gitops.git")
+    with pytest.raises(SettingsError, match="MLOPS_STORAGE_ROOT"):
+        build_definitions()
+    monkeypatch.setenv("MLOPS_STORAGE_ROOT", "s3://b")
+    monkeypatch.delenv("MLOPS_GITOPS_REMOTE")
+    with pytest.raises(SettingsError, match="MLOPS_GITOPS_REMOTE"):
+        build_definitions()
