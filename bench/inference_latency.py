@@ -27,7 +27,7 @@ from pathlib import Path
 from pipeline_overhead import BIN, REPO, compile_bytecode
 
 sys.path.insert(0, str(REPO / "tests"))
-from conftest import free_port, wait_for_http  # noqa: E402
+from conftest import free_port, stop, wait_for_http  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -74,6 +74,7 @@ def main() -> None:
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         try:
             wait_for_http(f"http://127.0.0.1:{port}/v2/health/ready", timeout=60)
@@ -121,8 +122,7 @@ def main() -> None:
                 t.join()
             elapsed = time.perf_counter() - started
         finally:
-            server.terminate()
-            server.wait(timeout=10)
+            stop(server)
 
     report = {
         "benchmark": "inference_latency",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port, wait_for_http
+from conftest import free_port, stop, wait_for_http
 
 BIN = Path(sys.executable).parent
 
@@ -42,16 +42,15 @@ def server(released):
         [str(BIN / "mlops-assets"), "serve", "--environment", "dev", "--port", str(port)],
         cwd=root,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/v2/health/ready", timeout=60)
         yield f"127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process)
 
 
 def test_predictions_equal_the_models_own(server, released):
