@@ -140,8 +140,10 @@ def test_argocd_apps_point_at_the_files_deploy_writes():
     rendered = helm.Chart.load(ARGOCD).render(name="mlops", namespace="argocd")
     docs = manifests(rendered)
     apps = [d for d in docs if d["kind"] == "Application"]
-    projects = [d for d in docs if d["kind"] == "AppProject"]
+    projects = [d for d in docs if d["kind"] == "AppProject" and d["metadata"]["name"] == "mlops"]
     assert len(projects) == 1
+    assert projects[0]["spec"]["clusterResourceWhitelist"] == []  # models get no cluster RBAC
+    apps = [a for a in apps if "mlops-assets/environment" in a["metadata"]["labels"]]
     assert {a["metadata"]["name"] for a in apps} == {f"digits-{e}" for e in ENVIRONMENTS}
     for app in apps:
         env = app["metadata"]["labels"]["mlops-assets/environment"]
@@ -160,3 +162,44 @@ def test_argocd_apps_point_at_the_files_deploy_writes():
     assert root["spec"]["source"]["path"] == "charts/argocd"
     report = helm.lint(ARGOCD, strict=True)
     assert not report["errors"] and all(m["severity"] < 2 for m in report["messages"])
+
+
+def test_dagster_values_dagster_cloud_and_the_platform_app_agree_with_the_code():
+    """Dagster's chart cannot be fetched here, so its values are checked against what the
+    code expects; dagster_cloud.yaml goes through the Dagster+ CLI's own models."""
+    from dagster_cloud_cli.config.models import load_dagster_cloud_yaml
+    from dagster_k8s.container_context import K8sContainerContext
+
+    values = yaml.safe_load((REPO / "charts/dagster/values.yaml").read_text())
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    assert deployment["dagsterApiGrpcArgs"] == ["--module-name", "mlops_assets.definitions"]
+    assert {"name": "MLOPS_ENV", "value": "k8s"} in deployment["env"]
+    launcher = values["runLauncher"]
+    assert launcher["type"] == "K8sRunLauncher"
+    daemon = values["dagsterDaemon"]
+    assert daemon["runMonitoring"]["enabled"] and daemon["runMonitoring"]["startTimeoutSeconds"]
+    limits = daemon["runCoordinator"]["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
+    assert {"key": "mlops/gpu", "value": "true", "limit": 2} in limits
+    from mlops_assets.definitions import build_definitions
+
+    mlops_job = build_definitions().resolve_job_def("digits_mlops")
+    assert mlops_job.tags["mlops/gpu"] == "true"  # the tag the queue limits
+
+    cloud = load_dagster_cloud_yaml((REPO / "dagster_cloud.yaml").read_text())
+    (location,) = cloud.locations
+    assert location.code_source.module_name == "mlops_assets.definitions"
+    context = K8sContainerContext.create_from_config(location.container_context)
+    assert context.namespace == "dagster-plus"
+    run_container = context.run_k8s_config.container_config
+    assert run_container["env_from"] == [
+        {"config_map_ref": {"name": "mlops-settings"}},
+        {"secret_ref": {"name": "mlops-s3-credentials"}},
+        {"secret_ref": {"name": "mlops-gitops-credentials"}},
+    ]
+    assert {"name": "MLOPS_ENV", "value": "k8s"} in run_container["env"]
+
+    docs = manifests(helm.Chart.load(ARGOCD).render(name="mlops", namespace="argocd"))
+    (dagster_app,) = [d for d in docs if d["metadata"]["name"] == "dagster"]
+    chart_source = dagster_app["spec"]["sources"][0]
+    assert chart_source["helm"]["valueFiles"] == ["$repo/charts/dagster/values.yaml"]
+    assert dagster_app["spec"]["project"] == "platform"
