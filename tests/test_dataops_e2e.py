@@ -149,3 +149,17 @@ def test_landing_name_escaping_the_zone_is_refused_on_s3(s3_env, moto_server):
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3_env)["Contents"]]
     assert all(k.startswith("team-a/") for k in keys)
     assert not any("escape" in k for k in keys if not k.startswith("team-a/landing/"))
+
+
+def test_reobservation_measures_drift_of_all_data_without_new_files(local_env, storage):
+    with dg.instance_for_test() as instance:
+        seed_digits(storage, 5, [1, 2, 3])
+        assert run(instance).success
+        result = build_definitions().resolve_job_def("digits_reobserve").execute_in_process(
+            instance=instance, raise_on_error=False
+        )
+    assert result.success
+    meta = metadata(result, "observe")
+    assert meta["rows_new"] == 0  # nothing new landed ...
+    assert meta["drift_max_psi"] > 0  # ... but batches 2-3 are compared with the reference
+    assert "drift_below_threshold" in checks(result)
