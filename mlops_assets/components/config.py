@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import dagster as dg
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 
 class FeaturesConfig(dg.Model, dg.Resolvable):
@@ -121,10 +121,16 @@ class DeployConfig(dg.Model, dg.Resolvable):
 class PodPlacement(dg.Model, dg.Resolvable):
     """Where and how big a run's pod is, as Kubernetes sees it."""
 
-    requests: dict[str, str] = Field(default_factory=dict)
-    limits: dict[str, str] = Field(default_factory=dict)
+    requests: dict[str, str | int | float] = Field(default_factory=dict)
+    limits: dict[str, str | int | float] = Field(default_factory=dict)
     node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: list[dict[str, str]] = Field(default_factory=list)
+    tolerations: list[dict[str, str | int]] = Field(default_factory=list)
+
+    @field_validator("requests", "limits", mode="after")
+    @classmethod
+    def _quantities(cls, value: dict) -> dict[str, str]:
+        # YAML (and Dagster's templating) turn `"2"` into 2; Kubernetes wants quantities.
+        return {k: str(v) for k, v in value.items()}
 
     def k8s_config(self) -> dict[str, Any]:
         """The value of a `dagster-k8s/config` tag."""
