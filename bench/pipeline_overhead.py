@@ -1,13 +1,13 @@
-"""Orchestration overhead of the DataOps graph, measured side by side in one run.
+"""Orchestration overhead of the whole graph (nine assets), measured side by side in one run.
 
 Three ways over the same landing files, each on a fresh storage root:
   - `dagster asset materialize` on the local default (in-process executor),
   - the same under Dagster's default multiprocess executor (MLOPS_EXECUTOR=multiprocess),
-  - the same stage bodies as a plain script (bench/plain_dataops.py).
+  - the same stage bodies as a plain script (bench/plain_pipeline.py).
 Overhead = wall time of the command minus the time spent inside the asset bodies
 (each body records its own `compute_seconds`). Writes JSON, prints a table.
 
-    uv run python bench/pipeline_overhead.py [--rows 20000] [--repeat 3]
+    uv run python bench/pipeline_overhead.py [--graph whole|dataops] [--rows 20000] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -27,7 +27,18 @@ from time import perf_counter
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-STEPS = ("acquire", "observe", "clean", "transform", "split")
+GRAPHS = {"dataops": "*digits/split", "whole": "*digits/deploy"}
+STEPS = (
+    "acquire",
+    "observe",
+    "clean",
+    "transform",
+    "split",
+    "train",
+    "validate",
+    "release",
+    "deploy",
+)
 
 
 def compile_bytecode() -> None:
@@ -61,19 +72,21 @@ def create_instance(home: Path) -> None:
         pass
 
 
-def body_seconds(home: Path) -> float:
+def body_seconds(home: Path, graph: str) -> float:
     import dagster as dg
 
     os.environ["DAGSTER_HOME"] = str(home)
     with dg.DagsterInstance.get() as instance:
         total = 0.0
-        for step in STEPS:
+        for step in STEPS[:5] if graph == "dataops" else STEPS:
             event = instance.get_latest_materialization_event(dg.AssetKey(["digits", step]))
+            if event is None:
+                raise RuntimeError(f"digits/{step} was not materialized in {home}")
             total += event.asset_materialization.metadata["compute_seconds"].value
         return total
 
 
-def run_dagster(landing: Path, work: Path, executor: str) -> dict[str, float]:
+def run_dagster(landing: Path, work: Path, executor: str, graph: str) -> dict[str, float]:
     root, home = work / "root", work / "home"
     shutil.copytree(landing, root)
     home.mkdir()
@@ -92,22 +105,25 @@ def run_dagster(landing: Path, work: Path, executor: str) -> dict[str, float]:
         "-m",
         "mlops_assets.definitions",
         "--select",
-        "*digits/split",
+        GRAPHS[graph],
     ]
     started = perf_counter()
     done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
     wall = perf_counter() - started
     if done.returncode:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-4000:]}")
-    body = body_seconds(home)
+    try:
+        body = body_seconds(home, graph)
+    except RuntimeError as error:
+        raise RuntimeError(f"{error}; the run said:\n{done.stderr[-3000:]}") from None
     return {"wall_s": wall, "body_s": body, "overhead_s": wall - body}
 
 
-def run_plain(landing: Path, work: Path) -> dict[str, float]:
+def run_plain(landing: Path, work: Path, graph: str) -> dict[str, float]:
     root = work / "root"
     shutil.copytree(landing, root)
     started = perf_counter()
-    command = [sys.executable, str(REPO / "bench" / "plain_dataops.py"), str(root)]
+    command = [sys.executable, str(REPO / "bench" / "plain_pipeline.py"), str(root), graph]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-4000:]}")
@@ -121,7 +137,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=20_000, help="synthetic rows besides digits")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=REPO / "bench/results/pipeline_overhead.json")
+    parser.add_argument(
+        "--graph",
+        choices=sorted(GRAPHS),
+        default="whole",
+        help="the nine assets, or the five DataOps assets",
+    )
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
     runs: dict[str, list[dict[str, float]]] = {"in_process": [], "multiprocess": [], "plain": []}
@@ -134,9 +156,9 @@ def main() -> None:
                 work = Path(tmp) / f"{mode}-{i}"
                 work.mkdir()
                 result = (
-                    run_plain(landing, work)
+                    run_plain(landing, work, args.graph)
                     if mode == "plain"
-                    else run_dagster(landing, work, mode)
+                    else run_dagster(landing, work, mode, args.graph)
                 )
                 runs[mode].append(result)
 
@@ -158,12 +180,14 @@ def main() -> None:
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
+        "graph": args.graph,
         "rows": {"digits": 1797, "synthetic": args.rows},
         "repeat": args.repeat,
         "median": summary,
         "ratios": ratios,
         "runs": runs,
     }
+    args.out = args.out or REPO / f"bench/results/pipeline_overhead_{args.graph}.json"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"{'mode':<14}{'wall s':>9}{'bodies s':>10}{'overhead s':>12}")
