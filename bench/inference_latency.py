@@ -14,7 +14,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline_overhead import BIN, REPO, compile_bytecode
+from pipeline_overhead import BIN, REPO, compile_bytecode, machine
 
 sys.path.insert(0, str(REPO / "tests"))
 from conftest import free_port, stop, wait_for_http  # noqa: E402
@@ -127,11 +126,7 @@ def main() -> None:
     report = {
         "benchmark": "inference_latency",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "requests": args.requests,
         "concurrency": args.concurrency,
         "http": {

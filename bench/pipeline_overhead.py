@@ -41,6 +41,15 @@ STEPS = (
 )
 
 
+def machine() -> dict[str, object]:
+    """What a figure was measured on, for the JSON reports."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
 def compile_bytecode() -> None:
     """Measure steady state: every process reads compiled bytecode, as it does in an image
     built with UV_COMPILE_BYTECODE=1, even where PYTHONDONTWRITEBYTECODE is set."""
@@ -175,11 +184,7 @@ def main() -> None:
     report = {
         "benchmark": "pipeline_overhead",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "graph": args.graph,
         "rows": {"digits": 1797, "synthetic": args.rows},
         "repeat": args.repeat,

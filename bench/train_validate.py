@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
 
-from pipeline_overhead import BIN, REPO, compile_bytecode, create_instance, prepare_landing
+from pipeline_overhead import BIN, REPO, compile_bytecode, create_instance, machine, prepare_landing
 
 
 def materialize(env: dict, cwd: Path, selection: str) -> float:
@@ -106,11 +105,7 @@ def main() -> None:
     report = {
         "benchmark": "train_validate",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "dataset_rows": rows,
         "params": params,
         "repeat": args.repeat,

@@ -155,8 +155,10 @@ def test_reobservation_measures_drift_of_all_data_without_new_files(local_env, s
     with dg.instance_for_test() as instance:
         seed_digits(storage, 5, [1, 2, 3])
         assert run(instance).success
-        result = build_definitions().resolve_job_def("digits_reobserve").execute_in_process(
-            instance=instance, raise_on_error=False
+        result = (
+            build_definitions()
+            .resolve_job_def("digits_reobserve")
+            .execute_in_process(instance=instance, raise_on_error=False)
         )
     assert result.success
     meta = metadata(result, "observe")

@@ -22,18 +22,18 @@ def run_mlops(instance, **kw):
     )
 
 
+def prepare_dataset(instance, storage) -> None:
+    seed_digits(storage, 5, [1, 2, 3])
+    job = build_definitions().resolve_job_def("digits_dataops")
+    assert job.execute_in_process(instance=instance).success
+
+
 def test_unreachable_remote_fails_deploy_only_and_a_later_run_deploys(
     local_env, storage, monkeypatch, git_server
 ):
     url, bare = git_server
     with dg.instance_for_test() as instance:
-        seed_digits(storage, 5, [1, 2, 3])
-        assert (
-            build_definitions()
-            .resolve_job_def("digits_dataops")
-            .execute_in_process(instance=instance)
-            .success
-        )
+        prepare_dataset(instance, storage)
         monkeypatch.setenv("MLOPS_GITOPS_REMOTE", "git://127.0.0.1:9/gitops.git")
         failed = run_mlops(instance)
         assert not failed.success
@@ -64,13 +64,7 @@ def test_no_credential_in_logs_metadata_commits_or_git_config(
     monkeypatch.setenv("MLOPS_GITOPS_REMOTE", url)
     monkeypatch.setenv("MLOPS_GITOPS_TOKEN", TOKEN)
     with dg.instance_for_test() as instance:
-        seed_digits(storage, 5, [1, 2, 3])
-        assert (
-            build_definitions()
-            .resolve_job_def("digits_dataops")
-            .execute_in_process(instance=instance)
-            .success
-        )
+        prepare_dataset(instance, storage)
         result = run_mlops(instance)
         assert result.success
         records = instance.all_logs(result.run_id)
