@@ -23,24 +23,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
 
-from pipeline_overhead import BIN, REPO, compile_bytecode, create_instance, machine, prepare_landing
-
-
-def materialize(env: dict, cwd: Path, selection: str) -> float:
-    command = [
-        str(BIN / "dagster"),
-        "asset",
-        "materialize",
-        "-m",
-        "mlops_assets.definitions",
-        "--select",
-        selection,
-    ]
-    started = perf_counter()
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-4000:]}")
-    return perf_counter() - started
+from pipeline_overhead import (
+    REPO,
+    compile_bytecode,
+    create_instance,
+    machine,
+    materialize,
+    prepare_landing,
+)
 
 
 def bodies(home: Path) -> float:
@@ -80,7 +70,7 @@ def main() -> None:
         params = resolved_params(_training_config(ModelConfig))
         runs: dict[str, list[dict]] = {"dagster": [], "plain": []}
         for _ in range(args.repeat):
-            wall = materialize(env, work, "digits/train,digits/validate")
+            wall, _ = materialize(env, work, "digits/train,digits/validate")
             runs["dagster"].append({"wall_s": wall, "in_run_s": bodies(home)})
             command = [
                 sys.executable,
