@@ -36,6 +36,7 @@ def test_definitions_list_exactly_the_expected_objects(local_env):
         "digits/split:no_row_in_two_splits",
         "digits/split:test_set_keeps_earlier_rows",
         "digits/validate:gate",
+        "digits/deploy:deployed_is_champion",
     }
     assert {s.name for s in definitions.sensors} == {
         "digits_landing_sensor",

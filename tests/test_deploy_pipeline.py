@@ -85,3 +85,34 @@ def test_no_credential_in_logs_metadata_commits_or_git_config(
     assert deployed.metadata["changed"].value is True
     assert TOKEN not in str(deployed.metadata)
     assert TOKEN not in repr(build_definitions().resources["gitops"])
+
+
+def test_consistency_check_warns_until_the_champion_is_deployed(
+    local_env, storage, monkeypatch, git_server
+):
+    from mlops_assets.mlops.consistency import compare
+    from mlops_assets.resources import build_gitops
+    from mlops_assets.settings import load_settings
+
+    url, _ = git_server
+    monkeypatch.setenv("MLOPS_GITOPS_REMOTE", url)
+    with dg.instance_for_test() as instance:
+        prepare_dataset(instance, storage)
+        first = run_mlops(instance)
+        assert first.success
+        (check,) = [
+            e for e in first.get_asset_check_evaluations() if e.check_name == "deployed_is_champion"
+        ]
+        assert check.passed and check.description == "dev deploys champion v1"
+
+        registry = ModelRegistry(storage, "digits")
+        registry.release(b"x", "model.bin", {"adapter": "x"}, beaten_champion=1)  # v2, no deploy
+        ok, summary, rows = compare(storage, build_gitops(load_settings()), "digits", "dev")
+        assert not ok
+        assert summary.startswith("dev deploys v1, but the registry's champion is v2")
+        statuses = {row[0]: row[3] for row in rows}
+        assert statuses["dev"] == "differs from champion v2"
+
+        registry.promote(1, "v2 is a stand-in", pin=True)  # back to v1, pinned
+        ok, summary, _ = compare(storage, build_gitops(load_settings()), "digits", "dev")
+        assert ok and summary == "dev deploys champion v1 (pinned)"

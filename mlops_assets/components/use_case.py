@@ -61,6 +61,7 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         from mlops_assets.dataops.assets import build_dataops_assets, step_key
         from mlops_assets.dataops.sensor import build_landing_sensor
         from mlops_assets.mlops.assets import build_mlops_assets
+        from mlops_assets.mlops.consistency import build_consistency_check
         from mlops_assets.mlops.sensor import build_new_dataset_sensor
 
         assets = build_dataops_assets(self)
@@ -140,6 +141,7 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         ]
         return dg.Definitions(
             assets=[*assets, *mlops_assets],
+            asset_checks=[build_consistency_check(self.name, self.deploy.environment)],
             jobs=[dataops_job, mlops_job, reobserve_job],
             sensors=[sensor, dataset_sensor],
             schedules=schedules,

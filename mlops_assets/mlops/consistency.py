@@ -1,0 +1,76 @@
+"""Is production what the registry says it should be? GitOps versus registry, per environment.
+
+A deploy can fail after a release (the git remote was down), and a rollback pins an older
+version: either way the deployed version and the champion differ until the next deploy.
+This check makes that visible in the UI instead of leaving it to be discovered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from mlops_assets.gitops.resource import GitOpsResource
+from mlops_assets.storage import ObjectStorage
+
+
+def compare(
+    storage: ObjectStorage, gitops: GitOpsResource, use_case: str, target: str
+) -> tuple[bool, str, list[tuple[Any, ...]]]:
+    from mlops_assets.registry import ModelRegistry
+
+    champion = ModelRegistry(storage, use_case).champion()
+    wanted = str(champion["version"]) if champion else None
+    pinned = bool(champion and champion.get("pinned"))
+    repo = gitops.repo((use_case,))
+    rows, target_version = [], None
+    for environment in repo.environments(use_case):
+        model, commit = repo.deployed(environment, use_case)
+        version = str(model.get("version") or "0")
+        if environment == target:
+            target_version = version
+        status = (
+            "champion"
+            if version == wanted
+            else "nothing deployed"
+            if version == "0"
+            else f"differs from champion v{wanted}"
+        )
+        rows.append((environment, f"v{version}", commit, status))
+    if wanted is None:
+        return True, f"{use_case} has no champion yet", rows
+    ok = target_version == wanted
+    pin = " (pinned)" if pinned else ""
+    summary = (
+        f"{target} deploys champion v{wanted}{pin}"
+        if ok
+        else f"{target} deploys v{target_version}, but the registry's champion is v{wanted}{pin}: "
+        f"the last deploy did not land; re-execute {use_case}/deploy"
+    )
+    return ok, summary, rows
+
+
+def build_consistency_check(use_case: str, target: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey([use_case, "deploy"]),
+        name="deployed_is_champion",
+        description=f"The version {target} deploys in the GitOps repository is the registry's "
+        "champion (pins included); lists every environment.",
+    )
+    def deployed_is_champion(storage: ObjectStorage, gitops: GitOpsResource):
+        from mlops_assets.dataops.report import md_table
+
+        ok, summary, rows = compare(storage, gitops, use_case, target)
+        return dg.AssetCheckResult(
+            passed=ok,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=summary,
+            metadata={
+                "environments": dg.MetadataValue.md(
+                    md_table(["environment", "deployed", "last commit", "status"], rows)
+                )
+            },
+        )
+
+    return deployed_is_champion
