@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -23,10 +21,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline_overhead import BIN, REPO, compile_bytecode, machine
+from pipeline_overhead import REPO, compile_bytecode, machine
 
 sys.path.insert(0, str(REPO / "tests"))
-from conftest import free_port, stop, wait_for_http  # noqa: E402
+from conftest import clean_env, model_server, run_demo  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -44,10 +42,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "DAGSTER_"))}
-        subprocess.run(
-            [str(BIN / "mlops-assets"), "demo"], cwd=root, env=env, check=True, capture_output=True
-        )
+        env = clean_env()
+        run_demo(root, env).check_returncode()
         from mlops_assets.serving.loader import load_from_registry
         from mlops_assets.storage import Layout
         from mlops_assets.storage.local import LocalStorage
@@ -66,17 +62,8 @@ def main() -> None:
             loaded.adapter.predict(loaded.model, x)
             local.append(time.perf_counter() - started)
 
-        port = free_port()
-        server = subprocess.Popen(
-            [str(BIN / "mlops-assets"), "serve", "--port", str(port)],
-            cwd=root,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            wait_for_http(f"http://127.0.0.1:{port}/v2/health/ready", timeout=60)
+        with model_server(root, env) as address:
+            host, port = address.split(":")
             latencies: list[float] = []
             lock = threading.Lock()
             bodies = [
@@ -96,7 +83,7 @@ def main() -> None:
             ]
 
             def client(worker: int) -> None:
-                connection = http.client.HTTPConnection("127.0.0.1", port)
+                connection = http.client.HTTPConnection(host, int(port))
                 mine = []
                 for i in range(worker, args.requests, args.concurrency):
                     started = time.perf_counter()
@@ -120,8 +107,6 @@ def main() -> None:
             for t in threads:
                 t.join()
             elapsed = time.perf_counter() - started
-        finally:
-            stop(server)
 
     report = {
         "benchmark": "inference_latency",

@@ -11,6 +11,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,45 @@ def wait_for_http(url: str, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+BIN = Path(sys.executable).parent
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without project, Dagster or AWS settings: a newcomer's."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "DAGSTER_", "AWS_"))}
+
+
+def run_demo(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`mlops-assets demo`, the README's main command, in `cwd`."""
+    return subprocess.run(
+        [str(BIN / "mlops-assets"), "demo"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@contextmanager
+def model_server(cwd: Path, env: dict[str, str], *args: str) -> Iterator[str]:
+    """`mlops-assets serve *args` on a free loopback port, until the block ends."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(BIN / "mlops-assets"), "serve", *args, "--port", str(port)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/v2/health/ready", timeout=60)
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop(process)
 
 
 @pytest.fixture(scope="session")

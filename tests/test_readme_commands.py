@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-BIN = Path(sys.executable).parent
+from conftest import clean_env, run_demo
 
 
 @pytest.mark.slow
 def test_demo_command_runs_the_whole_pipeline(tmp_path):
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "DAGSTER_HOME", "AWS_"))
-    }
-    result = subprocess.run(
-        [str(BIN / "mlops-assets"), "demo"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    env = clean_env()
+    result = run_demo(tmp_path, env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "seeding batches 1-3 of 5" in result.stdout
     assert "dataset version" in result.stdout
@@ -50,14 +37,7 @@ def test_demo_command_runs_the_whole_pipeline(tmp_path):
     for trailer in ("Model-Version: 1", "Model-Sha256: ", "Dataset-Version: ", "Dagster-Run-Id: "):
         assert trailer in message
 
-    again = subprocess.run(
-        [str(BIN / "mlops-assets"), "demo"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    again = run_demo(tmp_path, env)
     assert again.returncode == 0
     assert "only deploying it" in again.stdout
     assert "already deployed" in again.stdout + again.stderr

@@ -4,32 +4,20 @@ Triton's Open Inference Protocol v2 client."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port, stop, wait_for_http
-
-BIN = Path(sys.executable).parent
+from conftest import BIN, clean_env, free_port, model_server, run_demo
 
 
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
     """A storage root with a released, deployed digits model (the demo's result)."""
     root = tmp_path_factory.mktemp("served")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "DAGSTER_HOME"))}
-    done = subprocess.run(
-        [str(BIN / "mlops-assets"), "demo"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    env = clean_env()
+    done = run_demo(root, env)
     assert done.returncode == 0, done.stderr[-3000:]
     return root, env
 
@@ -37,20 +25,8 @@ def released(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(released):
     root, env = released
-    port = free_port()
-    process = subprocess.Popen(
-        [str(BIN / "mlops-assets"), "serve", "--environment", "dev", "--port", str(port)],
-        cwd=root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/v2/health/ready", timeout=60)
-        yield f"127.0.0.1:{port}"
-    finally:
-        stop(process)
+    with model_server(root, env, "--environment", "dev") as address:
+        yield address
 
 
 def test_predictions_equal_the_models_own(server, released):
