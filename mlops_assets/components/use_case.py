@@ -17,6 +17,7 @@ from mlops_assets.components.config import (
     KubernetesConfig,
     ModelConfig,
     ObserveConfig,
+    PodPlacement,
     ScheduleConfig,
     SensorConfig,
     SplitConfig,
@@ -57,6 +58,14 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
     def mlops_job_name(self) -> str:
         return f"{self.name}_mlops"
 
+    def _run_tags(self, stage: str, placement: PodPlacement) -> dict:
+        """Tags of a job's runs; on Kubernetes `dagster-k8s/config` places the run's one pod."""
+        return {
+            "mlops/use_case": self.name,
+            "mlops/stage": stage,
+            "dagster-k8s/config": placement.k8s_config(),
+        }
+
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         from mlops_assets.dataops.assets import build_dataops_assets, step_key
         from mlops_assets.dataops.sensor import build_landing_sensor
@@ -71,12 +80,7 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
             self.dataops_job_name,
             selection=dg.AssetSelection.assets(*assets),
             description=f"DataOps of {self.name}: acquire, observe, clean, transform, split.",
-            tags={
-                "mlops/use_case": self.name,
-                "mlops/stage": "dataops",
-                # one run pod per run on Kubernetes: CPU nodes for DataOps
-                "dagster-k8s/config": self.kubernetes.dataops.k8s_config(),
-            },
+            tags=self._run_tags("dataops", self.kubernetes.dataops),
         )
         sensor = build_landing_sensor(
             self.name,
@@ -92,15 +96,13 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
             self.mlops_job_name,
             selection=dg.AssetSelection.assets(*mlops_assets),
             description=f"MLOps of {self.name}: train, validate (the gate), release, deploy.",
+            # with the per-step executor the run pod only coordinates (CPU placement) and the
+            # train step's own pod gets the GPU; the chart limits concurrent runs by mlops/gpu
             tags={
-                "mlops/use_case": self.name,
-                "mlops/stage": "mlops",
-                "mlops/gpu": "true",  # the Dagster chart limits concurrent GPU runs by this tag
-                # one run pod per run on Kubernetes: the GPU pool for MLOps; with the per-step
-                # executor the run pod only coordinates and the train step's pod gets the GPU
-                "dagster-k8s/config": (
-                    self.kubernetes.dataops if per_step else self.kubernetes.mlops
-                ).k8s_config(),
+                **self._run_tags(
+                    "mlops", self.kubernetes.dataops if per_step else self.kubernetes.mlops
+                ),
+                "mlops/gpu": "true",
             },
         )
         dataset_sensor = build_new_dataset_sensor(
@@ -111,11 +113,7 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
             selection=dg.AssetSelection.assets(step_key(self.name, "observe")),
             description=f"Re-observes all of {self.name}'s data for drift against the reference.",
             config={"ops": {f"{self.name}__observe": {"config": {"full": True}}}},
-            tags={
-                "mlops/use_case": self.name,
-                "mlops/stage": "dataops",
-                "dagster-k8s/config": self.kubernetes.dataops.k8s_config(),
-            },
+            tags=self._run_tags("dataops", self.kubernetes.dataops),
         )
         schedules = [
             dg.ScheduleDefinition(
