@@ -370,8 +370,7 @@ def _gitops():
 def gitops_status(use_case: str) -> None:
     """The model version each environment deploys, and the last commit that changed it."""
     repo = _gitops().repo((use_case,))
-    for environment in repo.environments(use_case):
-        model, commit = repo.deployed(environment, use_case)
+    for environment, (model, commit) in repo.deployed_everywhere(use_case).items():
         click.echo(f"{environment:<10} v{model.get('version')}  {commit}")
 
 

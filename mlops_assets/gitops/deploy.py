@@ -85,6 +85,17 @@ class GitOpsRepo:
             commit = git.run("log", "-1", "--format=%h %s", "--", relative).strip()
             return read_model(path.read_text(), relative), commit
 
+    def deployed_everywhere(self, use_case: str) -> dict[str, tuple[dict, str]]:
+        """`deployed` for every environment of the use case, from one fetch."""
+        with tempfile.TemporaryDirectory() as tmp:
+            git = self._checkout(Path(tmp), depth=50)
+            found = {}
+            for path in sorted((Path(tmp) / "environments").glob(f"*/{use_case}/values.yaml")):
+                relative = path.relative_to(tmp).as_posix()
+                commit = git.run("log", "-1", "--format=%h %s", "--", relative).strip()
+                found[path.parent.parent.name] = (read_model(path.read_text(), relative), commit)
+            return found
+
     def environments(self, use_case: str) -> list[str]:
         with tempfile.TemporaryDirectory() as tmp:
             self._checkout(Path(tmp))

@@ -25,8 +25,7 @@ def compare(
     pinned = bool(champion and champion.get("pinned"))
     repo = gitops.repo((use_case,))
     rows, target_version = [], None
-    for environment in repo.environments(use_case):
-        model, commit = repo.deployed(environment, use_case)
+    for environment, (model, commit) in repo.deployed_everywhere(use_case).items():
         version = str(model.get("version") or "0")
         if environment == target:
             target_version = version
