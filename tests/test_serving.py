@@ -175,6 +175,6 @@ def test_loads_by_s3_uri_and_refuses_a_wrong_sha256(s3_env):
     meta = ModelRegistry(storage, "digits").metadata(1)
     assert meta["artifact_uri"].startswith(f"s3://{s3_env}/team-a/models/digits/1/")
     loaded = load_from_uri(meta["artifact_uri"], meta["artifact_sha256"])
-    assert (loaded.name, loaded.version, loaded.n_features) == ("digits", "1", 64)
+    assert (loaded.name, loaded.version, loaded.item_shape) == ("digits", "1", [64])
     with pytest.raises(ModelLoadError, match="refusing to serve it"):
         load_from_uri(meta["artifact_uri"], "0" * 64)

@@ -10,12 +10,33 @@ import numpy as np
 from mlops_assets.components.config import GateConfig
 
 
-def evaluate(y_true: np.ndarray, y_pred: np.ndarray, classes: list[int]) -> dict[str, Any]:
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
+def evaluate(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    scores: np.ndarray | None,
+    classes: list[int],
+) -> dict[str, Any]:
+    """Metrics on one split. `top1` is `accuracy`; `top5` needs class scores;
+    `macro_accuracy` is the mean per-class recall (what LSFB papers call it)."""
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        f1_score,
+        recall_score,
+        top_k_accuracy_score,
+    )
 
     recall = recall_score(y_true, y_pred, labels=classes, average=None, zero_division=0)
+    present = [r for c, r in zip(classes, recall, strict=True) if np.any(y_true == c)]
+    accuracy = float(accuracy_score(y_true, y_pred))
+    top5 = None
+    if scores is not None and len(y_true) and scores.shape[1] > 5:
+        top5 = float(top_k_accuracy_score(y_true, scores, k=5, labels=classes))
     return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "accuracy": accuracy,
+        "top1": accuracy,
+        "top5": top5,
+        "macro_accuracy": float(np.mean(present)) if present else 0.0,
         "macro_f1": float(
             f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)
         ),

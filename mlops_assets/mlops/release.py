@@ -23,7 +23,19 @@ def run_release(
     metrics = validation["candidate_metrics"]
     metadata = {
         "adapter": candidate["adapter"],
-        "metrics": {k: metrics[k] for k in ("accuracy", "macro_f1", "per_class_recall", "rows")},
+        "metrics": {
+            k: metrics[k]
+            for k in (
+                "accuracy",
+                "top1",
+                "top5",
+                "macro_accuracy",
+                "macro_f1",
+                "per_class_recall",
+                "rows",
+            )
+            if k in metrics
+        },
         "gate": {
             "metric": validation["metric"],
             "summary": validation["summary"],
@@ -44,6 +56,8 @@ def run_release(
         },
         "candidate_id": candidate_id,
         "input": candidate["input"],
+        "classes": candidate.get("classes"),
+        "class_names": candidate.get("class_names"),
         "output": candidate["output"],
     }
     result = ModelRegistry(storage, layout.use_case).release(

@@ -15,6 +15,7 @@ import numpy as np
 
 from mlops_assets.components.config import DatasetConfig, ModelConfig
 from mlops_assets.mlops.code_version import code_version
+from mlops_assets.mlops.splits import SplitData, load_split, predict_split
 from mlops_assets.models import load_adapter
 from mlops_assets.storage import Layout, ObjectStorage
 
@@ -35,14 +36,24 @@ def current_dataset(storage: ObjectStorage, layout: Layout) -> str:
     return latest["dataset_version"]
 
 
-def load_xy(
-    storage: ObjectStorage, layout: Layout, version: str, split: str, dataset: DatasetConfig
-) -> tuple[np.ndarray, np.ndarray]:
-    frame = storage.read_parquet(layout.dataset(version, f"{split}.parquet"))
-    return (
-        frame[dataset.features.columns].to_numpy(dtype="float32"),
-        frame[dataset.label.column].to_numpy(dtype="int64"),
-    )
+def input_contract(dataset: DatasetConfig, train: SplitData) -> dict[str, Any]:
+    """What the model server accepts: the transformed examples, with their shape."""
+    if dataset.kind == "lsfb_isol":
+        from mlops_assets.lsfb.clips import input_description
+
+        return {
+            "name": "input-0",
+            "datatype": "FP32",
+            "shape": [-1, *train.item_shape],
+            **input_description(dataset.lsfb),
+        }
+    return {
+        "name": "input-0",
+        "datatype": "FP32",
+        "shape": [-1, len(dataset.features.columns)],
+        "features": dataset.features.columns,
+        "transform": f"raw value / {dataset.scale:g}",
+    }
 
 
 def resolved_params(model: ModelConfig, override: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -61,14 +72,17 @@ def run_train(
     adapter = load_adapter(model.adapter)
     version = current_dataset(storage, layout)
     params = resolved_params(model, override)
-    x_train, y_train = load_xy(storage, layout, version, "train", dataset)
-    x_val, y_val = load_xy(storage, layout, version, "val", dataset)
+    train = load_split(storage, layout, version, "train", dataset)
+    val = load_split(storage, layout, version, "val", dataset)
     started = perf_counter()
-    fitted = adapter.fit(x_train, y_train, x_val, y_val, params, model.seed)
+    fitted = adapter.fit(train, val, params, model.seed)
     seconds = perf_counter() - started
     artifact = adapter.dumps(fitted)
     storage.write_bytes(layout.candidate(candidate_id, adapter.artifact_name), artifact)
-    val_accuracy = float(np.mean(adapter.predict(fitted, x_val) == y_val)) if len(y_val) else None
+    val_accuracy = None
+    if val.rows:
+        predicted, _ = predict_split(adapter, fitted, val)
+        val_accuracy = float(np.mean(predicted == val.labels()))
     candidate = {
         "candidate_id": candidate_id,
         "adapter": model.adapter,
@@ -77,21 +91,17 @@ def run_train(
         "dataset_version": version,
         "params": params,
         "seed": model.seed,
-        "rows_train": int(len(y_train)),
-        "rows_val": int(len(y_val)),
+        "rows_train": train.rows,
+        "rows_val": val.rows,
         "training_seconds": seconds,
         "val_accuracy": val_accuracy,
         "code_version": code_version(),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         # What the model server accepts: the transformed features, in this order.
-        "input": {
-            "name": "input-0",
-            "datatype": "FP32",
-            "shape": [-1, len(dataset.features.columns)],
-            "features": dataset.features.columns,
-            "transform": f"raw value / {dataset.scale:g}",
-        },
+        "input": input_contract(dataset, train),
         "output": {"name": "output-0", "datatype": "INT64", "shape": [-1]},
+        "classes": train.classes,
+        "class_names": train.class_names,
     }
     storage.write_json(layout.candidate(candidate_id, CANDIDATE), candidate)
     return candidate

@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import numpy as np
+
 from mlops_assets.components.config import DatasetConfig, GateConfig
 from mlops_assets.mlops.evaluate import evaluate, gate
-from mlops_assets.mlops.train import CANDIDATE, current_dataset, load_xy
+from mlops_assets.mlops.splits import load_split, predict_split
+from mlops_assets.mlops.train import CANDIDATE, current_dataset
 from mlops_assets.models import load_adapter
 from mlops_assets.registry import ArtifactIntegrityError, ModelRegistry
 from mlops_assets.storage import Layout, ObjectStorage
@@ -27,6 +30,30 @@ def load_candidate(
     return candidate, data
 
 
+def aligned(
+    predicted: np.ndarray,
+    scores: np.ndarray | None,
+    model_names: list[str] | None,
+    names: list[str] | None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A champion's predictions in the class indices of the current dataset version.
+
+    Class indices follow the data (LSFB: signs by frequency), so a new release of the data
+    can renumber them; the champion's own `class_names` say what its indices meant. A class
+    the current data does not have becomes -1 (always wrong)."""
+    if not model_names or not names or model_names == names:
+        return predicted, scores
+    index = {name: i for i, name in enumerate(names)}
+    mapping = np.asarray([index.get(name, -1) for name in model_names])
+    if scores is not None:
+        remapped = np.zeros((len(scores), len(names)), dtype=scores.dtype)
+        for column, target in enumerate(mapping):
+            if target >= 0:
+                remapped[:, target] = scores[:, column]
+        scores = remapped
+    return mapping[predicted], scores
+
+
 def run_validate(
     storage: ObjectStorage,
     layout: Layout,
@@ -36,10 +63,12 @@ def run_validate(
 ) -> dict[str, Any]:
     candidate, data = load_candidate(storage, layout, candidate_id)
     version = current_dataset(storage, layout)
-    x_test, y_test = load_xy(storage, layout, version, "test", dataset)
-    classes = list(range(dataset.label.min, dataset.label.max + 1))
+    test = load_split(storage, layout, version, "test", dataset)
+    y_test = test.labels()
     adapter = load_adapter(candidate["adapter"])
-    candidate_metrics = evaluate(y_test, adapter.predict(adapter.loads(data), x_test), classes)
+    candidate_metrics = evaluate(
+        y_test, *predict_split(adapter, adapter.loads(data), test), test.classes
+    )
 
     registry = ModelRegistry(storage, layout.use_case)
     champion = registry.champion()
@@ -49,8 +78,11 @@ def run_validate(
         champion_data, meta = registry.artifact(champion_version)  # refuses a tampered artifact
         champion_adapter = load_adapter(meta["adapter"])
         champion_model = champion_adapter.loads(champion_data)
+        predicted, scores = predict_split(champion_adapter, champion_model, test)
         champion_metrics = evaluate(
-            y_test, champion_adapter.predict(champion_model, x_test), classes
+            y_test,
+            *aligned(predicted, scores, meta.get("class_names"), test.class_names),
+            test.classes,
         )
     decision = gate(candidate_metrics, champion_metrics, champion_version, config)
     validation = {

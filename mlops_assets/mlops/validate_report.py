@@ -6,20 +6,34 @@ import dagster as dg
 
 from mlops_assets.dataops.report import heatmap, md_table
 
+MAX_TABLE_CLASSES = 20
+
 
 def validation_metadata(validation: dict[str, Any]) -> dict[str, Any]:
     candidate, champion = validation["candidate_metrics"], validation["champion_metrics"]
     champion_name = f"champion v{validation['champion_version']}" if champion else "champion"
     rows = [
-        (name, candidate[name], champion[name] if champion else "-")
-        for name in ("accuracy", "macro_f1")
+        (name, candidate[name], champion.get(name, "-") if champion else "-")
+        for name in ("accuracy", "top5", "macro_accuracy", "macro_f1")
+        if candidate.get(name) is not None
     ]
     recall = [
-        (c, r, champion["per_class_recall"][c] if champion else "-")
+        (c, r, champion["per_class_recall"].get(c, "-") if champion else "-")
         for c, r in candidate["per_class_recall"].items()
     ]
     labels = [str(c) for c in candidate["classes"]]
     matrix = candidate["confusion_matrix"]
+    many = len(labels) > MAX_TABLE_CLASSES  # hundreds of signs: the picture, not the table
+    if many:
+        recall = sorted(recall, key=lambda row: row[1])[:MAX_TABLE_CLASSES]
+    matrix_table = (
+        ""
+        if many
+        else md_table(
+            ["true \\ predicted", *labels], [(labels[i], *row) for i, row in enumerate(matrix)]
+        )
+        + "\n\n"
+    )
     return {
         "decision": validation["summary"],
         "passed": validation["passed"],
@@ -28,14 +42,15 @@ def validation_metadata(validation: dict[str, Any]) -> dict[str, Any]:
         f"candidate_{validation['metric']}": candidate[validation["metric"]],
         "metrics": dg.MetadataValue.md(
             md_table(["metric", "candidate", champion_name], rows)
-            + "\n\nPer-class recall:\n\n"
+            + (
+                "\n\nPer-class recall (the worst classes):\n\n"
+                if many
+                else "\n\nPer-class recall:\n\n"
+            )
             + md_table(["class", "candidate", champion_name], recall)
         ),
         "confusion_matrix": dg.MetadataValue.md(
-            md_table(
-                ["true \\ predicted", *labels], [(labels[i], *row) for i, row in enumerate(matrix)]
-            )
-            + "\n\n"
+            matrix_table
             + heatmap(matrix, labels, "candidate confusion matrix (test split)", "confusion matrix")
         ),
     }

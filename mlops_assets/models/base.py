@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from mlops_assets.mlops.splits import SplitData
 
 
 class ModelAdapter(Protocol):
     """What the MLOps assets need from a model family.
 
-    `dumps`/`loads` must use a format that never unpickles arbitrary bytes.
+    `dumps`/`loads` must use a format that never unpickles arbitrary bytes. An adapter
+    may also offer `predict_scores(model, x)` (class scores), which enables top-k metrics.
     """
 
     artifact_name: str
     default_params: dict[str, Any]
 
-    def fit(
-        self, x_train: Any, y_train: Any, x_val: Any, y_val: Any, params: dict[str, Any], seed: int
-    ) -> Any: ...
+    def fit(self, train: SplitData, val: SplitData, params: dict[str, Any], seed: int) -> Any:
+        """`train.arrays()` for a model that fits in memory, `train.chunks()` to stream."""
+        ...
 
     def predict(self, model: Any, x: Any) -> Any: ...
 

@@ -35,13 +35,13 @@ class SklearnSVC:
     artifact_name = "model.skops"
     default_params: dict[str, Any] = {"C": 10.0, "gamma": "scale", "kernel": "rbf"}
 
-    def fit(self, x_train, y_train, x_val, y_val, params: dict[str, Any], seed: int):
+    def fit(self, train, val, params: dict[str, Any], seed: int):
         from sklearn.pipeline import Pipeline
         from sklearn.preprocessing import StandardScaler
         from sklearn.svm import SVC
 
         model = Pipeline([("scale", StandardScaler()), ("svc", SVC(random_state=seed, **params))])
-        return model.fit(x_train, y_train)
+        return model.fit(*train.arrays())
 
     def predict(self, model, x):
         return model.predict(x)

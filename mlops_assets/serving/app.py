@@ -108,17 +108,18 @@ def parse_request(body: bytes, header_length: str | None) -> tuple[InferRequest,
         raise BadInput(f"invalid request: {where or 'body'}: {first.get('msg')}") from None
 
 
-def to_array(tensor: TensorIn, n_features: int, binary: bytes = b"") -> np.ndarray:
+def to_array(tensor: TensorIn, item_shape: list[int], binary: bytes = b"") -> np.ndarray:
+    """The request tensor as float32 of shape [rows, *item_shape], or a BadInput saying why."""
     if tensor.datatype not in NUMERIC:
         raise BadInput(
             f"input {tensor.name!r}: datatype {tensor.datatype} is not numeric (use FP32)"
         )
-    if len(tensor.shape) != 2 or tensor.shape[1] != n_features or tensor.shape[0] < 1:
+    if list(tensor.shape[1:]) != list(item_shape) or not tensor.shape or tensor.shape[0] < 1:
         raise BadInput(
-            f"input {tensor.name!r}: shape {tensor.shape} must be [rows, "
-            f"{n_features}] with rows >= 1"
+            f"input {tensor.name!r}: shape {tensor.shape} must be "
+            f"[rows, {', '.join(map(str, item_shape))}] with rows >= 1"
         )
-    expected = tensor.shape[0] * tensor.shape[1]
+    expected = math.prod(tensor.shape)
     size = (tensor.parameters or {}).get("binary_data_size")
     if size is not None:
         dtype = np.dtype(BINARY_DTYPES[tensor.datatype])
@@ -222,7 +223,7 @@ def create_app(loaded: LoadedModel) -> FastAPI:
             )
             if len(body.inputs) != 1:
                 raise BadInput(f"expected exactly one input tensor, got {len(body.inputs)}")
-            x = to_array(body.inputs[0], loaded.n_features, binary)
+            x = to_array(body.inputs[0], loaded.item_shape, binary)
         except BadInput as bad:
             return error(400, str(bad))
         started = perf_counter()

@@ -25,8 +25,9 @@ class LoadedModel:
     model: Any
 
     @property
-    def n_features(self) -> int:
-        return int(self.metadata["input"]["shape"][1])
+    def item_shape(self) -> list[int]:
+        """One example's shape: [features] for digits, [frames, features] for LSFB."""
+        return [int(d) for d in self.metadata["input"]["shape"][1:]]
 
 
 def _read_uri(uri: str) -> tuple[bytes, bytes]:
