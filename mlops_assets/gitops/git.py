@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,21 +89,38 @@ class Git:
 
 
 def ensure_local_remote(path: Path, branch: str, seed: dict[str, str]) -> str:
-    """The local default's remote: a bare repository, created and seeded on first use."""
+    """The local default's remote: a bare repository, created and seeded on first use; a use
+    case added later gets its values files in a commit of their own."""
+    message = "Seed the GitOps repository with the model-api values"
     if (path / "HEAD").exists():
-        return path.as_uri()
-    path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["git", "init", "--bare", "-q", "-b", branch, str(path)], check=True)
-    seed_dir = path.parent / f".{path.name}.seed"
-    seed_dir.mkdir(parents=True, exist_ok=True)
-    git = Git(seed_dir, "mlops-assets", "mlops-assets@localhost")
-    git.run("init", "-q", "-b", branch)
-    for relative, text in seed.items():
-        target = seed_dir / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-    git.run("add", "-A")
-    git.run("commit", "-q", "-m", "Seed the GitOps repository with the model-api values")
-    git.run("push", "-q", path.as_uri(), f"HEAD:{branch}")
-    shutil.rmtree(seed_dir)
+        listed = subprocess.run(
+            ["git", "-C", str(path), "ls-tree", "-r", "--name-only", branch],
+            capture_output=True,
+            text=True,
+        )
+        present = set(listed.stdout.split())
+        seed = {k: v for k, v in seed.items() if k not in present}
+        if not seed or listed.returncode:
+            return path.as_uri()
+        names = sorted({k.split("/")[2] for k in seed})
+        message = f"Add the model-api values of {', '.join(names)}"
+    else:
+        path.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "init", "--bare", "-q", "-b", branch, str(path)], check=True)
+    seed_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.seed-", dir=path.parent))
+    try:
+        git = Git(seed_dir, "mlops-assets", "mlops-assets@localhost")
+        git.run("init", "-q", "-b", branch)
+        if message.startswith("Add"):
+            git.run("fetch", "-q", path.as_uri(), branch)
+            git.run("reset", "-q", "--hard", "FETCH_HEAD")
+        for relative, text in seed.items():
+            target = seed_dir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        git.run("add", "-A")
+        git.run("commit", "-q", "-m", message)
+        git.run("push", "-q", path.as_uri(), f"HEAD:{branch}")
+    finally:
+        shutil.rmtree(seed_dir, ignore_errors=True)
     return path.as_uri()
