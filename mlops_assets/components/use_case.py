@@ -73,7 +73,14 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         from mlops_assets.mlops.consistency import build_consistency_check
         from mlops_assets.mlops.sensor import build_new_dataset_sensor
 
-        assets = build_dataops_assets(self)
+        lsfb = self.dataset.kind == "lsfb_isol"
+        if lsfb:
+            from mlops_assets.lsfb.assets import build_lsfb_dataops_assets
+            from mlops_assets.lsfb.sensor import build_source_sensor
+
+            assets = build_lsfb_dataops_assets(self)
+        else:
+            assets = build_dataops_assets(self)
         split_key = step_key(self.name, "split")
         mlops_assets = build_mlops_assets(self, split_key)
         dataops_job = dg.define_asset_job(
@@ -82,12 +89,15 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
             description=f"DataOps of {self.name}: acquire, observe, clean, transform, split.",
             tags=self._run_tags("dataops", self.kubernetes.dataops),
         )
-        sensor = build_landing_sensor(
-            self.name,
-            self.landing,
-            dataops_job,
-            self.sensor.interval_seconds,
-            self.sensor.default_status == "running",
+        running = self.sensor.default_status == "running"
+        sensor = (
+            build_source_sensor(
+                self.name, self.dataset.lsfb, dataops_job, self.sensor.interval_seconds, running
+            )
+            if lsfb
+            else build_landing_sensor(
+                self.name, self.landing, dataops_job, self.sensor.interval_seconds, running
+            )
         )
         from mlops_assets.settings import load_settings
 
@@ -108,39 +118,50 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         dataset_sensor = build_new_dataset_sensor(
             self.name, split_key, mlops_job, self.sensor.default_status == "running"
         )
-        reobserve_job = dg.define_asset_job(
+        jobs = [dataops_job, mlops_job]
+        schedules = [self._retrain_schedule(mlops_job)]
+        if not lsfb:  # drift of tabular features; a new LSFB release is observed when it comes
+            jobs.append(reobserve_job := self._reobserve_job())
+            schedules.append(self._reobserve_schedule(reobserve_job))
+        return dg.Definitions(
+            assets=[*assets, *mlops_assets],
+            asset_checks=[build_consistency_check(self.name, self.deploy.environment)],
+            jobs=jobs,
+            sensors=[sensor, dataset_sensor],
+            schedules=schedules,
+        )
+
+    def _reobserve_job(self):
+        from mlops_assets.dataops.assets import step_key
+
+        return dg.define_asset_job(
             f"{self.name}_reobserve",
             selection=dg.AssetSelection.assets(step_key(self.name, "observe")),
             description=f"Re-observes all of {self.name}'s data for drift against the reference.",
             config={"ops": {f"{self.name}__observe": {"config": {"full": True}}}},
             tags=self._run_tags("dataops", self.kubernetes.dataops),
         )
-        schedules = [
-            dg.ScheduleDefinition(
-                name=f"{self.name}_retrain_schedule",
-                job=mlops_job,
-                cron_schedule=self.schedules.retrain_cron,
-                execution_timezone=self.schedules.timezone,
-                default_status=dg.DefaultScheduleStatus.RUNNING
-                if self.schedules.retrain_enabled
-                else dg.DefaultScheduleStatus.STOPPED,
-                description="Periodic retrain on the current dataset version (off by default).",
-            ),
-            dg.ScheduleDefinition(
-                name=f"{self.name}_reobserve_schedule",
-                job=reobserve_job,
-                cron_schedule=self.schedules.reobserve_cron,
-                execution_timezone=self.schedules.timezone,
-                default_status=dg.DefaultScheduleStatus.RUNNING
-                if self.sensor.default_status == "running"
-                else dg.DefaultScheduleStatus.STOPPED,
-                description="Full re-observation of the data for drift.",
-            ),
-        ]
-        return dg.Definitions(
-            assets=[*assets, *mlops_assets],
-            asset_checks=[build_consistency_check(self.name, self.deploy.environment)],
-            jobs=[dataops_job, mlops_job, reobserve_job],
-            sensors=[sensor, dataset_sensor],
-            schedules=schedules,
+
+    def _retrain_schedule(self, mlops_job) -> dg.ScheduleDefinition:
+        return dg.ScheduleDefinition(
+            name=f"{self.name}_retrain_schedule",
+            job=mlops_job,
+            cron_schedule=self.schedules.retrain_cron,
+            execution_timezone=self.schedules.timezone,
+            default_status=dg.DefaultScheduleStatus.RUNNING
+            if self.schedules.retrain_enabled
+            else dg.DefaultScheduleStatus.STOPPED,
+            description="Periodic retrain on the current dataset version (off by default).",
+        )
+
+    def _reobserve_schedule(self, reobserve_job) -> dg.ScheduleDefinition:
+        return dg.ScheduleDefinition(
+            name=f"{self.name}_reobserve_schedule",
+            job=reobserve_job,
+            cron_schedule=self.schedules.reobserve_cron,
+            execution_timezone=self.schedules.timezone,
+            default_status=dg.DefaultScheduleStatus.RUNNING
+            if self.sensor.default_status == "running"
+            else dg.DefaultScheduleStatus.STOPPED,
+            description="Full re-observation of the data for drift.",
         )

@@ -1,0 +1,231 @@
+"""The five DataOps assets of an LSFB-ISOL use case (same keys and jobs as any use case).
+
+Thin bodies; the work is in `mlops_assets.lsfb.stages`, imported inside them so
+loading the definitions imports neither numpy, pandas nor lsfb_dataset.
+"""
+
+from time import perf_counter
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+from mlops_assets.storage import Layout, ObjectStorage
+
+if TYPE_CHECKING:
+    from mlops_assets.components.use_case import UseCase
+
+
+def build_lsfb_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
+    from mlops_assets.dataops.assets import step_key
+
+    name, config, layout = uc.name, uc.dataset.lsfb, Layout(uc.name)
+    key = {s: step_key(name, s) for s in ("acquire", "observe", "clean", "transform", "split")}
+    common = {"group_name": name, "tags": {"mlops/stage": "dataops"}}
+
+    def check(step: str, check_name: str, description: str, **kw) -> dg.AssetCheckSpec:
+        return dg.AssetCheckSpec(check_name, asset=key[step], description=description, **kw)
+
+    @dg.asset(
+        key=key["acquire"],
+        description=f"LSFB-ISOL ({', '.join(config.splits)}; {', '.join(config.landmarks)}) "
+        "fetched with lsfb_dataset.Downloader, resumable, into raw/; the snapshot id is a "
+        "content hash of the metadata.",
+        **common,
+    )
+    def acquire(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        started = perf_counter()
+        from mlops_assets.lsfb.download import source_url
+        from mlops_assets.lsfb.stages import run_acquire
+
+        result = run_acquire(storage, layout, config, context.log.info)
+        context.log.info(
+            f"snapshot {result.snapshot}: "
+            + ("new" if result.new else "already ingested")
+            + f", {result.clips} clips"
+        )
+        return dg.MaterializeResult(
+            data_version=dg.DataVersion(result.snapshot),
+            metadata={
+                "snapshot": result.snapshot,
+                "new_snapshot": result.new,
+                "clips": result.clips,
+                "files_downloaded": result.fetched,
+                "files_already_complete": result.skipped,
+                "pose_files_stored": result.stored,
+                "source": source_url(config),
+                "raw_location": dg.MetadataValue.path(storage.uri(layout.raw(result.snapshot))),
+                "compute_seconds": perf_counter() - started,
+            },
+        )
+
+    @dg.asset(
+        key=key["observe"],
+        deps=[key["acquire"]],
+        description="Instances, signers, signs, frames per clip, missing landmarks, empty "
+        "clips and class balance, per split.",
+        check_specs=[
+            check(
+                "observe",
+                "pose_files_valid",
+                "Every pose file is a readable .npy of (frames, landmarks, 3) floats.",
+            ),
+            check("observe", "no_empty_clips", "No clip has 0 frames or no landmark at all."),
+        ],
+        **common,
+    )
+    def observe(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        started = perf_counter()
+        from mlops_assets.lsfb.report import observe_metadata
+        from mlops_assets.lsfb.stages import run_observe
+
+        snapshot, clips = run_observe(storage, layout, config)
+        metadata, checks = observe_metadata(snapshot, clips, config)
+        metadata["compute_seconds"] = perf_counter() - started
+        return dg.MaterializeResult(metadata=metadata, check_results=checks)
+
+    @dg.asset(
+        key=key["clean"],
+        deps=[key["observe"]],
+        description=f"Missing landmarks filled (interpolated along time, then 0); empty and "
+        f"entirely missing clips in quarantine/{name}/ with reasons; signs kept by "
+        f"min_count {config.min_count}" + (f" and top {config.top_n}" if config.top_n else ""),
+        check_specs=[
+            check(
+                "clean",
+                "every_clip_accounted_for",
+                "Kept + quarantined + excluded signs = every acquired clip.",
+                blocking=True,
+            )
+        ],
+        **common,
+    )
+    def clean(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        started = perf_counter()
+        from mlops_assets.dataops.report import md_table
+        from mlops_assets.lsfb.stages import run_clean
+
+        result = run_clean(storage, layout, config)
+        for row in result.quarantined.head(20).itertuples():
+            context.log.warning(f"quarantined {row.id}: {row.reason}")
+        manifest = storage.read_json(layout.raw(result.snapshot, "_snapshot.json"))
+        total = result.kept + len(result.quarantined) + result.excluded_clips
+        return dg.MaterializeResult(
+            metadata={
+                "clips_kept": result.kept,
+                "clips_quarantined": len(result.quarantined),
+                "clips_of_excluded_signs": result.excluded_clips,
+                "signs_kept": len(result.labels),
+                "signs_excluded": result.excluded_signs,
+                "quarantine": dg.MetadataValue.md(
+                    md_table(
+                        ["clip", "reason"],
+                        [(r.id, r.reason) for r in result.quarantined.head(30).itertuples()],
+                    )
+                    if len(result.quarantined)
+                    else "none"
+                ),
+                "quarantine_location": dg.MetadataValue.path(
+                    storage.uri(layout.quarantine(result.snapshot))
+                ),
+                "shards": len(result.shards),
+                "compute_seconds": perf_counter() - started,
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="every_clip_accounted_for",
+                    passed=total == manifest["clips"],
+                    description=f"{result.kept} kept + {len(result.quarantined)} quarantined + "
+                    f"{result.excluded_clips} of excluded signs = {total} of "
+                    f"{manifest['clips']} acquired",
+                )
+            ],
+        )
+
+    @dg.asset(
+        key=key["transform"],
+        deps=[key["clean"]],
+        description=f"{config.frames} frames x {config.features} features per clip "
+        f"({', '.join(config.landmarks)}; {''.join(config.coordinates)}), float32 with a "
+        f"padding mask, in shards of {config.shard_size} clips.",
+        **common,
+    )
+    def transform(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        started = perf_counter()
+        from mlops_assets.lsfb.stages import run_transform
+
+        manifest = run_transform(storage, layout, config)
+        return dg.MaterializeResult(
+            metadata={
+                "clips": manifest["rows"],
+                "shards": len(manifest["shards"]),
+                "item_shape": str(manifest["item_shape"]),
+                "compute_seconds": perf_counter() - started,
+            }
+        )
+
+    @dg.asset(
+        key=key["split"],
+        deps=[key["transform"]],
+        description=f"The dataset's signer-independent folds: train {config.train_folds}, "
+        f"val {config.val_folds}, test {config.test_folds}; never a random split.",
+        check_specs=[
+            check(
+                "split",
+                "signers_in_one_split",
+                "No signer appears in two splits.",
+                blocking=True,
+            ),
+            check("split", "train_and_test_not_empty", "Train and test hold clips.", blocking=True),
+        ],
+        **common,
+    )
+    def split(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        started = perf_counter()
+        from mlops_assets.dataops.report import md_table
+        from mlops_assets.lsfb.stages import SPLITS, run_split
+
+        manifest = run_split(storage, layout, config)
+        parts = manifest["splits"]
+        shared = sorted(
+            set(parts["train"]["signers"]) & set(parts["val"]["signers"])
+            | set(parts["train"]["signers"]) & set(parts["test"]["signers"])
+            | set(parts["val"]["signers"]) & set(parts["test"]["signers"])
+        )
+        version = manifest["dataset_version"]
+        context.log.info(f"dataset version {version}")
+        return dg.MaterializeResult(
+            data_version=dg.DataVersion(version),
+            metadata={
+                "dataset_version": version,
+                "dagster/row_count": sum(parts[s]["rows"] for s in SPLITS),
+                "splits": dg.MetadataValue.md(
+                    md_table(
+                        ["split", "folds", "clips", "signers"],
+                        [
+                            (s, manifest["folds"][s], parts[s]["rows"], len(parts[s]["signers"]))
+                            for s in SPLITS
+                        ],
+                    )
+                ),
+                "classes": len(manifest["labels"]),
+                "unused_clips": manifest["unused_clips"],
+                "dataset_location": dg.MetadataValue.path(storage.uri(layout.dataset(version))),
+                "compute_seconds": perf_counter() - started,
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="signers_in_one_split",
+                    passed=not shared,
+                    description=f"signers in two splits: {shared}"
+                    if shared
+                    else "every signer is in one split only",
+                ),
+                dg.AssetCheckResult(
+                    check_name="train_and_test_not_empty",
+                    passed=parts["train"]["rows"] > 0 and parts["test"]["rows"] > 0,
+                    description=f"train {parts['train']['rows']}, test {parts['test']['rows']}",
+                ),
+            ],
+        )
+
+    return [acquire, observe, clean, transform, split]
