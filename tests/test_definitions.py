@@ -25,7 +25,7 @@ def test_definitions_list_exactly_the_expected_objects(local_env):
     definitions = build_definitions()
     graph = definitions.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
-        f"digits/{s}" for s in STEPS
+        f"{uc}/{s}" for uc in ("digits", "lsfb") for s in STEPS
     }
     assert {k.to_user_string() for k in graph.asset_check_keys} == {
         "digits/acquire:landing_names_safe",
@@ -37,31 +37,47 @@ def test_definitions_list_exactly_the_expected_objects(local_env):
         "digits/split:test_set_keeps_earlier_rows",
         "digits/validate:gate",
         "digits/deploy:deployed_is_champion",
+        "lsfb/observe:pose_files_valid",
+        "lsfb/observe:no_empty_clips",
+        "lsfb/clean:every_clip_accounted_for",
+        "lsfb/split:signers_in_one_split",
+        "lsfb/split:train_and_test_not_empty",
+        "lsfb/validate:gate",
+        "lsfb/deploy:deployed_is_champion",
     }
     assert {s.name for s in definitions.sensors} == {
         "digits_landing_sensor",
         "digits_new_dataset_sensor",
+        "lsfb_source_sensor",
+        "lsfb_new_dataset_sensor",
     }
+    # a 10 GB download: the LSFB source sensor waits until someone turns it on
+    lsfb_sensor = definitions.resolve_sensor_def("lsfb_source_sensor")
+    assert lsfb_sensor.default_status == dg.DefaultSensorStatus.STOPPED
     assert {j.name for j in definitions.jobs} == {
         "digits_dataops",
         "digits_mlops",
         "digits_reobserve",
+        "lsfb_dataops",
+        "lsfb_mlops",
     }
     assert {s.name for s in definitions.schedules} == {
         "digits_retrain_schedule",
         "digits_reobserve_schedule",
+        "lsfb_retrain_schedule",
     }
     retrain = definitions.resolve_schedule_def("digits_retrain_schedule")
     assert retrain.job_name == "digits_mlops"
     assert retrain.default_status == dg.DefaultScheduleStatus.STOPPED  # off by default
-    for job_name, steps in (("digits_dataops", DATAOPS), ("digits_mlops", MLOPS)):
-        job = definitions.resolve_job_def(job_name)
-        extra = {"digits__deploy_deployed_is_champion"} if job_name == "digits_mlops" else set()
-        assert {n.name for n in job.nodes} == {f"digits__{s}" for s in steps} | extra
-    # the chain of DESIGN.md, in order
-    for upstream, downstream in zip(STEPS[:-1], STEPS[1:], strict=True):
-        parents = graph.get(dg.AssetKey(["digits", downstream])).parent_keys
-        assert parents == {dg.AssetKey(["digits", upstream])}
+    for uc in ("digits", "lsfb"):
+        for job_name, steps in ((f"{uc}_dataops", DATAOPS), (f"{uc}_mlops", MLOPS)):
+            job = definitions.resolve_job_def(job_name)
+            extra = {f"{uc}__deploy_deployed_is_champion"} if job_name.endswith("mlops") else set()
+            assert {n.name for n in job.nodes} == {f"{uc}__{s}" for s in steps} | extra
+        # the chain of DESIGN.md, in order
+        for upstream, downstream in zip(STEPS[:-1], STEPS[1:], strict=True):
+            parents = graph.get(dg.AssetKey([uc, downstream])).parent_keys
+            assert parents == {dg.AssetKey([uc, upstream])}
 
 
 def test_blocking_checks_are_the_contract_split_and_gate_checks(local_env):
@@ -72,6 +88,9 @@ def test_blocking_checks_are_the_contract_split_and_gate_checks(local_env):
         "no_row_in_two_splits",
         "test_set_keeps_earlier_rows",
         "gate",
+        "every_clip_accounted_for",
+        "signers_in_one_split",
+        "train_and_test_not_empty",
     }
 
 
@@ -104,8 +123,9 @@ def test_loading_definitions_imports_no_heavy_library(local_env):
         "import sys, json\n"
         "from mlops_assets.definitions import build_definitions\n"
         "build_definitions()\n"
-        "print(json.dumps([m for m in ('tensorflow', 'sklearn', 'pandas', 'matplotlib')"
-        " if m in sys.modules]))\n"
+        "heavy = ('tensorflow', 'keras', 'sklearn', 'pandas', 'matplotlib',"
+        " 'lsfb_dataset', 'numpy')\n"
+        "print(json.dumps([m for m in heavy if m in sys.modules]))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300

@@ -76,7 +76,14 @@ def gpu(manifest: dict) -> bool:
 def test_run_pods_of_every_job_are_valid_and_placed(k8s_env):
     definitions = build_definitions()
     jobs = {job.name: definitions.resolve_job_def(job.name) for job in definitions.jobs}
-    assert set(jobs) == {"digits_dataops", "digits_mlops", "digits_reobserve"}
+    assert set(jobs) == {
+        "digits_dataops",
+        "digits_mlops",
+        "digits_reobserve",
+        "lsfb_dataops",
+        "lsfb_mlops",
+    }
+    cpu_request = {"digits": "500m", "lsfb": "2"}  # each use case's YAML
     for name, job in jobs.items():
         manifest = build(job.tags, f"dagster-run-{name.replace('_', '-')}")
         spec, container = pod(manifest)
@@ -84,7 +91,7 @@ def test_run_pods_of_every_job_are_valid_and_placed(k8s_env):
             assert gpu(manifest), name
         else:
             assert not gpu(manifest), name
-            assert container["resources"]["requests"]["cpu"] == "500m"
+            assert container["resources"]["requests"]["cpu"] == cpu_request[name.split("_")[0]]
         # secrets are referenced by name, never inlined
         assert [e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e] == SECRETS
         text = json.dumps(manifest)

@@ -1,0 +1,322 @@
+"""LSFB-ISOL end to end: a generated dataset in the exact LSFB-ISOL layout, served over
+loopback HTTP, fetched by the real `lsfb_dataset.Downloader` through the acquire asset,
+through the nine assets to a GitOps commit, and served by the model server."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+
+import dagster as dg
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO, clean_env, model_server
+from http_source import serve_folder
+
+from mlops_assets.components import UseCase
+from mlops_assets.demo.lsfb_data import generate
+from mlops_assets.registry import ModelRegistry
+from mlops_assets.resources import environment_definitions
+from mlops_assets.settings import load_settings
+from mlops_assets.storage import Layout
+
+DEFS = REPO / "mlops_assets/defs/lsfb/defs.yaml"
+# The shipped YAML with what a small CPU test needs: raw poses (NaN to fill, a clip with
+# nothing detected to quarantine), the 12 common signs of the generated data (the 2 rare
+# ones fall outside top-n), a small model, and a gate the learnable signal must reach.
+OVERRIDES = {
+    "dataset": {"lsfb": {"poses": "raw", "top_n": 12, "shard_size": 64}},
+    "training": {
+        "params": {
+            "units": 32,
+            "dense": 64,
+            "batch_size": 16,
+            "learning_rate": 0.003,
+            "epochs": 40,
+            "patience": 8,
+        }
+    },
+    "gate": {"threshold": 0.9},
+}
+
+
+def merged(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        out[key] = merged(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def lsfb_definitions(overrides: dict = OVERRIDES) -> dg.Definitions:
+    attributes = merged(yaml.safe_load(DEFS.read_text())["attributes"], overrides)
+    use_case = UseCase.from_attributes_dict(attributes=attributes)
+    return dg.Definitions.merge(use_case.build_defs(None), environment_definitions(load_settings()))
+
+
+@pytest.fixture
+def storage(local_env):
+    """The local default (the S3 code path is the digits tests' business)."""
+    from mlops_assets.resources import build_storage
+
+    return build_storage(load_settings())
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return generate(tmp_path_factory.mktemp("lsfb-source"))
+
+
+@pytest.fixture
+def source(dataset, local_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_CACHE_DIR", str(tmp_path / "cache"))
+    with serve_folder(dataset.root) as server:
+        monkeypatch.setenv("MLOPS_LSFB_SOURCE", server.url)
+        yield server
+
+
+@pytest.mark.slow
+def test_whole_graph_from_the_server_to_a_gitops_commit_and_an_inference(
+    dataset, source, local_env, storage
+):
+    defs = lsfb_definitions()
+    with dg.instance_for_test() as instance:
+        dataops = defs.resolve_job_def("lsfb_dataops").execute_in_process(instance=instance)
+        assert dataops.success
+        # the real Downloader fetched metadata and the pose sets of the YAML, nothing else
+        assert source.requests["instances.csv"] == 1
+        assert not any(p.startswith(("poses/", "poses_raw/face")) for p in source.requests)
+        assert sum(p.startswith("poses_raw/") for p in source.requests) == 3 * len(
+            dataset.instances
+        )
+        layout = Layout("lsfb")
+        snapshot = storage.read_json("raw/lsfb/_latest.json")["snapshot"]
+        quarantine = storage.read_parquet(layout.quarantine(snapshot, "clips.parquet"))
+        reasons = dict(zip(quarantine["id"], quarantine["reason"], strict=True))
+        assert set(reasons) == {*dataset.empty, *dataset.all_missing}
+        assert all(
+            "empty clip: 0 frames in raw/lsfb/poses_raw/" in reasons[i] for i in dataset.empty
+        )
+        assert all("entirely missing" in reasons[i] for i in dataset.all_missing)
+
+        version = storage.read_json(layout.dataset_latest)["dataset_version"]
+        manifest = storage.read_json(layout.dataset(version, "_dataset.json"))
+        assert len(manifest["labels"]) == 12 and not set(manifest["labels"]) & set(
+            dataset.signs[12:]
+        )
+        folds = {
+            k: set(json.loads((dataset.root / f"metadata/splits/fold_{k}.json").read_text()))
+            for k in range(5)
+        }
+        index = storage.read_parquet(layout.dataset(version, "index.parquet"))
+        by_split = index.groupby("split")["id"].apply(set).to_dict()
+        assert by_split["test"] <= folds[0] | folds[1]
+        assert by_split["val"] <= folds[4]
+        assert by_split["train"] <= folds[2] | folds[3]
+        signers = {s: set(manifest["splits"][s]["signers"]) for s in ("train", "val", "test")}
+        assert not signers["train"] & signers["test"] and not signers["val"] & signers["test"]
+        assert manifest["item_shape"] == [32, (23 + 21 + 21) * 2]
+
+        mlops = defs.resolve_job_def("lsfb_mlops").execute_in_process(instance=instance)
+        assert mlops.success
+    registry = ModelRegistry(storage, "lsfb")
+    champion = registry.champion()
+    assert champion["version"] == 1
+    _, metadata = registry.artifact(1)
+    assert metadata["metrics"]["top1"] >= 0.9
+    assert metadata["metrics"]["top5"] >= metadata["metrics"]["top1"]
+    assert metadata["input"]["shape"] == [-1, 32, 130]
+    assert metadata["class_names"] == manifest["labels"]
+
+    settings = load_settings()
+    bare = settings.local_root / "gitops.git"
+    log = subprocess.run(
+        ["git", "--git-dir", str(bare), "log", "-1", "--format=%s%n%b", "main"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert log.startswith("Deploy lsfb v1 to dev") and f"Dataset-Version: {version}" in log
+
+    # the model server answers an Open Inference Protocol v2 request for this model
+    import tritonclient.http as httpclient
+
+    test = next(iter(_test_shards(storage, layout, manifest)))
+    x, labels = test["x"][:8].astype("float32"), test["label"][:8]
+    env = {**clean_env(), "MLOPS_STORAGE_ROOT": str(settings.local_root)}
+    with model_server(
+        settings.local_root.parent, env, "--use-case", "lsfb", "--environment", "dev"
+    ) as address:
+        client = httpclient.InferenceServerClient(url=address)
+        meta = client.get_model_metadata("lsfb")
+        assert meta["inputs"][0]["shape"] == [-1, 32, 130]
+        tensor = httpclient.InferInput("input-0", list(x.shape), "FP32")
+        tensor.set_data_from_numpy(x, binary_data=True)
+        result = client.infer("lsfb", [tensor])
+        predicted = result.as_numpy("output-0")
+    assert predicted.shape == (8,)
+    assert np.mean(predicted == labels) >= 0.75
+
+
+def _test_shards(storage, layout, manifest):
+    from mlops_assets.lsfb.shards import read_shards
+
+    return read_shards(storage, manifest["splits"]["test"]["shards"])
+
+
+def test_interrupted_download_resumes_without_refetching_or_keeping_truncated_files(
+    dataset, source, local_env, storage, tmp_path
+):
+    from mlops_assets.components.config import LsfbConfig
+    from mlops_assets.lsfb.download import DownloadError, download
+
+    config = LsfbConfig(poses="raw", retries=1, max_parallel_connections=4)
+    victim = f"poses_raw/left_hand/{dataset.instances[5]}.npy"
+    source.truncate[victim] = 2  # cut short twice: the first try and its one retry
+    target = tmp_path / "download"
+    with pytest.raises(DownloadError, match=victim.replace("/", ".")):
+        download(config, target)
+    assert not (target / victim).exists()
+    assert not list(target.rglob("*.part"))
+    complete = [p for p in (target / "poses_raw").rglob("*.npy")]
+    assert complete  # the other files of the first pass are kept
+    for path in complete:  # and each one whole
+        served = (dataset.root / path.relative_to(target)).read_bytes()
+        assert path.read_bytes() == served
+    before = dict(source.requests)
+
+    result = download(config, target)
+    assert (target / victim).read_bytes() == (dataset.root / victim).read_bytes()
+    refetched = [p for p, n in source.requests.items() if n > before.get(p, 0)]
+    missing_before = {
+        f"poses_raw/{s}/{i}.npy"
+        for i in dataset.instances
+        for s in ("pose", "left_hand", "right_hand")
+    } - {p.relative_to(target).as_posix() for p in complete}
+    poses_refetched = {p for p in refetched if p.startswith("poses_raw/")}
+    assert poses_refetched == missing_before  # only what was not complete
+    assert result.skipped == len(complete)
+
+
+def test_a_truncated_file_is_retried_and_lands_whole(dataset, source, tmp_path):
+    from mlops_assets.components.config import LsfbConfig
+    from mlops_assets.lsfb.download import download
+
+    victim = f"poses_raw/pose/{dataset.instances[0]}.npy"
+    source.truncate[victim] = 1
+    download(LsfbConfig(poses="raw", retries=2), tmp_path / "download")
+    assert (tmp_path / "download" / victim).read_bytes() == (dataset.root / victim).read_bytes()
+    assert source.requests[victim] == 2
+
+
+def test_malformed_metadata_and_pose_files_are_named(
+    dataset, tmp_path, monkeypatch, local_env, storage
+):
+    import shutil
+
+    from mlops_assets.components.config import LsfbConfig
+    from mlops_assets.lsfb.download import MetadataError, read_metadata
+    from mlops_assets.lsfb.stages import run_acquire, run_clean
+
+    broken = tmp_path / "broken"
+    shutil.copytree(dataset.root, broken)
+    (broken / "metadata/sign_to_index.csv").write_text("sign,class,extra\nA,0,1\n")
+    with pytest.raises(MetadataError, match=r"metadata/sign_to_index.csv: columns"):
+        read_metadata(broken)
+    (broken / "metadata/sign_to_index.csv").write_text(
+        (dataset.root / "metadata/sign_to_index.csv").read_text()
+    )
+    (broken / "metadata/splits/fold_3.json").write_text("{not json")
+    with pytest.raises(MetadataError, match=r"metadata/splits/fold_3.json: not JSON"):
+        read_metadata(broken)
+    shutil.copy(
+        dataset.root / "metadata/splits/fold_3.json", broken / "metadata/splits/fold_3.json"
+    )
+
+    wrong_shape, wrong_dtype = dataset.instances[10], dataset.instances[11]
+    np.save(broken / f"poses_raw/right_hand/{wrong_shape}.npy", np.zeros((20, 20, 3), "float16"))
+    np.save(broken / f"poses_raw/pose/{wrong_dtype}.npy", np.zeros((20, 33, 3), "int32"))
+    monkeypatch.setenv("MLOPS_CACHE_DIR", str(tmp_path / "cache"))
+    config = LsfbConfig(poses="raw")
+    with serve_folder(broken) as server:
+        monkeypatch.setenv("MLOPS_LSFB_SOURCE", server.url)
+        run_acquire(storage, Layout("lsfb"), config, lambda *_: None)
+    result = run_clean(storage, Layout("lsfb"), config)
+    reasons = dict(zip(result.quarantined["id"], result.quarantined["reason"], strict=True))
+    assert f"right_hand/{wrong_shape}-" in reasons[wrong_shape]
+    assert "shape (20, 20, 3), expected (frames, 21, 3)" in reasons[wrong_shape]
+    assert f"pose/{wrong_dtype}-" in reasons[wrong_dtype] and "dtype int32" in reasons[wrong_dtype]
+    # nothing silently dropped: every acquired clip is kept, quarantined or of an excluded sign
+    assert result.kept + len(result.quarantined) + result.excluded_clips == len(dataset.instances)
+
+
+def test_source_sensor_starts_a_run_when_instances_csv_changes(dataset, tmp_path):
+    import shutil
+
+    defs = None
+    served = tmp_path / "served"
+    shutil.copytree(dataset.root, served, ignore=shutil.ignore_patterns("poses*"))
+    with serve_folder(served) as server:
+        import os
+
+        os.environ["MLOPS_LSFB_SOURCE"] = server.url
+        try:
+            defs = lsfb_definitions()
+            sensor = defs.resolve_sensor_def("lsfb_source_sensor")
+            with dg.instance_for_test() as instance:
+                first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+                assert len(first.run_requests) == 1
+                same = sensor.evaluate_tick(
+                    dg.build_sensor_context(instance=instance, cursor=first.cursor)
+                )
+                assert not same.run_requests
+                path = served / "instances.csv"
+                path.write_text(path.read_text() + "CLSFBI9999A_S001_B_1_2,SIGN_0000,1,1,2\n")
+                os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 10))
+                changed = sensor.evaluate_tick(
+                    dg.build_sensor_context(instance=instance, cursor=first.cursor)
+                )
+                assert len(changed.run_requests) == 1
+                assert changed.run_requests[0].run_key != first.run_requests[0].run_key
+        finally:
+            del os.environ["MLOPS_LSFB_SOURCE"]
+    assert defs is not None
+
+
+def test_keras_artifact_loads_in_safe_mode_only():
+    pytest.importorskip("keras")
+    from mlops_assets.models.keras_sequence import KerasSequenceClassifier
+
+    adapter = KerasSequenceClassifier()
+    model = adapter.build([4, 6], 3, adapter.default_params)
+    data = adapter.dumps(model)
+    loaded = adapter.loads(data)
+    x = np.random.default_rng(0).random((2, 4, 6)).astype("float32")
+    np.testing.assert_allclose(
+        adapter.predict_scores(loaded, x), adapter.predict_scores(model, x), rtol=1e-5
+    )
+
+    import keras
+
+    inputs = keras.Input((4, 6))
+    outputs = keras.layers.Lambda(lambda t: t * 2)(inputs)  # code inside the archive
+    unsafe = adapter.dumps(keras.Model(inputs, outputs))
+    with pytest.raises(Exception, match="(?i)safe"):
+        adapter.loads(unsafe)
+
+
+def test_a_champion_trained_on_renumbered_classes_is_scored_by_sign_names():
+    from mlops_assets.mlops.validate import aligned
+
+    # the champion saw the signs in another order, and one sign the current data dropped
+    champion_names = ["B", "GONE", "A", "C"]
+    names = ["A", "B", "C"]
+    predicted = np.array([0, 2, 3, 1])
+    scores = np.eye(4, dtype="float32")[predicted]
+    mapped, mapped_scores = aligned(predicted, scores, champion_names, names)
+    np.testing.assert_array_equal(mapped, [1, 0, 2, -1])
+    np.testing.assert_array_equal(mapped_scores.argmax(axis=1)[:3], [1, 0, 2])
+    assert mapped_scores.shape == (4, 3) and mapped_scores[3].sum() == 0
+    same, _ = aligned(predicted, scores, names, names)
+    assert same is predicted
