@@ -15,11 +15,13 @@ COPY --from=ghcr.io/astral-sh/uv:0.13.8 /uv /usr/local/bin/uv
 
 WORKDIR /app
 # Dependencies first (cached while only the code changes), without the dev group.
+# EXTRAS=gpu adds TensorFlow's CUDA libraries, for the image the GPU pods run.
+ARG EXTRAS=""
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --locked --no-dev --no-install-project
+RUN uv sync --locked --no-dev --no-install-project ${EXTRAS:+--extra $EXTRAS}
 COPY mlops_assets ./mlops_assets
 COPY workspace.yaml dagster_cloud.yaml* ./
-RUN uv sync --locked --no-dev
+RUN uv sync --locked --no-dev ${EXTRAS:+--extra $EXTRAS}
 
 # The commit the image was built from, recorded in every model's metadata.
 ARG MLOPS_CODE_VERSION=unknown

@@ -320,3 +320,33 @@ def test_a_champion_trained_on_renumbered_classes_is_scored_by_sign_names():
     assert mapped_scores.shape == (4, 3) and mapped_scores[3].sum() == 0
     same, _ = aligned(predicted, scores, names, names)
     assert same is predicted
+
+
+def test_dataops_on_s3_gives_the_dataset_version_of_the_local_default(
+    dataset, tmp_path, monkeypatch, request
+):
+    """The same five stages on the moto S3 server and on a folder: same dataset version,
+    same quarantine, and a second pass on S3 stores nothing again."""
+    from mlops_assets.components.config import LsfbConfig
+    from mlops_assets.lsfb import stages
+    from mlops_assets.resources import build_storage
+
+    config = LsfbConfig(poses="raw", top_n=12, shard_size=64)
+    layout = Layout("lsfb")
+    versions, quarantined = {}, {}
+    with serve_folder(dataset.root) as server:
+        monkeypatch.setenv("MLOPS_LSFB_SOURCE", server.url)
+        for where in ("local", "s3"):
+            request.getfixturevalue(f"{where}_env")
+            monkeypatch.setenv("MLOPS_CACHE_DIR", str(tmp_path / f"cache-{where}"))
+            storage = build_storage(load_settings())
+            first = stages.run_acquire(storage, layout, config, lambda *_: None)
+            assert first.new and first.stored == 3 * len(dataset.instances)
+            again = stages.run_acquire(storage, layout, config, lambda *_: None)
+            assert not again.new and again.stored == 0
+            quarantined[where] = set(stages.run_clean(storage, layout, config).quarantined["id"])
+            stages.run_transform(storage, layout, config)
+            versions[where] = stages.run_split(storage, layout, config)["dataset_version"]
+            assert storage.uri("").startswith("s3://" if where == "s3" else "/")
+    assert versions["local"] == versions["s3"]
+    assert quarantined["local"] == quarantined["s3"] == {*dataset.empty, *dataset.all_missing}

@@ -32,7 +32,14 @@ from mlops_assets.lsfb.download import METADATA_FILES, download, read_metadata, 
 from mlops_assets.lsfb.shards import DATASET_MANIFEST, ShardWriter, read_shards, stage_key
 from mlops_assets.storage import Layout, ObjectStorage, safe_key
 
-WORKERS = 8
+S3_WORKERS = 16
+
+
+def _pool(storage: ObjectStorage) -> ThreadPoolExecutor:
+    """Threads hide S3's request latency; on a local disk they only fight over the GIL."""
+    from mlops_assets.storage.local import LocalStorage
+
+    return ThreadPoolExecutor(1 if isinstance(storage, LocalStorage) else S3_WORKERS)
 SPLITS = ("train", "val", "test")
 
 
@@ -116,7 +123,7 @@ def run_acquire(
             entry[f"key_{landmark_set}"] = key
         return entry, written
 
-    with ThreadPoolExecutor(WORKERS) as pool:
+    with _pool(storage) as pool:
         stored = list(pool.map(store, fetched.instances))
     import pandas as pd
 
@@ -183,7 +190,7 @@ def run_observe(storage: ObjectStorage, layout: Layout, config: LsfbConfig):
     if storage.exists(key):
         profile = storage.read_parquet(key)
     else:
-        with ThreadPoolExecutor(WORKERS) as pool:
+        with _pool(storage) as pool:
             rows = list(pool.map(lambda e: _profile(storage, e, config), clips.to_dict("records")))
         profile = pd.DataFrame(rows, columns=["id", "frames", "missing_share", "problem"])
         storage.write_parquet(key, profile)
@@ -271,7 +278,7 @@ def run_clean(storage: ObjectStorage, layout: Layout, config: LsfbConfig) -> Cle
         shards = storage.read_json(manifest_key)["shards"]
     else:
         writer = ShardWriter(storage, prefix, config.shard_size)
-        with ThreadPoolExecutor(WORKERS) as pool:
+        with _pool(storage) as pool:
             for start in range(0, len(selected), config.shard_size):
                 chunk = selected[start : start + config.shard_size]
                 arrays = list(pool.map(lambda e: _load_filled(storage, e, config), chunk))
