@@ -105,6 +105,24 @@ def synth(rows: int, name: str | None, fmt: str, rng_seed: int) -> None:
     click.echo(f"wrote {key} ({rows} rows)")
 
 
+@main.command("lsfb-sample")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--signers", default=10, show_default=True)
+@click.option("--signs", default=12, show_default=True)
+@click.option("--clips-per-sign", default=3, show_default=True, help="per signer")
+def lsfb_sample(folder: Path, signers: int, signs: int, clips_per_sign: int) -> None:
+    """Write a small generated dataset in the exact LSFB-ISOL layout, to serve as a mirror
+    (python -m http.server) when the real server is out of reach."""
+    from mlops_assets.demo.lsfb_data import generate
+
+    made = generate(folder, signers=signers, signs=signs, clips_per_sign=clips_per_sign)
+    click.echo(
+        f"wrote {len(made.instances)} clips of {len(made.signs)} signs to {folder}; serve it "
+        f"with: python3 -m http.server -d {folder} 8000, and set "
+        "MLOPS_LSFB_SOURCE=http://127.0.0.1:8000"
+    )
+
+
 @main.command()
 def demo() -> None:
     """Seed the landing zone when empty and run the whole digits pipeline."""
