@@ -22,6 +22,16 @@ def landing_of(use_case: str) -> str:
     return landing.strip("/")
 
 
+def load_use_case(use_case: str):
+    """The UseCase component a defs.yaml declares (its settings, resolved as Dagster does)."""
+    from mlops_assets.components import UseCase
+
+    path = DEFS_DIR / use_case / "defs.yaml"
+    if not path.exists():
+        raise click.UsageError(f"no use case {use_case!r}: {path} does not exist")
+    return UseCase.from_attributes_dict(attributes=yaml.safe_load(path.read_text())["attributes"])
+
+
 def _storage():
     from mlops_assets.resources import build_storage
     from mlops_assets.settings import load_settings
@@ -422,3 +432,29 @@ def gitops_rollback(use_case: str, environment: str, version: int, reason: str) 
     except (LookupError, RuntimeError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(result.reason)
+
+
+@main.group()
+def kfp() -> None:
+    """Kubeflow Pipelines: the training pipeline of a use case."""
+
+
+@kfp.command("compile")
+@click.option("--use-case", default="digits", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="default: <use case>-train-pipeline.yaml",
+)
+def kfp_compile(use_case: str, out: Path | None) -> None:
+    """Write the KFP IR YAML of the training pipeline (to upload by hand to the KFP UI)."""
+    from mlops_assets.kubeflow.pipeline import compile_pipeline, image
+
+    uc = load_use_case(use_case)
+    out = out or Path(f"{use_case}-train-pipeline.yaml")
+    compile_pipeline(uc.name, uc.training.kubeflow, uc.kubernetes.mlops, out)
+    click.echo(
+        f"wrote {out}: train -> evaluate on {image(uc.training.kubeflow)}; parameters "
+        "storage_root, candidate_id, dataset_json, model_json, params_json"
+    )

@@ -157,8 +157,35 @@ class SensorConfig(dg.Model, dg.Resolvable):
     default_status: Literal["running", "stopped"] = "running"
 
 
+class KubeflowConfig(dg.Model, dg.Resolvable):
+    """Where the kubeflow backend runs the training pipeline."""
+
+    runner: Literal["cluster", "local"] = Field(
+        "cluster",
+        description="cluster: submit to the KFP API; local: the same pipeline with kfp.local "
+        "(SubprocessRunner) in the run's own process, for development and tests",
+    )
+    host: str = Field("", description="KFP API URL; MLOPS_KFP_HOST overrides it")
+    namespace: str = Field("", description="the Kubeflow profile namespace (multi-user)")
+    experiment: str = "mlops-assets"
+    image: str = Field(
+        "",
+        description="the project image the tasks run on; MLOPS_KFP_IMAGE overrides it, "
+        "default: ghcr.io/mlops-assets/mlops-assets:<MLOPS_IMAGE_TAG or latest>",
+    )
+    secrets: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "mlops-s3-credentials": ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+        },
+        description="Kubernetes secret -> its keys, given to the tasks as environment variables "
+        "(the storage credentials; the secrets live in the KFP namespace)",
+    )
+    timeout_seconds: int = Field(6 * 3600, ge=1)
+    poll_seconds: float = Field(10.0, gt=0)
+
+
 class ModelConfig(dg.Model, dg.Resolvable):
-    """The model family (an adapter class) and its hyperparameters."""
+    """The model family (an adapter class), its hyperparameters, and where it trains."""
 
     adapter: str = Field(
         "mlops_assets.models.sklearn_svc:SklearnSVC",
@@ -169,6 +196,12 @@ class ModelConfig(dg.Model, dg.Resolvable):
         description="hyperparameters; a run can override them in its config (Launchpad)",
     )
     seed: int = 0
+    backend: Literal["dagster", "kubeflow"] = Field(
+        "dagster",
+        description="dagster: the train asset fits the model in its own process (the run "
+        "pod); kubeflow: a KFP pipeline does, and the asset follows it",
+    )
+    kubeflow: KubeflowConfig = KubeflowConfig()
 
 
 class GateConfig(dg.Model, dg.Resolvable):

@@ -40,6 +40,8 @@ def _pool(storage: ObjectStorage) -> ThreadPoolExecutor:
     from mlops_assets.storage.local import LocalStorage
 
     return ThreadPoolExecutor(1 if isinstance(storage, LocalStorage) else S3_WORKERS)
+
+
 SPLITS = ("train", "val", "test")
 
 

@@ -54,9 +54,21 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
         from mlops_assets.dataops.report import md_table
         from mlops_assets.mlops.train import run_train
 
-        candidate = run_train(
-            storage, layout, uc.dataset, uc.training, context.run.run_id, config.params
-        )
+        kubeflow: dict[str, Any] = {}
+        if uc.training.backend == "kubeflow":
+            from mlops_assets.kubeflow.backend import run_on_kubeflow
+
+            candidate, kfp_run = run_on_kubeflow(
+                storage, uc, context.run.run_id, config.params, context.log.info
+            )
+            kubeflow = {"kfp_runner": kfp_run.runner, "kfp_state": kfp_run.state}
+            if kfp_run.run_id:
+                kubeflow["kfp_run_id"] = kfp_run.run_id
+                kubeflow["kfp_run_url"] = dg.MetadataValue.url(kfp_run.url)
+        else:
+            candidate = run_train(
+                storage, layout, uc.dataset, uc.training, context.run.run_id, config.params
+            )
         context.log.info(
             f"trained candidate on dataset {candidate['dataset_version']} with "
             f"{candidate['params']} in {candidate['training_seconds']:.2f} s"
@@ -75,6 +87,8 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
                 "training_seconds": candidate["training_seconds"],
                 "code_version": candidate["code_version"],
                 "artifact_sha256": candidate["artifact_sha256"],
+                "backend": uc.training.backend,
+                **kubeflow,
                 "compute_seconds": perf_counter() - started,
             }
         )

@@ -1,0 +1,1 @@
+"""Kubeflow Pipelines as a training backend: the pipeline, its compilation, and running it."""

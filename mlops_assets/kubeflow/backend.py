@@ -1,0 +1,167 @@
+"""The kubeflow backend of `<use_case>/train`: run the pipeline, follow it, hand on its candidate.
+
+`cluster` compiles the pipeline, submits it with `kfp.Client` (host from the YAML or
+MLOPS_KFP_HOST, bearer token from MLOPS_KFP_TOKEN) and polls the run, logging each
+state change; `local` runs the same pipeline with `kfp.local`'s SubprocessRunner.
+Either way the candidate ends up where the Dagster backend puts it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_assets.mlops.train import CANDIDATE
+from mlops_assets.storage import Layout, ObjectStorage
+
+DONE = {"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED", "CANCELING"}
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class KubeflowRunError(RuntimeError):
+    """The KFP run failed, timed out, or could not be submitted; the message says where."""
+
+
+@dataclass
+class KubeflowRun:
+    runner: str
+    run_id: str = ""
+    url: str = ""
+    state: str = ""
+    states: list[str] = field(default_factory=list)
+
+
+def host(config) -> str:
+    return (os.environ.get("MLOPS_KFP_HOST") or config.host).rstrip("/")
+
+
+def pipeline_arguments(
+    storage: ObjectStorage, use_case, candidate_id: str, override: dict[str, Any] | None
+) -> dict[str, str]:
+    return {
+        "storage_root": storage.uri(""),
+        "candidate_id": candidate_id,
+        "dataset_json": use_case.dataset.model_dump_json(),
+        "model_json": use_case.training.model_dump_json(),
+        "params_json": json.dumps(override or {}, sort_keys=True),
+    }
+
+
+def run_on_kubeflow(
+    storage: ObjectStorage,
+    use_case,
+    candidate_id: str,
+    override: dict[str, Any] | None = None,
+    log: Callable[[str], None] = print,
+) -> tuple[dict[str, Any], KubeflowRun]:
+    """Train through Kubeflow; returns the candidate (as `run_train` does) and the KFP run."""
+    from mlops_assets.kubeflow.pipeline import build_pipeline
+
+    config = use_case.training.kubeflow
+    pipeline = build_pipeline(use_case.name, config, use_case.kubernetes.mlops)
+    arguments = pipeline_arguments(storage, use_case, candidate_id, override)
+    if config.runner == "local":
+        run = _run_local(pipeline, arguments, log)
+    else:
+        run = _run_on_cluster(pipeline, arguments, config, use_case.name, candidate_id, log)
+    candidate = storage.read_json(Layout(use_case.name).candidate(candidate_id, CANDIDATE))
+    return candidate, run
+
+
+def _run_local(pipeline, arguments: dict[str, str], log) -> KubeflowRun:
+    from kfp import local
+
+    with tempfile.TemporaryDirectory(prefix="kfp-local-") as root:
+        local.init(
+            runner=local.SubprocessRunner(use_venv=False),
+            pipeline_root=root,
+            raise_on_error=True,
+        )
+        log("running the training pipeline with kfp.local (SubprocessRunner)")
+        try:
+            pipeline(**arguments)
+        except RuntimeError as error:
+            message = _ANSI.sub("", str(error))
+            raise KubeflowRunError(f"kfp.local: {message}") from None
+    return KubeflowRun(runner="local", state="SUCCEEDED", states=["SUCCEEDED"])
+
+
+def _client(config):
+    import kfp
+
+    url = host(config)
+    if not url:
+        raise KubeflowRunError(
+            "no KFP API host: set training.kubeflow.host in the YAML or MLOPS_KFP_HOST"
+        )
+    try:
+        return kfp.Client(
+            host=url,
+            namespace=config.namespace or None,
+            existing_token=os.environ.get("MLOPS_KFP_TOKEN") or None,
+        ), url
+    except Exception as error:  # the client checks /healthz at once
+        raise KubeflowRunError(
+            f"cannot reach the KFP API at {url}: {type(error).__name__}: {error}"
+        ) from None
+
+
+def _run_on_cluster(pipeline, arguments, config, name: str, candidate_id: str, log) -> KubeflowRun:
+    from kfp import compiler
+
+    client, url = _client(config)
+    with tempfile.TemporaryDirectory() as tmp:
+        package = Path(tmp) / "pipeline.yaml"
+        compiler.Compiler().compile(pipeline, str(package))
+        try:
+            submitted = client.create_run_from_pipeline_package(
+                str(package),
+                arguments=arguments,
+                run_name=f"{name}-{candidate_id[:8]}",
+                experiment_name=config.experiment,
+                namespace=config.namespace or None,
+                enable_caching=False,
+            )
+        except Exception as error:
+            raise KubeflowRunError(f"KFP API at {url} refused the run: {error}") from None
+    run = KubeflowRun(
+        runner="cluster", run_id=submitted.run_id, url=f"{url}/#/runs/details/{submitted.run_id}"
+    )
+    log(f"submitted KFP run {run.run_id}: {run.url}")
+    deadline = time.monotonic() + config.timeout_seconds
+    while True:
+        details = client.get_run(run.run_id)
+        state = str(details.state or "PENDING")
+        if not run.states or run.states[-1] != state:
+            run.states.append(state)
+            log(f"KFP run {run.run_id}: {state}")
+        if state in DONE:
+            break
+        if time.monotonic() > deadline:
+            client.terminate_run(run.run_id)
+            raise KubeflowRunError(
+                f"KFP run {run.run_id} still {state} after {config.timeout_seconds} s: "
+                f"terminated ({run.url})"
+            )
+        time.sleep(config.poll_seconds)
+    run.state = state
+    if state != "SUCCEEDED":
+        raise KubeflowRunError(
+            f"KFP run {run.run_id} ended {state}; failed task(s): "
+            f"{', '.join(_failed_tasks(details)) or 'unknown'} ({run.url})"
+        )
+    return run
+
+
+def _failed_tasks(details) -> list[str]:
+    tasks = getattr(getattr(details, "run_details", None), "task_details", None) or []
+    return [
+        str(t.display_name or t.task_id) for t in tasks if str(t.state) in ("FAILED", "CANCELED")
+    ]

@@ -1,0 +1,70 @@
+"""What the pipeline's tasks do, as plain functions: the Dagster backend's own code.
+
+`train_step` is `run_train`, `evaluate_step` scores the candidate with the same
+`evaluate` the gate uses. The tasks receive a storage root, the use case's settings
+as JSON and the candidate id; they read the dataset version from the storage and
+write the candidate where the Dagster backend would, so validate, release and deploy
+cannot tell the two backends apart.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from mlops_assets.components.config import DatasetConfig, ModelConfig
+
+EVALUATION = "kfp_evaluation.json"
+
+
+def _storage(storage_root: str):
+    from mlops_assets.resources import build_storage
+    from mlops_assets.settings import load_settings
+
+    return build_storage(replace(load_settings(), storage_root=storage_root))
+
+
+def train_step(
+    storage_root: str,
+    use_case: str,
+    candidate_id: str,
+    dataset_json: str,
+    model_json: str,
+    params_json: str,
+) -> dict[str, Any]:
+    from mlops_assets.mlops.train import run_train
+    from mlops_assets.storage import Layout
+
+    return run_train(
+        _storage(storage_root),
+        Layout(use_case),
+        DatasetConfig.model_validate_json(dataset_json),
+        ModelConfig.model_validate_json(model_json),
+        candidate_id,
+        json.loads(params_json),
+    )
+
+
+def evaluate_step(
+    storage_root: str, use_case: str, candidate_id: str, dataset_json: str
+) -> dict[str, Any]:
+    """The candidate's metrics on the test split (for the KFP UI; validate scores again,
+    next to the champion, and decides)."""
+    from mlops_assets.mlops.evaluate import evaluate
+    from mlops_assets.mlops.splits import load_split, predict_split
+    from mlops_assets.mlops.train import current_dataset
+    from mlops_assets.mlops.validate import load_candidate
+    from mlops_assets.models import load_adapter
+    from mlops_assets.storage import Layout
+
+    storage, layout = _storage(storage_root), Layout(use_case)
+    dataset = DatasetConfig.model_validate_json(dataset_json)
+    candidate, data = load_candidate(storage, layout, candidate_id)
+    adapter = load_adapter(candidate["adapter"])
+    test = load_split(storage, layout, current_dataset(storage, layout), "test", dataset)
+    metrics = evaluate(
+        test.labels(), *predict_split(adapter, adapter.loads(data), test), test.classes
+    )
+    storage.write_json(layout.candidate(candidate_id, EVALUATION), metrics)
+    return metrics
