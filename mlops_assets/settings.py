@@ -1,8 +1,11 @@
 """Every environment-driven setting, read in one place.
 
-`MLOPS_ENV` picks the environment; nothing else in the package looks at
-`os.environ`, so a missing setting fails at definitions load, naming the
-variable, instead of halfway through a run.
+`MLOPS_ENV` picks the environment; what decides the storage, executor, GitOps remote
+and the definitions themselves is read and checked here, so a missing or malformed
+setting fails at definitions load, naming the variable, instead of halfway through a
+run. Secrets (tokens) and a few per-feature overrides (MLOPS_LSFB_SOURCE,
+MLOPS_CACHE_DIR, MLOPS_KFP_*, MLOPS_IMAGE_TAG) are read where they are used; the
+README's Configuration table lists them all.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ GITOPS_REMOTE_VAR = "MLOPS_GITOPS_REMOTE"
 GITOPS_BRANCH_VAR = "MLOPS_GITOPS_BRANCH"
 GITOPS_AUTHOR_VAR = "MLOPS_GITOPS_AUTHOR"
 GITOPS_WEB_URL_VAR = "MLOPS_GITOPS_COMMIT_URL"
+SENSOR_INTERVAL_VAR = "MLOPS_SENSOR_INTERVAL_SECONDS"
 DEFAULT_AUTHOR = "mlops-assets <mlops-assets@localhost>"
 EXECUTORS = ("in_process", "multiprocess", "k8s_job")
 DEFAULT_LOCAL_ROOT = ".mlops"
@@ -51,6 +55,8 @@ class Settings:
     gitops_branch: str = "main"
     gitops_author: tuple[str, str] = ("mlops-assets", "mlops-assets@localhost")
     gitops_commit_url: str | None = None
+    sensor_interval_seconds: int | None = None
+    """Overrides every use case's sensor interval (demos, tests, the latency benchmark)."""
 
     @property
     def s3(self) -> S3Location | None:
@@ -63,6 +69,15 @@ class Settings:
     @property
     def local_root(self) -> Path | None:
         return None if self.s3 else Path(self.storage_root).resolve()
+
+
+def _positive_int(environ: Mapping[str, str], name: str) -> int | None:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{name}={raw!r} must be a whole number of seconds, at least 1")
+    return int(raw)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -95,6 +110,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         gitops_branch=environ.get(GITOPS_BRANCH_VAR) or "main",
         gitops_author=_author(environ.get(GITOPS_AUTHOR_VAR) or DEFAULT_AUTHOR),
         gitops_commit_url=environ.get(GITOPS_WEB_URL_VAR) or None,
+        sensor_interval_seconds=_positive_int(environ, SENSOR_INTERVAL_VAR),
     )
     if env == "k8s" and not settings.gitops_remote:
         raise SettingsError(

@@ -108,6 +108,36 @@ def model_server(cwd: Path, env: dict[str, str], *args: str) -> Iterator[str]:
         stop(process)
 
 
+@contextmanager
+def dagster_dev(cwd: Path, env: dict[str, str]) -> Iterator[str]:
+    """`dagster dev` (webserver and daemon) on a free loopback port, until the block ends."""
+    port = free_port()
+    log = open(cwd / "dagster-dev.log", "w")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(
+        [
+            str(BIN / "dagster"),
+            "dev",
+            "-m",
+            "mlops_assets.definitions",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=cwd,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/server_info", timeout=180)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)
+        log.close()
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """moto in server mode: a real S3 HTTP endpoint on loopback, in its own process."""

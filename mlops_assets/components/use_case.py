@@ -89,19 +89,17 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
             description=f"DataOps of {self.name}: acquire, observe, clean, transform, split.",
             tags=self._run_tags("dataops", self.kubernetes.dataops),
         )
-        running = self.sensor.default_status == "running"
-        sensor = (
-            build_source_sensor(
-                self.name, self.dataset.lsfb, dataops_job, self.sensor.interval_seconds, running
-            )
-            if lsfb
-            else build_landing_sensor(
-                self.name, self.landing, dataops_job, self.sensor.interval_seconds, running
-            )
-        )
         from mlops_assets.settings import load_settings
 
-        per_step = load_settings().executor == "k8s_job"
+        settings = load_settings()
+        running = self.sensor.default_status == "running"
+        interval = settings.sensor_interval_seconds or self.sensor.interval_seconds
+        sensor = (
+            build_source_sensor(self.name, self.dataset.lsfb, dataops_job, interval, running)
+            if lsfb
+            else build_landing_sensor(self.name, self.landing, dataops_job, interval, running)
+        )
+        per_step = settings.executor == "k8s_job"
         mlops_job = dg.define_asset_job(
             self.mlops_job_name,
             selection=dg.AssetSelection.assets(*mlops_assets),

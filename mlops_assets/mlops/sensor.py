@@ -16,6 +16,9 @@ def build_new_dataset_sensor(
         name=f"{use_case}_new_dataset_sensor",
         asset_key=split_key,
         job=job,
+        # it reads only the Dagster event log: cheap, so it may look often, and the time
+        # from landing to deploy is the landing sensor's interval plus the runs
+        minimum_interval_seconds=5,
         default_status=(
             dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
         ),
