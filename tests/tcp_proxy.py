@@ -8,6 +8,7 @@ its data for when the endpoint comes back.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 
@@ -22,6 +23,8 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self.cut_on: re.Pattern[bytes] | None = None
+        """When a request matches, the endpoint goes away before it is forwarded."""
 
     def start(self) -> None:
         listener = socket.socket()
@@ -62,6 +65,10 @@ class TcpProxy:
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                if self.cut_on is not None and self.cut_on.search(data):
+                    self.cut_on = None
+                    self.stop()
+                    return
                 sink.sendall(data)
         except OSError:
             pass

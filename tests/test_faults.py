@@ -181,3 +181,39 @@ def test_a_run_killed_during_acquire_neither_duplicates_nor_loses_a_batch(local_
         if info.key.endswith("rows.parquet")
     )
     assert rows + quarantined == files * 5_000  # every row in a split or in quarantine
+
+
+@pytest.mark.slow
+def test_s3_going_away_at_the_alias_move_releases_the_candidate_once(s3_behind_a_proxy):
+    """The worst moment: the version is written, the champion alias not yet moved."""
+    import re
+
+    from mlops_assets.registry import ModelRegistry
+
+    proxy = s3_behind_a_proxy
+    storage = build_storage(load_settings())
+    seed_digits(storage, 5, [1, 2, 3])
+    with dg.instance_for_test() as instance:
+        assert dataops_job().execute_in_process(instance=instance).success
+        proxy.cut_on = re.compile(rb"^PUT \S*/models/digits/aliases/champion\.json", re.M)
+        failed = mlops_job().execute_in_process(instance=instance, raise_on_error=False)
+        assert not failed.success
+        (failure,) = failed.get_step_failure_events()
+        assert failure.step_key == "digits__release"
+        registry = ModelRegistry(storage, "digits")
+        proxy.start()
+        assert registry.versions() == [1] and registry.champion() is None
+
+        again = dg.execute_job(
+            dg.reconstructable(mlops_job),
+            instance=instance,
+            reexecution_options=dg.ReexecutionOptions.from_failure(failed.run_id, instance),
+        )
+        assert again.success
+    assert registry.versions() == [1]  # not released a second time as v2
+    assert registry.champion()["version"] == 1
+    assert [h["version"] for h in registry.history()] == [1]
+
+
+def mlops_job():
+    return build_definitions().resolve_job_def("digits_mlops")

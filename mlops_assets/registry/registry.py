@@ -124,8 +124,32 @@ class ModelRegistry:
         The version becomes visible only when its metadata is written, after the artifact,
         so a failure part-way leaves no half-released version.
         """
-        version = self.claim_version(run_id)
         digest = hashlib.sha256(artifact).hexdigest()
+        earlier = self._released_as(metadata.get("candidate_id"), digest)
+        if earlier is not None:  # a retry after a failure between metadata and alias
+            champion = self.champion()
+            if champion and champion["version"] == earlier:
+                return ReleaseResult(
+                    version=earlier,
+                    sha256=digest,
+                    promoted=True,
+                    reason=f"v{earlier} was released and promoted by an earlier attempt",
+                )
+            promoted, reason = self._move_alias(
+                earlier,
+                digest,
+                "released after passing the gate",
+                run_id,
+                expect=beaten_champion,
+                respect_pin=True,
+            )
+            return ReleaseResult(
+                version=earlier,
+                sha256=digest,
+                promoted=promoted,
+                reason=f"{reason} (v{earlier} was released by an earlier attempt)",
+            )
+        version = self.claim_version(run_id)
         self.storage.write_bytes(self.layout.model(version, artifact_name), artifact)
         record = {
             **metadata,
@@ -147,6 +171,17 @@ class ModelRegistry:
             respect_pin=True,
         )
         return ReleaseResult(version=version, sha256=digest, promoted=promoted, reason=reason)
+
+    def _released_as(self, candidate_id: str | None, digest: str) -> int | None:
+        """The version an earlier attempt released this candidate as, if any: re-executing a
+        release that failed after writing the version must not release it twice."""
+        if not candidate_id:
+            return None
+        for version in reversed(self.versions()):
+            meta = self.metadata(version)
+            if meta.get("candidate_id") == candidate_id and meta["artifact_sha256"] == digest:
+                return version
+        return None
 
     def promote(self, version: int, reason: str, *, pin: bool = False, run_id: str = "") -> dict:
         """Make an existing version champion by hand (rollback), optionally pinned."""
