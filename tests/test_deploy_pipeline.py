@@ -45,9 +45,25 @@ def test_unreachable_remote_fails_deploy_only_and_a_later_run_deploys(
         assert registry.versions() == [1] and registry.champion()["version"] == 1
 
         monkeypatch.setenv("MLOPS_GITOPS_REMOTE", url)
+        # the remote is back: the consistency check (executable alone from the UI) shows that
+        # the champion is released but not deployed
+        check = dg.AssetCheckKey(dg.AssetKey(["digits", "deploy"]), "deployed_is_champion")
+        check_only = dg.define_asset_job("check_only", selection=dg.AssetSelection.checks(check))
+        shown = (
+            dg.Definitions.merge(build_definitions(), dg.Definitions(jobs=[check_only]))
+            .resolve_job_def("check_only")
+            .execute_in_process(instance=instance)
+        )
+        (evaluation,) = shown.get_asset_check_evaluations()
+        assert not evaluation.passed
+        assert "the registry's champion is v1" in evaluation.description
         again = run_mlops(instance, asset_selection=[dg.AssetKey(["digits", "deploy"])])
         assert again.success
         assert registry.versions() == [1]  # deploying did not release anything
+        (after,) = [
+            e for e in again.get_asset_check_evaluations() if e.check_name == "deployed_is_champion"
+        ]
+        assert after.passed
     subject = subprocess.run(
         ["git", "--git-dir", str(bare), "log", "-1", "--format=%s", "main"],
         capture_output=True,
