@@ -72,6 +72,13 @@ def wait_for_http(url: str, timeout: float = 30.0) -> None:
 BIN = Path(sys.executable).parent
 
 
+def git_log(bare: Path, *args: str) -> str:
+    """`git log` of a bare repository (the GitOps remote)."""
+    return subprocess.run(
+        ["git", "--git-dir", str(bare), "log", *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
 def clean_env() -> dict[str, str]:
     """This process's environment without project, Dagster or AWS settings: a newcomer's."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "DAGSTER_", "AWS_"))}

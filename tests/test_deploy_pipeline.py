@@ -6,6 +6,7 @@ import json
 import subprocess
 
 import dagster as dg
+from conftest import git_log
 
 from mlops_assets.cli import seed_digits
 from mlops_assets.definitions import build_definitions
@@ -64,12 +65,7 @@ def test_unreachable_remote_fails_deploy_only_and_a_later_run_deploys(
             e for e in again.get_asset_check_evaluations() if e.check_name == "deployed_is_champion"
         ]
         assert after.passed
-    subject = subprocess.run(
-        ["git", "--git-dir", str(bare), "log", "-1", "--format=%s", "main"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    subject = git_log(bare, "-1", "--format=%s", "main")
     assert subject.startswith("Deploy digits v1 to dev")
 
 

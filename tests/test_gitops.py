@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import HAND_WRITTEN, TEMPLATE
+from conftest import HAND_WRITTEN, TEMPLATE, git_log
 
 from mlops_assets.gitops.deploy import DeployRequest, GitOpsError, GitOpsRepo
 from mlops_assets.gitops.values import read_model, set_model
@@ -36,9 +36,7 @@ def request(version: int, env: str = "dev", **kw) -> DeployRequest:
 
 
 def log(bare: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "--git-dir", str(bare), "log", *args], capture_output=True, text=True, check=True
-    ).stdout
+    return git_log(bare, *args)
 
 
 def show(bare: Path, ref: str, path: str) -> str:

@@ -9,7 +9,7 @@ import subprocess
 import dagster as dg
 import pytest
 import yaml
-from conftest import BIN, REPO
+from conftest import BIN, REPO, git_log
 
 from mlops_assets.cli import seed_digits
 from mlops_assets.components import UseCase
@@ -85,12 +85,7 @@ def test_local_kubeflow_backend_trains_what_the_dagster_backend_trains(prepared)
     _, metadata = registry.artifact(1)
     assert metadata["candidate_id"] == kubeflow_run.run_id
     bare = load_settings().local_root / "gitops.git"
-    subject = subprocess.run(
-        ["git", "--git-dir", str(bare), "log", "-1", "--format=%s", "main"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    subject = git_log(bare, "-1", "--format=%s", "main")
     assert subject.startswith("Deploy digits v1 to dev")
 
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
 
 import dagster as dg
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, clean_env, model_server
+from conftest import REPO, clean_env, git_log, model_server
 from http_source import serve_folder
 
 from mlops_assets.components import UseCase
@@ -131,12 +130,7 @@ def test_whole_graph_from_the_server_to_a_gitops_commit_and_an_inference(
 
     settings = load_settings()
     bare = settings.local_root / "gitops.git"
-    log = subprocess.run(
-        ["git", "--git-dir", str(bare), "log", "-1", "--format=%s%n%b", "main"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    log = git_log(bare, "-1", "--format=%s%n%b", "main")
     assert log.startswith("Deploy lsfb v1 to dev") and f"Dataset-Version: {version}" in log
 
     # the model server answers an Open Inference Protocol v2 request for this model
