@@ -152,6 +152,22 @@ def test_whole_graph_from_the_server_to_a_gitops_commit_and_an_inference(
     assert predicted.shape == (8,)
     assert np.mean(predicted == labels) >= 0.75
 
+    # the YAML changes the data contract (24 frames): the champion cannot score the new
+    # test split, and the gate says so and decides on the threshold alone
+    shorter = merged(OVERRIDES, {"dataset": {"lsfb": {"frames": 24}}})
+    with dg.instance_for_test() as instance:
+        defs = lsfb_definitions(shorter)
+        assert defs.resolve_job_def("lsfb_dataops").execute_in_process(instance=instance).success
+        assert defs.resolve_job_def("lsfb_mlops").execute_in_process(instance=instance).success
+        gate = (
+            instance.get_latest_materialization_event(dg.AssetKey(["lsfb", "validate"]))
+            .asset_materialization.metadata["decision"]
+            .value
+        )
+    assert "champion v1 takes examples of shape [32, 130]" in gate
+    assert "gives [24, 130]: not comparable" in gate
+    assert registry.versions() == [1, 2] and registry.champion()["version"] == 2
+
 
 def _test_shards(storage, layout, manifest):
     from mlops_assets.lsfb.shards import read_shards

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -74,8 +75,19 @@ def run_validate(
     champion = registry.champion()
     champion_version = champion["version"] if champion else None
     champion_metrics = None
+    incomparable = ""
     if champion is not None:
         champion_data, meta = registry.artifact(champion_version)  # refuses a tampered artifact
+        takes = [int(d) for d in meta.get("input", {}).get("shape", [-1, *test.item_shape])[1:]]
+        if takes != list(test.item_shape):
+            # the YAML changed the data contract (frames, landmarks, features): the champion
+            # cannot score this test split, so the candidate is gated on the threshold alone
+            incomparable = (
+                f"champion v{champion_version} takes examples of shape {takes}, this dataset "
+                f"version gives {list(test.item_shape)}: not comparable, gated on the "
+                "threshold alone"
+            )
+    if champion is not None and not incomparable:
         champion_adapter = load_adapter(meta["adapter"])
         champion_model = champion_adapter.loads(champion_data)
         predicted, scores = predict_split(champion_adapter, champion_model, test)
@@ -84,7 +96,15 @@ def run_validate(
             *aligned(predicted, scores, meta.get("class_names"), test.class_names),
             test.classes,
         )
-    decision = gate(candidate_metrics, champion_metrics, champion_version, config)
+    decision = gate(
+        candidate_metrics, champion_metrics, None if incomparable else champion_version, config
+    )
+    if incomparable:
+        decision = replace(
+            decision,
+            summary=decision.summary.replace("(no champion yet)", f"({incomparable})"),
+            champion_version=champion_version,
+        )
     validation = {
         "candidate_id": candidate_id,
         "dataset_version": version,
