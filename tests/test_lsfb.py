@@ -360,3 +360,40 @@ def test_dataops_on_s3_gives_the_dataset_version_of_the_local_default(
             assert storage.uri("").startswith("s3://" if where == "s3" else "/")
     assert versions["local"] == versions["s3"]
     assert quarantined["local"] == quarantined["s3"] == {*dataset.empty, *dataset.all_missing}
+
+
+def test_a_new_release_reads_only_the_clips_it_adds(dataset, tmp_path, monkeypatch, storage):
+    import json
+    import shutil
+
+    from mlops_assets.components.config import LsfbConfig
+    from mlops_assets.lsfb.stages import run_acquire, run_observe
+
+    config = LsfbConfig(poses="raw")
+    layout = Layout("lsfb")
+    release = tmp_path / "release"
+    shutil.copytree(dataset.root, release)
+    monkeypatch.setenv("MLOPS_CACHE_DIR", str(tmp_path / "cache"))
+    with serve_folder(release) as server:
+        monkeypatch.setenv("MLOPS_LSFB_SOURCE", server.url)
+        first = run_acquire(storage, layout, config, lambda *_: None)
+        assert run_observe(storage, layout, config)[2] == len(dataset.instances)
+
+        # the next release of the dataset: one more clip, in fold 2
+        new = "CLSFBI0102A_S003_B_999001_999041"
+        with open(release / "instances.csv", "a") as f:
+            f.write(f"{new},{dataset.signs[0]},3,999001,999041\n")
+        for split in ("all", "train", "fold_2"):
+            path = release / f"metadata/splits/{split}.json"
+            path.write_text(json.dumps([*json.loads(path.read_text()), new]))
+        for landmark_set in ("pose", "left_hand", "right_hand"):
+            source = release / f"poses_raw/{landmark_set}/{dataset.instances[7]}.npy"
+            shutil.copy(source, release / f"poses_raw/{landmark_set}/{new}.npy")
+        second = run_acquire(storage, layout, config, lambda *_: None)
+    assert second.new and second.snapshot != first.snapshot
+    assert second.stored == 3  # the new clip's three pose files; the others are there already
+    snapshot, clips, read = run_observe(storage, layout, config)
+    assert snapshot == second.snapshot and read == 1  # only the new clip was read
+    assert len(clips) == len(dataset.instances) + 1
+    row = clips.set_index("id").loc[new]
+    assert row["frames"] == clips.set_index("id").loc[dataset.instances[7], "frames"]

@@ -181,22 +181,47 @@ def _profile(storage: ObjectStorage, entry: dict, config: LsfbConfig) -> dict:
     }
 
 
+def _content(entry: dict, config: LsfbConfig) -> str:
+    """The clip's pose files: content-addressed keys, so equal keys mean equal content."""
+    return "|".join(entry[f"key_{s}"] for s in config.landmarks)
+
+
 def run_observe(storage: ObjectStorage, layout: Layout, config: LsfbConfig):
     """Per-clip profile of the current snapshot (frames, share of missing landmarks, a
-    file that breaks the contract), joined with its metadata."""
+    file that breaks the contract), joined with its metadata. Clips whose pose files an
+    earlier snapshot already profiled are not read again: a new release costs what it adds.
+    Returns the snapshot, the clips, and how many were read this time."""
     import pandas as pd
 
     snapshot = current_snapshot(storage, layout)
     key = stage_key(layout, "observe", snapshot, "clips.parquet")
     clips = storage.read_parquet(layout.raw(snapshot, "clips.parquet"))
+    read = 0
     if storage.exists(key):
         profile = storage.read_parquet(key)
     else:
+        known: dict[str, dict] = {}
+        for info in storage.list(stage_key(layout, "observe", "", "").rstrip("/")):
+            if info.key.endswith("/clips.parquet"):
+                for row in storage.read_parquet(info.key).to_dict("records"):
+                    if row.get("content"):
+                        known[row["content"]] = row
+        entries = clips.to_dict("records")
+        todo = [e for e in entries if _content(e, config) not in known]
         with _pool(storage) as pool:
-            rows = list(pool.map(lambda e: _profile(storage, e, config), clips.to_dict("records")))
-        profile = pd.DataFrame(rows, columns=["id", "frames", "missing_share", "problem"])
+            fresh = list(pool.map(lambda e: _profile(storage, e, config), todo))
+        read = len(fresh)
+        for entry, row in zip(todo, fresh, strict=True):
+            known[_content(entry, config)] = row
+        rows = [
+            {**known[_content(e, config)], "id": e["id"], "content": _content(e, config)}
+            for e in entries
+        ]
+        profile = pd.DataFrame(
+            rows, columns=["id", "frames", "missing_share", "problem", "content"]
+        )
         storage.write_parquet(key, profile)
-    return snapshot, clips.merge(profile, on="id")
+    return snapshot, clips.merge(profile.drop(columns=["content"]), on="id"), read
 
 
 def split_of_fold(config: LsfbConfig) -> dict[int, str]:
@@ -243,7 +268,7 @@ def _load_filled(storage: ObjectStorage, entry: dict, config: LsfbConfig) -> np.
 def run_clean(storage: ObjectStorage, layout: Layout, config: LsfbConfig) -> CleanResult:
     import pandas as pd
 
-    snapshot, clips = run_observe(storage, layout, config)
+    snapshot, clips, _ = run_observe(storage, layout, config)
     records = clips.to_dict("records")
     reasons = [_reason(r, config) for r in records]
     bad = [dict(r, reason=why) for r, why in zip(records, reasons, strict=True) if why]
