@@ -63,8 +63,6 @@ def evaluate_step(
     candidate, data = load_candidate(storage, layout, candidate_id)
     adapter = load_adapter(candidate["adapter"])
     test = load_split(storage, layout, current_dataset(storage, layout), "test", dataset)
-    metrics = evaluate(
-        test.labels(), *predict_split(adapter, adapter.loads(data), test), test.classes
-    )
+    metrics = evaluate(*predict_split(adapter, adapter.loads(data), test), test.classes)
     storage.write_json(layout.candidate(candidate_id, EVALUATION), metrics)
     return metrics

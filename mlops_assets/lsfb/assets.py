@@ -182,15 +182,20 @@ def build_lsfb_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
     )
     def split(context: dg.AssetExecutionContext, storage: ObjectStorage):
         started = perf_counter()
+        from itertools import combinations
+
         from mlops_assets.dataops.report import md_table
         from mlops_assets.lsfb.stages import SPLITS, run_split
 
         manifest = run_split(storage, layout, config)
         parts = manifest["splits"]
         shared = sorted(
-            set(parts["train"]["signers"]) & set(parts["val"]["signers"])
-            | set(parts["train"]["signers"]) & set(parts["test"]["signers"])
-            | set(parts["val"]["signers"]) & set(parts["test"]["signers"])
+            set().union(
+                *(
+                    set(parts[a]["signers"]) & set(parts[b]["signers"])
+                    for a, b in combinations(SPLITS, 2)
+                )
+            )
         )
         version = manifest["dataset_version"]
         context.log.info(f"dataset version {version}")

@@ -206,7 +206,6 @@ def read_metadata(root: Path) -> dict:
     for k in range(5):
         for iid in _read_split(root, f"fold_{k}"):
             folds[iid] = k
-    ids = set()
     for number, row in enumerate(instances, start=2):
         if row["sign"] not in known:
             raise MetadataError(
@@ -219,7 +218,6 @@ def read_metadata(root: Path) -> dict:
             raise MetadataError(
                 f"instances.csv row {number}: signer {row['signer']!r} is not an integer"
             ) from None
-        ids.add(row["id"])
     return {"instances": instances, "signs": signs, "folds": folds}
 
 

@@ -58,6 +58,16 @@ def _hash(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def clean_id(snapshot: str, config: LsfbConfig) -> str:
+    """The clean output of a snapshot under the settings clean reads."""
+    return _hash(snapshot, config.poses, config.landmarks, config.min_count, config.top_n)
+
+
+def transform_id(clean: str, config: LsfbConfig) -> str:
+    """The transform output of a clean output under the settings transform reads."""
+    return _hash(clean, config.frames, config.pose_landmarks, config.coordinates, config.landmarks)
+
+
 def pose_folder(config: LsfbConfig) -> str:
     return "poses" if config.poses == "cleaned" else "poses_raw"
 
@@ -298,8 +308,8 @@ def run_clean(storage: ObjectStorage, layout: Layout, config: LsfbConfig) -> Cle
     index = {sign: i for i, sign in enumerate(labels)}
     selected = [r for r in good if r["sign"] in index]
 
-    clean_id = _hash(snapshot, config.poses, config.landmarks, config.min_count, config.top_n)
-    prefix = stage_key(layout, "clean", clean_id, "")
+    cleaned = clean_id(snapshot, config)
+    prefix = stage_key(layout, "clean", cleaned, "")
     manifest_key = f"{prefix}/_clean.json"
     if storage.exists(manifest_key):
         shards = storage.read_json(manifest_key)["shards"]
@@ -328,7 +338,7 @@ def run_clean(storage: ObjectStorage, layout: Layout, config: LsfbConfig) -> Cle
             {"snapshot": snapshot, "labels": labels, "shards": shards, "rows": len(selected)},
         )
     return CleanResult(
-        clean_id=clean_id,
+        clean_id=cleaned,
         snapshot=snapshot,
         labels=labels,
         kept=len(selected),
@@ -341,11 +351,11 @@ def run_clean(storage: ObjectStorage, layout: Layout, config: LsfbConfig) -> Cle
 
 def current_clean(storage: ObjectStorage, layout: Layout, config: LsfbConfig) -> tuple[str, dict]:
     snapshot = current_snapshot(storage, layout)
-    clean_id = _hash(snapshot, config.poses, config.landmarks, config.min_count, config.top_n)
-    key = stage_key(layout, "clean", clean_id, "_clean.json")
+    cleaned = clean_id(snapshot, config)
+    key = stage_key(layout, "clean", cleaned, "_clean.json")
     if not storage.exists(key):
         raise RuntimeError(f"snapshot {snapshot} is not cleaned with these settings: run clean")
-    return clean_id, storage.read_json(key)
+    return cleaned, storage.read_json(key)
 
 
 # --- transform -------------------------------------------------------------------------
@@ -376,11 +386,9 @@ def transform_shard(arrays: dict[str, np.ndarray], config: LsfbConfig) -> dict[s
 
 
 def run_transform(storage: ObjectStorage, layout: Layout, config: LsfbConfig) -> dict:
-    clean_id, clean = current_clean(storage, layout, config)
-    transform_id = _hash(
-        clean_id, config.frames, config.pose_landmarks, config.coordinates, config.landmarks
-    )
-    prefix = stage_key(layout, "transform", transform_id, "")
+    cleaned, clean = current_clean(storage, layout, config)
+    transformed = transform_id(cleaned, config)
+    prefix = stage_key(layout, "transform", transformed, "")
     manifest_key = f"{prefix}/_transform.json"
     if storage.exists(manifest_key):
         return storage.read_json(manifest_key)
@@ -388,8 +396,8 @@ def run_transform(storage: ObjectStorage, layout: Layout, config: LsfbConfig) ->
     for arrays, shard in zip(read_shards(storage, clean["shards"]), clean["shards"], strict=True):
         writer.write(transform_shard(arrays, config), shard["rows"])
     manifest = {
-        "transform_id": transform_id,
-        "clean_id": clean_id,
+        "transform_id": transformed,
+        "clean_id": cleaned,
         "snapshot": clean["snapshot"],
         "labels": clean["labels"],
         "shards": writer.shards,
@@ -405,11 +413,12 @@ def run_transform(storage: ObjectStorage, layout: Layout, config: LsfbConfig) ->
 
 def run_split(storage: ObjectStorage, layout: Layout, config: LsfbConfig) -> dict:
     """The dataset's own signer-independent folds: never a random split."""
-    clean_id, _ = current_clean(storage, layout, config)
-    transform_id = _hash(
-        clean_id, config.frames, config.pose_landmarks, config.coordinates, config.landmarks
+    snapshot = current_snapshot(storage, layout)
+    transformed = storage.read_json(
+        stage_key(
+            layout, "transform", transform_id(clean_id(snapshot, config), config), "_transform.json"
+        )
     )
-    transformed = storage.read_json(stage_key(layout, "transform", transform_id, "_transform.json"))
     folds = {"train": config.train_folds, "val": config.val_folds, "test": config.test_folds}
     version = _hash([s["sha256"] for s in transformed["shards"]], folds, transformed["labels"])
     manifest_key = layout.dataset(version, DATASET_MANIFEST)
@@ -438,7 +447,7 @@ def run_split(storage: ObjectStorage, layout: Layout, config: LsfbConfig) -> dic
             {
                 "dataset_version": version,
                 "snapshot": transformed["snapshot"],
-                "transform_id": transform_id,
+                "transform_id": transformed["transform_id"],
                 "labels": transformed["labels"],
                 "item_shape": transformed["item_shape"],
                 "folds": folds,

@@ -44,9 +44,6 @@ class SplitData:
             return np.zeros((0, *self.item_shape), "float32"), np.zeros(0, "int64")
         return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
-    def labels(self) -> np.ndarray:
-        return np.concatenate([y for _, y in self.chunks()]) if self._shards else np.zeros(0)
-
 
 def load_split(
     storage: ObjectStorage, layout: Layout, version: str, split: str, dataset: DatasetConfig
@@ -78,12 +75,13 @@ def load_split(
 
 def predict_split(
     adapter: Any, model: Any, split: SplitData
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Predicted classes over the split, shard by shard, and class scores where the adapter
-    gives them (for top-k metrics)."""
-    predicted, scores = [], []
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The true labels, the predicted classes and, where the adapter gives them, class
+    scores (for top-k metrics), in one pass over the split's shards."""
+    labels, predicted, scores = [], [], []
     has_scores = hasattr(adapter, "predict_scores")
-    for x, _ in split.chunks():
+    for x, y in split.chunks():
+        labels.append(y)
         if has_scores:
             s = adapter.predict_scores(model, x)
             scores.append(s)
@@ -91,5 +89,9 @@ def predict_split(
         else:
             predicted.append(np.asarray(adapter.predict(model, x)))
     if not predicted:
-        return np.zeros(0, "int64"), None
-    return np.concatenate(predicted), (np.concatenate(scores) if has_scores else None)
+        return np.zeros(0, "int64"), np.zeros(0, "int64"), None
+    return (
+        np.concatenate(labels),
+        np.concatenate(predicted),
+        np.concatenate(scores) if has_scores else None,
+    )

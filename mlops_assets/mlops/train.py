@@ -81,8 +81,8 @@ def run_train(
     storage.write_bytes(layout.candidate(candidate_id, adapter.artifact_name), artifact)
     val_accuracy = None
     if val.rows:
-        predicted, _ = predict_split(adapter, fitted, val)
-        val_accuracy = float(np.mean(predicted == val.labels()))
+        y_val, predicted, _ = predict_split(adapter, fitted, val)
+        val_accuracy = float(np.mean(predicted == y_val))
     candidate = {
         "candidate_id": candidate_id,
         "adapter": model.adapter,

@@ -65,11 +65,9 @@ def run_validate(
     candidate, data = load_candidate(storage, layout, candidate_id)
     version = current_dataset(storage, layout)
     test = load_split(storage, layout, version, "test", dataset)
-    y_test = test.labels()
     adapter = load_adapter(candidate["adapter"])
-    candidate_metrics = evaluate(
-        y_test, *predict_split(adapter, adapter.loads(data), test), test.classes
-    )
+    y_test, predicted, scores = predict_split(adapter, adapter.loads(data), test)
+    candidate_metrics = evaluate(y_test, predicted, scores, test.classes)
 
     registry = ModelRegistry(storage, layout.use_case)
     champion = registry.champion()
@@ -90,7 +88,7 @@ def run_validate(
     if champion is not None and not incomparable:
         champion_adapter = load_adapter(meta["adapter"])
         champion_model = champion_adapter.loads(champion_data)
-        predicted, scores = predict_split(champion_adapter, champion_model, test)
+        _, predicted, scores = predict_split(champion_adapter, champion_model, test)
         champion_metrics = evaluate(
             y_test,
             *aligned(predicted, scores, meta.get("class_names"), test.class_names),
