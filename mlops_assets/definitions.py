@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from mlops_assets.heap import freeze_long_lived_objects
 from mlops_assets.resources import environment_definitions
 from mlops_assets.settings import load_settings
 
@@ -35,9 +36,12 @@ def _use_case_definitions(executor: str) -> dg.Definitions:
 
 def build_definitions() -> dg.Definitions:
     settings = load_settings()
-    return dg.Definitions.merge(
+    defs = dg.Definitions.merge(
         _use_case_definitions(settings.executor), environment_definitions(settings)
     )
+    if settings.gc_freeze:
+        freeze_long_lived_objects()
+    return defs
 
 
 @dg.definitions

@@ -28,6 +28,7 @@ GITOPS_BRANCH_VAR = "MLOPS_GITOPS_BRANCH"
 GITOPS_AUTHOR_VAR = "MLOPS_GITOPS_AUTHOR"
 GITOPS_WEB_URL_VAR = "MLOPS_GITOPS_COMMIT_URL"
 SENSOR_INTERVAL_VAR = "MLOPS_SENSOR_INTERVAL_SECONDS"
+GC_FREEZE_VAR = "MLOPS_GC_FREEZE"
 DEFAULT_AUTHOR = "mlops-assets <mlops-assets@localhost>"
 EXECUTORS = ("in_process", "multiprocess", "k8s_job")
 DEFAULT_LOCAL_ROOT = ".mlops"
@@ -57,6 +58,8 @@ class Settings:
     gitops_commit_url: str | None = None
     sensor_interval_seconds: int | None = None
     """Overrides every use case's sensor interval (demos, tests, the latency benchmark)."""
+    gc_freeze: bool = True
+    """Freeze the objects loaded with the definitions out of garbage collection (heap.py)."""
 
     @property
     def s3(self) -> S3Location | None:
@@ -78,6 +81,17 @@ def _positive_int(environ: Mapping[str, str], name: str) -> int | None:
     if not raw.isdigit() or int(raw) < 1:
         raise SettingsError(f"{name}={raw!r} must be a whole number of seconds, at least 1")
     return int(raw)
+
+
+def _switch(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={raw!r} is not one of: on, off (or 1/0, true/false, yes/no)")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -111,6 +125,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         gitops_author=_author(environ.get(GITOPS_AUTHOR_VAR) or DEFAULT_AUTHOR),
         gitops_commit_url=environ.get(GITOPS_WEB_URL_VAR) or None,
         sensor_interval_seconds=_positive_int(environ, SENSOR_INTERVAL_VAR),
+        gc_freeze=_switch(environ, GC_FREEZE_VAR, default=True),
     )
     if env == "k8s" and not settings.gitops_remote:
         raise SettingsError(

@@ -134,6 +134,47 @@ def test_loading_definitions_imports_no_heavy_library(local_env):
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
 
 
+def _after_load(code: str, **env: str) -> str:
+    """Run `code` in a fresh interpreter after loading the definitions; its stdout."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from mlops_assets.definitions import build_definitions\nbuild_definitions()\n" + code,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={**os.environ, **env},
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_loading_definitions_freezes_the_long_lived_heap_unless_switched_off(local_env):
+    count = "import gc\nprint(gc.get_freeze_count())\n"
+    # Dagster, SQLAlchemy and the definitions: far more than a bare interpreter's objects.
+    assert int(_after_load(count)) > 50_000
+    assert int(_after_load(count, MLOPS_GC_FREEZE="off")) == 0
+    with pytest.raises(SettingsError, match="MLOPS_GC_FREEZE"):
+        load_settings({"MLOPS_GC_FREEZE": "sometimes"})
+
+
+def test_exit_skips_the_collectors_last_pass_unless_switched_off(local_env):
+    # A reference cycle left for the collector: only the pass at exit would find it.
+    cycle = (
+        "class Node:\n"
+        "    def __del__(self):\n"
+        "        print('collected', flush=True)\n"
+        "node = Node()\n"
+        "node.itself = node\n"
+        "del node\n"
+    )
+    assert "collected" not in _after_load(cycle)
+    assert "collected" in _after_load(cycle, MLOPS_GC_FREEZE="off")
+
+
 def test_k8s_without_s3_storage_fails_naming_the_variable():
     with pytest.raises(SettingsError, match="MLOPS_STORAGE_ROOT"):
         load_settings({"MLOPS_ENV": "k8s"})
