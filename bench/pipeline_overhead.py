@@ -4,8 +4,8 @@ Three ways over the same landing files, each on a fresh storage root:
   - `dagster asset materialize` on the local default (in-process executor),
   - the same under Dagster's default multiprocess executor (MLOPS_EXECUTOR=multiprocess),
   - the same stage bodies as a plain script (bench/plain_pipeline.py).
-Overhead = wall time of the command minus the time spent inside the asset bodies
-(each body records its own `compute_seconds`). Writes JSON, prints a table.
+Overhead = wall time of the command minus the time spent inside the asset and asset check
+bodies (each body records its own `compute_seconds`). Writes JSON, prints a table.
 
     uv run python bench/pipeline_overhead.py [--graph whole|dataops] [--rows 20000] [--repeat 3]
 """
@@ -82,16 +82,30 @@ def create_instance(home: Path) -> None:
 
 
 def body_seconds(home: Path, graph: str) -> float:
+    """Seconds inside the asset bodies and asset check bodies of the one run in `home`."""
     import dagster as dg
 
     os.environ["DAGSTER_HOME"] = str(home)
     with dg.DagsterInstance.get() as instance:
-        total = 0.0
-        for step in STEPS[:5] if graph == "dataops" else STEPS:
-            event = instance.get_latest_materialization_event(dg.AssetKey(["digits", step]))
+        [run] = instance.get_runs()
+        steps = STEPS[:5] if graph == "dataops" else STEPS
+        seen, total = set(), 0.0
+        for record in instance.all_logs(run.run_id):
+            event = record.dagster_event
             if event is None:
-                raise RuntimeError(f"digits/{step} was not materialized in {home}")
-            total += event.asset_materialization.metadata["compute_seconds"].value
+                continue
+            if event.is_step_materialization:
+                data = event.step_materialization_data.materialization
+                seen.add(data.asset_key.path[-1])
+            elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+                data = event.event_specific_data
+            else:
+                continue
+            if "compute_seconds" in data.metadata:
+                total += data.metadata["compute_seconds"].value
+        missing = [step for step in steps if step not in seen]
+        if missing:
+            raise RuntimeError(f"digits/{', digits/'.join(missing)} not materialized in {home}")
         return total
 
 

@@ -1,7 +1,8 @@
 """The whole graph's asset bodies as a plain script: the baseline for `pipeline_overhead.py`.
 
 Same functions, same order, same metadata work as the nine assets (DataOps, then train,
-validate, release and deploy); no Dagster. Prints the time spent in each stage as JSON.
+validate, release, deploy and deploy's consistency check); no Dagster. Prints the time
+spent in each stage as JSON.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def main(root: str, graph: str = "whole") -> None:
 
     from mlops_assets.components.config import DeployConfig, GateConfig, ModelConfig
     from mlops_assets.gitops.resource import GitOpsResource
+    from mlops_assets.mlops.consistency import compare
     from mlops_assets.mlops.deploy import run_deploy
     from mlops_assets.mlops.release import run_release
     from mlops_assets.mlops.train import run_train
@@ -76,6 +78,9 @@ def main(root: str, graph: str = "whole") -> None:
     gitops = GitOpsResource(local_path=f"{root}/gitops.git")
     run_deploy(storage, gitops, "digits", DeployConfig(), "plain")
     timings["deploy"] = perf_counter() - t
+    t = perf_counter()
+    compare(storage, gitops, "digits", DeployConfig().environment)
+    timings["deployed_is_champion"] = perf_counter() - t
     print(json.dumps(timings))
 
 

@@ -7,6 +7,7 @@ This check makes that visible in the UI instead of leaving it to be discovered.
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Any
 
 import dagster as dg
@@ -58,6 +59,7 @@ def build_consistency_check(use_case: str, target: str) -> dg.AssetChecksDefinit
         "champion (pins included); lists every environment.",
     )
     def deployed_is_champion(storage: ObjectStorage, gitops: GitOpsResource):
+        started = perf_counter()
         from mlops_assets.dataops.report import md_table
 
         ok, summary, rows = compare(storage, gitops, use_case, target)
@@ -68,7 +70,8 @@ def build_consistency_check(use_case: str, target: str) -> dg.AssetChecksDefinit
             metadata={
                 "environments": dg.MetadataValue.md(
                     md_table(["environment", "deployed", "last commit", "status"], rows)
-                )
+                ),
+                "compute_seconds": perf_counter() - started,
             },
         )
 
