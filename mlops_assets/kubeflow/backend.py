@@ -1,7 +1,7 @@
 """The kubeflow backend of `<use_case>/train`: run the pipeline, follow it, hand on its candidate.
 
 `cluster` compiles the pipeline, submits it with `kfp.Client` (host from the YAML or
-MLOPS_KFP_HOST, bearer token from MLOPS_KFP_TOKEN) and polls the run, logging each
+MLOPS_KFP_HOST, credentials from `credentials()`) and polls the run, logging each
 state change; `local` runs the same pipeline with `kfp.local`'s SubprocessRunner.
 Either way the candidate ends up where the Dagster backend puts it.
 """
@@ -93,6 +93,30 @@ def _run_local(pipeline, arguments: dict[str, str], log) -> KubeflowRun:
     return KubeflowRun(runner="local", state="SUCCEEDED", states=["SUCCEEDED"])
 
 
+def credentials() -> dict[str, Any]:
+    """How the run authenticates to the KFP API, as `kfp.Client` keyword arguments.
+
+    MLOPS_KFP_TOKEN when set (a token for an API outside the cluster); else the pod's
+    projected service-account token for the `pipelines.kubeflow.org` audience, which the
+    run pod mounts where KFP looks for it (`KF_PIPELINES_SA_TOKEN_PATH`), as multi-user
+    Kubeflow expects of in-cluster clients; else none (a standalone KFP, a port-forward).
+    `kfp.Client` only falls back to that token when no host is given, and a host is.
+    """
+    token = os.environ.get("MLOPS_KFP_TOKEN")
+    if token:
+        return {"existing_token": token}
+    from kfp.client import (
+        KF_PIPELINES_SA_TOKEN_ENV,
+        KF_PIPELINES_SA_TOKEN_PATH,
+        ServiceAccountTokenVolumeCredentials,
+    )
+
+    path = os.environ.get(KF_PIPELINES_SA_TOKEN_ENV) or KF_PIPELINES_SA_TOKEN_PATH
+    if Path(path).is_file():
+        return {"credentials": ServiceAccountTokenVolumeCredentials(path)}
+    return {}
+
+
 def _client(config):
     import kfp
 
@@ -102,11 +126,7 @@ def _client(config):
             "no KFP API host: set training.kubeflow.host in the YAML or MLOPS_KFP_HOST"
         )
     try:
-        return kfp.Client(
-            host=url,
-            namespace=config.namespace or None,
-            existing_token=os.environ.get("MLOPS_KFP_TOKEN") or None,
-        ), url
+        return kfp.Client(host=url, namespace=config.namespace or None, **credentials()), url
     except Exception as error:  # the client checks /healthz at once
         raise KubeflowRunError(
             f"cannot reach the KFP API at {url}: {type(error).__name__}: {error}"
