@@ -126,3 +126,54 @@ def test_missing_k8s_settings_fail_at_load_naming_the_variable(monkeypatch):
     monkeypatch.delenv("MLOPS_GITOPS_REMOTE")
     with pytest.raises(SettingsError, match="MLOPS_GITOPS_REMOTE"):
         build_definitions()
+
+
+def test_when_a_kfp_cluster_trains_the_dagster_pod_holds_no_gpu_and_can_call_its_api(
+    k8s_env, monkeypatch
+):
+    """The GPU is KFP's; the pod that submits and follows the KFP run gets the DataOps
+    placement and the service-account token multi-user Kubeflow expects, where kfp reads it."""
+    import os
+    from pathlib import Path
+
+    import dagster as dg
+    import yaml
+    from kfp.client import KF_PIPELINES_SA_TOKEN_PATH
+
+    from mlops_assets.components import UseCase
+    from mlops_assets.resources import environment_definitions
+    from mlops_assets.settings import load_settings
+
+    attributes = yaml.safe_load(
+        (Path(__file__).parents[1] / "mlops_assets/defs/digits/defs.yaml").read_text()
+    )["attributes"]
+    attributes["training"]["backend"] = "kubeflow"  # runner: cluster, the default
+
+    def mlops_job() -> dg.JobDefinition:
+        use_case = UseCase.from_attributes_dict(attributes=attributes)
+        definitions = dg.Definitions.merge(
+            use_case.build_defs(None), environment_definitions(load_settings())
+        )
+        return definitions.resolve_job_def("digits_mlops")
+
+    def token_volume(manifest: dict) -> str:
+        spec, container = pod(manifest)
+        [volume] = [v for v in spec.get("volumes", []) if v["name"] == "kfp-token"]
+        [source] = volume["projected"]["sources"]
+        assert source["serviceAccountToken"]["audience"] == "pipelines.kubeflow.org"
+        [mount] = [m for m in container["volumeMounts"] if m["name"] == "kfp-token"]
+        return f"{mount['mountPath']}/{source['serviceAccountToken']['path']}"
+
+    job = mlops_job()
+    assert "mlops/gpu" not in job.tags  # KFP's GPUs are not counted against Dagster's limit
+    manifest = build(job.tags, "dagster-run-digits-mlops")
+    assert not gpu(manifest)
+    assert pod(manifest)[1]["resources"]["requests"]["cpu"] == "500m"  # the DataOps placement
+    assert token_volume(manifest) == KF_PIPELINES_SA_TOKEN_PATH
+
+    monkeypatch.setenv("MLOPS_EXECUTOR", "k8s_job")
+    job = mlops_job()
+    [train] = [node.definition for node in job.nodes if node.name == "digits__train"]
+    manifest = build(dict(train.tags), "dagster-step-digits-train")
+    assert not gpu(manifest) and token_volume(manifest) == KF_PIPELINES_SA_TOKEN_PATH
+    assert os.path.basename(KF_PIPELINES_SA_TOKEN_PATH) == "token"

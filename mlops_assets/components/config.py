@@ -259,6 +259,55 @@ class PodPlacement(dg.Model, dg.Resolvable):
         return config
 
 
+KFP_TOKEN_DIR = "/var/run/secrets/kubeflow/pipelines"
+"""Where kfp.Client looks for its service-account token (KF_PIPELINES_SA_TOKEN_PATH's folder)."""
+
+
+def kfp_token_mount() -> dict[str, Any]:
+    """`dagster-k8s/config` for a pod that calls the KFP API from inside the cluster: the
+    service account's token for the `pipelines.kubeflow.org` audience, projected (and
+    refreshed by the kubelet) where kfp.Client reads it."""
+    return {
+        "container_config": {
+            "volume_mounts": [{"name": "kfp-token", "mount_path": KFP_TOKEN_DIR, "read_only": True}]
+        },
+        "pod_spec_config": {
+            "volumes": [
+                {
+                    "name": "kfp-token",
+                    "projected": {
+                        "sources": [
+                            {
+                                "service_account_token": {
+                                    "path": "token",
+                                    "audience": "pipelines.kubeflow.org",
+                                    "expiration_seconds": 7200,
+                                }
+                            }
+                        ]
+                    },
+                }
+            ]
+        },
+    }
+
+
+def merge_k8s_config(*configs: dict[str, Any]) -> dict[str, Any]:
+    """One `dagster-k8s/config` from several: sections merged key by key, lists joined."""
+    merged: dict[str, Any] = {}
+    for config in configs:
+        for section, values in config.items():
+            target = merged.setdefault(section, {})
+            for key, value in values.items():
+                if isinstance(value, list):
+                    target[key] = [*target.get(key, []), *value]
+                elif isinstance(value, dict):
+                    target[key] = {**target.get(key, {}), **value}
+                else:
+                    target[key] = value
+    return merged
+
+
 def _cpu_pod() -> PodPlacement:
     return PodPlacement(requests={"cpu": "500m", "memory": "1Gi"}, limits={"memory": "4Gi"})
 

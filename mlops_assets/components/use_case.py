@@ -17,10 +17,11 @@ from mlops_assets.components.config import (
     KubernetesConfig,
     ModelConfig,
     ObserveConfig,
-    PodPlacement,
     ScheduleConfig,
     SensorConfig,
     SplitConfig,
+    kfp_token_mount,
+    merge_k8s_config,
 )
 
 
@@ -58,12 +59,24 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
     def mlops_job_name(self) -> str:
         return f"{self.name}_mlops"
 
-    def _run_tags(self, stage: str, placement: PodPlacement) -> dict:
+    @property
+    def trains_on_kfp_cluster(self) -> bool:
+        """A KFP cluster trains (on its own GPU pods); the Dagster pod only submits and follows."""
+        return self.training.backend == "kubeflow" and self.training.kubeflow.runner == "cluster"
+
+    def training_pod_config(self) -> dict:
+        """`dagster-k8s/config` of the pod the train step runs in: the GPU pool, or when a KFP
+        cluster trains, a CPU pod (the DataOps placement) that can authenticate to its API."""
+        if self.trains_on_kfp_cluster:
+            return merge_k8s_config(self.kubernetes.dataops.k8s_config(), kfp_token_mount())
+        return self.kubernetes.mlops.k8s_config()
+
+    def _run_tags(self, stage: str, k8s_config: dict) -> dict:
         """Tags of a job's runs; on Kubernetes `dagster-k8s/config` places the run's one pod."""
         return {
             "mlops/use_case": self.name,
             "mlops/stage": stage,
-            "dagster-k8s/config": placement.k8s_config(),
+            "dagster-k8s/config": k8s_config,
         }
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
@@ -87,7 +100,7 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
             self.dataops_job_name,
             selection=dg.AssetSelection.assets(*assets),
             description=f"DataOps of {self.name}: acquire, observe, clean, transform, split.",
-            tags=self._run_tags("dataops", self.kubernetes.dataops),
+            tags=self._run_tags("dataops", self.kubernetes.dataops.k8s_config()),
         )
         from mlops_assets.settings import load_settings
 
@@ -105,12 +118,16 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
             selection=dg.AssetSelection.assets(*mlops_assets),
             description=f"MLOps of {self.name}: train, validate (the gate), release, deploy.",
             # with the per-step executor the run pod only coordinates (CPU placement) and the
-            # train step's own pod gets the GPU; the chart limits concurrent runs by mlops/gpu
+            # train step's own pod trains; the chart limits concurrent runs by mlops/gpu, which
+            # a run that leaves the GPU to a KFP cluster does not hold
             tags={
                 **self._run_tags(
-                    "mlops", self.kubernetes.dataops if per_step else self.kubernetes.mlops
+                    "mlops",
+                    self.kubernetes.dataops.k8s_config()
+                    if per_step
+                    else self.training_pod_config(),
                 ),
-                "mlops/gpu": "true",
+                **({} if self.trains_on_kfp_cluster else {"mlops/gpu": "true"}),
             },
         )
         dataset_sensor = build_new_dataset_sensor(
@@ -137,7 +154,7 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
             selection=dg.AssetSelection.assets(step_key(self.name, "observe")),
             description=f"Re-observes all of {self.name}'s data for drift against the reference.",
             config={"ops": {f"{self.name}__observe": {"config": {"full": True}}}},
-            tags=self._run_tags("dataops", self.kubernetes.dataops),
+            tags=self._run_tags("dataops", self.kubernetes.dataops.k8s_config()),
         )
 
     def _retrain_schedule(self, mlops_job) -> dg.ScheduleDefinition:

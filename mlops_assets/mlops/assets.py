@@ -37,14 +37,15 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
     layout = Layout(name)
     key = {step: dg.AssetKey([name, step]) for step in MLOPS_STEPS}
     common = {"group_name": name, "tags": {"mlops/stage": "mlops"}}
-    # For the per-step k8s_job_executor: the train step's own pod goes to the GPU pool.
-    gpu_op_tags = {"dagster-k8s/config": uc.kubernetes.mlops.k8s_config()}
+    # For the per-step k8s_job_executor: the train step's own pod goes to the GPU pool (or,
+    # when a KFP cluster trains, gets the token to call its API).
+    train_op_tags = {"dagster-k8s/config": uc.training_pod_config()}
     metric = uc.gate.metric
 
     @dg.asset(
         key=key["train"],
         deps=[split_key],
-        op_tags=gpu_op_tags,
+        op_tags=train_op_tags,
         description=f"Fits a candidate ({uc.training.adapter.rsplit(':', 1)[-1]}) on the training "
         "split of the current dataset version.",
         **common,
