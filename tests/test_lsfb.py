@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import dagster as dg
 import numpy as np
@@ -215,9 +216,15 @@ def test_a_truncated_file_is_retried_and_lands_whole(dataset, source, tmp_path):
 
     victim = f"poses_raw/pose/{dataset.instances[0]}.npy"
     source.truncate[victim] = 1
-    download(LsfbConfig(poses="raw", retries=2), tmp_path / "download")
+    logged: list[str] = []
+    download(LsfbConfig(poses="raw", retries=2), tmp_path / "download", logged.append)
     assert (tmp_path / "download" / victim).read_bytes() == (dataset.root / victim).read_bytes()
     assert source.requests[victim] == 2
+    # progress in the run's log, ending with every file of each group accounted for
+    progress = [re.match(r"Raw poses for (\d+) .*: (\d+)/(\d+) files", line) for line in logged]
+    instances, done, total = map(int, [m for m in progress if m][-1].groups())
+    assert instances > 0 and done == total == 3 * instances  # pose, left and right hand
+    assert any(line.startswith("Metadata: ") for line in logged)
 
 
 def test_malformed_metadata_and_pose_files_are_named(

@@ -7,7 +7,9 @@ leaves a truncated file that "skip existing" later trusts) and never checks a
 size. `ResumableDownloader` keeps its file selection and replaces only the
 transfer of one file: a session with urllib3 retries and backoff, a `.part`
 file renamed into place only when its size matches the announced
-Content-Length, and metadata always fetched again (a new release changes it).
+Content-Length, and metadata always fetched again (a new release changes it). Its
+progress goes to the run's log, a line per tenth, instead of tqdm bars, which in a
+Dagster compute log are a carriage-return stream nobody can read.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import os
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,13 +82,26 @@ def _downloader_class():
     class ResumableDownloader(Downloader):
         """The library's Downloader with a safe `_download_file` (see the module docstring)."""
 
-        def __init__(self, *args, retries: int = 5, **kwargs) -> None:
+        def __init__(
+            self, *args, retries: int = 5, log: Callable[[str], None] | None = None, **kwargs
+        ) -> None:
             super().__init__(*args, **kwargs)
             self.retries = retries
+            self.log = log or (lambda message: None)
             self.fetched: list[str] = []
             self.skipped = 0
             self._local = threading.local()
             self._lock = threading.Lock()
+
+        def _download_files(self, origins: list[str], title: str | None = None, unit="files"):
+            """The library's parallel fetch (a thread pool of `max_parallel_connections`),
+            reporting to the log rather than to a tqdm bar."""
+            total, title = len(origins), title or "files"
+            every = max(1, total // 10)
+            with ThreadPoolExecutor(self.max_parallel_connections) as pool:
+                for done, _ in enumerate(pool.map(self._download_file, origins), 1):
+                    if done % every == 0 or done == total:
+                        self.log(f"{title}: {done}/{total} {unit}")
 
         def _http(self):
             if not hasattr(self._local, "session"):
@@ -172,6 +189,7 @@ def download(config: LsfbConfig, destination: Path, log=None) -> DownloadResult:
         check_ssl=config.check_ssl,
         timeout=config.timeout_seconds,
         retries=config.retries,
+        log=log,
     )
     try:
         downloader.download()
