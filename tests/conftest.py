@@ -38,6 +38,32 @@ ingress:
 """
 
 
+def digits_with(training: dict):
+    """The digits use case of the shipped YAML, with `training` settings replaced."""
+    import copy
+
+    import yaml
+
+    from mlops_assets.components import UseCase
+
+    attributes = copy.deepcopy(
+        yaml.safe_load((REPO / "mlops_assets/defs/digits/defs.yaml").read_text())["attributes"]
+    )
+    attributes["training"].update(training)
+    return UseCase.from_attributes_dict(attributes=attributes)
+
+
+def use_case_definitions(use_case):
+    """One use case's definitions with the environment's resources, as the code location
+    builds them."""
+    import dagster as dg
+
+    from mlops_assets.resources import environment_definitions
+    from mlops_assets.settings import load_settings
+
+    return dg.Definitions.merge(use_case.build_defs(None), environment_definitions(load_settings()))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -118,22 +118,6 @@ def test_dg_check_yaml_accepts_the_use_case(local_env):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_loading_definitions_imports_no_heavy_library(local_env):
-    code = (
-        "import sys, json\n"
-        "from mlops_assets.definitions import build_definitions\n"
-        "build_definitions()\n"
-        "heavy = ('tensorflow', 'keras', 'sklearn', 'pandas', 'matplotlib',"
-        " 'lsfb_dataset', 'numpy')\n"
-        "print(json.dumps([m for m in heavy if m in sys.modules]))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300
-    )
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
-
-
 def _after_load(code: str, **env: str) -> str:
     """Run `code` in a fresh interpreter after loading the definitions; its stdout."""
     result = subprocess.run(
@@ -150,6 +134,16 @@ def _after_load(code: str, **env: str) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def test_loading_definitions_imports_no_heavy_library(local_env):
+    code = (
+        "import sys, json\n"
+        "heavy = ('tensorflow', 'keras', 'sklearn', 'pandas', 'matplotlib',"
+        " 'lsfb_dataset', 'numpy')\n"
+        "print(json.dumps([m for m in heavy if m in sys.modules]))\n"
+    )
+    assert json.loads(_after_load(code).strip().splitlines()[-1]) == []
 
 
 def test_loading_definitions_freezes_the_long_lived_heap_unless_switched_off(local_env):

@@ -3,34 +3,21 @@ its failures as Dagster shows them."""
 
 from __future__ import annotations
 
-import copy
 import subprocess
 
 import dagster as dg
 import pytest
 import yaml
-from conftest import BIN, REPO, git_log
+from conftest import BIN, digits_with, git_log, use_case_definitions
 
 from mlops_assets.cli import seed_digits
-from mlops_assets.components import UseCase
 from mlops_assets.definitions import build_definitions
 from mlops_assets.registry import ModelRegistry
-from mlops_assets.resources import build_storage, environment_definitions
+from mlops_assets.resources import build_storage
 from mlops_assets.settings import load_settings
 from mlops_assets.storage import Layout
 
-DIGITS = REPO / "mlops_assets/defs/digits/defs.yaml"
 TRAIN, VALIDATE = dg.AssetKey(["digits", "train"]), dg.AssetKey(["digits", "validate"])
-
-
-def digits_with(training: dict) -> UseCase:
-    attributes = copy.deepcopy(yaml.safe_load(DIGITS.read_text())["attributes"])
-    attributes["training"].update(training)
-    return UseCase.from_attributes_dict(attributes=attributes)
-
-
-def definitions(use_case: UseCase) -> dg.Definitions:
-    return dg.Definitions.merge(use_case.build_defs(None), environment_definitions(load_settings()))
 
 
 LOCAL = {"backend": "kubeflow", "kubeflow": {"runner": "local"}}
@@ -65,7 +52,7 @@ def test_local_kubeflow_backend_trains_what_the_dagster_backend_trains(prepared)
     by_dagster = storage.read_json(layout.candidate(dagster_run.run_id, "validation.json"))
 
     kubeflow_run = (
-        definitions(digits_with(LOCAL))
+        use_case_definitions(digits_with(LOCAL))
         .resolve_job_def("digits_mlops")
         .execute_in_process(instance=instance)
     )
@@ -92,7 +79,7 @@ def test_local_kubeflow_backend_trains_what_the_dagster_backend_trains(prepared)
 def test_a_failing_component_fails_train_naming_the_task(prepared):
     instance, storage = prepared
     result = (
-        definitions(digits_with(LOCAL))
+        use_case_definitions(digits_with(LOCAL))
         .resolve_job_def("digits_mlops")
         .execute_in_process(
             instance=instance,
@@ -112,7 +99,7 @@ def test_unreachable_kfp_api_fails_train_naming_the_host(prepared, monkeypatch):
     monkeypatch.setenv("MLOPS_KFP_HOST", "http://127.0.0.1:9")
     monkeypatch.setenv("MLOPS_KFP_TOKEN", "kfp-s3cr3t-token")
     result = (
-        definitions(digits_with({"backend": "kubeflow"}))
+        use_case_definitions(digits_with({"backend": "kubeflow"}))
         .resolve_job_def("digits_mlops")
         .execute_in_process(instance=instance, raise_on_error=False)
     )

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 
+import dagster as dg
 import kubernetes_validate
 import pytest
+from conftest import digits_with, use_case_definitions
 from dagster_k8s.job import (
     DagsterK8sJobConfig,
     construct_dagster_k8s_job,
     get_user_defined_k8s_config,
 )
+from kfp.client import KF_PIPELINES_SA_TOKEN_PATH
 from kubernetes.client import ApiClient
 
 from mlops_assets.definitions import build_definitions
@@ -133,28 +136,10 @@ def test_when_a_kfp_cluster_trains_the_dagster_pod_holds_no_gpu_and_can_call_its
 ):
     """The GPU is KFP's; the pod that submits and follows the KFP run gets the DataOps
     placement and the service-account token multi-user Kubeflow expects, where kfp reads it."""
-    import os
-    from pathlib import Path
-
-    import dagster as dg
-    import yaml
-    from kfp.client import KF_PIPELINES_SA_TOKEN_PATH
-
-    from mlops_assets.components import UseCase
-    from mlops_assets.resources import environment_definitions
-    from mlops_assets.settings import load_settings
-
-    attributes = yaml.safe_load(
-        (Path(__file__).parents[1] / "mlops_assets/defs/digits/defs.yaml").read_text()
-    )["attributes"]
-    attributes["training"]["backend"] = "kubeflow"  # runner: cluster, the default
 
     def mlops_job() -> dg.JobDefinition:
-        use_case = UseCase.from_attributes_dict(attributes=attributes)
-        definitions = dg.Definitions.merge(
-            use_case.build_defs(None), environment_definitions(load_settings())
-        )
-        return definitions.resolve_job_def("digits_mlops")
+        kubeflow = digits_with({"backend": "kubeflow"})  # runner: cluster, the default
+        return use_case_definitions(kubeflow).resolve_job_def("digits_mlops")
 
     def token_volume(manifest: dict) -> str:
         spec, container = pod(manifest)
@@ -176,4 +161,4 @@ def test_when_a_kfp_cluster_trains_the_dagster_pod_holds_no_gpu_and_can_call_its
     [train] = [node.definition for node in job.nodes if node.name == "digits__train"]
     manifest = build(dict(train.tags), "dagster-step-digits-train")
     assert not gpu(manifest) and token_volume(manifest) == KF_PIPELINES_SA_TOKEN_PATH
-    assert os.path.basename(KF_PIPELINES_SA_TOKEN_PATH) == "token"
+    assert KF_PIPELINES_SA_TOKEN_PATH.rsplit("/", 1)[-1] == "token"

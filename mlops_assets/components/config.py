@@ -229,6 +229,30 @@ class DeployConfig(dg.Model, dg.Resolvable):
     )
 
 
+# The service account's token for the `pipelines.kubeflow.org` audience, projected (and
+# refreshed by the kubelet) where kfp.Client reads it (kfp's KF_PIPELINES_SA_TOKEN_PATH):
+# how a pod calls the KFP API of a multi-user Kubeflow from inside the cluster.
+_KFP_TOKEN_MOUNT = {
+    "name": "kfp-token",
+    "mount_path": "/var/run/secrets/kubeflow/pipelines",
+    "read_only": True,
+}
+_KFP_TOKEN_VOLUME = {
+    "name": "kfp-token",
+    "projected": {
+        "sources": [
+            {
+                "service_account_token": {
+                    "path": "token",
+                    "audience": "pipelines.kubeflow.org",
+                    "expiration_seconds": 7200,
+                }
+            }
+        ]
+    },
+}
+
+
 class PodPlacement(dg.Model, dg.Resolvable):
     """Where and how big a run's pod is, as Kubernetes sees it."""
 
@@ -243,69 +267,23 @@ class PodPlacement(dg.Model, dg.Resolvable):
         # YAML (and Dagster's templating) turn `"2"` into 2; Kubernetes wants quantities.
         return {k: str(v) for k, v in value.items()}
 
-    def k8s_config(self) -> dict[str, Any]:
-        """The value of a `dagster-k8s/config` tag."""
-        config: dict[str, Any] = {}
+    def k8s_config(self, kfp_token: bool = False) -> dict[str, Any]:
+        """The value of a `dagster-k8s/config` tag; with `kfp_token`, the pod can also call
+        the KFP API from inside the cluster."""
+        container: dict[str, Any] = {}
         resources = {k: v for k, v in (("requests", self.requests), ("limits", self.limits)) if v}
         if resources:
-            config["container_config"] = {"resources": resources}
+            container["resources"] = resources
         pod: dict[str, Any] = {}
         if self.node_selector:
             pod["node_selector"] = self.node_selector
         if self.tolerations:
             pod["tolerations"] = self.tolerations
-        if pod:
-            config["pod_spec_config"] = pod
-        return config
-
-
-KFP_TOKEN_DIR = "/var/run/secrets/kubeflow/pipelines"
-"""Where kfp.Client looks for its service-account token (KF_PIPELINES_SA_TOKEN_PATH's folder)."""
-
-
-def kfp_token_mount() -> dict[str, Any]:
-    """`dagster-k8s/config` for a pod that calls the KFP API from inside the cluster: the
-    service account's token for the `pipelines.kubeflow.org` audience, projected (and
-    refreshed by the kubelet) where kfp.Client reads it."""
-    return {
-        "container_config": {
-            "volume_mounts": [{"name": "kfp-token", "mount_path": KFP_TOKEN_DIR, "read_only": True}]
-        },
-        "pod_spec_config": {
-            "volumes": [
-                {
-                    "name": "kfp-token",
-                    "projected": {
-                        "sources": [
-                            {
-                                "service_account_token": {
-                                    "path": "token",
-                                    "audience": "pipelines.kubeflow.org",
-                                    "expiration_seconds": 7200,
-                                }
-                            }
-                        ]
-                    },
-                }
-            ]
-        },
-    }
-
-
-def merge_k8s_config(*configs: dict[str, Any]) -> dict[str, Any]:
-    """One `dagster-k8s/config` from several: sections merged key by key, lists joined."""
-    merged: dict[str, Any] = {}
-    for config in configs:
-        for section, values in config.items():
-            target = merged.setdefault(section, {})
-            for key, value in values.items():
-                if isinstance(value, list):
-                    target[key] = [*target.get(key, []), *value]
-                elif isinstance(value, dict):
-                    target[key] = {**target.get(key, {}), **value}
-                else:
-                    target[key] = value
-    return merged
+        if kfp_token:
+            container["volume_mounts"] = [_KFP_TOKEN_MOUNT]
+            pod["volumes"] = [_KFP_TOKEN_VOLUME]
+        sections = (("container_config", container), ("pod_spec_config", pod))
+        return {name: section for name, section in sections if section}
 
 
 def _cpu_pod() -> PodPlacement:

@@ -20,8 +20,6 @@ from mlops_assets.components.config import (
     ScheduleConfig,
     SensorConfig,
     SplitConfig,
-    kfp_token_mount,
-    merge_k8s_config,
 )
 
 
@@ -68,7 +66,7 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         """`dagster-k8s/config` of the pod the train step runs in: the GPU pool, or when a KFP
         cluster trains, a CPU pod (the DataOps placement) that can authenticate to its API."""
         if self.trains_on_kfp_cluster:
-            return merge_k8s_config(self.kubernetes.dataops.k8s_config(), kfp_token_mount())
+            return self.kubernetes.dataops.k8s_config(kfp_token=True)
         return self.kubernetes.mlops.k8s_config()
 
     def _run_tags(self, stage: str, k8s_config: dict) -> dict:
