@@ -49,7 +49,7 @@ def main() -> None:
         from mlops_assets.storage.local import LocalStorage
 
         storage = LocalStorage(root=str(root / ".mlops"))
-        loaded = load_from_registry(storage, "digits")
+        loaded = load_from_registry(storage, "digits", adapter="sklearn_svc")
         version = storage.read_json(Layout("digits").dataset_latest)["dataset_version"]
         test = storage.read_parquet(Layout("digits").dataset(version, "test.parquet"))
         rows = test[[f"pixel_{i}" for i in range(64)]].to_numpy(dtype="float32")

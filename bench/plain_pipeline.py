@@ -69,14 +69,16 @@ def main(root: str, graph: str = "whole") -> None:
     run_train(storage, layout, dataset, training, "plain")
     timings["train"] = perf_counter() - t
     t = perf_counter()
-    validation_metadata(run_validate(storage, layout, dataset, GateConfig(threshold=0.5), "plain"))
+    validation_metadata(
+        run_validate(storage, layout, dataset, GateConfig(threshold=0.5), "plain", training.adapter)
+    )
     timings["validate"] = perf_counter() - t
     t = perf_counter()
-    run_release(storage, layout, "plain", "plain")
+    run_release(storage, layout, "plain", "plain", adapter=training.adapter)
     timings["release"] = perf_counter() - t
     t = perf_counter()
     gitops = GitOpsResource(local_path=f"{root}/gitops.git")
-    run_deploy(storage, gitops, "digits", DeployConfig(), "plain")
+    run_deploy(storage, gitops, "digits", DeployConfig(), "plain", training.adapter)
     timings["deploy"] = perf_counter() - t
     t = perf_counter()
     compare(storage, gitops, "digits", DeployConfig().environment)

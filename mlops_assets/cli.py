@@ -347,9 +347,23 @@ def registry_unpin(use_case: str, reason: str) -> None:
 )
 @click.option("--uri", envvar="MODEL_URI", default=None, help="Artifact URI (s3://... or a path).")
 @click.option("--sha256", envvar="MODEL_SHA256", default=None, help="Its expected sha256.")
+@click.option(
+    "--metadata-sha256",
+    envvar="MODEL_METADATA_SHA256",
+    default=None,
+    help="With --uri: the expected sha256 of the metadata.json beside it.",
+)
+@click.option(
+    "--adapter",
+    envvar="MODEL_ADAPTER",
+    default=None,
+    help="With --uri: the registered model adapter (default: the use case's).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-def serve(use_case, environment, version, uri, sha256, host, port) -> None:
+def serve(
+    use_case, environment, version, uri, sha256, metadata_sha256, adapter, host, port
+) -> None:
     """Serve a model over the Open Inference Protocol v2 (uvicorn); refuses a bad sha256."""
     import uvicorn
 
@@ -358,9 +372,16 @@ def serve(use_case, environment, version, uri, sha256, host, port) -> None:
 
     try:
         if uri:
-            loaded = load_from_uri(uri, sha256 or "", use_case)
+            loaded = load_from_uri(
+                uri,
+                sha256 or "",
+                adapter=adapter or load_use_case(use_case).training.adapter,
+                metadata_sha256=metadata_sha256 or "",
+                name=use_case,
+            )
         elif version is not None:
-            loaded = load_from_registry(_storage(), use_case, version)
+            adapter = load_use_case(use_case).training.adapter
+            loaded = load_from_registry(_storage(), use_case, version, adapter=adapter)
         else:
             from mlops_assets.resources import build_gitops
             from mlops_assets.settings import load_settings
@@ -372,7 +393,12 @@ def serve(use_case, environment, version, uri, sha256, host, port) -> None:
                 raise ModelLoadError(f"nothing is deployed in {environment} yet")
             click.echo(f"{environment} deploys {use_case} v{model['version']} ({model['uri']})")
             loaded = load_from_uri(
-                model["uri"], model.get("sha256", ""), use_case, str(model["version"])
+                model["uri"],
+                model.get("sha256", ""),
+                adapter=str(model.get("adapter") or ""),
+                metadata_sha256=str(model.get("metadataSha256") or ""),
+                name=use_case,
+                version=str(model["version"]),
             )
     except ModelLoadError as error:
         click.echo(f"error: {error}", err=True)
@@ -412,7 +438,8 @@ def gitops_promote(use_case: str, source: str, target: str, approval: bool) -> N
     from mlops_assets.mlops.deploy import promote
 
     try:
-        result = promote(_storage(), _gitops(), use_case, source, target, approval)
+        adapter = load_use_case(use_case).training.adapter
+        result = promote(_storage(), _gitops(), use_case, source, target, adapter, approval)
     except (LookupError, RuntimeError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(result.reason)
@@ -428,7 +455,8 @@ def gitops_rollback(use_case: str, environment: str, version: int, reason: str) 
     from mlops_assets.mlops.deploy import rollback
 
     try:
-        result = rollback(_storage(), _gitops(), use_case, environment, version, reason)
+        adapter = load_use_case(use_case).training.adapter
+        result = rollback(_storage(), _gitops(), use_case, environment, version, reason, adapter)
     except (LookupError, RuntimeError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(result.reason)

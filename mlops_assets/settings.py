@@ -27,6 +27,7 @@ GITOPS_REMOTE_VAR = "MLOPS_GITOPS_REMOTE"
 GITOPS_BRANCH_VAR = "MLOPS_GITOPS_BRANCH"
 GITOPS_AUTHOR_VAR = "MLOPS_GITOPS_AUTHOR"
 GITOPS_WEB_URL_VAR = "MLOPS_GITOPS_COMMIT_URL"
+GITOPS_TOKEN_VAR = "MLOPS_GITOPS_TOKEN"  # a secret: only whether it is set is read here
 SENSOR_INTERVAL_VAR = "MLOPS_SENSOR_INTERVAL_SECONDS"
 GC_FREEZE_VAR = "MLOPS_GC_FREEZE"
 DEFAULT_AUTHOR = "mlops-assets <mlops-assets@localhost>"
@@ -131,9 +132,26 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(
             f"{GITOPS_REMOTE_VAR} must name the GitOps repository's git URL when {ENV_VAR}=k8s"
         )
+    _check_gitops(environ, settings)
     if settings.s3 is not None and not settings.s3.bucket:
         raise SettingsError(f"{STORAGE_ROOT_VAR}={root!r} names no bucket")
     return settings
+
+
+def _check_gitops(environ: Mapping[str, str], settings: Settings) -> None:
+    from mlops_assets.gitops.git import valid_branch
+
+    if not valid_branch(settings.gitops_branch):
+        raise SettingsError(
+            f"{GITOPS_BRANCH_VAR}={settings.gitops_branch!r} is not a valid branch name "
+            "(git check-ref-format --branch)"
+        )
+    remote = settings.gitops_remote
+    if environ.get(GITOPS_TOKEN_VAR) and remote and not remote.startswith("https://"):
+        raise SettingsError(
+            f"{GITOPS_TOKEN_VAR} is set but {GITOPS_REMOTE_VAR} is not an https:// URL: a token "
+            "is only sent over HTTPS (use an SSH key for ssh:// remotes)"
+        )
 
 
 def _author(value: str) -> tuple[str, str]:

@@ -281,3 +281,82 @@ def git_server(tmp_path):
         yield f"git://127.0.0.1:{port}/gitops.git", base / "gitops.git"
     finally:
         stop(daemon)
+
+
+def plain_release(root: Path, candidate_id: str = "c1", batches: tuple[int, ...] = (1, 2)):
+    """Digits from landing to a GitOps commit by the asset bodies' own functions (no Dagster
+    run): storage under `root/.mlops`, the local GitOps remote beside it. Returns the
+    storage and the GitOps resource."""
+    from mlops_assets.cli import seed_digits
+    from mlops_assets.components.config import (
+        DatasetConfig,
+        DeployConfig,
+        GateConfig,
+        ModelConfig,
+        SplitConfig,
+    )
+    from mlops_assets.dataops.acquire import run_acquire
+    from mlops_assets.dataops.clean import run_clean
+    from mlops_assets.dataops.split import run_split
+    from mlops_assets.dataops.transform import run_transform
+    from mlops_assets.gitops.resource import GitOpsResource
+    from mlops_assets.mlops.deploy import run_deploy
+    from mlops_assets.mlops.release import run_release
+    from mlops_assets.mlops.train import run_train
+    from mlops_assets.mlops.validate import run_validate
+    from mlops_assets.storage import Layout
+    from mlops_assets.storage.local import LocalStorage
+
+    storage, layout = LocalStorage(root=str(root / ".mlops")), Layout("digits")
+    dataset, model = DatasetConfig(), ModelConfig(params={"C": 10.0})
+    seed_digits(storage, 5, list(batches))
+    run_acquire(storage, layout, "landing/digits")
+    run_clean(storage, layout, dataset)
+    run_transform(storage, layout, dataset)
+    run_split(storage, layout, dataset, SplitConfig())
+    run_train(storage, layout, dataset, model, candidate_id)
+    run_validate(storage, layout, dataset, GateConfig(threshold=0.5), candidate_id, model.adapter)
+    run_release(storage, layout, candidate_id, adapter=model.adapter)
+    gitops = GitOpsResource(local_path=str(root / ".mlops" / "gitops.git"))
+    run_deploy(storage, gitops, "digits", DeployConfig(), "", model.adapter)
+    return storage, gitops
+
+
+@pytest.fixture
+def https_git_server(tmp_path, monkeypatch):
+    """The GitOps remote over HTTPS (git http-backend) on loopback, asking for TOKEN; git
+    trusts its self-signed certificate. Yields (url, bare path, token, Authorization headers)."""
+    from https_git import https_git, self_signed
+
+    from mlops_assets.gitops.git import ensure_local_remote
+
+    root = tmp_path / "https"
+    ensure_local_remote(
+        root / "gitops.git", "main", {"environments/dev/digits/values.yaml": TEMPLATE}
+    )
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv("GIT_SSL_CAINFO", str(cert))
+    token = "ghp_" + uuid.uuid4().hex
+    with https_git(root, cert, key, token=token) as (base, seen):
+        yield f"{base}/gitops.git", root / "gitops.git", token, seen
+
+
+@contextmanager
+def uvicorn_thread(app) -> Iterator[str]:
+    """`app` under uvicorn on a free loopback port in this process, until the block ends."""
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="critical")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.config.port}"
+        wait_for_http(f"{url}/v2/health/live")
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -12,8 +12,6 @@ from mlops_assets.cli import seed_digits
 from mlops_assets.definitions import build_definitions
 from mlops_assets.registry import ModelRegistry
 
-TOKEN = "ghp_s3cr3tT0kenValue0123456789"
-
 
 def run_mlops(instance, **kw):
     return (
@@ -70,11 +68,12 @@ def test_unreachable_remote_fails_deploy_only_and_a_later_run_deploys(
 
 
 def test_no_credential_in_logs_metadata_commits_or_git_config(
-    local_env, storage, monkeypatch, git_server
+    local_env, storage, monkeypatch, https_git_server
 ):
-    url, bare = git_server
+    """The token authenticates the push to an HTTPS remote and shows up nowhere else."""
+    url, bare, token, authorizations = https_git_server
     monkeypatch.setenv("MLOPS_GITOPS_REMOTE", url)
-    monkeypatch.setenv("MLOPS_GITOPS_TOKEN", TOKEN)
+    monkeypatch.setenv("MLOPS_GITOPS_TOKEN", token)
     with dg.instance_for_test() as instance:
         prepare_dataset(instance, storage)
         result = run_mlops(instance)
@@ -82,21 +81,22 @@ def test_no_credential_in_logs_metadata_commits_or_git_config(
         records = instance.all_logs(result.run_id)
         assert records
         for record in records:
-            assert TOKEN not in json.dumps(record.user_message) + str(record.dagster_event)
+            assert token not in json.dumps(record.user_message) + str(record.dagster_event)
         run = instance.get_run_by_id(result.run_id)
-        assert TOKEN not in json.dumps(run.run_config, default=str)
+        assert token not in json.dumps(run.run_config, default=str)
     everything = subprocess.run(
         ["git", "--git-dir", str(bare), "log", "--all", "-p", "--format=%B"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    assert "Model-Version: 1" in everything and TOKEN not in everything
-    assert TOKEN not in (bare / "config").read_text()
+    assert "Model-Version: 1" in everything and token not in everything
+    assert token not in (bare / "config").read_text()
     (deployed,) = result.asset_materializations_for_node("digits__deploy")
     assert deployed.metadata["changed"].value is True
-    assert TOKEN not in str(deployed.metadata)
-    assert TOKEN not in repr(build_definitions().resources["gitops"])
+    assert token not in str(deployed.metadata)
+    assert token not in repr(build_definitions().resources["gitops"])
+    assert authorizations  # the push did authenticate with it
 
 
 def test_consistency_check_warns_until_the_champion_is_deployed(

@@ -222,12 +222,12 @@ def test_promotion_and_rollback_of_environments(local_env):
     repo = gitops.repo(("digits",))
     assert repo.deployed("dev", "digits")[0]["version"] == "2"
 
-    assert promote(storage, gitops, "digits", "dev", "staging").changed
+    assert promote(storage, gitops, "digits", "dev", "staging", "sklearn_svc").changed
     assert repo.deployed("staging", "digits")[0]["version"] == "2"
     with pytest.raises(GitOpsError, match="nothing is deployed in prod"):
-        promote(storage, gitops, "digits", "prod", "staging")
+        promote(storage, gitops, "digits", "prod", "staging", "sklearn_svc")
 
-    result = rollback(storage, gitops, "digits", "dev", 1, "v2 regressed")
+    result = rollback(storage, gitops, "digits", "dev", 1, "v2 regressed", "sklearn_svc")
     assert result.changed
     model, commit = repo.deployed("dev", "digits")
     assert model["version"] == "1" and "Roll back digits in dev to v1" in commit
@@ -242,7 +242,7 @@ def test_promotion_and_rollback_of_environments(local_env):
     assert deploy.success
     assert repo.deployed("dev", "digits")[0]["version"] == "1"
     with pytest.raises(LookupError):
-        rollback(storage, gitops, "digits", "dev", 9, "no such version")
+        rollback(storage, gitops, "digits", "dev", 9, "no such version", "sklearn_svc")
 
 
 def test_image_tag_is_set_when_configured(git_server):

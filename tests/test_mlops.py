@@ -139,7 +139,9 @@ def test_same_data_params_and_seed_give_the_same_model(storage):
     results = []
     for candidate_id in ("a", "b"):
         run_train(storage, layout, dataset, model, candidate_id)
-        results.append(run_validate(storage, layout, dataset, GateConfig(), candidate_id))
+        results.append(
+            run_validate(storage, layout, dataset, GateConfig(), candidate_id, model.adapter)
+        )
     assert results[0]["candidate_metrics"] == results[1]["candidate_metrics"]
     assert results[0]["dataset_version"] == results[1]["dataset_version"]
 

@@ -42,7 +42,8 @@ def test_predictions_equal_the_models_own(server, released):
     version = storage.read_json(Layout("digits").dataset_latest)["dataset_version"]
     test = storage.read_parquet(Layout("digits").dataset(version, "test.parquet"))
     x = test[[f"pixel_{i}" for i in range(64)]].to_numpy(dtype="float32")
-    local = load_from_registry(storage, "digits", ModelRegistry(storage, "digits").versions()[-1])
+    latest = ModelRegistry(storage, "digits").versions()[-1]
+    local = load_from_registry(storage, "digits", latest, adapter="sklearn_svc")
     expected = local.adapter.predict(local.model, x)
 
     client = httpclient.InferenceServerClient(url=server)
@@ -172,9 +173,11 @@ def test_loads_by_s3_uri_and_refuses_a_wrong_sha256(s3_env):
                 .execute_in_process(instance=instance, raise_on_error=False)
                 .success
             )
-    meta = ModelRegistry(storage, "digits").metadata(1)
+    registry = ModelRegistry(storage, "digits")
+    meta = registry.metadata(1)
     assert meta["artifact_uri"].startswith(f"s3://{s3_env}/team-a/models/digits/1/")
-    loaded = load_from_uri(meta["artifact_uri"], meta["artifact_sha256"])
+    trusted = {"adapter": "sklearn_svc", "metadata_sha256": registry.metadata_sha256(1)}
+    loaded = load_from_uri(meta["artifact_uri"], meta["artifact_sha256"], **trusted)
     assert (loaded.name, loaded.version, loaded.item_shape) == ("digits", "1", [64])
     with pytest.raises(ModelLoadError, match="refusing to serve it"):
-        load_from_uri(meta["artifact_uri"], "0" * 64)
+        load_from_uri(meta["artifact_uri"], "0" * 64, **trusted)

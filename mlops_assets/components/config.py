@@ -188,8 +188,9 @@ class ModelConfig(dg.Model, dg.Resolvable):
     """The model family (an adapter class), its hyperparameters, and where it trains."""
 
     adapter: str = Field(
-        "mlops_assets.models.sklearn_svc:SklearnSVC",
-        description="package.module:ClassName of the model adapter",
+        "sklearn_svc",
+        description="a registered model adapter: sklearn_svc, keras_sequence, or one a plug-in "
+        "registers under the entry-point group mlops_assets.adapters",
     )
     params: dict[str, Any] = Field(
         default_factory=dict,
@@ -202,6 +203,13 @@ class ModelConfig(dg.Model, dg.Resolvable):
         "pod); kubeflow: a KFP pipeline does, and the asset follows it",
     )
     kubeflow: KubeflowConfig = KubeflowConfig()
+
+    @field_validator("adapter", mode="after")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        from mlops_assets.models.base import adapter_name
+
+        return adapter_name(value)  # the name; an unknown one is an error listing the known
 
 
 class GateConfig(dg.Model, dg.Resolvable):

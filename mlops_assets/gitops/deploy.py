@@ -8,6 +8,7 @@ unless asked for (a rollback), so racing deploys end with the later version.
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -21,12 +22,39 @@ class GitOpsError(RuntimeError):
     """The deploy could not be written; the message says where and why."""
 
 
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def values_path(environment: str, use_case: str) -> str:
+    """environments/<environment>/<use case>/values.yaml, each part a plain name."""
+    for what, name in (("environment", environment), ("use case", use_case)):
+        if not _NAME.match(name) or ".." in name:
+            raise GitOpsError(f"{what} {name!r} is not a plain name (letters, digits, _ . -)")
+    return f"environments/{environment}/{use_case}/values.yaml"
+
+
+def inside(workdir: Path, relative: str) -> Path:
+    """`workdir/relative`, refused when it or a folder on the way is a symbolic link (or
+    otherwise resolves outside the checkout): a GitOps repository must not make deploy
+    read or rewrite a file elsewhere."""
+    path, root = workdir / relative, workdir.resolve()
+    for part in [path, *path.parents]:
+        if part == workdir:
+            break
+        if part.is_symlink():
+            link = part.relative_to(workdir)
+            raise GitOpsError(f"{relative}: {link} is a symbolic link; refused")
+    if not path.resolve().is_relative_to(root):
+        raise GitOpsError(f"{relative} resolves outside the checkout; refused")
+    return path
+
+
 @dataclass(frozen=True)
 class DeployRequest:
     environment: str
     use_case: str
     model: dict[str, str]
-    """name, version, uri, sha256"""
+    """name, version, uri, sha256, adapter, metadataSha256"""
     summary: list[str] = field(default_factory=list)
     """Lines for the commit body (the gate's numbers, ...)."""
     trailers: dict[str, str] = field(default_factory=dict)
@@ -39,7 +67,7 @@ class DeployRequest:
 
     @property
     def path(self) -> str:
-        return f"environments/{self.environment}/{self.use_case}/values.yaml"
+        return values_path(self.environment, self.use_case)
 
     @property
     def approval_branch(self) -> str:
@@ -66,20 +94,20 @@ class GitOpsRepo:
     backoff_seconds: float = 0.5
 
     def read_values(self, environment: str, use_case: str) -> str:
-        relative = f"environments/{environment}/{use_case}/values.yaml"
+        relative = values_path(environment, use_case)
         with tempfile.TemporaryDirectory() as tmp:
             self._checkout(Path(tmp))
-            path = Path(tmp) / relative
+            path = inside(Path(tmp), relative)
             if not path.exists():
                 raise GitOpsError(self._missing(relative))
             return path.read_text()
 
     def deployed(self, environment: str, use_case: str) -> tuple[dict, str]:
         """The model keys of an environment and the last commit that touched them."""
-        relative = f"environments/{environment}/{use_case}/values.yaml"
+        relative = values_path(environment, use_case)
         with tempfile.TemporaryDirectory() as tmp:
             git = self._checkout(Path(tmp), depth=50)
-            path = Path(tmp) / relative
+            path = inside(Path(tmp), relative)
             if not path.exists():
                 raise GitOpsError(self._missing(relative))
             commit = git.run("log", "-1", "--format=%h %s", "--", relative).strip()
@@ -90,8 +118,11 @@ class GitOpsRepo:
         with tempfile.TemporaryDirectory() as tmp:
             git = self._checkout(Path(tmp), depth=50)
             found = {}
-            for path in sorted((Path(tmp) / "environments").glob(f"*/{use_case}/values.yaml")):
-                relative = path.relative_to(tmp).as_posix()
+            for found_path in sorted(
+                (Path(tmp) / "environments").glob(f"*/{use_case}/values.yaml")
+            ):
+                relative = found_path.relative_to(tmp).as_posix()
+                path = inside(Path(tmp), relative)
                 commit = git.run("log", "-1", "--format=%h %s", "--", relative).strip()
                 found[path.parent.parent.name] = (read_model(path.read_text(), relative), commit)
             return found
@@ -107,14 +138,14 @@ class GitOpsRepo:
             workdir = Path(tmp)
             for attempt in range(1, self.attempts + 1):
                 git = self._checkout(workdir)
-                target = workdir / request.path
+                target = inside(workdir, request.path)
                 if not target.exists():
                     raise GitOpsError(self._missing(request.path))
                 text = target.read_text()
                 current = read_model(text, request.path)
                 previous = str(current.get("version")) if current.get("version") else None
                 wanted = request.model
-                if previous == str(wanted["version"]) and current.get("sha256") == wanted["sha256"]:
+                if all(str(current.get(k, "")) == str(v) for k, v in wanted.items()):
                     return DeployResult(
                         False,
                         f"v{previous} is already deployed in "
@@ -178,18 +209,21 @@ class GitOpsRepo:
             )
 
     def _checkout(self, workdir: Path, depth: int = 1) -> Git:
-        git = Git(workdir, self.author_name, self.author_email)
+        git = Git(workdir, self.author_name, self.author_email, remote=self.remote)
         if not (workdir / ".git").exists():
             git.run("init", "-q")
             git.run("remote", "add", "origin", self.remote)
-        code, out = git.try_run("fetch", "-q", "--depth", str(depth), "origin", self.branch)
+        # the branch as a full ref, never as a bare argument git could read as an option
+        code, out = git.try_run(
+            "fetch", "-q", "--depth", str(depth), "origin", f"refs/heads/{self.branch}"
+        )
         if code:
             raise GitOpsError(f"cannot fetch {self._where()}: {out}")
         git.run("checkout", "-q", "-B", "deploy-work", "FETCH_HEAD")
         return git
 
     def _remote_branch_exists(self, git: Git, branch: str) -> bool:
-        return bool(git.run("ls-remote", "--heads", "origin", branch).strip())
+        return bool(git.run("ls-remote", "--heads", "origin", f"refs/heads/{branch}").strip())
 
     def _where(self) -> str:
         return f"{self.remote} (branch {self.branch})"
@@ -203,7 +237,7 @@ class GitOpsRepo:
         head = (
             request.headline or f"Deploy {request.use_case} v{version} to {request.environment}"
         ) + was
-        keys = "model.version, model.uri, model.sha256" + (
+        keys = ", ".join(f"model.{k}" for k in request.model if k != "name") + (
             f" and image.tag ({request.image_tag})" if request.image_tag else ""
         )
         body = [

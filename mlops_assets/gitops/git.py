@@ -2,26 +2,69 @@
 
 Credentials never touch the disk or the remote URL: an HTTPS token is handed
 to git by an inline credential helper that reads it from the environment at
-push time, an SSH key is passed with GIT_SSH_COMMAND, and anything git prints
-is scrubbed of the token before it reaches an error message or a log.
+push time and answers only for the remote's own host (redirects are not
+followed), an SSH key is passed with GIT_SSH_COMMAND (host keys checked against
+a known_hosts file when one is given), and anything git prints is scrubbed of
+the token before it reaches an error message or a log.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 TOKEN_VAR = "MLOPS_GITOPS_TOKEN"
 SSH_KEY_VAR = "MLOPS_GITOPS_SSH_KEY_FILE"
-# Reads the token when git asks for it; the helper text holds only the variable's name.
-_CREDENTIAL_HELPER = (
-    f'!f() {{ test "$1" = get || exit 0; echo username=x-access-token; '
-    f'echo "password=${{{TOKEN_VAR}}}"; }}; f'
-)
+KNOWN_HOSTS_VAR = "MLOPS_GITOPS_KNOWN_HOSTS_FILE"
+
+
+def credential_helper(host: str) -> str:
+    """An inline helper that answers `get` with the token only when git asks on behalf of
+    https://`host` (git passes protocol= and host= on stdin); the helper text holds only the
+    variable's name, never the token."""
+    return (
+        '!f() { test "$1" = get || exit 0; p=; h=; while read -r l; do case "$l" in '
+        'protocol=*) p="${l#protocol=}";; host=*) h="${l#host=}";; esac; done; '
+        f'test "$p" = https && test "$h" = {shlex.quote(host)} || exit 0; '
+        f'echo username=x-access-token; echo "password=${{{TOKEN_VAR}}}"; }}; f'
+    )
+
+
+def valid_branch(name: str) -> bool:
+    """`git check-ref-format --branch` accepts it, and git could not read it as an option
+    or a reflog shorthand (`@{-1}`) wherever it is passed."""
+    if not name or name.startswith("-") or "@{" in name:
+        return False
+    done = subprocess.run(
+        ["git", "check-ref-format", "--branch", name], capture_output=True, text=True
+    )
+    return done.returncode == 0 and done.stdout.strip() == name
+
+
+def token_host(remote: str) -> str | None:
+    """host[:port] of an https remote (what git sends as host=), else None."""
+    parts = urlsplit(remote)
+    if parts.scheme != "https" or not parts.hostname:
+        return None
+    return parts.netloc.rpartition("@")[2]
+
+
+def ssh_command(key_file: str, known_hosts: str | None) -> str:
+    """GIT_SSH_COMMAND: paths quoted; host keys checked strictly when known_hosts is given
+    (accept-new otherwise, which trusts the first key a throwaway pod sees)."""
+    command = f"ssh -i {shlex.quote(key_file)} -o IdentitiesOnly=yes"
+    if known_hosts:
+        return (
+            f"{command} -o UserKnownHostsFile={shlex.quote(known_hosts)} "
+            "-o StrictHostKeyChecking=yes"
+        )
+    return f"{command} -o StrictHostKeyChecking=accept-new"
 
 
 class GitError(RuntimeError):
@@ -41,6 +84,8 @@ class Git:
     author_name: str
     author_email: str
     env: dict[str, str] = field(default_factory=dict)
+    remote: str = ""
+    """The remote the token is for: the credential helper answers only for its host."""
 
     def run(self, *args: str, input: str | None = None) -> str:
         code, out = self.try_run(*args, input=input)
@@ -59,7 +104,11 @@ class Git:
             "credential.helper=",  # ignore helpers configured on the machine
         ]
         if os.environ.get(TOKEN_VAR):
-            config += ["-c", f"credential.helper={_CREDENTIAL_HELPER}"]
+            # An authenticated remote must not send git (and the token) somewhere else.
+            config += ["-c", "http.followRedirects=false"]
+            host = token_host(self.remote)
+            if host:
+                config += ["-c", f"credential.helper={credential_helper(host)}"]
         env = {
             **os.environ,
             **self.env,
@@ -70,9 +119,8 @@ class Git:
             "GIT_COMMITTER_EMAIL": self.author_email,
         }
         if os.environ.get(SSH_KEY_VAR):
-            env["GIT_SSH_COMMAND"] = (
-                f"ssh -i {os.environ[SSH_KEY_VAR]} -o IdentitiesOnly=yes "
-                "-o StrictHostKeyChecking=accept-new"
+            env["GIT_SSH_COMMAND"] = ssh_command(
+                os.environ[SSH_KEY_VAR], os.environ.get(KNOWN_HOSTS_VAR)
             )
         done = subprocess.run(
             ["git", *config, *args],
@@ -94,7 +142,7 @@ def ensure_local_remote(path: Path, branch: str, seed: dict[str, str]) -> str:
     message = "Seed the GitOps repository with the model-api values"
     if (path / "HEAD").exists():
         listed = subprocess.run(
-            ["git", "-C", str(path), "ls-tree", "-r", "--name-only", branch],
+            ["git", "-C", str(path), "ls-tree", "-r", "--name-only", f"refs/heads/{branch}"],
             capture_output=True,
             text=True,
         )
@@ -112,7 +160,7 @@ def ensure_local_remote(path: Path, branch: str, seed: dict[str, str]) -> str:
         git = Git(seed_dir, "mlops-assets", "mlops-assets@localhost")
         git.run("init", "-q", "-b", branch)
         if message.startswith("Add"):
-            git.run("fetch", "-q", path.as_uri(), branch)
+            git.run("fetch", "-q", path.as_uri(), f"refs/heads/{branch}")
             git.run("reset", "-q", "--hard", "FETCH_HEAD")
         for relative, text in seed.items():
             target = seed_dir / relative

@@ -12,6 +12,7 @@ from io import StringIO
 from typing import Any
 
 _PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_./:@+-]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
 
 
 class ValuesFileError(ValueError):
@@ -34,12 +35,26 @@ def read_model(text: str, path: str = "values.yaml") -> dict[str, Any]:
     return {k: v for k, v in model.items()}
 
 
-def _render(value: str, old_token: str) -> str:
-    if old_token.startswith('"'):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _double_quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _render(value: str, old_token: str, where: str) -> str:
+    """`value` as a YAML scalar that reads back as exactly that string."""
+    if _CONTROL.search(value):
+        raise ValuesFileError(f"{where}: refusing a value with a line break or control character")
     if old_token.startswith("'"):
         return "'" + value.replace("'", "''") + "'"
-    return value if _PLAIN_SAFE.match(value) and not value.isdigit() else f'"{value}"'
+    if old_token.startswith('"') or not _PLAIN_SAFE.match(value) or not _reads_as(value, value):
+        return _double_quoted(value)
+    return value
+
+
+def _reads_as(token: str, value: str) -> bool:
+    """A plain scalar can still read as a number, a boolean or null (`0`, `true`, `~`)."""
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe").load(f"k: {token}\n") == {"k": value}
 
 
 def _token_end(line: str, start: int) -> int:
@@ -88,14 +103,31 @@ def set_keys(text: str, section: str, updates: dict[str, str], path: str = "valu
         newline = line[len(body) :]
         end = _token_end(body, col)
         old_token = body[col:end]
-        lines[line_no] = body[:col] + _render(str(value), old_token) + body[end:] + newline
+        where = f"{path}: {section}.{key}"
+        lines[line_no] = body[:col] + _render(str(value), old_token, where) + body[end:] + newline
     if missing:
         # New keys go right after the last existing key of `model:`, at its indentation.
         keys = list(model.keys())
         last_line, _ = model.lc.key(keys[-1]) if keys else (model.lc.line, 0)
         indent = " " * model.lc.key(keys[-1])[1] if keys else "  "
-        inserted = [f"{indent}{k}: {_render(str(v), '')}\n" for k, v in missing]
+        inserted = [
+            f"{indent}{k}: {_render(str(v), '', f'{path}: {section}.{k}')}\n" for k, v in missing
+        ]
         if last_line + 1 <= len(lines) and not lines[last_line].endswith("\n"):
             lines[last_line] += "\n"
         lines[last_line + 1 : last_line + 1] = inserted
-    return "".join(lines)
+    edited = "".join(lines)
+    _check_edit(document, _load(edited, path), section, updates, path)
+    return edited
+
+
+def _check_edit(before, after, section: str, updates: dict[str, str], path: str) -> None:
+    """The edit changed exactly the keys asked for, to exactly the values asked for: a
+    value can never add or change any other key of the file."""
+    after = after or {}
+    wanted = {k: str(v) for k, v in {**before[section], **updates}.items()}
+    got = {k: str(v) for k, v in (after.get(section) or {}).items()}
+    others_before = {k: v for k, v in before.items() if k != section}
+    others_after = {k: v for k, v in after.items() if k != section}
+    if got != wanted or others_after != others_before:
+        raise ValuesFileError(f"{path}: the edit of {section}.* would change other keys; refused")

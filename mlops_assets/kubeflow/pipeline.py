@@ -48,6 +48,7 @@ def evaluate(
     use_case: str,
     candidate_id: str,
     dataset_json: str,
+    model_json: str,
     metrics: Output[Metrics],
 ) -> str:
     """The candidate's metrics on the test split, as JSON."""
@@ -55,7 +56,7 @@ def evaluate(
 
     from mlops_assets.kubeflow.steps import evaluate_step
 
-    result = evaluate_step(storage_root, use_case, candidate_id, dataset_json)
+    result = evaluate_step(storage_root, use_case, candidate_id, dataset_json, model_json)
     for name in ("accuracy", "top5", "macro_accuracy", "macro_f1"):
         if result.get(name) is not None:
             metrics.log_metric(f"test_{name}", result[name])
@@ -128,6 +129,7 @@ def build_pipeline(use_case: str, config: KubeflowConfig, placement: PodPlacemen
             use_case=use_case,
             candidate_id=candidate_id,
             dataset_json=dataset_json,
+            model_json=model_json,
         ).after(trained)
         for task in (trained, scored):
             task.set_caching_options(False)  # a run is asked for because something changed

@@ -47,7 +47,7 @@ def train_step(
 
 
 def evaluate_step(
-    storage_root: str, use_case: str, candidate_id: str, dataset_json: str
+    storage_root: str, use_case: str, candidate_id: str, dataset_json: str, model_json: str
 ) -> dict[str, Any]:
     """The candidate's metrics on the test split (for the KFP UI; validate scores again,
     next to the champion, and decides)."""
@@ -60,8 +60,9 @@ def evaluate_step(
 
     storage, layout = _storage(storage_root), Layout(use_case)
     dataset = DatasetConfig.model_validate_json(dataset_json)
-    candidate, data = load_candidate(storage, layout, candidate_id)
-    adapter = load_adapter(candidate["adapter"])
+    adapter_name = ModelConfig.model_validate_json(model_json).adapter  # the YAML's, not stored
+    _, data = load_candidate(storage, layout, candidate_id, adapter_name)
+    adapter = load_adapter(adapter_name)
     test = load_split(storage, layout, current_dataset(storage, layout), "test", dataset)
     metrics = evaluate(*predict_split(adapter, adapter.loads(data), test), test.classes)
     storage.write_json(layout.candidate(candidate_id, EVALUATION), metrics)

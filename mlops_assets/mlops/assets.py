@@ -117,7 +117,12 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
         from mlops_assets.mlops.validate_report import validation_metadata
 
         validation = run_validate(
-            storage, layout, uc.dataset, uc.gate, _candidate_id(context, key["train"])
+            storage,
+            layout,
+            uc.dataset,
+            uc.gate,
+            _candidate_id(context, key["train"]),
+            uc.training.adapter,
         )
         (context.log.info if validation["passed"] else context.log.warning)(validation["summary"])
         metadata = validation_metadata(validation)
@@ -152,7 +157,11 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
         from mlops_assets.mlops.release import run_release
 
         result, metadata = run_release(
-            storage, layout, _candidate_id(context, key["train"]), context.run.run_id
+            storage,
+            layout,
+            _candidate_id(context, key["train"]),
+            context.run.run_id,
+            adapter=uc.training.adapter,
         )
         context.log.info(f"released {name} v{result.version}: {result.reason}")
         return dg.MaterializeResult(
@@ -181,7 +190,9 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
         started = perf_counter()
         from mlops_assets.mlops.deploy import run_deploy
 
-        result, request = run_deploy(storage, gitops, name, uc.deploy, context.run.run_id)
+        result, request = run_deploy(
+            storage, gitops, name, uc.deploy, context.run.run_id, uc.training.adapter
+        )
         context.log.info(result.reason)
         return dg.MaterializeResult(
             metadata={

@@ -11,6 +11,7 @@ import os
 from mlops_assets.components.config import DeployConfig
 from mlops_assets.gitops.deploy import DeployRequest, DeployResult
 from mlops_assets.gitops.resource import GitOpsResource
+from mlops_assets.models import adapter_name, check_stored_adapter
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.storage import ObjectStorage
 
@@ -23,6 +24,7 @@ def deploy_request(
     registry: ModelRegistry,
     config: DeployConfig,
     run_id: str,
+    adapter: str,
     version: int | None = None,
     allow_older: bool = False,
     headline: str = "",
@@ -34,6 +36,8 @@ def deploy_request(
             raise NothingToDeployError(f"{registry.use_case} has no champion to deploy yet")
         version = champion["version"]
     _, meta = registry.artifact(version)  # the artifact must exist and match its sha256
+    # The values file names the adapter the server runs: the YAML's, never the stored one's.
+    check_stored_adapter(meta.get("adapter"), adapter, f"{registry.use_case} v{version} metadata")
     gate = meta.get("gate", {})
     return DeployRequest(
         environment=config.environment,
@@ -43,6 +47,8 @@ def deploy_request(
             "version": str(version),
             "uri": meta["artifact_uri"],
             "sha256": meta["artifact_sha256"],
+            "adapter": adapter_name(adapter),
+            "metadataSha256": registry.metadata_sha256(version),
         },
         summary=[
             *(summary or []),
@@ -69,11 +75,14 @@ def run_deploy(
     use_case: str,
     config: DeployConfig,
     run_id: str,
+    adapter: str,
 ) -> tuple[DeployResult, DeployRequest]:
     registry = ModelRegistry(storage, use_case)
     champion = registry.champion() or {}
     # A pinned champion is a deliberate rollback: deploy it even over a newer version.
-    request = deploy_request(registry, config, run_id, allow_older=bool(champion.get("pinned")))
+    request = deploy_request(
+        registry, config, run_id, adapter, allow_older=bool(champion.get("pinned"))
+    )
     return gitops.repo((use_case,)).deploy(request), request
 
 
@@ -83,6 +92,7 @@ def promote(
     use_case: str,
     source: str,
     target: str,
+    adapter: str,
     approval: bool = False,
 ) -> DeployResult:
     """Deploy to `target` what `source` deploys (verified against the registry first)."""
@@ -104,6 +114,7 @@ def promote(
         registry,
         DeployConfig(environment=target, approval=approval),
         "",
+        adapter,
         int(version),
         headline=f"Promote {use_case} v{version} from {source} to {target}",
     )
@@ -117,6 +128,7 @@ def rollback(
     environment: str,
     version: int,
     reason: str,
+    adapter: str,
 ) -> DeployResult:
     """Deploy an earlier registry version to `environment` and pin it as champion, so that
     the pipeline does not deploy the newer champion over it until it is unpinned."""
@@ -126,6 +138,7 @@ def rollback(
         registry,
         DeployConfig(environment=environment),
         "",
+        adapter,
         version,
         allow_older=True,
         headline=f"Roll back {use_case} in {environment} to v{version}",

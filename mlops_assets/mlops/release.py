@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mlops_assets.mlops.validate import VALIDATION, load_candidate
+from mlops_assets.models import adapter_name
 from mlops_assets.registry import ModelRegistry, ReleaseResult
 from mlops_assets.storage import Layout, ObjectStorage
 
@@ -12,9 +13,10 @@ class GateNotPassedError(RuntimeError):
 
 
 def run_release(
-    storage: ObjectStorage, layout: Layout, candidate_id: str, run_id: str = ""
+    storage: ObjectStorage, layout: Layout, candidate_id: str, run_id: str = "", *, adapter: str
 ) -> tuple[ReleaseResult, dict]:
-    candidate, artifact = load_candidate(storage, layout, candidate_id)
+    """`adapter` is the YAML's: the release records it, after checking the candidate's."""
+    candidate, artifact = load_candidate(storage, layout, candidate_id, adapter)
     validation = storage.read_json(layout.candidate(candidate_id, VALIDATION))
     if not validation["passed"]:
         raise GateNotPassedError(
@@ -22,7 +24,7 @@ def run_release(
         )
     metrics = validation["candidate_metrics"]
     metadata = {
-        "adapter": candidate["adapter"],
+        "adapter": adapter_name(adapter),
         "metrics": {
             k: metrics[k]
             for k in (

@@ -12,7 +12,7 @@ from mlops_assets.components.config import DatasetConfig, GateConfig
 from mlops_assets.mlops.evaluate import evaluate, gate
 from mlops_assets.mlops.splits import load_split, predict_split
 from mlops_assets.mlops.train import CANDIDATE, current_dataset
-from mlops_assets.models import load_adapter
+from mlops_assets.models import AdapterMismatchError, check_stored_adapter, load_adapter
 from mlops_assets.registry import ArtifactIntegrityError, ModelRegistry
 from mlops_assets.storage import Layout, ObjectStorage
 
@@ -20,9 +20,14 @@ VALIDATION = "validation.json"
 
 
 def load_candidate(
-    storage: ObjectStorage, layout: Layout, candidate_id: str
+    storage: ObjectStorage, layout: Layout, candidate_id: str, adapter: str
 ) -> tuple[dict[str, Any], bytes]:
+    """The candidate's record and verified bytes; `adapter` (from the YAML) must be the one
+    the record names, since the record is stored data and never chooses code itself."""
     candidate = storage.read_json(layout.candidate(candidate_id, CANDIDATE))
+    check_stored_adapter(
+        candidate.get("adapter"), adapter, storage.uri(layout.candidate(candidate_id, CANDIDATE))
+    )
     data = storage.read_bytes(layout.candidate(candidate_id, candidate["artifact"]))
     if hashlib.sha256(data).hexdigest() != candidate["artifact_sha256"]:
         raise ArtifactIntegrityError(
@@ -61,11 +66,13 @@ def run_validate(
     dataset: DatasetConfig,
     config: GateConfig,
     candidate_id: str,
+    adapter_name: str,
 ) -> dict[str, Any]:
-    candidate, data = load_candidate(storage, layout, candidate_id)
+    """`adapter_name` comes from the use case's YAML: it scores the candidate and the champion."""
+    _, data = load_candidate(storage, layout, candidate_id, adapter_name)
     version = current_dataset(storage, layout)
     test = load_split(storage, layout, version, "test", dataset)
-    adapter = load_adapter(candidate["adapter"])
+    adapter = load_adapter(adapter_name)
     y_test, predicted, scores = predict_split(adapter, adapter.loads(data), test)
     candidate_metrics = evaluate(y_test, predicted, scores, test.classes)
 
@@ -77,7 +84,19 @@ def run_validate(
     if champion is not None:
         champion_data, meta = registry.artifact(champion_version)  # refuses a tampered artifact
         takes = [int(d) for d in meta.get("input", {}).get("shape", [-1, *test.item_shape])[1:]]
-        if takes != list(test.item_shape):
+        try:
+            check_stored_adapter(
+                meta.get("adapter"), adapter_name, f"champion v{champion_version}'s metadata"
+            )
+        except AdapterMismatchError:
+            # the YAML changed the model family (or someone rewrote the metadata): the
+            # configured adapter is the only code that runs, and it cannot read this champion
+            incomparable = (
+                f"champion v{champion_version} was made by the model adapter "
+                f"{meta.get('adapter')!r}, the use case now names {adapter_name!r}: not "
+                "comparable, gated on the threshold alone"
+            )
+        if not incomparable and takes != list(test.item_shape):
             # the YAML changed the data contract (frames, landmarks, features): the champion
             # cannot score this test split, so the candidate is gated on the threshold alone
             incomparable = (
@@ -86,9 +105,8 @@ def run_validate(
                 "threshold alone"
             )
     if champion is not None and not incomparable:
-        champion_adapter = load_adapter(meta["adapter"])
-        champion_model = champion_adapter.loads(champion_data)
-        _, predicted, scores = predict_split(champion_adapter, champion_model, test)
+        champion_model = adapter.loads(champion_data)
+        _, predicted, scores = predict_split(adapter, champion_model, test)
         champion_metrics = evaluate(
             y_test,
             *aligned(predicted, scores, meta.get("class_names"), test.class_names),

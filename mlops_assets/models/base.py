@@ -1,12 +1,35 @@
-"""The model adapter interface, and loading an adapter named in a use case's YAML."""
+"""The model adapter interface, and the fixed registry of adapters a model may name.
+
+Which code loads or scores a model is decided by code: the use case's YAML names an
+adapter of this registry, the GitOps values file (reviewed in git) names it for the server,
+and stored JSON (`metadata.json`, `candidate.json`) is only ever *compared* with it. Whoever
+can write to the object storage can therefore not make a process import a module.
+"""
 
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from mlops_assets.mlops.splits import SplitData
+
+ENTRY_POINT_GROUP = "mlops_assets.adapters"
+"""Installed packages may add adapters here (`name = "package.module:Class"`)."""
+
+BUILTIN_ADAPTERS: dict[str, str] = {
+    "sklearn_svc": "mlops_assets.models.sklearn_svc:SklearnSVC",
+    "keras_sequence": "mlops_assets.models.keras_sequence:KerasSequenceClassifier",
+}
+
+
+class UnknownAdapterError(ValueError):
+    """An adapter name that is not in the registry."""
+
+
+class AdapterMismatchError(RuntimeError):
+    """Stored metadata names another adapter than the trusted source (YAML or values file)."""
 
 
 class ModelAdapter(Protocol):
@@ -30,9 +53,46 @@ class ModelAdapter(Protocol):
     def loads(self, data: bytes) -> Any: ...
 
 
-def load_adapter(path: str) -> ModelAdapter:
-    """`package.module:ClassName` -> an adapter instance."""
-    module_name, _, class_name = path.partition(":")
-    if not class_name:
-        raise ValueError(f"model adapter {path!r} must look like 'package.module:ClassName'")
+def adapters() -> dict[str, str]:
+    """Adapter name -> import path: the built-ins, then those of installed plug-ins."""
+    found = dict(BUILTIN_ADAPTERS)
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(point.name, point.value)
+    return found
+
+
+def adapter_name(value: str) -> str:
+    """The registry name for `value` (a name, or the import path of a registered adapter).
+
+    Import paths are accepted for YAML and metadata written before adapters had names."""
+    known = adapters()
+    if value in known:
+        return value
+    for name, path in known.items():
+        if path == value:
+            return name
+    raise UnknownAdapterError(
+        f"model adapter {value!r} is not registered (known: {', '.join(sorted(known))}); "
+        f"a plug-in registers one under the entry-point group {ENTRY_POINT_GROUP!r}"
+    )
+
+
+def load_adapter(name: str) -> ModelAdapter:
+    """The adapter registered as `name`; never imports anything outside the registry."""
+    module_name, _, class_name = adapters()[adapter_name(name)].partition(":")
     return getattr(importlib.import_module(module_name), class_name)()
+
+
+def check_stored_adapter(stored: Any, trusted: str, where: str) -> None:
+    """Refuse stored metadata that names another adapter than the trusted one."""
+    if not isinstance(stored, str):
+        raise AdapterMismatchError(f"{where} names no model adapter (expected {trusted!r})")
+    try:
+        same = adapter_name(stored) == adapter_name(trusted)
+    except UnknownAdapterError:
+        same = False
+    if not same:
+        raise AdapterMismatchError(
+            f"{where} names the model adapter {stored!r}, but the trusted configuration "
+            f"names {trusted!r}: refusing to load it"
+        )

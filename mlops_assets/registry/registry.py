@@ -74,6 +74,12 @@ class ModelRegistry:
                 f"(released: {self.versions() or 'none'})"
             ) from None
 
+    def metadata_sha256(self, version: int) -> str:
+        """The sha256 of the stored `metadata.json` bytes, as deploy writes it to git."""
+        self.metadata(version)  # a clear error for an unknown version
+        data = self.storage.read_bytes(self.layout.model(version, METADATA))
+        return hashlib.sha256(data).hexdigest()
+
     def artifact(self, version: int) -> tuple[bytes, dict[str, Any]]:
         """The artifact's bytes, verified against the sha256 recorded at release."""
         meta = self.metadata(version)

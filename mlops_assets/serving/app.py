@@ -6,7 +6,9 @@ or length gets a 400 that says what is wrong, never a 500.
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 from time import perf_counter
 from typing import Any
 
@@ -56,6 +58,11 @@ class InferRequest(BaseModel):
     parameters: dict[str, Any] | None = None
 
 
+_LENGTH = re.compile(r"[0-9]{1,12}")
+"""Inference-Header-Content-Length: ASCII digits only (str.isdigit() also takes '²')."""
+log = logging.getLogger(__name__)
+
+
 class BadInput(ValueError):
     """The request breaks the model's input contract."""
 
@@ -92,10 +99,10 @@ def parse_request(body: bytes, header_length: str | None) -> tuple[InferRequest,
     from pydantic import ValidationError
 
     if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
+        if not _LENGTH.fullmatch(header_length) or int(header_length) > len(body):
             raise BadInput(
-                f"Inference-Header-Content-Length {header_length!r} does not fit "
-                f"a body of {len(body)} bytes"
+                f"Inference-Header-Content-Length {header_length[:32]!r} is not a byte count "
+                f"that fits a body of {len(body)} bytes"
             )
         head, rest = body[: int(header_length)], body[int(header_length) :]
     else:
@@ -173,6 +180,19 @@ def create_app(loaded: LoadedModel) -> FastAPI:
     def error(status: int, message: str) -> JSONResponse:
         requests_total.labels(loaded.name, str(status)).inc()
         return JSONResponse({"error": message}, status_code=status)
+
+    @app.middleware("http")
+    async def count_server_errors(request: Request, call_next):
+        """Every 5xx is counted, also one that escapes a handler as an exception (logged
+        with its traceback here, answered without it)."""
+        try:
+            response = await call_next(request)
+        except Exception:
+            log.exception("unhandled error serving %s %s", request.method, request.url.path)
+            response = JSONResponse({"error": "internal server error"}, status_code=500)
+        if response.status_code >= 500:
+            requests_total.labels(loaded.name, str(response.status_code)).inc()
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

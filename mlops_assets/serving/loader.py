@@ -1,5 +1,7 @@
 """Load the served model: by registry version, or by URI and sha256 (as the Helm chart
-passes them). Nothing is loaded whose bytes do not match the expected sha256."""
+passes them). Nothing is loaded whose bytes, or whose metadata's bytes, do not match the
+expected sha256, and the adapter is never the one stored metadata names (docs/architecture.md,
+"Trust model")."""
 
 from __future__ import annotations
 
@@ -9,7 +11,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mlops_assets.models import load_adapter
+from mlops_assets.models import (
+    AdapterMismatchError,
+    UnknownAdapterError,
+    check_stored_adapter,
+    load_adapter,
+)
+
+METADATA = "metadata.json"
 
 
 class ModelLoadError(RuntimeError):
@@ -39,15 +48,26 @@ def _read_uri(uri: str) -> tuple[bytes, bytes]:
         bucket, _, key = uri[len("s3://") :].partition("/")
         folder, _, name = key.rpartition("/")
         storage = build_storage(replace(load_settings(), storage_root=f"s3://{bucket}/{folder}"))
-        return storage.read_bytes(name), storage.read_bytes("metadata.json")
+        return storage.read_bytes(name), storage.read_bytes(METADATA)
     path = Path(uri.removeprefix("file://"))
     try:
-        return path.read_bytes(), (path.parent / "metadata.json").read_bytes()
+        return path.read_bytes(), (path.parent / METADATA).read_bytes()
     except FileNotFoundError as error:
         raise ModelLoadError(f"cannot read {error.filename}") from None
 
 
-def load_from_uri(uri: str, sha256: str, name: str = "", version: str = "") -> LoadedModel:
+def load_from_uri(
+    uri: str,
+    sha256: str,
+    *,
+    adapter: str,
+    metadata_sha256: str,
+    name: str = "",
+    version: str = "",
+) -> LoadedModel:
+    """The model a values file deploys: `adapter` and both hashes come from the values file
+    (reviewed in git), so bucket access alone can change neither the code that loads the
+    model nor the contract it is served under."""
     try:
         data, meta_bytes = _read_uri(uri)
     except ModelLoadError:
@@ -59,13 +79,37 @@ def load_from_uri(uri: str, sha256: str, name: str = "", version: str = "") -> L
         raise ModelLoadError(f"no sha256 given for {uri}: refusing to load an unverified model")
     if actual != sha256:
         raise ModelLoadError(f"{uri} has sha256 {actual}, expected {sha256}: refusing to serve it")
+    meta_uri = _beside(uri, METADATA)
+    if not adapter:
+        raise ModelLoadError(
+            f"no model adapter given for {uri} (model.adapter of the values file, or "
+            "--adapter): the server never takes it from stored metadata"
+        )
+    if not metadata_sha256:
+        raise ModelLoadError(
+            f"no metadata sha256 given for {meta_uri} (model.metadataSha256 of the values "
+            "file): refusing to load unverified metadata"
+        )
+    meta_actual = hashlib.sha256(meta_bytes).hexdigest()
+    if meta_actual != metadata_sha256:
+        raise ModelLoadError(
+            f"{meta_uri} has sha256 {meta_actual}, expected {metadata_sha256}: refusing to serve it"
+        )
     metadata = json.loads(meta_bytes)
     return _build(
-        metadata, data, name or metadata["use_case"], version or str(metadata["model_version"])
+        metadata,
+        data,
+        adapter,
+        name or metadata["use_case"],
+        version or str(metadata["model_version"]),
+        where=meta_uri,
     )
 
 
-def load_from_registry(storage, use_case: str, version: int | None = None) -> LoadedModel:
+def load_from_registry(
+    storage, use_case: str, version: int | None = None, *, adapter: str
+) -> LoadedModel:
+    """A registry version, loaded with `adapter` (the use case's YAML names it)."""
     from mlops_assets.registry import ModelRegistry
 
     registry = ModelRegistry(storage, use_case)
@@ -78,13 +122,24 @@ def load_from_registry(storage, use_case: str, version: int | None = None) -> Lo
         data, metadata = registry.artifact(version)
     except Exception as error:
         raise ModelLoadError(str(error)) from error
-    return _build(metadata, data, use_case, str(version))
+    where = storage.uri(registry.layout.model(version, METADATA))
+    return _build(metadata, data, adapter, use_case, str(version), where=where)
 
 
-def _build(metadata: dict, data: bytes, name: str, version: str) -> LoadedModel:
+def _beside(uri: str, name: str) -> str:
+    return f"{uri.rpartition('/')[0]}/{name}"
+
+
+def _build(
+    metadata: dict, data: bytes, adapter_name: str, name: str, version: str, *, where: str
+) -> LoadedModel:
     if "input" not in metadata:
         raise ModelLoadError(f"{name} v{version}: metadata has no input contract")
-    adapter = load_adapter(metadata["adapter"])
+    try:
+        check_stored_adapter(metadata.get("adapter"), adapter_name, where)
+        adapter = load_adapter(adapter_name)
+    except (AdapterMismatchError, UnknownAdapterError) as error:
+        raise ModelLoadError(f"{name} v{version}: {error}") from None
     try:
         model = adapter.loads(data)
     except Exception as error:

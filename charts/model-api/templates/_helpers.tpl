@@ -58,6 +58,10 @@ spec:
           value: {{ .Values.model.uri | quote }}
         - name: MODEL_SHA256
           value: {{ .Values.model.sha256 | quote }}
+        - name: MODEL_ADAPTER
+          value: {{ .Values.model.adapter | quote }}
+        - name: MODEL_METADATA_SHA256
+          value: {{ .Values.model.metadataSha256 | quote }}
         {{- with .Values.storage.endpointUrl }}
         - name: MLOPS_S3_ENDPOINT_URL
           value: {{ . | quote }}
