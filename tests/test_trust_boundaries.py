@@ -380,3 +380,129 @@ def test_malformed_length_headers_are_400s_and_every_5xx_is_counted(local_env):
         status, answer = _post(url + infer, body, {})
         assert status == 500 and answer == {"error": "internal server error"}
         assert _metric(url, "500") == 1
+
+
+# -- no lost batch, no poison file ----------------------------------------------------------------
+
+_SCHEDULE: dict[str, tuple[str, str]] = {}
+"""thread name -> (key it must not write before, event name): the forced interleaving."""
+_EVENTS: dict[str, object] = {}
+
+
+def _scheduled_storage(root: Path):
+    import threading
+
+    from mlops_assets.storage.local import LocalStorage
+
+    class Scheduled(LocalStorage):
+        """Local storage whose writes of two shared keys happen in a forced order."""
+
+        def _before(self, key: str) -> None:
+            rule = _SCHEDULE.get(threading.current_thread().name)
+            if rule and key.endswith(rule[0]):
+                assert _EVENTS[rule[1]].wait(20), f"{rule[1]} never happened"
+
+        def _after(self, key: str) -> None:
+            event = f"{threading.current_thread().name} wrote {key.rsplit('/', 1)[-1]}"
+            if event in _EVENTS:
+                _EVENTS[event].set()
+
+        def write_bytes(self, key, data, *, if_absent=False):
+            self._before(key)
+            written = super().write_bytes(key, data, if_absent=if_absent)
+            self._after(key)
+            return written
+
+        def replace_if(self, key, data, token):
+            self._before(key)
+            return super().replace_if(key, data, token)
+
+    return Scheduled(root=str(root))
+
+
+def test_two_acquires_at_once_both_land_their_batches(local_env):
+    """The interleaving that lost a batch for good: B writes the catalog, then A; A writes the
+    index, then B. Each run must still see the other's entries, and a third run finds none
+    missing."""
+    import threading
+
+    from mlops_assets.cli import seed_digits
+    from mlops_assets.dataops.acquire import run_acquire
+    from mlops_assets.storage import Layout
+
+    storage, layout = _scheduled_storage(local_env / ".mlops"), Layout("digits")
+    _EVENTS.clear()
+    for event in ("B wrote _catalog.json", "A wrote _landing_index.json"):
+        _EVENTS[event] = threading.Event()
+    _SCHEDULE.clear()
+    _SCHEDULE.update(
+        A=("_catalog.json", "B wrote _catalog.json"),
+        B=("_landing_index.json", "A wrote _landing_index.json"),
+    )
+    seed_digits(storage, 5, [1])
+    results = {}
+    a = threading.Thread(
+        name="A", target=lambda: results.setdefault("A", run_acquire(storage, layout, "landing"))
+    )
+    a.start()
+    while not storage.list("raw/digits"):  # A has ingested batch 1 and waits for B
+        a.join(0.05)
+    seed_digits(storage, 5, [2])  # lands while A runs: only B sees it
+    b = threading.Thread(
+        name="B", target=lambda: results.setdefault("B", run_acquire(storage, layout, "landing"))
+    )
+    b.start()
+    a.join(30)
+    b.join(30)
+    assert not a.is_alive() and not b.is_alive()
+    assert len(results["A"].new) == 1 and len(results["B"].new) == 2
+    _SCHEDULE.clear()
+    sources = [b["source"] for b in storage.read_json(layout.raw_catalog)]
+    assert sorted(sources) == ["digits/digits-001-of-005.csv", "digits/digits-002-of-005.csv"]
+    index = storage.read_json(layout.landing_index)
+    assert sorted(index) == sources and len(set(sources)) == 2
+    again = run_acquire(storage, layout, "landing")
+    assert again.new == [] and len(again.catalog) == 2
+
+
+def test_a_landing_file_that_cannot_be_ingested_never_blocks_the_others(local_env):
+    """A 250-byte name, a named pipe and an oversized file, each sorted before a good file:
+    each is quarantined with its reason, the good one is ingested, and the next run neither
+    retries them nor reports them again until they change."""
+    import os
+
+    from mlops_assets.cli import seed_digits
+    from mlops_assets.dataops.acquire import run_acquire
+    from mlops_assets.storage import Layout
+    from mlops_assets.storage.local import LocalStorage
+
+    storage, layout = LocalStorage(root=str(local_env / ".mlops")), Layout("digits")
+    landing = local_env / ".mlops/landing/digits"
+    (good,) = seed_digits(storage, 5, [1])
+    long_name = "a" * 246 + ".csv"
+    data = (local_env / ".mlops" / good).read_bytes()
+    limit = len(data)
+    (landing / long_name).write_bytes(data)
+    os.mkfifo(landing / "a-pipe.csv")
+    (landing / "a-big.csv").write_bytes(b"x" * (limit + 1))
+
+    first = run_acquire(storage, layout, "landing/digits", max_file_bytes=limit)
+    refused = dict(first.refused)
+    assert set(refused) == {"a-pipe.csv", "a-big.csv"}
+    assert "not a regular file" in refused["a-pipe.csv"]
+    assert f"{limit + 1} bytes" in refused["a-big.csv"] and "max_file_mb" in refused["a-big.csv"]
+    # the long name is ingested (same bytes as the good file: one batch, both indexed)
+    assert [b["source"] for b in first.catalog] == [long_name]
+    assert {long_name, good.split("/")[-1]} <= set(storage.read_json(layout.landing_index))
+    reasons = [
+        storage.read_json(i.key)
+        for i in storage.list("quarantine/digits")
+        if i.key.endswith("reason.json")
+    ]
+    assert sorted(r["source"] for r in reasons) == ["a-big.csv", "a-pipe.csv"]
+
+    second = run_acquire(storage, layout, "landing/digits", max_file_bytes=limit)
+    assert second.refused == [] and second.new == []
+    (landing / "a-big.csv").write_bytes(b"pixel_0\n1\n")  # changed: tried again
+    third = run_acquire(storage, layout, "landing/digits", max_file_bytes=limit)
+    assert [b["source"] for b in third.new] == ["a-big.csv"]

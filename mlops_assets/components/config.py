@@ -123,6 +123,15 @@ class DatasetConfig(dg.Model, dg.Resolvable):
     reference_batches: int = Field(
         1, ge=1, description="the first N ingested batches are the drift reference"
     )
+    max_file_mb: float = Field(
+        512.0,
+        gt=0,
+        description="a landing file larger than this is quarantined unread, with the reason",
+    )
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
 
     @property
     def columns(self) -> list[str]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
-from mlops_assets.dataops.catalog import Batch, load_catalog, save_catalog
+from mlops_assets.dataops.catalog import Batch, load_catalog
 from mlops_assets.storage import Layout, ObjectStorage, UnsafeKeyError, relative_name
 
 
@@ -19,6 +19,7 @@ from mlops_assets.storage import Layout, ObjectStorage, UnsafeKeyError, relative
 class AcquireResult:
     new: list[Batch] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
+    """(landing name, reason) of the files this run could not ingest, each quarantined."""
     landing_files: int = 0
     catalog: list[Batch] = field(default_factory=list)
 
@@ -29,42 +30,94 @@ def is_ignored(name: str) -> bool:
 
 
 def run_acquire(
-    storage: ObjectStorage, layout: Layout, landing: str, run_id: str = ""
+    storage: ObjectStorage,
+    layout: Layout,
+    landing: str,
+    run_id: str = "",
+    max_file_bytes: int | None = None,
 ) -> AcquireResult:
+    """Ingest what is new. A file that cannot be ingested for any reason is quarantined
+    with the reason and recorded at its version, so it never blocks the files behind it
+    and is tried again only when it changes. The catalog and the landing index are shared
+    by concurrent runs and updated by compare-and-swap."""
     result = AcquireResult()
     index: dict[str, dict] = storage.read_json(layout.landing_index, default={})
-    catalog = load_catalog(storage, layout)
-    known = {b["batch_id"] for b in catalog}
+    known = {b["batch_id"] for b in load_catalog(storage, layout)}
+    seen: dict[str, dict] = {}
     for info in storage.list(landing):
         try:
             name = relative_name(info.key, landing)
         except UnsafeKeyError as error:
-            result.refused.append((info.key, str(error)))
+            name = info.key
+            if index.get(name, {}).get("version") != info.version:
+                seen[name] = _refuse(storage, layout, result, name, info.version, str(error))
             continue
         if is_ignored(name):
             continue
         result.landing_files += 1
-        seen = index.get(name)
-        if seen and seen.get("version") == info.version:
+        entry = index.get(name)
+        if entry and entry.get("version") == info.version:
             continue
         try:
+            if max_file_bytes is not None and info.size > max_file_bytes:
+                raise OversizeError(
+                    f"{info.size} bytes is more than the limit of {max_file_bytes} "
+                    "(dataset.max_file_mb)"
+                )
             data = storage.read_bytes(info.key)
-        except UnsafeKeyError as error:
-            result.refused.append((name, str(error)))
+            digest = hashlib.sha256(data).hexdigest()
+            batch_id = digest[:16]
+            if batch_id not in known:
+                record = _ingest(storage, layout, name, data, digest, batch_id, run_id)
+                known.add(batch_id)
+                result.new.append(record)
+        except Exception as error:  # any one file: quarantined, the others go on
+            reason = f"{type(error).__name__}: {error}"
+            seen[name] = _refuse(storage, layout, result, name, info.version, reason)
             continue
-        digest = hashlib.sha256(data).hexdigest()
-        batch_id = digest[:16]
-        if batch_id not in known:
-            record = _ingest(storage, layout, name, data, digest, batch_id, run_id)
-            catalog.append(record)
-            known.add(batch_id)
-            result.new.append(record)
-        index[name] = {"version": info.version, "sha256": digest, "batch_id": batch_id}
+        seen[name] = {"version": info.version, "sha256": digest, "batch_id": batch_id}
     if result.new:
-        save_catalog(storage, layout, catalog)
-    storage.write_json(layout.landing_index, index)
-    result.catalog = catalog
+        result.catalog = storage.update_json(
+            layout.raw_catalog, lambda catalog: _with_batches(catalog, result.new), []
+        )
+    else:
+        result.catalog = load_catalog(storage, layout)
+    if seen:
+        storage.update_json(layout.landing_index, lambda stored: {**stored, **seen}, {})
     return result
+
+
+class OversizeError(ValueError):
+    """A landing file larger than the use case allows."""
+
+
+def _with_batches(catalog: list[Batch], new: list[Batch]) -> list[Batch]:
+    ids = {b["batch_id"] for b in catalog}
+    return catalog + [b for b in new if b["batch_id"] not in ids]
+
+
+def _refuse(
+    storage: ObjectStorage,
+    layout: Layout,
+    result: AcquireResult,
+    name: str,
+    version: str,
+    reason: str,
+) -> dict:
+    """Record why a landing file was not ingested, under quarantine/<use case>/; the file
+    itself stays where it landed (it could not be read, or must not be)."""
+    result.refused.append((name, reason))
+    ref = "landing-" + hashlib.sha256(name.encode()).hexdigest()[:16]
+    storage.write_json(
+        layout.quarantine(ref, "reason.json"),
+        {
+            "source": name,
+            "version": version,
+            "reason": reason,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
+    return {"version": version, "refused": reason, "quarantine": ref}
 
 
 def _ingest(

@@ -48,7 +48,8 @@ def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
             check(
                 "acquire",
                 "landing_names_safe",
-                "Every landing file name stays inside the landing zone.",
+                "Every new landing file was ingested: a name outside the landing zone, an "
+                "unreadable or oversized file is quarantined with its reason instead.",
             )
         ],
         **common,
@@ -58,17 +59,19 @@ def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
         from mlops_assets.dataops.acquire import run_acquire
         from mlops_assets.dataops.report import md_table
 
-        result = run_acquire(storage, layout, landing, context.run.run_id)
+        result = run_acquire(
+            storage, layout, landing, context.run.run_id, uc.dataset.max_file_bytes
+        )
         for name_, reason in result.refused:
-            context.log.error(f"refused landing file {name_!r}: {reason}")
+            context.log.error(f"quarantined landing file {name_!r}: {reason}")
         yield dg.AssetCheckResult(
             check_name="landing_names_safe",
             passed=not result.refused,
             description=(
-                f"{len(result.refused)} landing file(s) refused: "
+                f"{len(result.refused)} landing file(s) quarantined: "
                 + "; ".join(f"{n}: {r}" for n, r in result.refused)
                 if result.refused
-                else "all landing file names are inside the landing zone"
+                else "every new landing file was ingested"
             ),
             metadata={"refused": [n for n, _ in result.refused]},
         )

@@ -7,6 +7,7 @@ on both, so a pipeline tested on the local default behaves the same on S3.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,20 @@ class ObjectStorage(dg.ConfigurableResource):
     def write_json(self, key: str, value: Any, *, if_absent: bool = False) -> bool:
         data = json.dumps(value, indent=2, sort_keys=True, default=str).encode()
         return self.write_bytes(key, data, if_absent=if_absent)
+
+    def update_json(self, key: str, change: Callable[[Any], Any], default: Any) -> Any:
+        """Compare-and-swap of a shared JSON object: `change(current)` is applied to what is
+        stored now and written only if nobody wrote in between (else read again, retry), so
+        two writers never lose each other's update. Returns what was stored."""
+        while True:
+            found = self.read_versioned(key)
+            current = json.loads(found[0]) if found else default
+            wanted = change(current)
+            if found and wanted == current:
+                return current
+            data = json.dumps(wanted, indent=2, sort_keys=True, default=str).encode()
+            if self.replace_if(key, data, found[1] if found else None):
+                return wanted
 
     def read_parquet(self, key: str, columns: list[str] | None = None) -> pd.DataFrame:
         import pandas as pd

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -32,14 +33,20 @@ class LocalStorage(ObjectStorage):
     def read_bytes(self, key: str) -> bytes:
         path = self._path(key)
         try:
-            return path.read_bytes()
+            # O_NONBLOCK: a named pipe planted in a landing folder must not hang the reader
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
             raise FileNotFoundError(f"no object {key!r} in {self.uri('')}") from None
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise UnsafeKeyError(f"{key!r} is not a regular file")
+            return handle.read()
 
     def write_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # A short temporary name: the object's own name may already be near NAME_MAX.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -73,7 +80,8 @@ class LocalStorage(ObjectStorage):
         path = self._path(key)
         # An exclusive lock beside the object serialises compare-and-swaps across
         # processes; the swap itself is an atomic rename.
-        with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+        lock_name = f".{hashlib.sha256(path.name.encode()).hexdigest()[:16]}.lock"
+        with open(path.with_name(lock_name), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             current = self.read_versioned(key)
             if current is None or current[1] != token:
