@@ -4,6 +4,8 @@ against the Kubernetes schemas of a current release."""
 from __future__ import annotations
 
 import copy
+import fnmatch
+import re
 from pathlib import Path
 
 import helm_python as helm
@@ -73,7 +75,7 @@ def test_every_environment_renders_valid_kubernetes_objects(gitops_repo, tmp_pat
             validate(doc)
         kinds = sorted(d["kind"] for d in docs)
         if environment == "dev":
-            assert kinds == ["Deployment", "Pod", "Service", "ServiceAccount"]
+            assert kinds == ["Deployment", "NetworkPolicy", "Pod", "Service", "ServiceAccount"]
             (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
             container = deployment["spec"]["template"]["spec"]["containers"][0]
             env = {e["name"]: e["value"] for e in container["env"]}
@@ -158,7 +160,11 @@ def test_argocd_apps_point_at_the_files_deploy_writes():
         "automated"
         not in next(a for a in apps if a["metadata"]["name"] == "digits-prod")["spec"]["syncPolicy"]
     )
-    root = yaml.safe_load((ARGOCD / "root-application.yaml").read_text())
+    (root,) = [
+        d
+        for d in yaml.safe_load_all((ARGOCD / "root-application.yaml").read_text())
+        if d["kind"] == "Application"
+    ]
     assert root["spec"]["source"]["path"] == "charts/argocd"
     report = helm.lint(ARGOCD, strict=True)
     assert not report["errors"] and all(m["severity"] < 2 for m in report["messages"])
@@ -191,15 +197,97 @@ def test_dagster_values_dagster_cloud_and_the_platform_app_agree_with_the_code()
     context = K8sContainerContext.create_from_config(location.container_context)
     assert context.namespace == "dagster-plus"
     run_container = context.run_k8s_config.container_config
-    assert run_container["env_from"] == [
+    assert run_container["env_from"] == [  # the GitOps token: only the deploy pod's tags
         {"config_map_ref": {"name": "mlops-settings"}},
         {"secret_ref": {"name": "mlops-s3-credentials"}},
-        {"secret_ref": {"name": "mlops-gitops-credentials"}},
     ]
     assert {"name": "MLOPS_ENV", "value": "k8s"} in run_container["env"]
 
     docs = manifests(helm.Chart.load(ARGOCD).render(name="mlops", namespace="argocd"))
-    (dagster_app,) = [d for d in docs if d["metadata"]["name"] == "dagster"]
+    (dagster_app,) = [
+        d for d in docs if d["kind"] == "Application" and d["metadata"]["name"] == "dagster"
+    ]
     chart_source = dagster_app["spec"]["sources"][0]
     assert chart_source["helm"]["valueFiles"] == ["$repo/charts/dagster/values.yaml"]
     assert dagster_app["spec"]["project"] == "platform"
+
+
+CLUSTER_SCOPED = {
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "PersistentVolume",
+    "StorageClass",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "PriorityClass",
+}
+
+
+def test_least_privilege_of_the_rendered_charts(gitops_repo):
+    """The model server: its NetworkPolicy, no API token, its own storage Secret; no chart
+    renders a cluster-scoped kind but the namespaces the root project may create; no
+    AppProject allows cluster RBAC or every kind; no image is `:latest`."""
+    values = yaml.safe_load(gitops_repo.read_values("dev", "digits"))
+    values["storage"] = {"existingSecret": "mlops-model-reader"}
+    model_docs = manifests(helm.Chart.load(MODEL_API).render(values, name="dev", namespace="d"))
+    (policy,) = [d for d in model_docs if d["kind"] == "NetworkPolicy"]
+    (deployment,) = [d for d in model_docs if d["kind"] == "Deployment"]
+    template = deployment["spec"]["template"]
+    assert (
+        policy["spec"]["podSelector"]["matchLabels"]
+        == deployment["spec"]["selector"]["matchLabels"]
+    )
+    assert policy["spec"]["policyTypes"] == ["Ingress"] and policy["spec"]["ingress"][0]["from"]
+    assert template["metadata"]["labels"]["mlops-assets/use-case"] == "digits"
+    assert template["spec"]["automountServiceAccountToken"] is False
+    (container,) = template["spec"]["containers"]
+    assert container["envFrom"] == [{"secretRef": {"name": "mlops-model-reader"}}]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["MODEL_ADAPTER"] == "" and "MODEL_METADATA_SHA256" in env
+    for doc in model_docs:
+        validate(doc)
+
+    argocd_docs = manifests(helm.Chart.load(ARGOCD).render(name="mlops", namespace="argocd"))
+    root_docs = list(yaml.safe_load_all((ARGOCD / "root-application.yaml").read_text()))
+    for doc in model_docs + argocd_docs:
+        if doc["kind"] in CLUSTER_SCOPED:
+            assert doc["kind"] == "Namespace", doc["kind"]
+    namespaces = {d["metadata"]["name"] for d in argocd_docs if d["kind"] == "Namespace"}
+    assert namespaces == {"dagster", "mlops-dev", "mlops-staging", "mlops-prod"}
+
+    projects = {
+        d["metadata"]["name"]: d["spec"]
+        for d in argocd_docs + root_docs
+        if d["kind"] == "AppProject"
+    }
+    assert set(projects) == {"mlops", "platform", "mlops-root"}
+    for name, spec in projects.items():
+        cluster = spec.get("clusterResourceWhitelist") or []
+        assert not any(k["kind"] in ("ClusterRole", "ClusterRoleBinding", "*") for k in cluster)
+        assert {"group": "*", "kind": "*"} not in spec.get("namespaceResourceWhitelist", [])
+        if name != "mlops-root":
+            assert cluster == [], name  # namespaces come from the root's project
+    root_whitelist = projects["mlops-root"]["clusterResourceWhitelist"]
+    assert {k["kind"] for k in root_whitelist} == {"Namespace"}
+    assert all(
+        fnmatch.fnmatch(n, [k["name"] for k in root_whitelist][0]) or n == "dagster"
+        for n in namespaces
+    )
+    (root,) = [d for d in root_docs if d["kind"] == "Application"]
+    assert root["spec"]["project"] == "mlops-root"
+    for app in (d for d in argocd_docs if d["kind"] == "Application"):
+        assert app["spec"]["project"] in ("mlops", "platform")
+        assert "CreateNamespace=true" not in app["spec"]["syncPolicy"].get("syncOptions", [])
+
+    images = re.findall(
+        r"image: *\"?([^\s\"]+)", "\n".join(yaml.safe_dump(d) for d in model_docs + argocd_docs)
+    )
+    images += [values["image"]["repository"]]
+    from mlops_assets.components.config import KubeflowConfig
+    from mlops_assets.kubeflow.pipeline import image
+
+    images.append(image(KubeflowConfig()))
+    assert images and not any(i.endswith(":latest") for i in images), images
+    assert image(KubeflowConfig()).endswith(":0.1.0")

@@ -8,7 +8,8 @@ import json
 import dagster as dg
 import kubernetes_validate
 import pytest
-from conftest import digits_with, use_case_definitions
+import yaml
+from conftest import REPO, digits_with, use_case_definitions
 from dagster_k8s.job import (
     DagsterK8sJobConfig,
     construct_dagster_k8s_job,
@@ -20,7 +21,11 @@ from kubernetes.client import ApiClient
 from mlops_assets.definitions import build_definitions
 
 K8S = kubernetes_validate.latest_version()
-SECRETS = ["mlops-s3-credentials", "mlops-gitops-credentials"]
+VALUES = yaml.safe_load((REPO / "charts/dagster/values.yaml").read_text())
+LAUNCHER = VALUES["runLauncher"]["config"]["k8sRunLauncher"]
+SECRETS = [s["name"] for s in LAUNCHER["envSecrets"]]
+"""What every run pod gets from the chart's run launcher (storage credentials only)."""
+GITOPS = "mlops-gitops-credentials"
 
 
 @pytest.fixture
@@ -43,7 +48,7 @@ def job_config() -> DagsterK8sJobConfig:
         instance_config_map="dagster-instance",
         postgres_password_secret="dagster-postgresql-secret",
         env_config_maps=["mlops-settings"],
-        env_secrets=SECRETS,
+        env_secrets=SECRETS,  # charts/dagster/values.yaml
         env_vars=["MLOPS_ENV=k8s"],
         service_account_name="dagster",
     )
@@ -59,6 +64,12 @@ def build(tags: dict, name: str) -> dict:
     manifest = ApiClient().sanitize_for_serialization(job)
     kubernetes_validate.validate(manifest, K8S, strict=True)
     return manifest
+
+
+def secrets(manifest: dict) -> list[str]:
+    """The Secrets a pod's container takes its environment from."""
+    _, container = pod(manifest)
+    return [e["secretRef"]["name"] for e in container.get("envFrom", []) if "secretRef" in e]
 
 
 def pod(manifest: dict) -> tuple[dict, dict]:
@@ -95,8 +106,9 @@ def test_run_pods_of_every_job_are_valid_and_placed(k8s_env):
         else:
             assert not gpu(manifest), name
             assert container["resources"]["requests"]["cpu"] == cpu_request[name.split("_")[0]]
-        # secrets are referenced by name, never inlined
-        assert [e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e] == SECRETS
+        # secrets are referenced by name, never inlined; the GitOps token only where deploy runs
+        deploys = job.tags["mlops/stage"] == "mlops"
+        assert secrets(manifest) == SECRETS + ([GITOPS] if deploys else [])
         text = json.dumps(manifest)
         assert "AWS_SECRET_ACCESS_KEY" not in text and "MLOPS_GITOPS_TOKEN" not in text
 
@@ -162,3 +174,46 @@ def test_when_a_kfp_cluster_trains_the_dagster_pod_holds_no_gpu_and_can_call_its
     manifest = build(dict(train.tags), "dagster-step-digits-train")
     assert not gpu(manifest) and token_volume(manifest) == KF_PIPELINES_SA_TOKEN_PATH
     assert KF_PIPELINES_SA_TOKEN_PATH.rsplit("/", 1)[-1] == "token"
+
+
+def test_least_privilege_of_every_pod_dagster_k8s_would_run(k8s_env, monkeypatch):
+    """Which pod holds which secret and API token, for every job and, under the per-step
+    executor, every step: the GitOps credentials only where deploy runs, never in a DataOps
+    pod; no service-account token where the Kubernetes API is not called."""
+    deployment = VALUES["dagster-user-deployments"]["deployments"][0]
+    assert deployment["includeConfigInLaunchedRuns"]["enabled"]  # runs inherit its secrets
+    assert GITOPS not in [s["name"] for s in deployment["envSecrets"]] + SECRETS
+
+    def holds_gitops(manifest: dict) -> bool:
+        spec, container = pod(manifest)
+        mounted = any(
+            (v.get("secret") or {}).get("secretName") == "mlops-gitops-ssh"
+            for v in spec.get("volumes") or []
+        )
+        assert mounted == (GITOPS in secrets(manifest))
+        return mounted
+
+    def api_token(manifest: dict) -> bool:
+        return pod(manifest)[0].get("automountServiceAccountToken", True)
+
+    definitions = build_definitions()
+    for job in definitions.jobs:
+        job = definitions.resolve_job_def(job.name)
+        manifest = build(job.tags, f"dagster-run-{job.name.replace('_', '-')}")
+        assert holds_gitops(manifest) == (job.tags["mlops/stage"] == "mlops"), job.name
+        assert not api_token(manifest), job.name
+
+    monkeypatch.setenv("MLOPS_EXECUTOR", "k8s_job")
+    definitions = build_definitions()
+    for name in ("digits_mlops", "lsfb_mlops"):
+        job = definitions.resolve_job_def(name)
+        coordinator = build(job.tags, "dagster-run-coordinator")
+        assert not holds_gitops(coordinator) and api_token(coordinator)  # it creates the steps
+        holders = []
+        for node in job.nodes:
+            step = build({**job.tags, **node.definition.tags}, "dagster-step")
+            if holds_gitops(step):
+                holders.append(node.name)
+            if node.name.endswith(("__train", "__deploy")):
+                assert not api_token(step), node.name
+        assert holders == [f"{name.split('_')[0]}__deploy"]

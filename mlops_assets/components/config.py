@@ -180,7 +180,7 @@ class KubeflowConfig(dg.Model, dg.Resolvable):
     image: str = Field(
         "",
         description="the project image the tasks run on; MLOPS_KFP_IMAGE overrides it, "
-        "default: ghcr.io/mlops-assets/mlops-assets:<MLOPS_IMAGE_TAG or latest>",
+        "default: ghcr.io/mlops-assets/mlops-assets:<MLOPS_IMAGE_TAG, else this release's version>",
     )
     secrets: dict[str, list[str]] = Field(
         default_factory=lambda: {
@@ -270,6 +270,33 @@ _KFP_TOKEN_VOLUME = {
 }
 
 
+class GitOpsSecrets(dg.Model, dg.Resolvable):
+    """The Kubernetes Secrets with the GitOps credentials, given only to the pod that runs
+    deploy: an HTTPS token (MLOPS_GITOPS_TOKEN) and, for SSH remotes, a key and known_hosts
+    mounted at `ssh_mount_path` (point MLOPS_GITOPS_SSH_KEY_FILE and
+    MLOPS_GITOPS_KNOWN_HOSTS_FILE there). Both are optional: a missing one is skipped."""
+
+    token_secret: str = Field("mlops-gitops-credentials", description="holds MLOPS_GITOPS_TOKEN")
+    ssh_secret: str = Field(
+        "mlops-gitops-ssh", description="keys ssh-privatekey and known_hosts, for ssh:// remotes"
+    )
+    ssh_mount_path: str = "/etc/mlops-gitops"
+
+    def add_to(self, container: dict[str, Any], pod: dict[str, Any]) -> None:
+        container.setdefault("env_from", []).append(
+            {"secret_ref": {"name": self.token_secret, "optional": True}}
+        )
+        container.setdefault("volume_mounts", []).append(
+            {"name": "gitops-ssh", "mount_path": self.ssh_mount_path, "read_only": True}
+        )
+        pod.setdefault("volumes", []).append(
+            {
+                "name": "gitops-ssh",
+                "secret": {"secret_name": self.ssh_secret, "optional": True, "default_mode": 0o400},
+            }
+        )
+
+
 class PodPlacement(dg.Model, dg.Resolvable):
     """Where and how big a run's pod is, as Kubernetes sees it."""
 
@@ -284,9 +311,12 @@ class PodPlacement(dg.Model, dg.Resolvable):
         # YAML (and Dagster's templating) turn `"2"` into 2; Kubernetes wants quantities.
         return {k: str(v) for k, v in value.items()}
 
-    def k8s_config(self, kfp_token: bool = False) -> dict[str, Any]:
+    def k8s_config(
+        self, kfp_token: bool = False, gitops: GitOpsSecrets | None = None, api: bool = False
+    ) -> dict[str, Any]:
         """The value of a `dagster-k8s/config` tag; with `kfp_token`, the pod can also call
-        the KFP API from inside the cluster."""
+        the KFP API from inside the cluster; with `gitops`, it holds the GitOps credentials
+        (only the pod that runs deploy). Without `api` no service-account token is mounted."""
         container: dict[str, Any] = {}
         resources = {k: v for k, v in (("requests", self.requests), ("limits", self.limits)) if v}
         if resources:
@@ -299,6 +329,10 @@ class PodPlacement(dg.Model, dg.Resolvable):
         if kfp_token:
             container["volume_mounts"] = [_KFP_TOKEN_MOUNT]
             pod["volumes"] = [_KFP_TOKEN_VOLUME]
+        if gitops is not None:
+            gitops.add_to(container, pod)
+        if not api:
+            pod["automount_service_account_token"] = False
         sections = (("container_config", container), ("pod_spec_config", pod))
         return {name: section for name, section in sections if section}
 
@@ -317,10 +351,12 @@ def _gpu_pod() -> PodPlacement:
 
 
 class KubernetesConfig(dg.Model, dg.Resolvable):
-    """Run pods on Kubernetes: the DataOps run on CPU nodes, the MLOps run on GPU nodes."""
+    """Run pods on Kubernetes: the DataOps run on CPU nodes, the MLOps run on GPU nodes;
+    the GitOps credentials only where deploy runs."""
 
     dataops: PodPlacement = Field(default_factory=_cpu_pod)
     mlops: PodPlacement = Field(default_factory=_gpu_pod)
+    gitops: GitOpsSecrets = GitOpsSecrets()
 
 
 class ScheduleConfig(dg.Model, dg.Resolvable):

@@ -62,18 +62,28 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         """A KFP cluster trains (on its own GPU pods); the Dagster pod only submits and follows."""
         return self.training.backend == "kubeflow" and self.training.kubeflow.runner == "cluster"
 
-    def training_pod_config(self) -> dict:
+    def training_pod_config(self, gitops: bool = False) -> dict:
         """`dagster-k8s/config` of the pod the train step runs in: the GPU pool, or when a KFP
-        cluster trains, a CPU pod (the DataOps placement) that can authenticate to its API."""
+        cluster trains, a CPU pod (the DataOps placement) that can authenticate to its API.
+        With `gitops` (the MLOps run pod of the in-process executor, which also deploys) it
+        holds the GitOps credentials."""
+        secrets = self.kubernetes.gitops if gitops else None
         if self.trains_on_kfp_cluster:
-            return self.kubernetes.dataops.k8s_config(kfp_token=True)
-        return self.kubernetes.mlops.k8s_config()
+            return self.kubernetes.dataops.k8s_config(kfp_token=True, gitops=secrets)
+        return self.kubernetes.mlops.k8s_config(gitops=secrets)
+
+    def deploy_pod_config(self) -> dict:
+        """`dagster-k8s/config` of the deploy step's own pod (per-step executor): a CPU pod,
+        the only one that holds the GitOps credentials."""
+        return self.kubernetes.dataops.k8s_config(gitops=self.kubernetes.gitops)
 
     def _run_tags(self, stage: str, k8s_config: dict) -> dict:
-        """Tags of a job's runs; on Kubernetes `dagster-k8s/config` places the run's one pod."""
+        """Tags of a job's runs; on Kubernetes `dagster-k8s/config` places the run's one pod,
+        and the run queue lets one run per use case and stage (`mlops/lane`) run at a time."""
         return {
             "mlops/use_case": self.name,
             "mlops/stage": stage,
+            "mlops/lane": f"{self.name}-{stage}",
             "dagster-k8s/config": k8s_config,
         }
 
@@ -121,9 +131,10 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
             tags={
                 **self._run_tags(
                     "mlops",
-                    self.kubernetes.dataops.k8s_config()
+                    # the per-step run pod creates the step pods: it needs the API
+                    self.kubernetes.dataops.k8s_config(api=True)
                     if per_step
-                    else self.training_pod_config(),
+                    else self.training_pod_config(gitops=True),
                 ),
                 **({} if self.trains_on_kfp_cluster else {"mlops/gpu": "true"}),
             },

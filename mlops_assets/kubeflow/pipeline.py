@@ -14,6 +14,7 @@ from typing import Any
 from kfp import compiler, dsl, kubernetes
 from kfp.dsl import Metrics, Output
 
+from mlops_assets import __version__
 from mlops_assets.components.config import KubeflowConfig, PodPlacement
 
 DEFAULT_IMAGE = "ghcr.io/mlops-assets/mlops-assets"
@@ -67,7 +68,8 @@ def image(config: KubeflowConfig) -> str:
     return (
         os.environ.get("MLOPS_KFP_IMAGE")
         or config.image
-        or f"{DEFAULT_IMAGE}:{os.environ.get('MLOPS_IMAGE_TAG') or 'latest'}"
+        # the release's own tag, never a moving one: the image must be the code that compiled
+        or f"{DEFAULT_IMAGE}:{os.environ.get('MLOPS_IMAGE_TAG') or __version__}"
     )
 
 

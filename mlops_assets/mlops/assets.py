@@ -182,6 +182,8 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
     @dg.asset(
         key=key["deploy"],
         deps=[key["release"]],
+        # under the per-step executor, the only pod that holds the GitOps credentials
+        op_tags={"dagster-k8s/config": uc.deploy_pod_config()},
         description=f"The champion into environments/{uc.deploy.environment}/{name}/values.yaml "
         "of the GitOps repository, as one commit (or an approval branch).",
         **common,

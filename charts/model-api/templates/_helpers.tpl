@@ -3,16 +3,16 @@
 {{- end -}}
 
 {{- define "model-api.labels" -}}
-app.kubernetes.io/name: model-api
-app.kubernetes.io/instance: {{ .Release.Name }}
+{{ include "model-api.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Values.model.version | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
-mlops-assets/use-case: {{ .Values.model.name | replace "_" "-" }}
 {{- end -}}
 
 {{- define "model-api.selectorLabels" -}}
 app.kubernetes.io/name: model-api
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{- /* one release per environment serves all its use cases: the use case tells them apart */}}
+mlops-assets/use-case: {{ .Values.model.name | replace "_" "-" }}
 {{- end -}}
 
 {{- define "model-api.serviceAccountName" -}}
@@ -36,6 +36,8 @@ metadata:
     mlops-assets/model-sha256: {{ .Values.model.sha256 | quote }}
 spec:
   serviceAccountName: {{ include "model-api.serviceAccountName" . }}
+  # the server never calls the Kubernetes API
+  automountServiceAccountToken: false
   {{- with .Values.imagePullSecrets }}
   imagePullSecrets:
     {{- toYaml . | nindent 4 }}
