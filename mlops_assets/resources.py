@@ -9,7 +9,7 @@ import dagster as dg
 from mlops_assets.settings import Settings
 from mlops_assets.storage import ObjectStorage
 
-# One process per run by default: per-step processes cost seconds each (DESIGN.md).
+# One process per run by default: per-step processes cost seconds each (README, Performance).
 EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
 
 

@@ -74,7 +74,7 @@ def test_definitions_list_exactly_the_expected_objects(local_env):
             job = definitions.resolve_job_def(job_name)
             extra = {f"{uc}__deploy_deployed_is_champion"} if job_name.endswith("mlops") else set()
             assert {n.name for n in job.nodes} == {f"{uc}__{s}" for s in steps} | extra
-        # the chain of DESIGN.md, in order
+        # the chain of the nine assets, in order
         for upstream, downstream in zip(STEPS[:-1], STEPS[1:], strict=True):
             parents = graph.get(dg.AssetKey([uc, downstream])).parent_keys
             assert parents == {dg.AssetKey([uc, upstream])}

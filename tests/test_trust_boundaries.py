@@ -138,6 +138,17 @@ def test_metadata_rewritten_alone_is_refused_by_its_hash_in_the_values_file(loca
     storage.write_json(key, meta)
     with pytest.raises(ModelLoadError, match="metadata.json has sha256 .* refusing"):
         load_from_uri(model["uri"], model["sha256"], **trusted)
+    # the pipeline does not launder it into git either, and the check says what happened
+    from mlops_assets.components.config import DeployConfig
+    from mlops_assets.gitops.deploy import GitOpsError
+    from mlops_assets.mlops.consistency import compare
+    from mlops_assets.mlops.deploy import run_deploy
+
+    with pytest.raises(GitOpsError, match="metadataSha256 .* must not change"):
+        run_deploy(storage, gitops, "digits", DeployConfig(), "", "sklearn_svc")
+    assert gitops.repo().deployed("dev", "digits")[0] == model
+    ok, summary, _ = compare(storage, gitops, "digits", "dev")
+    assert not ok and "changed in the registry since it was deployed" in summary
     with pytest.raises(ModelLoadError, match="no model adapter given"):
         load_from_uri(model["uri"], model["sha256"], adapter="", metadata_sha256="x")
 

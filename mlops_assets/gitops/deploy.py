@@ -155,6 +155,8 @@ class GitOpsRepo:
                         previous,
                         attempt,
                     )
+                if previous == str(wanted["version"]):
+                    _same_version_same_bytes(current, wanted, request)
                 if (
                     not request.allow_older
                     and previous
@@ -246,6 +248,20 @@ class GitOpsRepo:
         ]
         trailers = [f"{k}: {v}" for k, v in request.trailers.items()]
         return "\n\n".join([head, "\n".join(body), "\n".join(trailers)]) + "\n"
+
+
+def _same_version_same_bytes(current: dict, wanted: dict, request: DeployRequest) -> None:
+    """A released version never changes: redeploying it with other hashes means its artifact
+    or metadata were rewritten in the bucket after the values file was written. Adding a
+    hash the values file did not have yet is fine."""
+    for key in ("sha256", "metadataSha256"):
+        had, now = str(current.get(key) or ""), str(wanted.get(key) or "")
+        if had and now and had != now:
+            raise GitOpsError(
+                f"{request.path} deploys v{wanted['version']} with {key} {had}, but the "
+                f"registry's v{wanted['version']} now has {now}: a released version must not "
+                "change; refusing to deploy it"
+            )
 
 
 def _rejected(output: str) -> bool:

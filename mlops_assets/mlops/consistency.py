@@ -21,15 +21,25 @@ def compare(
 ) -> tuple[bool, str, list[tuple[Any, ...]]]:
     from mlops_assets.registry import ModelRegistry
 
-    champion = ModelRegistry(storage, use_case).champion()
+    registry = ModelRegistry(storage, use_case)
+    champion = registry.champion()
     wanted = str(champion["version"]) if champion else None
     pinned = bool(champion and champion.get("pinned"))
     repo = gitops.repo((use_case,))
-    rows, target_version = [], None
+    rows, target_version, stale = [], None, ""
     for environment, (model, commit) in repo.deployed_everywhere(use_case).items():
         version = str(model.get("version") or "0")
         if environment == target:
             target_version = version
+            deployed_hash = model.get("metadataSha256")
+            if version == wanted and deployed_hash != registry.metadata_sha256(int(wanted)):
+                stale = (
+                    "its values file has no model.metadataSha256 yet (deployed by an older "
+                    f"release); re-execute {use_case}/deploy"
+                    if not deployed_hash
+                    else f"metadata.json of v{wanted} changed in the registry since it was "
+                    "deployed (the server refuses it); find out who wrote it"
+                )
         status = (
             "champion"
             if version == wanted
@@ -40,14 +50,19 @@ def compare(
         rows.append((environment, f"v{version}", commit, status))
     if wanted is None:
         return True, f"{use_case} has no champion yet", rows
-    ok = target_version == wanted
+    ok = target_version == wanted and not stale
     pin = " (pinned)" if pinned else ""
-    summary = (
-        f"{target} deploys champion v{wanted}{pin}"
-        if ok
-        else f"{target} deploys v{target_version}, but the registry's champion is v{wanted}{pin}: "
-        f"the last deploy did not land; re-execute {use_case}/deploy"
-    )
+    if ok:
+        summary = f"{target} deploys champion v{wanted}{pin}"
+    elif stale:
+        summary = (
+            f"{target} deploys champion v{wanted}{pin}, but {stale}; re-execute {use_case}/deploy"
+        )
+    else:
+        summary = (
+            f"{target} deploys v{target_version}, but the registry's champion is "
+            f"v{wanted}{pin}: the last deploy did not land; re-execute {use_case}/deploy"
+        )
     return ok, summary, rows
 
 

@@ -1,4 +1,4 @@
-"""Object keys: validation and the storage layout of DESIGN.md.
+"""Object keys: validation and the storage layout (README, "Storage layout").
 
 Every key that reaches a storage backend went through `safe_key`, so a
 landing file called `../../etc/passwd` (or an S3 key holding `..`) can never
@@ -50,7 +50,7 @@ def relative_name(key: str, prefix: str) -> str:
 
 
 class Layout:
-    """Storage keys of one use case, exactly as DESIGN.md lays them out."""
+    """Storage keys of one use case, as the README's "Storage layout" lists them."""
 
     def __init__(self, use_case: str) -> None:
         self.use_case = safe_key(use_case)
