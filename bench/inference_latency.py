@@ -53,6 +53,7 @@ def main() -> None:
         version = storage.read_json(Layout("digits").dataset_latest)["dataset_version"]
         test = storage.read_parquet(Layout("digits").dataset(version, "test.parquet"))
         rows = test[[f"pixel_{i}" for i in range(64)]].to_numpy(dtype="float32")
+        landed = rows * 16  # what clients send: rows as they land (the server scales them)
 
         # in process: one predict call per row, the same rows in the same order
         local = []
@@ -71,10 +72,10 @@ def main() -> None:
                     {
                         "inputs": [
                             {
-                                "name": "input-0",
+                                "name": "rows",
                                 "shape": [1, 64],
                                 "datatype": "FP32",
-                                "data": rows[i % len(rows)].tolist(),
+                                "data": landed[i % len(rows)].tolist(),
                             }
                         ]
                     }

@@ -52,6 +52,7 @@ def _which(spec: str | None, count: int) -> list[int]:
 
 
 @click.group()
+@click.version_option(package_name="mlops_assets", prog_name="mlops-assets")
 def main() -> None:
     """mlops_assets: an asset-centric MLOps-GitOps workflow on Dagster."""
     import warnings
@@ -365,6 +366,8 @@ def serve(
     use_case, environment, version, uri, sha256, metadata_sha256, adapter, host, port
 ) -> None:
     """Serve a model over the Open Inference Protocol v2 (uvicorn); refuses a bad sha256."""
+    import socket
+
     import uvicorn
 
     from mlops_assets.serving.app import create_app
@@ -403,8 +406,14 @@ def serve(
     except ModelLoadError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)
+    try:  # bound before anything is printed: a busy port is one clear error
+        listening = socket.create_server((host, port))
+    except OSError as error:
+        click.echo(f"Error: cannot listen on {host}:{port}: {error.strerror}", err=True)
+        sys.exit(2)
     click.echo(f"serving {loaded.name} v{loaded.version} on http://{host}:{port}/v2")
-    uvicorn.run(create_app(loaded), host=host, port=port, log_level="info")
+    config = uvicorn.Config(create_app(loaded), host=host, port=port, log_level="info")
+    uvicorn.Server(config).run(sockets=[listening])
 
 
 @main.group()

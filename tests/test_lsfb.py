@@ -5,6 +5,7 @@ through the nine assets to a GitOps commit, and served by the model server."""
 from __future__ import annotations
 
 import copy
+import io
 import json
 import re
 
@@ -134,24 +135,44 @@ def test_whole_graph_from_the_server_to_a_gitops_commit_and_an_inference(
     log = git_log(bare, "-1", "--format=%s%n%b", "main")
     assert log.startswith("Deploy lsfb v1 to dev") and f"Dataset-Version: {version}" in log
 
-    # the model server answers an Open Inference Protocol v2 request for this model
+    # the model server takes one clip as LSFB-ISOL stores it (each landmark set's frames,
+    # NaN where nothing was detected) and answers as the model does on the transformed clip
     import tritonclient.http as httpclient
 
+    from mlops_assets.serving.loader import load_from_registry
+
     test = next(iter(_test_shards(storage, layout, manifest)))
-    x, labels = test["x"][:8].astype("float32"), test["label"][:8]
+    x, labels, ids = test["x"][:8].astype("float32"), test["label"][:8], test["id"][:8]
+    local = load_from_registry(storage, "lsfb", adapter="keras_sequence")
+    expected = local.adapter.predict(local.model, x)
+    clips = storage.read_parquet(f"raw/lsfb/{snapshot}/clips.parquet").set_index("id")
     env = {**clean_env(), "MLOPS_STORAGE_ROOT": str(settings.local_root)}
     with model_server(
         settings.local_root.parent, env, "--use-case", "lsfb", "--environment", "dev"
     ) as address:
         client = httpclient.InferenceServerClient(url=address)
         meta = client.get_model_metadata("lsfb")
-        assert meta["inputs"][0]["shape"] == [-1, 32, 130]
-        tensor = httpclient.InferInput("input-0", list(x.shape), "FP32")
-        tensor.set_data_from_numpy(x, binary_data=True)
-        result = client.infer("lsfb", [tensor])
-        predicted = result.as_numpy("output-0")
-    assert predicted.shape == (8,)
-    assert np.mean(predicted == labels) >= 0.75
+        assert [(i["name"], i["shape"]) for i in meta["inputs"]] == [
+            ("pose", [-1, 33, 3]),
+            ("left_hand", [-1, 21, 3]),
+            ("right_hand", [-1, 21, 3]),
+        ]
+        predicted = []
+        for clip_id in ids:
+            tensors = []
+            for landmark_set in ("pose", "left_hand", "right_hand"):
+                key = clips.loc[clip_id, f"key_{landmark_set}"]
+                array = np.load(io.BytesIO(storage.read_bytes(key))).astype("float32")
+                tensor = httpclient.InferInput(landmark_set, list(array.shape), "FP32")
+                tensor.set_data_from_numpy(array, binary_data=True)
+                tensors.append(tensor)
+            predicted.append(int(client.infer("lsfb", tensors).as_numpy("output-0")[0]))
+        assert any(
+            np.isnan(np.load(io.BytesIO(storage.read_bytes(clips.loc[i, "key_left_hand"])))).any()
+            for i in ids
+        )  # raw poses: the server filled what was not detected
+    np.testing.assert_array_equal(predicted, expected)
+    assert np.mean(np.asarray(predicted) == labels) >= 0.75
 
     # the YAML changes the data contract (24 frames): the champion cannot score the new
     # test split, and the gate says so and decides on the threshold alone

@@ -50,15 +50,16 @@ def test_predictions_equal_the_models_own(server, released):
     assert client.is_server_live() and client.is_server_ready()
     assert client.is_model_ready("digits")
     meta = client.get_model_metadata("digits")
-    assert meta["inputs"][0]["shape"] == [-1, 64]
-    tensor = httpclient.InferInput("input-0", list(x.shape), "FP32")
-    tensor.set_data_from_numpy(x, binary_data=False)
+    assert meta["inputs"][0]["shape"] == [-1, 64] and meta["inputs"][0]["name"] == "rows"
+    raw = x * 16  # the rows as they landed: the server applies the transform itself
+    tensor = httpclient.InferInput("rows", list(raw.shape), "FP32")
+    tensor.set_data_from_numpy(raw, binary_data=False)
     result = client.infer(
         "digits", [tensor], outputs=[httpclient.InferRequestedOutput("output-0", binary_data=False)]
     )
     np.testing.assert_array_equal(result.as_numpy("output-0"), expected)
-    binary = httpclient.InferInput("input-0", list(x.shape), "FP32")
-    binary.set_data_from_numpy(x, binary_data=True)  # the protocol's binary extension
+    binary = httpclient.InferInput("rows", list(raw.shape), "FP32")
+    binary.set_data_from_numpy(raw, binary_data=True)  # the protocol's binary extension
     np.testing.assert_array_equal(client.infer("digits", [binary]).as_numpy("output-0"), expected)
     assert (expected == test["label"].to_numpy()).mean() > 0.9
 
@@ -78,27 +79,72 @@ def post(server: str, path: str, body: bytes) -> tuple[int, dict]:
     ("body", "status", "words"),
     [
         (
-            {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]},
+            {"inputs": [{"name": "rows", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]},
             400,
-            "must be [rows, 64]",
+            "must be [n, 64]",
         ),
         (
-            {"inputs": [{"name": "x", "shape": [2, 64], "datatype": "FP32", "data": [0.1] * 64}]},
+            {"inputs": [{"name": "rows", "shape": [2, 64], "datatype": "FP32", "data": [1] * 64}]},
             400,
             "64 values for shape [2, 64]",
         ),
         (
-            {"inputs": [{"name": "x", "shape": [1, 64], "datatype": "BYTES", "data": ["a"] * 64}]},
+            {
+                "inputs": [
+                    {"name": "rows", "shape": [1, 64], "datatype": "BYTES", "data": ["a"] * 64}
+                ]
+            },
             400,
             "not numeric",
         ),
         (
-            {"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP32", "data": ["a"] * 64}]},
+            {
+                "inputs": [
+                    {"name": "rows", "shape": [1, 64], "datatype": "FP32", "data": ["a"] * 64}
+                ]
+            },
             400,
             "must be a number",
         ),
-        ({"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP32"}]}, 400, "data"),
-        ({"inputs": []}, 400, "exactly one input"),
+        ({"inputs": [{"name": "rows", "shape": [1, 64], "datatype": "FP32"}]}, 400, "data"),
+        ({"inputs": []}, 400, "this model takes 'rows'"),
+        (
+            {
+                "inputs": [
+                    {"name": "input-0", "shape": [1, 64], "datatype": "FP32", "data": [0] * 64}
+                ]
+            },
+            400,
+            "unknown input 'input-0'",
+        ),
+        (
+            {
+                "inputs": [
+                    {"name": "rows", "shape": [1, 64], "datatype": "INT64", "data": [1.5] * 64}
+                ]
+            },
+            400,
+            "1.5 is not a whole number",
+        ),
+        (
+            {
+                "inputs": [
+                    {"name": "rows", "shape": [1, 64], "datatype": "UINT8", "data": [17] * 64}
+                ]
+            },
+            400,
+            "pixel_0=17 in row 0 is outside 0..16",
+        ),
+        (
+            {
+                "inputs": [
+                    {"name": "rows", "shape": [1, 64], "datatype": "FP32", "data": [0] * 64},
+                    {"name": "rows", "shape": [1, 64], "datatype": "FP32", "data": [0] * 64},
+                ]
+            },
+            400,
+            "got 'rows', 'rows'",
+        ),
         ({"nothing": 1}, 400, "inputs"),
     ],
 )
@@ -110,7 +156,7 @@ def test_bad_input_gets_a_4xx_that_says_what_is_wrong(server, body, status, word
 
 def test_nan_garbage_and_unknown_models_never_give_500(server):
     nan = (
-        b'{"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP32", "data": ['
+        b'{"inputs": [{"name": "rows", "shape": [1, 64], "datatype": "FP32", "data": ['
         + b",".join([b"NaN"] * 64)
         + b"]}]}"
     )
@@ -121,6 +167,9 @@ def test_nan_garbage_and_unknown_models_never_give_500(server):
     with urllib.request.urlopen(f"http://{server}/metrics") as response:
         text = response.read().decode()
     assert 'model_requests_total{model="digits",outcome="400"}' in text
+    assert 'model_requests_total{model="(other)",outcome="404"} 1.0' in text
+    with urllib.request.urlopen(f"http://{server}/v2") as response:
+        assert json.loads(response.read())["version"] == "0.1.0"  # the server's, not v1
 
 
 def test_tampered_artifact_is_refused_at_start(released, tmp_path):
@@ -181,3 +230,42 @@ def test_loads_by_s3_uri_and_refuses_a_wrong_sha256(s3_env):
     assert (loaded.name, loaded.version, loaded.item_shape) == ("digits", "1", [64])
     with pytest.raises(ModelLoadError, match="refusing to serve it"):
         load_from_uri(meta["artifact_uri"], "0" * 64, **trusted)
+
+
+def test_rows_as_they_landed_get_the_right_classes_in_any_numeric_type(server, released):
+    """A landing file's rows, untouched (pixels 0..16), as INT64 JSON, FP64 and UINT8
+    binary: the server applies the model's own transform, so they are classified as the
+    model classifies the transformed split."""
+    import pandas as pd
+    import tritonclient.http as httpclient
+
+    root, _ = released
+    landing = sorted((root / ".mlops" / "landing" / "digits").glob("*.csv"))[0]
+    frame = pd.read_csv(landing)
+    rows, labels = frame.drop(columns="label").to_numpy(), frame["label"].to_numpy()
+    code, answer = post(
+        server,
+        "/v2/models/digits/infer",
+        json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "rows",
+                        "shape": list(rows.shape),
+                        "datatype": "INT64",
+                        "data": rows.tolist(),
+                    }
+                ]
+            }
+        ).encode(),
+    )
+    assert code == 200, answer
+    predicted = np.asarray(answer["outputs"][0]["data"])
+    assert (predicted == labels).mean() > 0.95
+    client = httpclient.InferenceServerClient(url=server)
+    for dtype, name in ((np.float64, "FP64"), (np.uint8, "UINT8")):
+        tensor = httpclient.InferInput("rows", list(rows.shape), name)
+        tensor.set_data_from_numpy(rows.astype(dtype), binary_data=True)
+        np.testing.assert_array_equal(
+            client.infer("digits", [tensor]).as_numpy("output-0"), predicted
+        )

@@ -375,7 +375,7 @@ def test_malformed_length_headers_are_400s_and_every_5xx_is_counted(local_env):
     storage, _ = plain_release(local_env)
     loaded = load_from_registry(storage, "digits", adapter="sklearn_svc")
     body = json.dumps(
-        {"inputs": [{"name": "input-0", "shape": [1, 64], "datatype": "FP32", "data": [0] * 64}]}
+        {"inputs": [{"name": "rows", "shape": [1, 64], "datatype": "FP32", "data": [0] * 64}]}
     ).encode()
     infer = "/v2/models/digits/infer"
     with uvicorn_thread(create_app(loaded)) as url:

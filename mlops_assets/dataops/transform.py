@@ -12,6 +12,7 @@ import pandas as pd
 
 from mlops_assets.components.config import DatasetConfig
 from mlops_assets.dataops.catalog import load_catalog, staged_ids
+from mlops_assets.model_input import scale_rows
 from mlops_assets.storage import Layout, ObjectStorage
 
 STAGE = "transform"
@@ -22,10 +23,12 @@ def row_id(batch_id: str, content_hash: str) -> str:
 
 
 def transform_frame(clean: pd.DataFrame, batch_id: str, dataset: DatasetConfig) -> pd.DataFrame:
-    out = (clean[dataset.features.columns] / dataset.scale).astype("float32")
+    columns = dataset.features.columns
+    # the function the model server applies to a request's rows (model_input.py)
+    out = pd.DataFrame(scale_rows(clean[columns].to_numpy(), dataset.scale), columns=columns)
     out.insert(0, "row_id", [row_id(batch_id, h) for h in clean["content_hash"]])
-    out[dataset.label.column] = clean[dataset.label.column].astype("int64")
-    return out.reset_index(drop=True)
+    out[dataset.label.column] = clean[dataset.label.column].astype("int64").to_numpy()
+    return out
 
 
 def run_transform(storage: ObjectStorage, layout: Layout, dataset: DatasetConfig) -> list[dict]:

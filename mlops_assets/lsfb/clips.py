@@ -7,7 +7,6 @@ server's documentation of its input, and in the benchmarks.
 from __future__ import annotations
 
 import io
-from typing import Any
 
 import numpy as np
 
@@ -58,6 +57,11 @@ def fill_missing(frames: np.ndarray) -> np.ndarray:
     return flat.reshape(out.shape)
 
 
+def filled(frames: np.ndarray) -> np.ndarray:
+    """What clean stores for one landmark set: missing landmarks filled, as float16."""
+    return fill_missing(frames).astype("float16")
+
+
 def select(frames_by_set: dict[str, np.ndarray], config: LsfbConfig) -> np.ndarray:
     """`(frames, features)`: the configured landmark sets (the first N pose landmarks) and
     coordinates, flattened in the order of `config.landmarks`."""
@@ -90,19 +94,3 @@ def to_fixed_length(features: np.ndarray, length: int) -> tuple[np.ndarray, np.n
     out[:] = features[low] * (1 - weight) + features[high] * weight
     mask[:] = True
     return out, mask
-
-
-def input_description(config: LsfbConfig) -> dict[str, Any]:
-    """What the model server documents about its input tensor."""
-    names = []
-    for landmark_set in config.landmarks:
-        count = config.pose_landmarks if landmark_set == "pose" else LANDMARK_COUNTS[landmark_set]
-        names += [f"{landmark_set}_{i}_{c}" for i in range(count) for c in config.coordinates]
-    return {
-        "features": names,
-        "transform": (
-            f"{config.frames} frames (longer clips resampled, shorter ones zero-padded at "
-            "the end); missing landmarks interpolated along time, else 0; coordinates as "
-            "MediaPipe gives them (0..1)"
-        ),
-    }

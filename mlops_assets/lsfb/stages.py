@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mlops_assets.components.config import LANDMARK_COUNTS, LsfbConfig
-from mlops_assets.lsfb.clips import ClipError, fill_missing, load_pose, select, to_fixed_length
+from mlops_assets.lsfb.clips import ClipError, filled, load_pose, select, to_fixed_length
 from mlops_assets.lsfb.download import METADATA_FILES, download, read_metadata, snapshot_id
 from mlops_assets.lsfb.shards import DATASET_MANIFEST, ShardWriter, read_shards, stage_key
 from mlops_assets.storage import Layout, ObjectStorage, safe_key
@@ -271,8 +271,8 @@ def _load_filled(storage: ObjectStorage, entry: dict, config: LsfbConfig) -> np.
     parts = []
     for landmark_set in config.landmarks:
         key = entry[f"key_{landmark_set}"]
-        parts.append(fill_missing(load_pose(storage.read_bytes(key), key, landmark_set)))
-    return np.concatenate(parts, axis=1).astype("float16")
+        parts.append(filled(load_pose(storage.read_bytes(key), key, landmark_set)))
+    return np.concatenate(parts, axis=1)
 
 
 def run_clean(storage: ObjectStorage, layout: Layout, config: LsfbConfig) -> CleanResult:

@@ -58,6 +58,7 @@ def run_release(
         },
         "candidate_id": candidate_id,
         "input": candidate["input"],
+        "request": candidate["request"],
         "classes": candidate.get("classes"),
         "class_names": candidate.get("class_names"),
         "output": candidate["output"],

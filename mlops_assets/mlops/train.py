@@ -37,23 +37,15 @@ def current_dataset(storage: ObjectStorage, layout: Layout) -> str:
 
 
 def input_contract(dataset: DatasetConfig, train: SplitData) -> dict[str, Any]:
-    """What the model server accepts: the transformed examples, with their shape."""
-    if dataset.kind == "lsfb_isol":
-        from mlops_assets.lsfb.clips import input_description
+    """What the model itself takes: the transformed examples, with their shape."""
+    return {"name": "input-0", "datatype": "FP32", "shape": [-1, *train.item_shape]}
 
-        return {
-            "name": "input-0",
-            "datatype": "FP32",
-            "shape": [-1, *train.item_shape],
-            **input_description(dataset.lsfb),
-        }
-    return {
-        "name": "input-0",
-        "datatype": "FP32",
-        "shape": [-1, len(dataset.features.columns)],
-        "features": dataset.features.columns,
-        "transform": f"raw value / {dataset.scale:g}",
-    }
+
+def request_contract(dataset: DatasetConfig) -> dict[str, Any]:
+    """What the model server accepts: examples as they land, and the transform to apply."""
+    from mlops_assets.model_input import lsfb_contract, tabular_contract
+
+    return lsfb_contract(dataset.lsfb) if dataset.kind == "lsfb_isol" else tabular_contract(dataset)
 
 
 def resolved_params(model: ModelConfig, override: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -97,8 +89,9 @@ def run_train(
         "val_accuracy": val_accuracy,
         "code_version": code_version(),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        # What the model server accepts: the transformed features, in this order.
         "input": input_contract(dataset, train),
+        # what the model server accepts (rows as they land) and the transform it applies
+        "request": request_contract(dataset),
         "output": {"name": "output-0", "datatype": "INT64", "shape": [-1]},
         "classes": train.classes,
         "class_names": train.class_names,

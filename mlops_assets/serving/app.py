@@ -26,7 +26,12 @@ from prometheus_client import (
 )
 from pydantic import BaseModel
 
+from mlops_assets import __version__
+from mlops_assets.model_input import ContractError, allows_missing, to_model_input
 from mlops_assets.serving.loader import LoadedModel
+
+OTHER_MODEL = "(other)"
+"""The metrics label of requests for a model this server does not serve."""
 
 NUMERIC = {
     "FP16",
@@ -115,43 +120,108 @@ def parse_request(body: bytes, header_length: str | None) -> tuple[InferRequest,
         raise BadInput(f"invalid request: {where or 'body'}: {first.get('msg')}") from None
 
 
-def to_array(tensor: TensorIn, item_shape: list[int], binary: bytes = b"") -> np.ndarray:
-    """The request tensor as float32 of shape [rows, *item_shape], or a BadInput saying why."""
+FLOATS = {"FP16", "FP32", "FP64"}
+EXACT_IN_FP32 = 2**24
+"""Integers up to this magnitude convert to float32 without loss."""
+
+
+def _shape_text(spec: dict[str, Any]) -> str:
+    dims = ["n" if d == -1 else str(d) for d in spec["shape"]]
+    return f"[{', '.join(dims)}] with n >= 1"
+
+
+def to_array(tensor: TensorIn, spec: dict[str, Any], binary: bytes = b"") -> np.ndarray:
+    """One request tensor as float64 in the contract's shape, or a BadInput saying why.
+
+    Floating-point data (FP16/32/64) is converted; integer data only when every value is a
+    whole number that float32 holds exactly. NaN only where the contract allows missing
+    values (null in JSON), never infinity."""
+    name = tensor.name
     if tensor.datatype not in NUMERIC:
-        raise BadInput(
-            f"input {tensor.name!r}: datatype {tensor.datatype} is not numeric (use FP32)"
-        )
-    if list(tensor.shape[1:]) != list(item_shape) or not tensor.shape or tensor.shape[0] < 1:
-        raise BadInput(
-            f"input {tensor.name!r}: shape {tensor.shape} must be "
-            f"[rows, {', '.join(map(str, item_shape))}] with rows >= 1"
-        )
-    expected = math.prod(tensor.shape)
+        raise BadInput(f"input {name!r}: datatype {tensor.datatype} is not numeric (use FP32)")
+    expected = spec["shape"]
+    if (
+        len(tensor.shape) != len(expected)
+        or any(e not in (-1, g) for e, g in zip(expected, tensor.shape, strict=True))
+        or any(g < 1 for g in tensor.shape)
+    ):
+        raise BadInput(f"input {name!r}: shape {tensor.shape} must be {_shape_text(spec)}")
+    count = math.prod(tensor.shape)
+    missing_ok = allows_missing(spec)
     size = (tensor.parameters or {}).get("binary_data_size")
     if size is not None:
         dtype = np.dtype(BINARY_DTYPES[tensor.datatype])
-        if not isinstance(size, int) or size != len(binary) or size != expected * dtype.itemsize:
+        if not isinstance(size, int) or size != len(binary) or size != count * dtype.itemsize:
             raise BadInput(
-                f"input {tensor.name!r}: binary_data_size {size} does not match "
+                f"input {name!r}: binary_data_size {size} does not match "
                 f"shape {tensor.shape} of {tensor.datatype}"
             )
-        array = np.frombuffer(binary, dtype=dtype).astype("float32").reshape(tensor.shape)
-        if not np.isfinite(array).all():
-            raise BadInput(f"input {tensor.name!r}: NaN or infinite values are not accepted")
-        return array
-    if tensor.data is None:
-        raise BadInput(f"input {tensor.name!r}: no data (give `data`, or binary data)")
-    values = _flatten(tensor.data)
-    if len(values) != expected:
-        raise BadInput(
-            f"input {tensor.name!r}: {len(values)} values for shape {tensor.shape} "
-            f"(expected {expected})"
+        raw = np.frombuffer(binary, dtype=dtype)
+        if tensor.datatype not in FLOATS and np.abs(raw.astype("float64")).max() > EXACT_IN_FP32:
+            raise BadInput(f"input {name!r}: integers above 2**24 do not convert to FP32 exactly")
+        array = raw.astype("float64")
+    else:
+        if tensor.data is None:
+            raise BadInput(f"input {name!r}: no data (give `data`, or binary data)")
+        values = _flatten(tensor.data)
+        if len(values) != count:
+            raise BadInput(
+                f"input {name!r}: {len(values)} values for shape {tensor.shape} (expected {count})"
+            )
+        array = np.asarray(_numbers(values, name, tensor.datatype, missing_ok), dtype="float64")
+    if np.isinf(array).any() or (not missing_ok and np.isnan(array).any()):
+        raise BadInput(f"input {name!r}: NaN or infinite values are not accepted")
+    return array.reshape(tensor.shape)
+
+
+def _numbers(values: list[Any], name: str, datatype: str, missing_ok: bool) -> list[float]:
+    out: list[float] = []
+    whole = datatype not in FLOATS
+    for value in values:
+        if value is None and missing_ok:
+            out.append(math.nan)
+            continue
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise BadInput(f"input {name!r}: every value must be a number")
+        if whole and (
+            isinstance(value, float) and not value.is_integer() or abs(value) > EXACT_IN_FP32
+        ):
+            raise BadInput(
+                f"input {name!r}: {value!r} is not a whole number that {datatype} data can "
+                "hold exactly (send FP32 for fractional values)"
+            )
+        out.append(float(value))
+    return out
+
+
+def request_arrays(
+    body: InferRequest, specs: list[dict[str, Any]], binary: bytes
+) -> dict[str, np.ndarray]:
+    """Every input the contract names, exactly once; unknown names are refused."""
+    wanted = [spec["name"] for spec in specs]
+    given = [tensor.name for tensor in body.inputs]
+    unknown = [n for n in given if n not in wanted]
+    if unknown or sorted(given) != sorted(wanted):
+        problem = (
+            f"unknown input {unknown[0]!r}"
+            if unknown
+            else f"got {', '.join(map(repr, given)) or 'no input'}"
         )
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        raise BadInput(f"input {tensor.name!r}: every value must be a number")
-    if not all(math.isfinite(v) for v in values):
-        raise BadInput(f"input {tensor.name!r}: NaN or infinite values are not accepted")
-    return np.asarray(values, dtype="float32").reshape(tensor.shape)
+        raise BadInput(
+            f"{problem}: this model takes {', '.join(map(repr, wanted))} "
+            "(GET /v2/models/<name> for the contract)"
+        )
+    by_name = {spec["name"]: spec for spec in specs}
+    arrays, offset = {}, 0
+    for tensor in body.inputs:
+        size = (tensor.parameters or {}).get("binary_data_size")
+        part = b""
+        if isinstance(size, int) and size >= 0:
+            part, offset = binary[offset : offset + size], offset + size
+        arrays[tensor.name] = to_array(tensor, by_name[tensor.name], part)
+    if offset != len(binary):
+        raise BadInput(f"{len(binary) - offset} bytes of binary data are not claimed by any input")
+    return arrays
 
 
 def create_app(loaded: LoadedModel) -> FastAPI:
@@ -169,16 +239,19 @@ def create_app(loaded: LoadedModel) -> FastAPI:
     latency = Histogram(
         "model_inference_seconds", "Time inside predict", ["model"], registry=metrics
     )
+    contract = loaded.metadata["request"]
     info = {
         "name": loaded.name,
         "versions": [loaded.version],
         "platform": loaded.metadata["adapter"],
-        "inputs": [{k: loaded.metadata["input"][k] for k in ("name", "datatype", "shape")}],
+        "inputs": [{k: i[k] for k in ("name", "datatype", "shape")} for i in contract["inputs"]],
         "outputs": [loaded.metadata["output"]],
+        # the OIP's free-form parameters: what each input holds and what is done to it
+        "parameters": {"contract": contract},
     }
 
-    def error(status: int, message: str) -> JSONResponse:
-        requests_total.labels(loaded.name, str(status)).inc()
+    def error(status: int, message: str, model: str = loaded.name) -> JSONResponse:
+        requests_total.labels(model, str(status)).inc()
         return JSONResponse({"error": message}, status_code=status)
 
     @app.middleware("http")
@@ -210,7 +283,11 @@ def create_app(loaded: LoadedModel) -> FastAPI:
 
     @app.get("/v2")
     def server() -> dict:
-        return {"name": "mlops-assets", "version": loaded.version, "extensions": []}
+        return {
+            "name": "mlops-assets",
+            "version": __version__,
+            "extensions": ["binary_tensor_data"],
+        }
 
     def _known(name: str, version: str | None) -> JSONResponse | None:
         if name != loaded.name or (version is not None and version != loaded.version):
@@ -219,6 +296,7 @@ def create_app(loaded: LoadedModel) -> FastAPI:
                 f"unknown model {name!r}"
                 + (f" version {version!r}" if version else "")
                 + f"; this server serves {loaded.name!r} version {loaded.version!r}",
+                model=loaded.name if name == loaded.name else OTHER_MODEL,
             )
         return None
 
@@ -241,10 +319,8 @@ def create_app(loaded: LoadedModel) -> FastAPI:
             body, binary = parse_request(
                 await request.body(), request.headers.get("inference-header-content-length")
             )
-            if len(body.inputs) != 1:
-                raise BadInput(f"expected exactly one input tensor, got {len(body.inputs)}")
-            x = to_array(body.inputs[0], loaded.item_shape, binary)
-        except BadInput as bad:
+            x = to_model_input(contract, request_arrays(body, contract["inputs"], binary))
+        except (BadInput, ContractError) as bad:
             return error(400, str(bad))
         started = perf_counter()
         # predict is CPU-bound: off the event loop, so health probes stay answered

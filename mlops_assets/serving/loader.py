@@ -133,8 +133,11 @@ def _beside(uri: str, name: str) -> str:
 def _build(
     metadata: dict, data: bytes, adapter_name: str, name: str, version: str, *, where: str
 ) -> LoadedModel:
-    if "input" not in metadata:
-        raise ModelLoadError(f"{name} v{version}: metadata has no input contract")
+    if "input" not in metadata or "request" not in metadata:
+        raise ModelLoadError(
+            f"{name} v{version}: metadata has no request contract (released before models "
+            "took rows as they land): train and release a new version"
+        )
     try:
         check_stored_adapter(metadata.get("adapter"), adapter_name, where)
         adapter = load_adapter(adapter_name)
