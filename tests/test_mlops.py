@@ -11,6 +11,7 @@ from mlops_assets.definitions import build_definitions
 from mlops_assets.registry import ModelRegistry
 
 WORSE = {"ops": {"digits__train": {"config": {"params": {"C": 0.0001}}}}}
+RETRAIN = {"ops": {"digits__train": {"config": {"retrain": True}}}}
 
 
 def run(instance, job: str, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
@@ -99,7 +100,7 @@ def test_tampered_champion_is_refused(storage):
         key = "models/digits/1/model.skops"
         storage.write_bytes(key, storage.read_bytes(key) + b"tampered")
         before = registry_state(registry)
-        result = run(instance, "digits_mlops")
+        result = run(instance, "digits_mlops", RETRAIN)
     assert not result.success
     (failure,) = result.get_step_failure_events()
     assert failure.step_key == "digits__validate"
@@ -274,3 +275,51 @@ def test_new_dataset_version_starts_the_mlops_job_once(storage):
         assert run(instance, "digits_dataops").success
         again = tick(instance, first.cursor)
         assert [r.run_key for r in again.run_requests] in ([], [request.run_key])
+
+
+def test_the_same_inputs_are_not_trained_twice_and_a_pinned_champion_stays(local_env, storage):
+    """With v1 pinned, new data gives v2 (released, not promoted); running again trains and
+    releases nothing and says which version it matches; a rejected candidate is not
+    trained again either."""
+    registry = ModelRegistry(storage, "digits")
+    with dg.instance_for_test() as instance:
+        seed_digits(storage, 5, [1, 2, 3])
+        assert run(instance, "digits_dataops").success
+        assert run(instance, "digits_mlops").success
+        registry.promote(1, "keep v1 for now", pin=True)
+        seed_digits(storage, 5, [4])
+        assert run(instance, "digits_dataops").success
+        assert run(instance, "digits_mlops").success
+        assert registry.versions() == [1, 2] and registry.champion()["version"] == 1
+
+        again = run(instance, "digits_mlops")
+        assert again.success
+        assert registry.versions() == [1, 2] and registry.champion()["version"] == 1
+        assert not again.asset_materializations_for_node("digits__train")
+        assert not again.asset_materializations_for_node("digits__release")
+        messages = [r.user_message for r in instance.all_logs(again.run_id)]
+        assert any("Not training" in m and "released as v2" in m for m in messages)
+
+        assert not run(instance, "digits_mlops", WORSE).success  # rejected by the gate
+        worse_again = run(instance, "digits_mlops", WORSE)
+        assert worse_again.success and registry.versions() == [1, 2]
+        messages = [r.user_message for r in instance.all_logs(worse_again.run_id)]
+        assert any("rejected by the gate (REJECTED: candidate accuracy" in m for m in messages)
+
+        forced = run(instance, "digits_mlops", RETRAIN)  # asked for: trains, v3 not promoted
+        assert forced.asset_materializations_for_node("digits__train")
+        assert registry.versions() == [1, 2, 3] and registry.champion()["version"] == 1
+
+
+def test_a_tie_keeps_the_champion():
+    from mlops_assets.components.config import GateConfig
+    from mlops_assets.mlops.evaluate import gate
+
+    tie = gate({"accuracy": 0.96}, {"accuracy": 0.96}, 1, GateConfig(threshold=0.5))
+    assert not tie.passed and "a tie keeps the champion" in tie.summary
+    better = gate({"accuracy": 0.961}, {"accuracy": 0.96}, 1, GateConfig(threshold=0.5))
+    assert better.passed
+    short = gate({"accuracy": 0.961}, {"accuracy": 0.96}, 1, GateConfig(margin=0.01))
+    assert not short.passed and "margin +0.0100" in short.summary
+    lower = gate({"loss": 0.2}, {"loss": 0.2}, 1, GateConfig(metric="loss", direction="minimize"))
+    assert not lower.passed

@@ -228,7 +228,9 @@ class GateConfig(dg.Model, dg.Resolvable):
     direction: Literal["maximize", "minimize"] = "maximize"
     threshold: float = Field(0.0, description="the candidate must reach this (or stay below)")
     margin: float = Field(
-        0.0, description="the candidate must beat the champion by at least this (0: not worse)"
+        0.0,
+        description="the candidate must beat the champion by at least this, and always "
+        "strictly: a tie keeps the champion",
     )
 
 

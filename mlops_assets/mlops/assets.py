@@ -21,6 +21,8 @@ class TrainConfig(dg.Config):
     """Per-run overrides, from the Launchpad or `run_config`."""
 
     params: dict[str, Any] = {}
+    retrain: bool = False
+    """Train even when a candidate with the same dataset, parameters and code was trained."""
 
 
 def _candidate_id(context: dg.AssetExecutionContext, train_key: dg.AssetKey) -> str:
@@ -46,6 +48,7 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
         key=key["train"],
         deps=[split_key],
         op_tags=train_op_tags,
+        output_required=False,  # nothing new to train: validate, release and deploy skip
         description=f"Fits a candidate ({uc.training.adapter.rsplit(':', 1)[-1]}) on the training "
         "split of the current dataset version.",
         **common,
@@ -53,7 +56,23 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
     def train(context: dg.AssetExecutionContext, config: TrainConfig, storage: ObjectStorage):
         started = perf_counter()
         from mlops_assets.dataops.report import md_table
-        from mlops_assets.mlops.train import run_train
+        from mlops_assets.mlops.train import run_train, trained_before
+
+        earlier = (
+            None if config.retrain else trained_before(storage, layout, uc.training, config.params)
+        )
+        if earlier:
+            outcome = (
+                f"released as v{earlier['version']}"
+                if "version" in earlier
+                else f"rejected by the gate ({earlier['rejected']})"
+            )
+            context.log.info(
+                f"Not training: candidate {earlier['candidate_id']} had the same dataset "
+                f"version, parameters, seed and code, and was {outcome}. Change a parameter, "
+                "or set retrain: true in the run config, to train anyway."
+            )
+            return
 
         kubeflow: dict[str, Any] = {}
         if uc.training.backend == "kubeflow":
@@ -74,7 +93,7 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
             f"trained candidate on dataset {candidate['dataset_version']} with "
             f"{candidate['params']} in {candidate['training_seconds']:.2f} s"
         )
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 "candidate_id": candidate["candidate_id"],
                 "dataset_version": candidate["dataset_version"],

@@ -75,7 +75,12 @@ def gate(
     if champion is not None:
         champion_value = champion[name]
         improvement = sign * (value - champion_value)
-        if improvement < config.margin:
+        if improvement <= 0:  # a tie keeps the champion, whatever the margin
+            reasons.append(
+                f"it does not beat champion v{champion_version} ({champion_value:.4f}): "
+                + ("a tie keeps the champion" if improvement == 0 else f"by {improvement:+.4f}")
+            )
+        elif improvement < config.margin:
             reasons.append(
                 f"it does not beat champion v{champion_version} ({champion_value:.4f}) by the "
                 f"margin {config.margin:+.4f} (by {improvement:+.4f})"

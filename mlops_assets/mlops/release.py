@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mlops_assets.mlops.train import record_outcome
 from mlops_assets.mlops.validate import VALIDATION, load_candidate
 from mlops_assets.models import adapter_name
 from mlops_assets.registry import ModelRegistry, ReleaseResult
@@ -70,4 +71,5 @@ def run_release(
         beaten_champion=validation["champion_version"],
         run_id=run_id,
     )
+    record_outcome(storage, layout, candidate, {"version": result.version})
     return result, metadata

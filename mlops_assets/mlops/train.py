@@ -7,6 +7,7 @@ the registry never sees a model that has not passed the gate.
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
@@ -46,6 +47,50 @@ def request_contract(dataset: DatasetConfig) -> dict[str, Any]:
     from mlops_assets.model_input import lsfb_contract, tabular_contract
 
     return lsfb_contract(dataset.lsfb) if dataset.kind == "lsfb_isol" else tabular_contract(dataset)
+
+
+def fingerprint(
+    dataset_version: str, params: dict[str, Any], seed: int, code: str, adapter: str
+) -> str:
+    """The same data, parameters, seed, code and adapter train the same model."""
+    inputs = {"dataset": dataset_version, "params": params, "seed": seed, "code": code}
+    inputs["adapter"] = adapter
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def candidate_fingerprint(candidate: dict[str, Any]) -> str:
+    return fingerprint(
+        candidate["dataset_version"],
+        candidate["params"],
+        candidate["seed"],
+        candidate["code_version"],
+        candidate["adapter"],
+    )
+
+
+def trained_before(
+    storage: ObjectStorage, layout: Layout, model: ModelConfig, override: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """What became of an earlier candidate with exactly the inputs this training would
+    have (released as a version, or rejected by the gate), or None."""
+    key = fingerprint(
+        current_dataset(storage, layout),
+        resolved_params(model, override),
+        model.seed,
+        code_version(),
+        model.adapter,
+    )
+    return storage.read_json(layout.trained(key), default={}) or None
+
+
+def record_outcome(
+    storage: ObjectStorage, layout: Layout, candidate: dict[str, Any], outcome: dict[str, Any]
+) -> None:
+    """Remember what became of this candidate, so the same inputs are not trained again."""
+    storage.write_json(
+        layout.trained(candidate_fingerprint(candidate)),
+        {"candidate_id": candidate["candidate_id"], **outcome},
+    )
 
 
 def resolved_params(model: ModelConfig, override: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import numpy as np
 from mlops_assets.components.config import DatasetConfig, GateConfig
 from mlops_assets.mlops.evaluate import evaluate, gate
 from mlops_assets.mlops.splits import load_split, predict_split
-from mlops_assets.mlops.train import CANDIDATE, current_dataset
+from mlops_assets.mlops.train import CANDIDATE, current_dataset, record_outcome
 from mlops_assets.models import AdapterMismatchError, check_stored_adapter, load_adapter
 from mlops_assets.registry import ArtifactIntegrityError, ModelRegistry
 from mlops_assets.storage import Layout, ObjectStorage
@@ -69,7 +69,7 @@ def run_validate(
     adapter_name: str,
 ) -> dict[str, Any]:
     """`adapter_name` comes from the use case's YAML: it scores the candidate and the champion."""
-    _, data = load_candidate(storage, layout, candidate_id, adapter_name)
+    candidate, data = load_candidate(storage, layout, candidate_id, adapter_name)
     version = current_dataset(storage, layout)
     test = load_split(storage, layout, version, "test", dataset)
     adapter = load_adapter(adapter_name)
@@ -136,4 +136,6 @@ def run_validate(
         "champion_metrics": champion_metrics,
     }
     storage.write_json(layout.candidate(candidate_id, VALIDATION), validation)
+    if not decision.passed:
+        record_outcome(storage, layout, candidate, {"rejected": decision.summary})
     return validation

@@ -82,6 +82,10 @@ class Layout:
     def candidate(self, candidate_id: str, name: str = "") -> str:
         return safe_key("candidates", self.use_case, candidate_id, name)
 
+    def trained(self, fingerprint: str) -> str:
+        """What became of the candidate trained with these inputs (rejected, or a version)."""
+        return safe_key("candidates", self.use_case, "_trained", f"{fingerprint}.json")
+
     def model(self, version: int | str = "", name: str = "") -> str:
         return safe_key("models", self.use_case, str(version), name)
 
