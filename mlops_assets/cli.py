@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 import yaml
 
+from mlops_assets.errors import MlopsError, redact
+
 DEFS_DIR = Path(__file__).parent / "defs"
 
 
@@ -51,7 +53,27 @@ def _which(spec: str | None, count: int) -> list[int]:
     return picked
 
 
-@click.group()
+class CommandError(click.ClickException):
+    """A failure the user can act on: `Error: <one line>` on stderr, exit status 2."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(redact(message).split()))
+
+
+class _Commands(click.Group):
+    """The project's own errors (settings, storage, registry, GitOps, model loading) are
+    printed as one line; anything else is a bug and keeps its traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MlopsError as error:
+            raise CommandError(str(error)) from None
+
+
+@click.group(cls=_Commands)
 @click.version_option(package_name="mlops_assets", prog_name="mlops-assets")
 def main() -> None:
     """mlops_assets: an asset-centric MLOps-GitOps workflow on Dagster."""
@@ -117,7 +139,11 @@ def synth(rows: int, name: str | None, fmt: str, rng_seed: int) -> None:
 
 
 @main.command("lsfb-sample")
-@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.argument(
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".mlops/lsfb-mirror"),
+)
 @click.option("--signers", default=10, show_default=True)
 @click.option("--signs", default=12, show_default=True)
 @click.option("--clips-per-sign", default=3, show_default=True, help="per signer")
@@ -148,7 +174,9 @@ def demo() -> None:
             "digits (drop more with: uv run mlops-assets seed --batches 5 --which 4)."
         )
         seed_digits(storage, 5, [1, 2, 3])
-    ok = run_job("digits_dataops") and run_job("digits_mlops", _mlops_steps(storage, "digits"))
+    ok = run_job("digits_dataops", _dataops_steps(storage, "digits")) and run_job(
+        "digits_mlops", _mlops_steps(storage, "digits")
+    )
     click.echo(summary(storage, "digits"))
     sys.exit(0 if ok else 1)
 
@@ -165,6 +193,27 @@ def ensure_dagster_home() -> Path:
             "{}\n"
         )
     return home
+
+
+def _dataops_steps(storage, use_case: str) -> list[str] | None:
+    """All DataOps steps, or only acquire (which reports that nothing is new) when every
+    landing file is ingested and every batch is in the current dataset version: the other
+    steps would be skipped, and Dagster would warn that their blocking check said nothing."""
+    from mlops_assets.dataops.catalog import load_catalog
+    from mlops_assets.dataops.landing import new_landing_files
+    from mlops_assets.storage import Layout
+
+    layout = Layout(use_case)
+    ingested = storage.read_json(layout.landing_index, default={})
+    if new_landing_files(storage, landing_of(use_case), None, ingested).files:
+        return None
+    in_dataset = set(storage.read_json(layout.dataset_latest, default={}).get("batches", []))
+    if not in_dataset or any(
+        b["batch_id"] not in in_dataset for b in load_catalog(storage, layout)
+    ):
+        return None
+    click.echo("Nothing new in the landing zone since the last run: only acquire runs.")
+    return ["acquire"]
 
 
 def _mlops_steps(storage, use_case: str) -> list[str] | None:
@@ -235,9 +284,10 @@ def summary(storage, use_case: str) -> str:
     champion = registry.champion()
     if champion:
         meta = registry.metadata(champion["version"])
+        metric = meta.get("gate", {}).get("metric", "accuracy")
         lines.append(
-            f"  model: {use_case} v{champion['version']} is champion, test accuracy "
-            f"{meta['metrics']['accuracy']:.4f}  ({storage.uri(layout.model(champion['version']))})"
+            f"  model: {use_case} v{champion['version']} is champion, test {metric} "
+            f"{meta['metrics'][metric]:.4f}  ({storage.uri(layout.model(champion['version']))})"
         )
     latest_version = max(registry.versions(), default=None)
     if latest_version and champion and latest_version != champion["version"]:
@@ -250,7 +300,7 @@ def summary(storage, use_case: str) -> str:
         model, commit = gitops.repo((use_case,)).deployed("dev", use_case)
         lines.append(
             f"  gitops: dev deploys {use_case} v{model.get('version')}, last commit {commit}  "
-            f"({gitops.remote or gitops.local_path})"
+            f"({redact(gitops.remote) or gitops.local_path})"
         )
     except Exception as error:  # the summary must not hide the run's own result
         lines.append(f"  gitops: not readable ({error})")
@@ -274,6 +324,8 @@ def registry() -> None:
 def _registry(use_case: str):
     from mlops_assets.registry import ModelRegistry
 
+    landing_of(use_case)  # an unknown use case is a usage error, not an empty list
+
     return ModelRegistry(_storage(), use_case)
 
 
@@ -286,13 +338,20 @@ def registry_list(use_case: str) -> None:
     """Released versions, with their test metric, and which one is champion."""
     reg = _registry(use_case)
     champion = reg.champion() or {}
-    for version in reg.versions():
+    versions = reg.versions()
+    if not versions:
+        click.echo(
+            f"{use_case}: no versions in the registry ({reg.storage.uri(reg.layout.model())})"
+        )
+        return
+    for version in versions:
         meta = reg.metadata(version)
         marks = []
         if champion.get("version") == version:
             marks.append("champion" + (" (pinned)" if champion.get("pinned") else ""))
+        metric = meta.get("gate", {}).get("metric", "accuracy")  # the one the gate decides on
         click.echo(
-            f"v{version}  accuracy {meta['metrics']['accuracy']:.4f}  dataset "
+            f"v{version}  {metric} {meta['metrics'][metric]:.4f}  dataset "
             f"{meta['dataset_version']}  {meta['created_at']}  {' '.join(marks)}"
         )
 
@@ -320,8 +379,11 @@ def registry_rollback(use_case: str, version: int, reason: str) -> None:
     try:
         alias = _registry(use_case).promote(version, reason, pin=True)
     except (LookupError, RuntimeError) as error:
-        raise click.ClickException(str(error)) from None
-    click.echo(f"{use_case}: v{alias['version']} is champion and pinned ({reason})")
+        raise CommandError(str(error)) from None
+    click.echo(
+        f"{use_case}: v{alias['version']} is champion and pinned ({reason}); automatic "
+        "releases will not replace it until `mlops-assets registry unpin`"
+    )
 
 
 @registry.command("unpin")
@@ -332,7 +394,7 @@ def registry_unpin(use_case: str, reason: str) -> None:
     try:
         alias = _registry(use_case).unpin(reason)
     except RuntimeError as error:
-        raise click.ClickException(str(error)) from None
+        raise CommandError(str(error)) from None
     click.echo(f"{use_case}: v{alias['version']} is champion, not pinned")
 
 
@@ -404,13 +466,11 @@ def serve(
                 version=str(model["version"]),
             )
     except ModelLoadError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(2)
+        raise CommandError(str(error)) from None
     try:  # bound before anything is printed: a busy port is one clear error
         listening = socket.create_server((host, port))
     except OSError as error:
-        click.echo(f"Error: cannot listen on {host}:{port}: {error.strerror}", err=True)
-        sys.exit(2)
+        raise CommandError(f"cannot listen on {host}:{port}: {error.strerror}") from None
     click.echo(f"serving {loaded.name} v{loaded.version} on http://{host}:{port}/v2")
     config = uvicorn.Config(create_app(loaded), host=host, port=port, log_level="info")
     uvicorn.Server(config).run(sockets=[listening])
@@ -433,8 +493,15 @@ def _gitops():
 def gitops_status(use_case: str) -> None:
     """The model version each environment deploys, and the last commit that changed it."""
     repo = _gitops().repo((use_case,))
-    for environment, (model, commit) in repo.deployed_everywhere(use_case).items():
-        click.echo(f"{environment:<10} v{model.get('version')}  {commit}")
+    deployed = repo.deployed_everywhere(use_case)
+    if not deployed:
+        click.echo(f"{use_case}: no environment in the GitOps repository")
+    for environment, (model, commit) in deployed.items():
+        version = str(model.get("version") or "0")
+        what = "nothing deployed" if version == "0" or not model.get("uri") else f"v{version}"
+        click.echo(f"{environment:<10} {what:<18} {commit}")
+    for branch, subject in repo.approval_branches(use_case):
+        click.echo(f"pending approval: {branch}  {subject}")
 
 
 @gitops.command("promote")
@@ -450,7 +517,7 @@ def gitops_promote(use_case: str, source: str, target: str, approval: bool) -> N
         adapter = load_use_case(use_case).training.adapter
         result = promote(_storage(), _gitops(), use_case, source, target, adapter, approval)
     except (LookupError, RuntimeError) as error:
-        raise click.ClickException(str(error)) from None
+        raise CommandError(str(error)) from None
     click.echo(result.reason)
 
 
@@ -467,8 +534,12 @@ def gitops_rollback(use_case: str, environment: str, version: int, reason: str) 
         adapter = load_use_case(use_case).training.adapter
         result = rollback(_storage(), _gitops(), use_case, environment, version, reason, adapter)
     except (LookupError, RuntimeError) as error:
-        raise click.ClickException(str(error)) from None
+        raise CommandError(str(error)) from None
     click.echo(result.reason)
+    click.echo(
+        f"pinned v{version} as {use_case}'s champion: automatic releases will not replace it "
+        "until `mlops-assets registry unpin`"
+    )
 
 
 @main.group()

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlops_assets.errors import MlopsError
+
 if TYPE_CHECKING:
     from mlops_assets.components.config import DatasetConfig, LsfbConfig
 
@@ -22,7 +24,7 @@ TABULAR = "tabular"
 LSFB_POSE = "lsfb_pose"
 
 
-class ContractError(ValueError):
+class ContractError(MlopsError, ValueError):
     """A request breaks the model's input contract; the message names the input or feature."""
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from mlops_assets.errors import MlopsError, redact
+
 Env = Literal["local", "k8s"]
 
 ENV_VAR = "MLOPS_ENV"
@@ -35,7 +37,7 @@ EXECUTORS = ("in_process", "multiprocess", "k8s_job")
 DEFAULT_LOCAL_ROOT = ".mlops"
 
 
-class SettingsError(RuntimeError):
+class SettingsError(MlopsError, RuntimeError):
     """A setting is missing or malformed; the message names the variable."""
 
 
@@ -109,6 +111,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             + (f" (got {root!r})" if root else "")
         )
     root = root or DEFAULT_LOCAL_ROOT
+    scheme = root.partition("://")[0] if "://" in root else ""
+    if scheme and scheme != "s3":
+        raise SettingsError(
+            f"{STORAGE_ROOT_VAR}={redact(root)!r}: {scheme}:// is not a storage this project "
+            "knows (a folder, or s3://<bucket>[/<prefix>])"
+        )
     executor = environ.get(EXECUTOR_VAR, "in_process").strip() or "in_process"
     if executor not in EXECUTORS:
         raise SettingsError(f"{EXECUTOR_VAR}={executor!r} is not one of: {', '.join(EXECUTORS)}")
@@ -147,6 +155,12 @@ def _check_gitops(environ: Mapping[str, str], settings: Settings) -> None:
             "(git check-ref-format --branch)"
         )
     remote = settings.gitops_remote
+    if remote and redact(remote) != remote:
+        # git would write it into the clone's .git/config, and the UI shows the resource
+        raise SettingsError(
+            f"{GITOPS_REMOTE_VAR}={redact(remote)!r} holds credentials: give the URL without "
+            f"them and the token in {GITOPS_TOKEN_VAR} (a Kubernetes Secret)"
+        )
     if environ.get(GITOPS_TOKEN_VAR) and remote and not remote.startswith("https://"):
         raise SettingsError(
             f"{GITOPS_TOKEN_VAR} is set but {GITOPS_REMOTE_VAR} is not an https:// URL: a token "

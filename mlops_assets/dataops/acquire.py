@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
 from mlops_assets.dataops.catalog import Batch, load_catalog
+from mlops_assets.errors import MlopsError
 from mlops_assets.storage import Layout, ObjectStorage, UnsafeKeyError, relative_name
 
 
@@ -87,7 +88,7 @@ def run_acquire(
     return result
 
 
-class OversizeError(ValueError):
+class OversizeError(MlopsError, ValueError):
     """A landing file larger than the use case allows."""
 
 

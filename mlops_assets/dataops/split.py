@@ -17,12 +17,13 @@ import pandas as pd
 
 from mlops_assets.components.config import DatasetConfig, SplitConfig
 from mlops_assets.dataops.catalog import load_catalog, staged_ids
+from mlops_assets.errors import MlopsError
 from mlops_assets.storage import Layout, ObjectStorage
 
 SPLITS = ("train", "val", "test")
 
 
-class EmptyDatasetError(RuntimeError):
+class EmptyDatasetError(MlopsError, RuntimeError):
     """No clean row exists yet, so there is nothing to split."""
 
 

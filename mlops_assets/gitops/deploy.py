@@ -14,11 +14,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlops_assets.errors import MlopsError, redact
 from mlops_assets.gitops.git import Git
 from mlops_assets.gitops.values import read_model, set_keys, set_model
 
 
-class GitOpsError(RuntimeError):
+class GitOpsError(MlopsError, RuntimeError):
     """The deploy could not be written; the message says where and why."""
 
 
@@ -127,6 +128,25 @@ class GitOpsRepo:
                 found[path.parent.parent.name] = (read_model(path.read_text(), relative), commit)
             return found
 
+    def approval_branches(self, use_case: str) -> list[tuple[str, str]]:
+        """deploy/<env>/<use case>/<version> branches waiting for review, with their
+        commit's subject."""
+        with tempfile.TemporaryDirectory() as tmp:
+            git = Git(Path(tmp), self.author_name, self.author_email, remote=self.remote)
+            git.run("init", "-q")
+            code, out = git.try_run("ls-remote", "--heads", self.remote, "refs/heads/deploy/*")
+            if code:
+                raise GitOpsError(f"cannot list the branches of {self._where()}: {out}")
+            found = []
+            for line in out.splitlines():
+                sha, _, ref = line.partition("\t")
+                branch = ref.removeprefix("refs/heads/")
+                if branch.split("/")[2:3] == [use_case]:
+                    git.try_run("fetch", "-q", "--depth", "1", self.remote, ref)
+                    _, subject = git.try_run("log", "-1", "--format=%s", sha)
+                    found.append((branch, subject.strip()))
+            return found
+
     def environments(self, use_case: str) -> list[str]:
         with tempfile.TemporaryDirectory() as tmp:
             self._checkout(Path(tmp))
@@ -228,7 +248,7 @@ class GitOpsRepo:
         return bool(git.run("ls-remote", "--heads", "origin", f"refs/heads/{branch}").strip())
 
     def _where(self) -> str:
-        return f"{self.remote} (branch {self.branch})"
+        return f"{redact(self.remote)} (branch {self.branch})"
 
     def _missing(self, path: str) -> str:
         return f"{self._where()} has no {path}: add the environment to the GitOps repository first"

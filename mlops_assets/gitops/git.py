@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from mlops_assets.errors import MlopsError, redact
+
 TOKEN_VAR = "MLOPS_GITOPS_TOKEN"
 SSH_KEY_VAR = "MLOPS_GITOPS_SSH_KEY_FILE"
 KNOWN_HOSTS_VAR = "MLOPS_GITOPS_KNOWN_HOSTS_FILE"
@@ -67,13 +69,14 @@ def ssh_command(key_file: str, known_hosts: str | None) -> str:
     return f"{command} -o StrictHostKeyChecking=accept-new"
 
 
-class GitError(RuntimeError):
+class GitError(MlopsError, RuntimeError):
     """A git command failed; the message holds git's own words, with secrets removed."""
 
 
 def scrub(text: str) -> str:
+    """`text` without the token, nor a user and password in any URL."""
     token = os.environ.get(TOKEN_VAR)
-    return text.replace(token, "***") if token else text
+    return redact(text.replace(token, "***") if token else text)
 
 
 @dataclass

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from mlops_assets.errors import redact
 from mlops_assets.gitops.deploy import GitOpsRepo
 
 TEMPLATE = Path(__file__).parent / "templates" / "values.yaml"
@@ -46,4 +47,4 @@ class GitOpsResource(dg.ConfigurableResource):
             return ""
         if self.commit_url:
             return self.commit_url.format(sha=commit)
-        return f"{self.remote or Path(self.local_path).as_uri()}@{commit}"
+        return f"{redact(self.remote) or Path(self.local_path).as_uri()}@{commit}"

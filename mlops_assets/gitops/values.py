@@ -11,11 +11,13 @@ import re
 from io import StringIO
 from typing import Any
 
+from mlops_assets.errors import MlopsError
+
 _PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_./:@+-]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
 
 
-class ValuesFileError(ValueError):
+class ValuesFileError(MlopsError, ValueError):
     """The values file cannot be read or edited as expected; the message says where."""
 
 

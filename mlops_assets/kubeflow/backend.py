@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_assets.errors import MlopsError
 from mlops_assets.mlops.train import CANDIDATE
 from mlops_assets.storage import Layout, ObjectStorage
 
@@ -25,7 +26,7 @@ DONE = {"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED", "CANCELING"}
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-class KubeflowRunError(RuntimeError):
+class KubeflowRunError(MlopsError, RuntimeError):
     """The KFP run failed, timed out, or could not be submitted; the message says where."""
 
 

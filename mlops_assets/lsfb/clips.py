@@ -11,11 +11,12 @@ import io
 import numpy as np
 
 from mlops_assets.components.config import LANDMARK_COUNTS, LsfbConfig
+from mlops_assets.errors import MlopsError
 
 COORDINATES = {"x": 0, "y": 1, "z": 2}
 
 
-class ClipError(ValueError):
+class ClipError(MlopsError, ValueError):
     """A pose file that is not what LSFB-ISOL promises; the message names the file."""
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_assets.components.config import LsfbConfig
+from mlops_assets.errors import MlopsError
 
 METADATA_FILES = (
     "instances.csv",
@@ -41,11 +42,11 @@ METADATA_FILES = (
 INSTANCE_COLUMNS = ["id", "sign", "signer", "start", "end"]
 
 
-class DownloadError(RuntimeError):
+class DownloadError(MlopsError, RuntimeError):
     """A file could not be fetched whole; the message names it and the URL."""
 
 
-class MetadataError(ValueError):
+class MetadataError(MlopsError, ValueError):
     """A metadata file is missing or malformed; the message names the file."""
 
 

@@ -190,7 +190,7 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
                 "artifact_sha256": result.sha256,
                 "promoted": result.promoted,
                 "promotion": result.reason,
-                "test_accuracy": metadata["metrics"]["accuracy"],
+                f"test_{metric}": metadata["metrics"][metric],
                 "gate": metadata["gate"]["summary"],
                 "dataset_version": metadata["dataset_version"],
                 "model_location": dg.MetadataValue.path(storage.uri(layout.model(result.version))),

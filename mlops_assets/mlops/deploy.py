@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from mlops_assets.components.config import DeployConfig
+from mlops_assets.errors import MlopsError
 from mlops_assets.gitops.deploy import DeployRequest, DeployResult
 from mlops_assets.gitops.resource import GitOpsResource
 from mlops_assets.models import adapter_name, check_stored_adapter
@@ -16,7 +17,7 @@ from mlops_assets.registry import ModelRegistry
 from mlops_assets.storage import ObjectStorage
 
 
-class NothingToDeployError(RuntimeError):
+class NothingToDeployError(MlopsError, RuntimeError):
     """The registry has no champion yet."""
 
 
@@ -39,6 +40,7 @@ def deploy_request(
     # The values file names the adapter the server runs: the YAML's, never the stored one's.
     check_stored_adapter(meta.get("adapter"), adapter, f"{registry.use_case} v{version} metadata")
     gate = meta.get("gate", {})
+    metric = gate.get("metric", "accuracy")
     return DeployRequest(
         environment=config.environment,
         use_case=registry.use_case,
@@ -52,8 +54,7 @@ def deploy_request(
         },
         summary=[
             *(summary or []),
-            f"Test {gate.get('metric', 'accuracy')}: {meta['metrics']['accuracy']:.4f} "
-            f"on dataset {meta['dataset_version']}.",
+            f"Test {metric}: {meta['metrics'][metric]:.4f} on dataset {meta['dataset_version']}.",
             f"Gate: {gate.get('summary', 'n/a')}",
         ],
         trailers={

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mlops_assets.errors import MlopsError
 from mlops_assets.mlops.train import record_outcome
 from mlops_assets.mlops.validate import VALIDATION, load_candidate
 from mlops_assets.models import adapter_name
@@ -9,7 +10,7 @@ from mlops_assets.registry import ModelRegistry, ReleaseResult
 from mlops_assets.storage import Layout, ObjectStorage
 
 
-class GateNotPassedError(RuntimeError):
+class GateNotPassedError(MlopsError, RuntimeError):
     """Release was asked for a candidate the gate rejected."""
 
 

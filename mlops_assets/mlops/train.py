@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from mlops_assets.components.config import DatasetConfig, ModelConfig
+from mlops_assets.errors import MlopsError
 from mlops_assets.mlops.code_version import code_version
 from mlops_assets.mlops.splits import SplitData, load_split, predict_split
 from mlops_assets.models import load_adapter
@@ -23,7 +24,7 @@ from mlops_assets.storage import Layout, ObjectStorage
 CANDIDATE = "candidate.json"
 
 
-class NoDatasetError(RuntimeError):
+class NoDatasetError(MlopsError, RuntimeError):
     """Nothing to train on yet."""
 
 

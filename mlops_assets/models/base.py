@@ -12,6 +12,8 @@ import importlib
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mlops_assets.errors import MlopsError
+
 if TYPE_CHECKING:
     from mlops_assets.mlops.splits import SplitData
 
@@ -24,11 +26,11 @@ BUILTIN_ADAPTERS: dict[str, str] = {
 }
 
 
-class UnknownAdapterError(ValueError):
+class UnknownAdapterError(MlopsError, ValueError):
     """An adapter name that is not in the registry."""
 
 
-class AdapterMismatchError(RuntimeError):
+class AdapterMismatchError(MlopsError, RuntimeError):
     """Stored metadata names another adapter than the trusted source (YAML or values file)."""
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops_assets.errors import MlopsError
+
 # Every type a stored pipeline may hold; `loads` refuses an artifact holding anything else.
 TRUSTED_TYPES = [
     "sklearn.pipeline.Pipeline",
@@ -27,7 +29,7 @@ TRUSTED_TYPES = [
 ]
 
 
-class UntrustedArtifactError(RuntimeError):
+class UntrustedArtifactError(MlopsError, RuntimeError):
     """The artifact holds types outside the trusted list."""
 
 

@@ -15,17 +15,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from mlops_assets.errors import MlopsError
 from mlops_assets.storage import Layout, ObjectStorage
 
 METADATA = "metadata.json"
 CLAIM = "claim.json"
 
 
-class ArtifactIntegrityError(RuntimeError):
+class ArtifactIntegrityError(MlopsError, RuntimeError):
     """The stored artifact's bytes do not match the sha256 recorded at release."""
 
 
-class UnknownVersionError(LookupError):
+class UnknownVersionError(MlopsError, LookupError):
     """No released version with that number."""
 
 
@@ -163,7 +164,7 @@ class ModelRegistry:
             "model_version": version,
             "artifact": artifact_name,
             "artifact_sha256": digest,
-            "artifact_uri": self.storage.uri(self.layout.model(version, artifact_name)),
+            "artifact_uri": self.storage.portable_uri(self.layout.model(version, artifact_name)),
             "dagster_run_id": run_id,
             "created_at": _now(),
         }

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from mlops_assets.errors import MlopsError
 from mlops_assets.models import (
     AdapterMismatchError,
     UnknownAdapterError,
@@ -21,7 +22,7 @@ from mlops_assets.models import (
 METADATA = "metadata.json"
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(MlopsError, RuntimeError):
     """The model cannot be served; the message says which file and why."""
 
 
@@ -49,6 +50,16 @@ def _read_uri(uri: str) -> tuple[bytes, bytes]:
         folder, _, name = key.rpartition("/")
         storage = build_storage(replace(load_settings(), storage_root=f"s3://{bucket}/{folder}"))
         return storage.read_bytes(name), storage.read_bytes(METADATA)
+    if not uri.startswith(("file://", "/")):  # a key under the local storage root
+        from mlops_assets.resources import build_storage
+        from mlops_assets.settings import load_settings
+
+        storage = build_storage(load_settings())
+        folder = uri.rpartition("/")[0]
+        try:
+            return storage.read_bytes(uri), storage.read_bytes(f"{folder}/{METADATA}")
+        except FileNotFoundError as error:
+            raise ModelLoadError(f"cannot read {error}") from None
     path = Path(uri.removeprefix("file://"))
     try:
         return path.read_bytes(), (path.parent / METADATA).read_bytes()

@@ -64,6 +64,11 @@ class ObjectStorage(dg.ConfigurableResource):
     def uri(self, key: str) -> str:
         raise NotImplementedError
 
+    def portable_uri(self, key: str) -> str:
+        """Where a stored object is, in a form that stays true when it is read from elsewhere
+        (the registry's metadata, a values file): `uri` unless the backend says otherwise."""
+        return self.uri(key)
+
     def read_json(self, key: str, default: Any = None) -> Any:
         if default is not None and not self.exists(key):
             return default

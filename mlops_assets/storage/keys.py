@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 
+from mlops_assets.errors import MlopsError
+
 _BAD_CHARS = re.compile(r"[\x00-\x1f\\]")
 
 
-class UnsafeKeyError(ValueError):
+class UnsafeKeyError(MlopsError, ValueError):
     """A key (or file name) would escape its storage root or is malformed."""
 
 

@@ -13,6 +13,22 @@ from mlops_assets.storage.base import ObjectInfo, ObjectStorage
 from mlops_assets.storage.keys import UnsafeKeyError, safe_key
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask would, for every thread)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    current = os.umask(0o022)  # at import, before any thread of ours writes a file
+    os.umask(current)
+    return current
+
+
+UMASK = _umask()
+
+
 class LocalStorage(ObjectStorage):
     """Objects as files under `root`; writes are atomic renames."""
 
@@ -48,6 +64,7 @@ class LocalStorage(ObjectStorage):
         # A short temporary name: the object's own name may already be near NAME_MAX.
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
         try:
+            os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp makes 0600; others may share the folder
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
@@ -108,6 +125,11 @@ class LocalStorage(ObjectStorage):
                     )
                 )
         return found
+
+    def portable_uri(self, key: str) -> str:
+        """The key itself: a clone moved elsewhere (or another user's) resolves it against
+        its own MLOPS_STORAGE_ROOT, where an absolute path would point at the old place."""
+        return safe_key(key)
 
     def uri(self, key: str) -> str:
         return (self._root() / key).as_posix() if key else self._root().as_posix()

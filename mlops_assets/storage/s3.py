@@ -7,6 +7,7 @@ from typing import Any
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
+from mlops_assets.errors import MlopsError
 from mlops_assets.storage.base import ObjectInfo, ObjectStorage
 from mlops_assets.storage.keys import safe_key
 
@@ -14,7 +15,7 @@ from mlops_assets.storage.keys import safe_key
 _CONFLICT = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
-class S3StorageError(RuntimeError):
+class S3StorageError(MlopsError, RuntimeError):
     """A permanent S3 failure; the message names the bucket and key."""
 
 
