@@ -81,7 +81,10 @@ def measure(interval: int, work: Path) -> dict:
 
     home = work / "home"
     home.mkdir(parents=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    from mlops_assets.cli import LOCAL_INSTANCE_YAML
+
+    # the instance `mlops-assets demo` sets up, which `dagster dev` then uses
+    (home / "dagster.yaml").write_text(LOCAL_INSTANCE_YAML + "telemetry:\n  enabled: false\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "DAGSTER_", "AWS_"))}
     env |= {
         "DAGSTER_HOME": str(home),

@@ -181,17 +181,24 @@ def demo() -> None:
     sys.exit(0 if ok else 1)
 
 
+LOCAL_INSTANCE_YAML = """\
+# Dagster instance of the local default: SQLite storage in this folder.
+# See https://docs.dagster.io/deployment/oss/dagster-yaml
+run_queue:
+  max_concurrent_runs: 4
+  # a run the sensors start leaves the queue within a second, not up to five
+  dequeue_interval_seconds: 1
+  dequeue_use_threads: true
+"""
+
+
 def ensure_dagster_home() -> Path:
     """DAGSTER_HOME, defaulting to `.dagster/` here, so runs outlive the command."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").resolve())))
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text(
-            "# Dagster instance of the local default: SQLite storage in this folder.\n"
-            "# See https://docs.dagster.io/deployment/oss/dagster-yaml\n"
-            "{}\n"
-        )
+        config.write_text(LOCAL_INSTANCE_YAML)
     return home
 
 

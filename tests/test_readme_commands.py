@@ -27,6 +27,7 @@ def test_demo_command_runs_the_whole_pipeline(tmp_path):
     assert (tmp_path / ".dagster" / "history" / "runs.db").exists()
     # a released model, and its deploy committed to the local GitOps repository
     assert "model: digits v1 is champion, test accuracy" in result.stdout
+    assert "BetaWarning" not in result.stdout + result.stderr
     message = subprocess.run(
         ["git", "--git-dir", str(tmp_path / ".mlops" / "gitops.git"), "log", "-1", "--format=%B"],
         capture_output=True,
@@ -41,3 +42,6 @@ def test_demo_command_runs_the_whole_pipeline(tmp_path):
     assert again.returncode == 0
     assert "only deploying it" in again.stdout
     assert "already deployed" in again.stdout + again.stderr
+    # nothing landed: only acquire runs, so no skipped step's blocking check is warned about
+    assert "only acquire runs" in again.stdout
+    assert "emitted no result" not in again.stdout + again.stderr
