@@ -415,7 +415,13 @@ def registry_unpin(use_case: str, reason: str) -> None:
 @click.option(
     "--version", "version", type=int, default=None, help="Serve this registry version instead."
 )
-@click.option("--uri", envvar="MODEL_URI", default=None, help="Artifact URI (s3://... or a path).")
+@click.option(
+    "--uri",
+    envvar="MODEL_URI",
+    default=None,
+    help="Artifact URI: s3://..., a path, or a key under the storage root; its metadata.json "
+    "beside it.",
+)
 @click.option("--sha256", envvar="MODEL_SHA256", default=None, help="Its expected sha256.")
 @click.option(
     "--metadata-sha256",
