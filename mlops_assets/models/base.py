@@ -9,6 +9,7 @@ can write to the object storage can therefore not make a process import a module
 from __future__ import annotations
 
 import importlib
+from functools import cache
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -55,8 +56,10 @@ class ModelAdapter(Protocol):
     def loads(self, data: bytes) -> Any: ...
 
 
+@cache
 def adapters() -> dict[str, str]:
-    """Adapter name -> import path: the built-ins, then those of installed plug-ins."""
+    """Adapter name -> import path: the built-ins, then those of installed plug-ins (read
+    once per process: installing a plug-in takes a restart, as any code change does)."""
     found = dict(BUILTIN_ADAPTERS)
     for point in entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(point.name, point.value)
