@@ -10,6 +10,7 @@ import click
 import yaml
 
 from mlops_assets.errors import MlopsError, redact
+from mlops_assets.settings import env
 
 DEFS_DIR = Path(__file__).parent / "defs"
 
@@ -194,6 +195,7 @@ run_queue:
 
 def ensure_dagster_home() -> Path:
     """DAGSTER_HOME, defaulting to `.dagster/` here, so runs outlive the command."""
+    # env: Dagster reads DAGSTER_HOME itself, in this process and the ones it starts
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").resolve())))
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
@@ -317,7 +319,7 @@ def summary(storage, use_case: str) -> str:
         f"({storage.uri(f'quarantine/{use_case}')})"
     )
     lines.append(
-        f"  Dagster runs: DAGSTER_HOME={os.environ.get('DAGSTER_HOME')} "
+        f"  Dagster runs: DAGSTER_HOME={env('DAGSTER_HOME')} "
         "uv run dagster dev  (then open http://localhost:3000)"
     )
     return "\n".join(lines)

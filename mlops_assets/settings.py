@@ -1,11 +1,13 @@
-"""Every environment-driven setting, read in one place.
+"""Every environment variable the project reads, declared and read in one place.
 
-`MLOPS_ENV` picks the environment; what decides the storage, executor, GitOps remote
-and the definitions themselves is read and checked here, so a missing or malformed
-setting fails at definitions load, naming the variable, instead of halfway through a
-run. Secrets (tokens) and a few per-feature overrides (MLOPS_LSFB_SOURCE,
-MLOPS_CACHE_DIR, MLOPS_KFP_*, MLOPS_IMAGE_TAG) are read where they are used; the
-README's Configuration table lists them all.
+`VARIABLES` declares each one (name, default, meaning); `env()` is the only function that
+reads the process environment, and it refuses an undeclared name (a test walks the
+package's syntax tree for any other read). `MLOPS_ENV` picks the environment; what decides
+the storage, executor, GitOps remote and the definitions themselves is checked by
+`load_settings`, so a missing or malformed setting fails at definitions load, naming the
+variable, instead of halfway through a run. Per-feature overrides and secrets are read
+through `env()` where they are used. The README's Configuration table is tested against
+`VARIABLES`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,59 @@ GITOPS_TOKEN_VAR = "MLOPS_GITOPS_TOKEN"  # a secret: only whether it is set is r
 SENSOR_INTERVAL_VAR = "MLOPS_SENSOR_INTERVAL_SECONDS"
 GC_FREEZE_VAR = "MLOPS_GC_FREEZE"
 DEFAULT_AUTHOR = "mlops-assets <mlops-assets@localhost>"
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    default: str
+    meaning: str
+    secret: bool = False
+
+
+VARIABLES: dict[str, Variable] = {
+    v.name: v
+    for v in (
+        Variable(ENV_VAR, "local", "local (embedded) or k8s (production; requires S3 storage)"),
+        Variable(STORAGE_ROOT_VAR, ".mlops", "a folder, or s3://bucket[/prefix]"),
+        Variable(S3_ENDPOINT_VAR, "", "S3-compatible endpoint (MinIO, ...)"),
+        Variable("AWS_ENDPOINT_URL", "", "the same, as the AWS tools name it"),
+        Variable(S3_REGION_VAR, "", "the S3 region"),
+        Variable("AWS_REGION", "", "the S3 region, as the AWS tools name it"),
+        Variable("AWS_DEFAULT_REGION", "", "the S3 region, the older AWS name"),
+        Variable(EXECUTOR_VAR, "in_process", "in_process, multiprocess or k8s_job"),
+        Variable(SENSOR_INTERVAL_VAR, "", "every use case's sensor interval, in seconds"),
+        Variable(GC_FREEZE_VAR, "on", "freeze the code location's objects out of the collector"),
+        Variable(GITOPS_REMOTE_VAR, "", "the GitOps repository's URL (required on k8s)"),
+        Variable(GITOPS_BRANCH_VAR, "main", "the GitOps repository's branch"),
+        Variable(GITOPS_AUTHOR_VAR, DEFAULT_AUTHOR, "Name <email> of the deploy commits"),
+        Variable(GITOPS_WEB_URL_VAR, "", "a link template for commits, with {sha}"),
+        Variable(GITOPS_TOKEN_VAR, "", "an HTTPS token for the GitOps remote", secret=True),
+        Variable("MLOPS_GITOPS_SSH_KEY_FILE", "", "an SSH key file for the GitOps remote"),
+        Variable("MLOPS_GITOPS_KNOWN_HOSTS_FILE", "", "the SSH remote's host keys"),
+        Variable("MLOPS_IMAGE_TAG", "", "the image tag CI built this code into"),
+        Variable("MLOPS_CODE_VERSION", "", "the commit the image was built from"),
+        Variable("MLOPS_LSFB_SOURCE", "", "base URL of LSFB-ISOL (a mirror)"),
+        Variable("MLOPS_CACHE_DIR", "~/.cache/mlops_assets", "the LSFB download cache"),
+        Variable("XDG_CACHE_HOME", "~/.cache", "where caches go, when MLOPS_CACHE_DIR is unset"),
+        Variable("MLOPS_KFP_HOST", "", "the Kubeflow Pipelines API"),
+        Variable("MLOPS_KFP_TOKEN", "", "a bearer token for it", secret=True),
+        Variable("MLOPS_KFP_IMAGE", "", "the image the KFP tasks run"),
+        Variable("KF_PIPELINES_SA_TOKEN_PATH", "", "kfp's own: where the pod's token is"),
+        Variable("DAGSTER_HOME", ".dagster for mlops-assets demo", "the Dagster instance"),
+    )
+}
+
+
+def env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The value of a declared environment variable (None when unset or empty): the one
+    place the project reads the process environment."""
+    if name not in VARIABLES:
+        raise KeyError(f"{name} is not declared in mlops_assets.settings.VARIABLES")
+    value = (os.environ if environ is None else environ).get(name, "").strip()
+    return value or None
+
+
 EXECUTORS = ("in_process", "multiprocess", "k8s_job")
 DEFAULT_LOCAL_ROOT = ".mlops"
 
@@ -78,7 +133,7 @@ class Settings:
 
 
 def _positive_int(environ: Mapping[str, str], name: str) -> int | None:
-    raw = environ.get(name, "").strip()
+    raw = env(name, environ) or ""
     if not raw:
         return None
     if not raw.isdigit() or int(raw) < 1:
@@ -87,7 +142,7 @@ def _positive_int(environ: Mapping[str, str], name: str) -> int | None:
 
 
 def _switch(environ: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = environ.get(name, "").strip().lower()
+    raw = (env(name, environ) or "").lower()
     if not raw:
         return default
     if raw in ("1", "true", "yes", "on"):
@@ -100,12 +155,12 @@ def _switch(environ: Mapping[str, str], name: str, default: bool) -> bool:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read the settings, failing with the variable's name when one is wrong."""
     environ = os.environ if environ is None else environ
-    env = environ.get(ENV_VAR, "local").strip() or "local"
-    if env not in ("local", "k8s"):
-        raise SettingsError(f"{ENV_VAR}={env!r} is not one of: local, k8s")
+    kind = env(ENV_VAR, environ) or "local"
+    if kind not in ("local", "k8s"):
+        raise SettingsError(f"{ENV_VAR}={kind!r} is not one of: local, k8s")
 
-    root = environ.get(STORAGE_ROOT_VAR, "").strip()
-    if env == "k8s" and not root.startswith("s3://"):
+    root = env(STORAGE_ROOT_VAR, environ) or ""
+    if kind == "k8s" and not root.startswith("s3://"):
         raise SettingsError(
             f"{STORAGE_ROOT_VAR} must be set to s3://<bucket>[/<prefix>] when {ENV_VAR}=k8s"
             + (f" (got {root!r})" if root else "")
@@ -117,26 +172,25 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"{STORAGE_ROOT_VAR}={redact(root)!r}: {scheme}:// is not a storage this project "
             "knows (a folder, or s3://<bucket>[/<prefix>])"
         )
-    executor = environ.get(EXECUTOR_VAR, "in_process").strip() or "in_process"
+    executor = env(EXECUTOR_VAR, environ) or "in_process"
     if executor not in EXECUTORS:
         raise SettingsError(f"{EXECUTOR_VAR}={executor!r} is not one of: {', '.join(EXECUTORS)}")
     settings = Settings(
-        env=env,  # type: ignore[arg-type]
+        env=kind,  # type: ignore[arg-type]
         storage_root=root,
-        s3_endpoint_url=environ.get(S3_ENDPOINT_VAR) or environ.get("AWS_ENDPOINT_URL") or None,
-        s3_region=environ.get(S3_REGION_VAR)
-        or environ.get("AWS_REGION")
-        or environ.get("AWS_DEFAULT_REGION")
-        or None,
+        s3_endpoint_url=env(S3_ENDPOINT_VAR, environ) or env("AWS_ENDPOINT_URL", environ),
+        s3_region=env(S3_REGION_VAR, environ)
+        or env("AWS_REGION", environ)
+        or env("AWS_DEFAULT_REGION", environ),
         executor=executor,
-        gitops_remote=environ.get(GITOPS_REMOTE_VAR) or None,
-        gitops_branch=environ.get(GITOPS_BRANCH_VAR) or "main",
-        gitops_author=_author(environ.get(GITOPS_AUTHOR_VAR) or DEFAULT_AUTHOR),
-        gitops_commit_url=environ.get(GITOPS_WEB_URL_VAR) or None,
+        gitops_remote=env(GITOPS_REMOTE_VAR, environ),
+        gitops_branch=env(GITOPS_BRANCH_VAR, environ) or "main",
+        gitops_author=_author(env(GITOPS_AUTHOR_VAR, environ) or DEFAULT_AUTHOR),
+        gitops_commit_url=env(GITOPS_WEB_URL_VAR, environ),
         sensor_interval_seconds=_positive_int(environ, SENSOR_INTERVAL_VAR),
         gc_freeze=_switch(environ, GC_FREEZE_VAR, default=True),
     )
-    if env == "k8s" and not settings.gitops_remote:
+    if kind == "k8s" and not settings.gitops_remote:
         raise SettingsError(
             f"{GITOPS_REMOTE_VAR} must name the GitOps repository's git URL when {ENV_VAR}=k8s"
         )
@@ -161,7 +215,7 @@ def _check_gitops(environ: Mapping[str, str], settings: Settings) -> None:
             f"{GITOPS_REMOTE_VAR}={redact(remote)!r} holds credentials: give the URL without "
             f"them and the token in {GITOPS_TOKEN_VAR} (a Kubernetes Secret)"
         )
-    if environ.get(GITOPS_TOKEN_VAR) and remote and not remote.startswith("https://"):
+    if env(GITOPS_TOKEN_VAR, environ) and remote and not remote.startswith("https://"):
         raise SettingsError(
             f"{GITOPS_TOKEN_VAR} is set but {GITOPS_REMOTE_VAR} is not an https:// URL: a token "
             "is only sent over HTTPS (use an SSH key for ssh:// remotes)"

@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mlops_assets.errors import MlopsError, redact
+from mlops_assets.settings import env
 
 TOKEN_VAR = "MLOPS_GITOPS_TOKEN"
 SSH_KEY_VAR = "MLOPS_GITOPS_SSH_KEY_FILE"
@@ -75,7 +76,7 @@ class GitError(MlopsError, RuntimeError):
 
 def scrub(text: str) -> str:
     """`text` without the token, nor a user and password in any URL."""
-    token = os.environ.get(TOKEN_VAR)
+    token = env(TOKEN_VAR)
     return redact(text.replace(token, "***") if token else text)
 
 
@@ -106,14 +107,14 @@ class Git:
             "-c",
             "credential.helper=",  # ignore helpers configured on the machine
         ]
-        if os.environ.get(TOKEN_VAR):
+        if env(TOKEN_VAR):
             # An authenticated remote must not send git (and the token) somewhere else.
             config += ["-c", "http.followRedirects=false"]
             host = token_host(self.remote)
             if host:
                 config += ["-c", f"credential.helper={credential_helper(host)}"]
-        env = {
-            **os.environ,
+        environment = {
+            **os.environ,  # env: git runs with the process environment (PATH, HOME, ...)
             **self.env,
             "GIT_TERMINAL_PROMPT": "0",
             "GIT_AUTHOR_NAME": self.author_name,
@@ -121,14 +122,12 @@ class Git:
             "GIT_COMMITTER_NAME": self.author_name,
             "GIT_COMMITTER_EMAIL": self.author_email,
         }
-        if os.environ.get(SSH_KEY_VAR):
-            env["GIT_SSH_COMMAND"] = ssh_command(
-                os.environ[SSH_KEY_VAR], os.environ.get(KNOWN_HOSTS_VAR)
-            )
+        if key_file := env(SSH_KEY_VAR):
+            environment["GIT_SSH_COMMAND"] = ssh_command(key_file, env(KNOWN_HOSTS_VAR))
         done = subprocess.run(
             ["git", *config, *args],
             cwd=self.workdir,
-            env=env,
+            env=environment,
             input=input,
             capture_output=True,
             text=True,

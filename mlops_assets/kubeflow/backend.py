@@ -9,7 +9,6 @@ Either way the candidate ends up where the Dagster backend puts it.
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 from mlops_assets.errors import MlopsError
 from mlops_assets.mlops.train import CANDIDATE
+from mlops_assets.settings import env
 from mlops_assets.storage import Layout, ObjectStorage
 
 DONE = {"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED", "CANCELING"}
@@ -40,7 +40,7 @@ class KubeflowRun:
 
 
 def host(config) -> str:
-    return (os.environ.get("MLOPS_KFP_HOST") or config.host).rstrip("/")
+    return (env("MLOPS_KFP_HOST") or config.host).rstrip("/")
 
 
 def pipeline_arguments(
@@ -103,7 +103,7 @@ def credentials() -> dict[str, Any]:
     Kubeflow expects of in-cluster clients; else none (a standalone KFP, a port-forward).
     `kfp.Client` only falls back to that token when no host is given, and a host is.
     """
-    token = os.environ.get("MLOPS_KFP_TOKEN")
+    token = env("MLOPS_KFP_TOKEN")
     if token:
         return {"existing_token": token}
     from kfp.client import (
@@ -112,7 +112,7 @@ def credentials() -> dict[str, Any]:
         ServiceAccountTokenVolumeCredentials,
     )
 
-    path = os.environ.get(KF_PIPELINES_SA_TOKEN_ENV) or KF_PIPELINES_SA_TOKEN_PATH
+    path = env(KF_PIPELINES_SA_TOKEN_ENV) or KF_PIPELINES_SA_TOKEN_PATH
     if Path(path).is_file():
         return {"credentials": ServiceAccountTokenVolumeCredentials(path)}
     return {}

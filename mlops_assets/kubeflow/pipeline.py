@@ -7,7 +7,6 @@ That makes them runnable by `kfp.local`'s SubprocessRunner too. No `from __futur
 import annotations` here: KFP reads the annotations to type the component's I/O.
 """
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from kfp.dsl import Metrics, Output
 
 from mlops_assets import __version__
 from mlops_assets.components.config import KubeflowConfig, PodPlacement
+from mlops_assets.settings import env
 
 DEFAULT_IMAGE = "ghcr.io/mlops-assets/mlops-assets"
 TASK_ENV = ("MLOPS_S3_ENDPOINT_URL", "MLOPS_S3_REGION", "MLOPS_CODE_VERSION")
@@ -66,10 +66,10 @@ def evaluate(
 
 def image(config: KubeflowConfig) -> str:
     return (
-        os.environ.get("MLOPS_KFP_IMAGE")
+        env("MLOPS_KFP_IMAGE")
         or config.image
         # the release's own tag, never a moving one: the image must be the code that compiled
-        or f"{DEFAULT_IMAGE}:{os.environ.get('MLOPS_IMAGE_TAG') or __version__}"
+        or f"{DEFAULT_IMAGE}:{env('MLOPS_IMAGE_TAG') or __version__}"
     )
 
 
@@ -140,8 +140,8 @@ def build_pipeline(use_case: str, config: KubeflowConfig, placement: PodPlacemen
                     task, secret_name=secret, secret_key_to_env={k: k for k in keys}
                 )
             for name in TASK_ENV:
-                if os.environ.get(name):
-                    task.set_env_variable(name, os.environ[name])
+                if value := env(name):
+                    task.set_env_variable(name, value)
         return trained.outputs["Output"]
 
     return pipeline

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from mlops_assets.components.config import LsfbConfig
 from mlops_assets.errors import MlopsError
+from mlops_assets.settings import env
 
 METADATA_FILES = (
     "instances.csv",
@@ -51,7 +52,7 @@ class MetadataError(MlopsError, ValueError):
 
 
 def source_url(config: LsfbConfig) -> str:
-    return (os.environ.get("MLOPS_LSFB_SOURCE") or config.source).rstrip("/")
+    return (env("MLOPS_LSFB_SOURCE") or config.source).rstrip("/")
 
 
 def _session(retries: int):

@@ -30,6 +30,7 @@ from mlops_assets.components.config import LANDMARK_COUNTS, LsfbConfig
 from mlops_assets.lsfb.clips import ClipError, filled, load_pose, select, to_fixed_length
 from mlops_assets.lsfb.download import METADATA_FILES, download, read_metadata, snapshot_id
 from mlops_assets.lsfb.shards import DATASET_MANIFEST, ShardWriter, read_shards, stage_key
+from mlops_assets.settings import env
 from mlops_assets.storage import Layout, ObjectStorage, safe_key
 
 S3_WORKERS = 16
@@ -48,8 +49,8 @@ SPLITS = ("train", "val", "test")
 def cache_dir(use_case: str) -> Path:
     """Where the Downloader writes before the files go to storage (kept, so a cut
     download resumes): MLOPS_CACHE_DIR, else ~/.cache/mlops_assets."""
-    base = os.environ.get("MLOPS_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mlops_assets"
+    base = env("MLOPS_CACHE_DIR") or os.path.join(
+        env("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mlops_assets"
     )
     return Path(base) / use_case
 

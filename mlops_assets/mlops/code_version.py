@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from functools import cache
 from pathlib import Path
 
 from mlops_assets import __version__
+from mlops_assets.settings import env
 
 
 @cache
 def code_version() -> str:
     """`MLOPS_CODE_VERSION` (set when the image is built), the git sha, or the package version."""
-    if os.environ.get("MLOPS_CODE_VERSION"):
-        return os.environ["MLOPS_CODE_VERSION"]
+    if built := env("MLOPS_CODE_VERSION"):
+        return built
     root = Path(__file__).resolve().parents[2]
     try:
         sha = subprocess.run(

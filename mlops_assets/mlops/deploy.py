@@ -6,14 +6,13 @@ the next run after the remote was down, deploys what is champion then.
 
 from __future__ import annotations
 
-import os
-
 from mlops_assets.components.config import DeployConfig
 from mlops_assets.errors import MlopsError
 from mlops_assets.gitops.deploy import DeployRequest, DeployResult
 from mlops_assets.gitops.resource import GitOpsResource
 from mlops_assets.models import adapter_name, check_stored_adapter
 from mlops_assets.registry import ModelRegistry
+from mlops_assets.settings import env
 from mlops_assets.storage import ObjectStorage
 
 
@@ -66,7 +65,7 @@ def deploy_request(
         approval=config.approval,
         allow_older=allow_older,
         headline=headline,
-        image_tag=config.image_tag or os.environ.get("MLOPS_IMAGE_TAG", ""),
+        image_tag=config.image_tag or env("MLOPS_IMAGE_TAG") or "",
     )
 
 

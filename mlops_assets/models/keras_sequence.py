@@ -19,8 +19,8 @@ def _keras():
     # TensorFlow reads these at import. Without an NVIDIA device its CUDA probe logs an
     # error ("failed call to cuInit") that means nothing here: keep only fatal messages then.
     gpu = os.path.exists("/dev/nvidiactl")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if gpu else "3")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if gpu else "3")  # env: read by TF
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # env: Keras picks its backend so
     import keras
     import tensorflow as tf
 
