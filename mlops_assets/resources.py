@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -21,7 +22,11 @@ def _executor(name: str) -> dg.ExecutorDefinition:
     return EXECUTORS[name]
 
 
-def build_storage(settings: Settings) -> ObjectStorage:
+def build_storage(settings: Settings, root: str | None = None) -> ObjectStorage:
+    """The storage at `root` (a folder or s3://bucket[/prefix]; default: the settings' own
+    root), with the settings' S3 endpoint and region: every storage is built here."""
+    if root is not None:
+        settings = replace(settings, storage_root=root)
     location = settings.s3
     if location is None:
         from mlops_assets.storage.local import LocalStorage

@@ -10,7 +10,6 @@ cannot tell the two backends apart.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 
 from mlops_assets.components.config import DatasetConfig, ModelConfig
@@ -22,7 +21,7 @@ def _storage(storage_root: str):
     from mlops_assets.resources import build_storage
     from mlops_assets.settings import load_settings
 
-    return build_storage(replace(load_settings(), storage_root=storage_root))
+    return build_storage(load_settings(), storage_root)
 
 
 def train_step(

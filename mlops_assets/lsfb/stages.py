@@ -33,14 +33,9 @@ from mlops_assets.lsfb.shards import DATASET_MANIFEST, ShardWriter, read_shards,
 from mlops_assets.settings import env
 from mlops_assets.storage import Layout, ObjectStorage, safe_key
 
-S3_WORKERS = 16
-
 
 def _pool(storage: ObjectStorage) -> ThreadPoolExecutor:
-    """Threads hide S3's request latency; on a local disk they only fight over the GIL."""
-    from mlops_assets.storage.local import LocalStorage
-
-    return ThreadPoolExecutor(1 if isinstance(storage, LocalStorage) else S3_WORKERS)
+    return ThreadPoolExecutor(storage.concurrent_reads)
 
 
 SPLITS = ("train", "val", "test")

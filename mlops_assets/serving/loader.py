@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ def _read_uri(uri: str) -> tuple[bytes, bytes]:
 
         bucket, _, key = uri[len("s3://") :].partition("/")
         folder, _, name = key.rpartition("/")
-        storage = build_storage(replace(load_settings(), storage_root=f"s3://{bucket}/{folder}"))
+        storage = build_storage(load_settings(), f"s3://{bucket}/{folder}")
         return storage.read_bytes(name), storage.read_bytes(METADATA)
     if not uri.startswith(("file://", "/")):  # a key under the local storage root
         from mlops_assets.resources import build_storage

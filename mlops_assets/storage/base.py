@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
 
@@ -31,6 +31,10 @@ class ObjectInfo:
 
 class ObjectStorage(dg.ConfigurableResource):
     """Key/value object storage rooted at a folder or an S3 prefix."""
+
+    concurrent_reads: ClassVar[int] = 1
+    """How many reads at once pay off: threads hide a remote store's request latency; on a
+    local disk they only fight over the GIL."""
 
     def read_bytes(self, key: str) -> bytes:
         raise NotImplementedError

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
@@ -26,6 +26,8 @@ class S3Storage(ObjectStorage):
     jitter, `s3.max_attempts` attempts); what is left is permanent and raised
     naming the bucket and key.
     """
+
+    concurrent_reads: ClassVar[int] = 16  # hides S3's request latency
 
     s3: S3Resource
     bucket: str
