@@ -103,7 +103,7 @@ def child(mode: str, work: Path, epochs: int) -> dict:
         result["clips"] = stages.run_transform(storage, layout, cfg)["rows"]
     elif mode == "train":
         from mlops_assets.components.config import DatasetConfig
-        from mlops_assets.mlops.splits import load_split
+        from mlops_assets.mlops.split_data import load_split
         from mlops_assets.models.keras_sequence import KerasSequenceClassifier
 
         manifest = stages.run_split(storage, layout, cfg)

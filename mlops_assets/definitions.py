@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from mlops_assets.heap import freeze_long_lived_objects
+from mlops_assets.gc_freeze import freeze_long_lived_objects
 from mlops_assets.resources import environment_definitions
 from mlops_assets.settings import load_settings
 

@@ -117,7 +117,7 @@ class Settings:
     sensor_interval_seconds: int | None = None
     """Overrides every use case's sensor interval (demos, tests, the latency benchmark)."""
     gc_freeze: bool = True
-    """Freeze the objects loaded with the definitions out of garbage collection (heap.py)."""
+    """Freeze the objects loaded with the definitions out of garbage collection (gc_freeze.py)."""
 
     @property
     def s3(self) -> S3Location | None:

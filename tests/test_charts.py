@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from mlops_assets.gitops.deploy import DeployRequest, GitOpsRepo
+from mlops_assets.gitops.repository import DeployRequest, GitOpsRepo
 from mlops_assets.gitops.resource import ENVIRONMENTS, TEMPLATE, GitOpsResource
 from mlops_assets.gitops.values import read_model
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import HAND_WRITTEN, TEMPLATE, git_log
 
-from mlops_assets.gitops.deploy import DeployRequest, GitOpsError, GitOpsRepo
+from mlops_assets.gitops.repository import DeployRequest, GitOpsError, GitOpsRepo
 from mlops_assets.gitops.values import read_model, set_model
 
 

@@ -140,7 +140,7 @@ def test_metadata_rewritten_alone_is_refused_by_its_hash_in_the_values_file(loca
         load_from_uri(model["uri"], model["sha256"], **trusted)
     # the pipeline does not launder it into git either, and the check says what happened
     from mlops_assets.components.config import DeployConfig
-    from mlops_assets.gitops.deploy import GitOpsError
+    from mlops_assets.gitops.repository import GitOpsError
     from mlops_assets.mlops.consistency import compare
     from mlops_assets.mlops.deploy import run_deploy
 
@@ -172,8 +172,8 @@ def test_a_redirect_never_carries_the_token_to_another_host(tmp_path, monkeypatc
     Authorization header. The right host does get the token (the push authenticates)."""
     from https_git import https_git, self_signed
 
-    from mlops_assets.gitops.deploy import GitOpsError, GitOpsRepo
     from mlops_assets.gitops.git import ensure_local_remote
+    from mlops_assets.gitops.repository import GitOpsError, GitOpsRepo
 
     root = tmp_path / "repos"
     ensure_local_remote(
@@ -217,8 +217,8 @@ def test_a_branch_git_could_read_as_an_option_is_refused_at_load(branch):
 
 def test_a_branch_is_passed_to_git_as_a_ref_not_an_argument(tmp_path):
     """Even a GitOpsRepo built by hand (no settings) cannot be turned into `--upload-pack`."""
-    from mlops_assets.gitops.deploy import GitOpsError, GitOpsRepo
     from mlops_assets.gitops.git import ensure_local_remote
+    from mlops_assets.gitops.repository import GitOpsError, GitOpsRepo
 
     url = ensure_local_remote(tmp_path / "r.git", "main", {"environments/dev/digits/v": "x"})
     ran = tmp_path / "ran"
@@ -252,8 +252,8 @@ def test_ssh_key_path_is_quoted_and_host_keys_are_checked_when_known_hosts_is_gi
 
 
 def test_a_values_file_that_is_a_symlink_is_refused_and_nothing_outside_changes(tmp_path):
-    from mlops_assets.gitops.deploy import GitOpsError, GitOpsRepo
     from mlops_assets.gitops.git import Git, ensure_local_remote
+    from mlops_assets.gitops.repository import GitOpsError, GitOpsRepo
 
     outside = tmp_path / "outside.yaml"
     outside.write_text(TEMPLATE)
@@ -290,7 +290,7 @@ def test_a_values_file_that_is_a_symlink_is_refused_and_nothing_outside_changes(
 
 
 def _request(environment: str, **model: str):
-    from mlops_assets.gitops.deploy import DeployRequest
+    from mlops_assets.gitops.repository import DeployRequest
 
     return DeployRequest(
         environment=environment,

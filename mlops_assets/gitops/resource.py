@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from mlops_assets.errors import redact
-from mlops_assets.gitops.deploy import GitOpsRepo
+from mlops_assets.gitops.repository import GitOpsRepo
 
 TEMPLATE = Path(__file__).parent / "templates" / "values.yaml"
 # Seeded in the local default's repository: the promotion path dev -> staging -> prod.

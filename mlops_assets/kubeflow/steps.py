@@ -51,7 +51,7 @@ def evaluate_step(
     """The candidate's metrics on the test split (for the KFP UI; validate scores again,
     next to the champion, and decides)."""
     from mlops_assets.mlops.evaluate import evaluate
-    from mlops_assets.mlops.splits import load_split, predict_split
+    from mlops_assets.mlops.split_data import load_split, predict_split
     from mlops_assets.mlops.train import current_dataset
     from mlops_assets.mlops.validate import load_candidate
     from mlops_assets.models import load_adapter

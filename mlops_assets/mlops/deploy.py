@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from mlops_assets.components.config import DeployConfig
 from mlops_assets.errors import MlopsError
-from mlops_assets.gitops.deploy import DeployRequest, DeployResult
+from mlops_assets.gitops.repository import DeployRequest, DeployResult
 from mlops_assets.gitops.resource import GitOpsResource
 from mlops_assets.models import adapter_name, check_stored_adapter
 from mlops_assets.registry import ModelRegistry
@@ -96,7 +96,7 @@ def promote(
     approval: bool = False,
 ) -> DeployResult:
     """Deploy to `target` what `source` deploys (verified against the registry first)."""
-    from mlops_assets.gitops.deploy import GitOpsError
+    from mlops_assets.gitops.repository import GitOpsError
 
     repo = gitops.repo((use_case,))
     model, _ = repo.deployed(source, use_case)

@@ -17,7 +17,7 @@ import numpy as np
 from mlops_assets.components.config import DatasetConfig, ModelConfig
 from mlops_assets.errors import MlopsError
 from mlops_assets.mlops.code_version import code_version
-from mlops_assets.mlops.splits import SplitData, load_split, predict_split
+from mlops_assets.mlops.split_data import SplitData, load_split, predict_split
 from mlops_assets.models import load_adapter
 from mlops_assets.storage import Layout, ObjectStorage
 

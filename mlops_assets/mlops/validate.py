@@ -10,7 +10,7 @@ import numpy as np
 
 from mlops_assets.components.config import DatasetConfig, GateConfig
 from mlops_assets.mlops.evaluate import evaluate, gate
-from mlops_assets.mlops.splits import load_split, predict_split
+from mlops_assets.mlops.split_data import load_split, predict_split
 from mlops_assets.mlops.train import CANDIDATE, current_dataset, record_outcome
 from mlops_assets.models import AdapterMismatchError, check_stored_adapter, load_adapter
 from mlops_assets.registry import ArtifactIntegrityError, ModelRegistry
