@@ -77,8 +77,11 @@ class ModelRegistry:
 
     def metadata_sha256(self, version: int) -> str:
         """The sha256 of the stored `metadata.json` bytes, as deploy writes it to git."""
-        self.metadata(version)  # a clear error for an unknown version
-        data = self.storage.read_bytes(self.layout.model(version, METADATA))
+        try:
+            data = self.storage.read_bytes(self.layout.model(version, METADATA))
+        except FileNotFoundError:
+            self.metadata(version)  # raises the registry's clear error for an unknown version
+            raise
         return hashlib.sha256(data).hexdigest()
 
     def artifact(self, version: int) -> tuple[bytes, dict[str, Any]]:
