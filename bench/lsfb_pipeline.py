@@ -37,9 +37,9 @@ LANDMARKS = ("pose", "left_hand", "right_hand")
 
 
 def config(shard_size: int = 1024):
-    from mlops_assets.components.config import LsfbConfig
+    from mlops_assets.kinds.lsfb.dataset import LsfbDataset
 
-    return LsfbConfig(landmarks=list(LANDMARKS), poses="cleaned", shard_size=shard_size)
+    return LsfbDataset(landmarks=list(LANDMARKS), poses="cleaned", shard_size=shard_size)
 
 
 def prepare(work: Path, clips: int) -> None:
@@ -47,7 +47,7 @@ def prepare(work: Path, clips: int) -> None:
     Downloader fetches the metadata from the loopback server and finds every pose file
     complete, so the run measures the stages, not a 20,000-file HTTP transfer."""
     from mlops_assets.demo.lsfb_data import generate
-    from mlops_assets.lsfb.stages import cache_dir, run_acquire, run_observe
+    from mlops_assets.kinds.lsfb.stages import cache_dir, run_acquire, run_observe
     from mlops_assets.storage import Layout
     from mlops_assets.storage.local import LocalStorage
 
@@ -82,7 +82,7 @@ def child(mode: str, work: Path, epochs: int) -> dict:
     """One measurement, in this process."""
     import numpy as np
 
-    from mlops_assets.lsfb import stages
+    from mlops_assets.kinds.lsfb import stages
     from mlops_assets.storage import Layout
     from mlops_assets.storage.local import LocalStorage
 
@@ -102,14 +102,11 @@ def child(mode: str, work: Path, epochs: int) -> dict:
     elif mode == "transform":
         result["clips"] = stages.run_transform(storage, layout, cfg)["rows"]
     elif mode == "train":
-        from mlops_assets.components.config import DatasetConfig
-        from mlops_assets.mlops.split_data import load_split
         from mlops_assets.models.keras_sequence import KerasSequenceClassifier
 
         manifest = stages.run_split(storage, layout, cfg)
-        dataset = DatasetConfig(kind="lsfb_isol", lsfb=cfg)
-        train = load_split(storage, layout, manifest["dataset_version"], "train", dataset)
-        empty = load_split(storage, layout, manifest["dataset_version"], "val", dataset)
+        train = cfg.load_split(storage, layout, manifest["dataset_version"], "train")
+        empty = cfg.load_split(storage, layout, manifest["dataset_version"], "val")
         empty.rows, empty._shards = 0, []  # no early stopping: exactly `epochs` epochs
         adapter = KerasSequenceClassifier()
         params = {**adapter.default_params, "epochs": epochs, "batch_size": 128}

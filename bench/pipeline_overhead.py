@@ -61,8 +61,7 @@ def compile_bytecode() -> None:
 
 
 def prepare_landing(folder: Path, rows: int) -> None:
-    from mlops_assets.cli import seed_digits
-    from mlops_assets.demo.digits_data import synthetic_batch, to_bytes
+    from mlops_assets.demo.digits_data import seed_digits, synthetic_batch, to_bytes
     from mlops_assets.storage.local import LocalStorage
 
     storage = LocalStorage(root=str(folder))

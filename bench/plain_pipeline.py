@@ -17,19 +17,19 @@ def main(root: str, graph: str = "whole") -> None:
     started = perf_counter()
     import pandas as pd
 
-    from mlops_assets.components.config import DatasetConfig, ObserveConfig, SplitConfig
-    from mlops_assets.dataops.acquire import run_acquire
-    from mlops_assets.dataops.clean import STAGE, contract_violations, run_clean
-    from mlops_assets.dataops.observe import run_observe
-    from mlops_assets.dataops.observe_report import observe_metadata
-    from mlops_assets.dataops.split import run_split
-    from mlops_assets.dataops.split_report import split_metadata
-    from mlops_assets.dataops.transform import run_transform
+    from mlops_assets.kinds.tabular.acquire import run_acquire
+    from mlops_assets.kinds.tabular.clean import STAGE, contract_violations, run_clean
+    from mlops_assets.kinds.tabular.dataset import ObserveConfig, SplitConfig, TabularDataset
+    from mlops_assets.kinds.tabular.observe import run_observe
+    from mlops_assets.kinds.tabular.observe_report import observe_metadata
+    from mlops_assets.kinds.tabular.split import run_split
+    from mlops_assets.kinds.tabular.split_report import split_metadata
+    from mlops_assets.kinds.tabular.transform import run_transform
     from mlops_assets.storage import Layout
     from mlops_assets.storage.local import LocalStorage
 
     storage, layout = LocalStorage(root=root), Layout("digits")
-    dataset, observe, split = DatasetConfig(), ObserveConfig(), SplitConfig()
+    dataset, observe, split = TabularDataset(), ObserveConfig(), SplitConfig()
     timings["imports"] = perf_counter() - started
 
     t = perf_counter()

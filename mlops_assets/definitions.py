@@ -3,13 +3,14 @@
 import warnings
 from contextlib import contextmanager
 from functools import cache
-from pathlib import Path
 
 import dagster as dg
 
+from mlops_assets.components.tree import entries, project_tree
+from mlops_assets.components.use_case import BuildOptions, UseCase
 from mlops_assets.gc_freeze import freeze_long_lived_objects
 from mlops_assets.resources import environment_definitions
-from mlops_assets.settings import load_settings
+from mlops_assets.settings import Settings, load_settings
 
 
 @contextmanager
@@ -22,36 +23,46 @@ def dagster_notices_silenced():
         yield
 
 
+def build_options(settings: Settings) -> BuildOptions:
+    """What of the environment changes the definitions: the cache key below."""
+    return BuildOptions(
+        executor=settings.executor,
+        sensor_interval_seconds=settings.sensor_interval_seconds,
+        branch_deployment=settings.env == "branch",
+    )
+
+
 @cache
-def _use_case_definitions(executor: str) -> dg.Definitions:
-    """Every component under `defs/`, built once per process.
+def _use_case_definitions(options: BuildOptions) -> dg.Definitions:
+    """Every component under `defs/`, built once per process for these options.
 
     Built folder by folder from the project's component tree rather than with
     `load_from_defs_folder`, whose root step also imports every installed
     component library (dagster-aws, ...) to describe them for the UI: about a
     second in every run and step process, for metadata no run uses. `dg list
     defs`, `dg check yaml` and the UI's component tree work the same.
+    A use case is built with the environment's options (its `build_defs`, which `dg`
+    calls, uses the local default's); anything else under `defs/` is built as it is.
     Cached because Dagster calls the `defs` loader again for each reconstruction; keyed by
-    the executor, the one setting the components read (it decides where the GPU goes).
+    the options, everything of the environment that the definitions depend on.
     """
     with dagster_notices_silenced():
-        tree = dg.ComponentTree.for_project(Path(__file__).parent)
-        entries = sorted(
-            p.name
-            for p in tree.defs_module_path.iterdir()
-            if not p.name.startswith(("_", ".")) and (p.is_dir() or p.suffix == ".py")
-        )
-        return dg.Definitions.merge(
-            *(tree.build_defs_at_path(entry) for entry in entries),
-            dg.Definitions(component_tree=tree),
-        )
+        tree = project_tree()
+        built = []
+        for entry in entries(tree):
+            component = tree.load_component(entry)
+            if isinstance(component, UseCase):
+                built.append(component.definitions(options))
+            else:
+                built.append(tree.build_defs_at_path(entry))
+        return dg.Definitions.merge(*built, dg.Definitions(component_tree=tree))
 
 
 def build_definitions() -> dg.Definitions:
     settings = load_settings()
     with dagster_notices_silenced():
         defs = dg.Definitions.merge(
-            _use_case_definitions(settings.executor), environment_definitions(settings)
+            _use_case_definitions(build_options(settings)), environment_definitions(settings)
         )
         defs.get_repository_def()  # resolved (and cached) here, where the notices are silenced
     if settings.gc_freeze:

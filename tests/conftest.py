@@ -44,13 +44,13 @@ def digits_with(training: dict):
 
     import yaml
 
-    from mlops_assets.components import UseCase
+    from mlops_assets.kinds.tabular import TabularUseCase
 
     attributes = copy.deepcopy(
         yaml.safe_load((REPO / "mlops_assets/defs/digits/defs.yaml").read_text())["attributes"]
     )
     attributes["training"].update(training)
-    return UseCase.from_attributes_dict(attributes=attributes)
+    return TabularUseCase.from_attributes_dict(attributes=attributes)
 
 
 def use_case_definitions(use_case):
@@ -287,19 +287,14 @@ def plain_release(root: Path, candidate_id: str = "c1", batches: tuple[int, ...]
     """Digits from landing to a GitOps commit by the asset bodies' own functions (no Dagster
     run): storage under `root/.mlops`, the local GitOps remote beside it. Returns the
     storage and the GitOps resource."""
-    from mlops_assets.cli import seed_digits
-    from mlops_assets.components.config import (
-        DatasetConfig,
-        DeployConfig,
-        GateConfig,
-        ModelConfig,
-        SplitConfig,
-    )
-    from mlops_assets.dataops.acquire import run_acquire
-    from mlops_assets.dataops.clean import run_clean
-    from mlops_assets.dataops.split import run_split
-    from mlops_assets.dataops.transform import run_transform
+    from mlops_assets.components.config import DeployConfig, GateConfig, ModelConfig
+    from mlops_assets.demo.digits_data import seed_digits
     from mlops_assets.gitops.resource import GitOpsResource
+    from mlops_assets.kinds.tabular.acquire import run_acquire
+    from mlops_assets.kinds.tabular.clean import run_clean
+    from mlops_assets.kinds.tabular.dataset import SplitConfig, TabularDataset
+    from mlops_assets.kinds.tabular.split import run_split
+    from mlops_assets.kinds.tabular.transform import run_transform
     from mlops_assets.mlops.deploy import run_deploy
     from mlops_assets.mlops.release import run_release
     from mlops_assets.mlops.train import run_train
@@ -308,7 +303,7 @@ def plain_release(root: Path, candidate_id: str = "c1", batches: tuple[int, ...]
     from mlops_assets.storage.local import LocalStorage
 
     storage, layout = LocalStorage(root=str(root / ".mlops")), Layout("digits")
-    dataset, model = DatasetConfig(), ModelConfig(params={"C": 10.0})
+    dataset, model = TabularDataset(), ModelConfig(params={"C": 10.0})
     seed_digits(storage, 5, list(batches))
     run_acquire(storage, layout, "landing/digits")
     run_clean(storage, layout, dataset)

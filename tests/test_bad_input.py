@@ -6,11 +6,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from mlops_assets.components.config import DatasetConfig
-from mlops_assets.dataops.tabular import BatchRejected, check_rows, parse_batch
 from mlops_assets.demo.digits_data import COLUMNS, digits_batches, to_bytes
+from mlops_assets.kinds.tabular.dataset import TabularDataset
+from mlops_assets.kinds.tabular.rows import BatchRejected, check_rows, parse_batch
 
-DATASET = DatasetConfig()
+DATASET = TabularDataset()
 HEADER = ",".join(COLUMNS).encode()
 
 
@@ -65,8 +65,8 @@ def test_row_reasons_name_column_and_value():
 
 
 def test_symlink_out_of_the_landing_zone_is_refused_and_not_read(local_env):
-    from mlops_assets.cli import seed_digits
     from mlops_assets.definitions import build_definitions
+    from mlops_assets.demo.digits_data import seed_digits
     from mlops_assets.resources import build_storage
     from mlops_assets.settings import load_settings
 

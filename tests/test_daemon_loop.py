@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import clean_env, dagster_dev
 
-from mlops_assets.cli import seed_digits
+from mlops_assets.demo.digits_data import seed_digits
 from mlops_assets.storage.local import LocalStorage
 
 STEPS = (

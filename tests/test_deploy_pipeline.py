@@ -8,8 +8,8 @@ import subprocess
 import dagster as dg
 from conftest import git_log
 
-from mlops_assets.cli import seed_digits
 from mlops_assets.definitions import build_definitions
+from mlops_assets.demo.digits_data import seed_digits
 from mlops_assets.registry import ModelRegistry
 
 

@@ -19,9 +19,8 @@ import pytest
 from conftest import BIN, clean_env
 from tcp_proxy import TcpProxy
 
-from mlops_assets.cli import seed_digits
 from mlops_assets.definitions import build_definitions
-from mlops_assets.demo.digits_data import synthetic_batch, to_bytes
+from mlops_assets.demo.digits_data import seed_digits, synthetic_batch, to_bytes
 from mlops_assets.resources import build_storage
 from mlops_assets.settings import load_settings
 from mlops_assets.storage import Layout

@@ -199,8 +199,8 @@ def test_unknown_environment_and_unreachable_remote_are_clear_errors(git_server,
 def test_promotion_and_rollback_of_environments(local_env):
     import dagster as dg
 
-    from mlops_assets.cli import seed_digits
     from mlops_assets.definitions import build_definitions
+    from mlops_assets.demo.digits_data import seed_digits
     from mlops_assets.mlops.deploy import promote, rollback
     from mlops_assets.registry import ModelRegistry
     from mlops_assets.resources import build_gitops, build_storage

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from conftest import BIN, digits_with, git_log, use_case_definitions
 
-from mlops_assets.cli import seed_digits
 from mlops_assets.definitions import build_definitions
+from mlops_assets.demo.digits_data import seed_digits
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.resources import build_storage
 from mlops_assets.settings import load_settings
@@ -144,7 +144,11 @@ def test_no_gpu_request_when_the_yaml_asks_for_none(tmp_path):
     from mlops_assets.kubeflow.pipeline import compile_pipeline
 
     path = compile_pipeline(
-        "digits", KubeflowConfig(), PodPlacement(requests={"cpu": "2"}), tmp_path / "cpu.yaml"
+        "digits",
+        "tabular",
+        KubeflowConfig(),
+        PodPlacement(requests={"cpu": "2"}),
+        tmp_path / "cpu.yaml",
     )
     _, spec, _ = _ir(path)
     resources = spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]

@@ -16,8 +16,8 @@ import yaml
 from conftest import REPO, clean_env, git_log, model_server
 from http_source import serve_folder
 
-from mlops_assets.components import UseCase
 from mlops_assets.demo.lsfb_data import generate
+from mlops_assets.kinds.lsfb import LsfbUseCase
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.resources import environment_definitions
 from mlops_assets.settings import load_settings
@@ -28,7 +28,7 @@ DEFS = REPO / "mlops_assets/defs/lsfb/defs.yaml"
 # nothing detected to quarantine), the 12 common signs of the generated data (the 2 rare
 # ones fall outside top-n), a small model, and a gate the learnable signal must reach.
 OVERRIDES = {
-    "dataset": {"lsfb": {"poses": "raw", "top_n": 12, "shard_size": 64}},
+    "dataset": {"poses": "raw", "top_n": 12, "shard_size": 64},
     "training": {
         "params": {
             "units": 32,
@@ -52,7 +52,7 @@ def merged(base: dict, override: dict) -> dict:
 
 def lsfb_definitions(overrides: dict = OVERRIDES) -> dg.Definitions:
     attributes = merged(yaml.safe_load(DEFS.read_text())["attributes"], overrides)
-    use_case = UseCase.from_attributes_dict(attributes=attributes)
+    use_case = LsfbUseCase.from_attributes_dict(attributes=attributes)
     return dg.Definitions.merge(use_case.build_defs(None), environment_definitions(load_settings()))
 
 
@@ -176,7 +176,7 @@ def test_whole_graph_from_the_server_to_a_gitops_commit_and_an_inference(
 
     # the YAML changes the data contract (24 frames): the champion cannot score the new
     # test split, and the gate says so and decides on the threshold alone
-    shorter = merged(OVERRIDES, {"dataset": {"lsfb": {"frames": 24}}})
+    shorter = merged(OVERRIDES, {"dataset": {"frames": 24}})
     with dg.instance_for_test() as instance:
         defs = lsfb_definitions(shorter)
         assert defs.resolve_job_def("lsfb_dataops").execute_in_process(instance=instance).success
@@ -192,7 +192,7 @@ def test_whole_graph_from_the_server_to_a_gitops_commit_and_an_inference(
 
 
 def _test_shards(storage, layout, manifest):
-    from mlops_assets.lsfb.shards import read_shards
+    from mlops_assets.kinds.lsfb.shards import read_shards
 
     return read_shards(storage, manifest["splits"]["test"]["shards"])
 
@@ -200,10 +200,10 @@ def _test_shards(storage, layout, manifest):
 def test_interrupted_download_resumes_without_refetching_or_keeping_truncated_files(
     dataset, source, local_env, storage, tmp_path
 ):
-    from mlops_assets.components.config import LsfbConfig
-    from mlops_assets.lsfb.download import DownloadError, download
+    from mlops_assets.kinds.lsfb.dataset import LsfbDataset
+    from mlops_assets.kinds.lsfb.download import DownloadError, download
 
-    config = LsfbConfig(poses="raw", retries=1, max_parallel_connections=4)
+    config = LsfbDataset(poses="raw", retries=1, max_parallel_connections=4)
     victim = f"poses_raw/left_hand/{dataset.instances[5]}.npy"
     source.truncate[victim] = 2  # cut short twice: the first try and its one retry
     target = tmp_path / "download"
@@ -232,13 +232,13 @@ def test_interrupted_download_resumes_without_refetching_or_keeping_truncated_fi
 
 
 def test_a_truncated_file_is_retried_and_lands_whole(dataset, source, tmp_path):
-    from mlops_assets.components.config import LsfbConfig
-    from mlops_assets.lsfb.download import download
+    from mlops_assets.kinds.lsfb.dataset import LsfbDataset
+    from mlops_assets.kinds.lsfb.download import download
 
     victim = f"poses_raw/pose/{dataset.instances[0]}.npy"
     source.truncate[victim] = 1
     logged: list[str] = []
-    download(LsfbConfig(poses="raw", retries=2), tmp_path / "download", logged.append)
+    download(LsfbDataset(poses="raw", retries=2), tmp_path / "download", logged.append)
     assert (tmp_path / "download" / victim).read_bytes() == (dataset.root / victim).read_bytes()
     assert source.requests[victim] == 2
     # progress in the run's log, ending with every file of each group accounted for
@@ -253,9 +253,9 @@ def test_malformed_metadata_and_pose_files_are_named(
 ):
     import shutil
 
-    from mlops_assets.components.config import LsfbConfig
-    from mlops_assets.lsfb.download import MetadataError, read_metadata
-    from mlops_assets.lsfb.stages import run_acquire, run_clean
+    from mlops_assets.kinds.lsfb.dataset import LsfbDataset
+    from mlops_assets.kinds.lsfb.download import MetadataError, read_metadata
+    from mlops_assets.kinds.lsfb.stages import run_acquire, run_clean
 
     broken = tmp_path / "broken"
     shutil.copytree(dataset.root, broken)
@@ -276,7 +276,7 @@ def test_malformed_metadata_and_pose_files_are_named(
     np.save(broken / f"poses_raw/right_hand/{wrong_shape}.npy", np.zeros((20, 20, 3), "float16"))
     np.save(broken / f"poses_raw/pose/{wrong_dtype}.npy", np.zeros((20, 33, 3), "int32"))
     monkeypatch.setenv("MLOPS_CACHE_DIR", str(tmp_path / "cache"))
-    config = LsfbConfig(poses="raw")
+    config = LsfbDataset(poses="raw")
     with serve_folder(broken) as server:
         monkeypatch.setenv("MLOPS_LSFB_SOURCE", server.url)
         run_acquire(storage, Layout("lsfb"), config, lambda *_: None)
@@ -365,11 +365,11 @@ def test_dataops_on_s3_gives_the_dataset_version_of_the_local_default(
 ):
     """The same five stages on the moto S3 server and on a folder: same dataset version,
     same quarantine, and a second pass on S3 stores nothing again."""
-    from mlops_assets.components.config import LsfbConfig
-    from mlops_assets.lsfb import stages
+    from mlops_assets.kinds.lsfb import stages
+    from mlops_assets.kinds.lsfb.dataset import LsfbDataset
     from mlops_assets.resources import build_storage
 
-    config = LsfbConfig(poses="raw", top_n=12, shard_size=64)
+    config = LsfbDataset(poses="raw", top_n=12, shard_size=64)
     layout = Layout("lsfb")
     versions, quarantined = {}, {}
     with serve_folder(dataset.root) as server:
@@ -394,10 +394,10 @@ def test_a_new_release_reads_only_the_clips_it_adds(dataset, tmp_path, monkeypat
     import json
     import shutil
 
-    from mlops_assets.components.config import LsfbConfig
-    from mlops_assets.lsfb.stages import run_acquire, run_observe
+    from mlops_assets.kinds.lsfb.dataset import LsfbDataset
+    from mlops_assets.kinds.lsfb.stages import run_acquire, run_observe
 
-    config = LsfbConfig(poses="raw")
+    config = LsfbDataset(poses="raw")
     layout = Layout("lsfb")
     release = tmp_path / "release"
     shutil.copytree(dataset.root, release)

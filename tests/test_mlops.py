@@ -6,8 +6,8 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from mlops_assets.cli import seed_digits
 from mlops_assets.definitions import build_definitions
+from mlops_assets.demo.digits_data import seed_digits
 from mlops_assets.registry import ModelRegistry
 
 WORSE = {"ops": {"digits__train": {"config": {"params": {"C": 0.0001}}}}}
@@ -127,12 +127,13 @@ def test_failed_training_leaves_no_version(storage):
 
 
 def test_same_data_params_and_seed_give_the_same_model(storage):
-    from mlops_assets.components.config import DatasetConfig, GateConfig, ModelConfig
+    from mlops_assets.components.config import GateConfig, ModelConfig
+    from mlops_assets.kinds.tabular.dataset import TabularDataset
     from mlops_assets.mlops.train import run_train
     from mlops_assets.mlops.validate import run_validate
     from mlops_assets.storage import Layout
 
-    layout, dataset = Layout("digits"), DatasetConfig()
+    layout, dataset = Layout("digits"), TabularDataset()
     model = ModelConfig(params={"C": 100.0, "gamma": 0.002})
     with dg.instance_for_test() as instance:
         seed_digits(storage, 5, [1, 2])

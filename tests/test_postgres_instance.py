@@ -9,8 +9,8 @@ import dagster as dg
 import pytest
 from postgres_server import postgres_server
 
-from mlops_assets.cli import seed_digits
 from mlops_assets.definitions import build_definitions
+from mlops_assets.demo.digits_data import seed_digits
 
 
 @pytest.mark.slow

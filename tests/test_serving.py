@@ -205,8 +205,8 @@ def test_loads_by_s3_uri_and_refuses_a_wrong_sha256(s3_env):
     """The chart's way: MODEL_URI=s3://... and MODEL_SHA256, against the moto server."""
     import dagster as dg
 
-    from mlops_assets.cli import seed_digits
     from mlops_assets.definitions import build_definitions
+    from mlops_assets.demo.digits_data import seed_digits
     from mlops_assets.registry import ModelRegistry
     from mlops_assets.resources import build_storage
     from mlops_assets.serving.loader import ModelLoadError, load_from_uri

@@ -62,7 +62,8 @@ def _tamper(storage, version: int, artifact: bytes, adapter: str) -> None:
 
 
 def test_stored_metadata_never_chooses_the_code_that_loads_a_model(local_env, tmp_path):
-    from mlops_assets.components.config import DatasetConfig, DeployConfig, GateConfig, ModelConfig
+    from mlops_assets.components.config import DeployConfig, GateConfig, ModelConfig
+    from mlops_assets.kinds.tabular.dataset import TabularDataset
     from mlops_assets.mlops.deploy import run_deploy
     from mlops_assets.mlops.train import run_train
     from mlops_assets.mlops.validate import run_validate
@@ -103,7 +104,7 @@ def test_stored_metadata_never_chooses_the_code_that_loads_a_model(local_env, tm
 
         # A new candidate is validated against the rewritten champion with the YAML's
         # adapter only: the champion is reported as made by another adapter.
-        layout, dataset, model = Layout("digits"), DatasetConfig(), ModelConfig()
+        layout, dataset, model = Layout("digits"), TabularDataset(), ModelConfig()
         run_train(storage, layout, dataset, model, "c2")
         validation = run_validate(storage, layout, dataset, GateConfig(), "c2", model.adapter)
         assert "evil_adapter:Evil" in validation["summary"]
@@ -437,8 +438,8 @@ def test_two_acquires_at_once_both_land_their_batches(local_env):
     missing."""
     import threading
 
-    from mlops_assets.cli import seed_digits
-    from mlops_assets.dataops.acquire import run_acquire
+    from mlops_assets.demo.digits_data import seed_digits
+    from mlops_assets.kinds.tabular.acquire import run_acquire
     from mlops_assets.storage import Layout
 
     storage, layout = _scheduled_storage(local_env / ".mlops"), Layout("digits")
@@ -482,8 +483,8 @@ def test_a_landing_file_that_cannot_be_ingested_never_blocks_the_others(local_en
     retries them nor reports them again until they change."""
     import os
 
-    from mlops_assets.cli import seed_digits
-    from mlops_assets.dataops.acquire import run_acquire
+    from mlops_assets.demo.digits_data import seed_digits
+    from mlops_assets.kinds.tabular.acquire import run_acquire
     from mlops_assets.storage import Layout
     from mlops_assets.storage.local import LocalStorage
 

@@ -1,5 +1,5 @@
-"""Custom Dagster components of this project."""
+"""What every use-case component shares: the base component and its common settings.
 
-from mlops_assets.components.use_case import UseCase
-
-__all__ = ["UseCase"]
+The component types a `defs.yaml` names live with their dataset kind:
+`mlops_assets.kinds.tabular.TabularUseCase`, `mlops_assets.kinds.lsfb.LsfbUseCase`.
+"""

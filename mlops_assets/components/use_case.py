@@ -1,36 +1,57 @@
-"""The use-case component: one `defs.yaml` becomes the asset graph of a use case.
+"""The use-case component base: one `defs.yaml` becomes the asset graph of a use case.
 
-A new project is a new YAML file; `dg list defs` and `dg check yaml` work on it.
+Each dataset kind subclasses it with its own `dataset:` model (and any settings only it
+has): `mlops_assets.kinds.tabular.TabularUseCase`, `mlops_assets.kinds.lsfb.LsfbUseCase`.
+The base builds what every kind shares (the MLOps half, the jobs, the schedules) and asks
+the kind for the rest. A new project is a new YAML file; `dg list defs` and `dg check
+yaml` work on it. What the environment decides (the executor, a sensor interval, whether
+this is a branch deployment) comes in as `BuildOptions`: `build_defs` reads no setting.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import field_validator
 
 from mlops_assets.components.config import (
-    DatasetConfig,
     DeployConfig,
     GateConfig,
     KubernetesConfig,
     ModelConfig,
-    ObserveConfig,
     ScheduleConfig,
     SensorConfig,
-    SplitConfig,
 )
+
+if TYPE_CHECKING:
+    from mlops_assets.pipeline.kind import DatasetKind
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What the environment decides about the definitions, built from `settings.py` by
+    `definitions.py` (the defaults are the local default's)."""
+
+    executor: str = "in_process"
+    """k8s_job: a pod per step, so the MLOps run pod only coordinates."""
+    sensor_interval_seconds: int | None = None
+    """Overrides every use case's sensor interval (demos, tests, the latency benchmark)."""
+    branch_deployment: bool = False
+    """A Dagster+ branch deployment: what launches runs by itself starts stopped."""
 
 
 class UseCase(dg.Component, dg.Model, dg.Resolvable):
-    """A use case: its data contract, its assets (`<name>/<step>`), checks, sensor and jobs."""
+    """A use case: its assets (`<name>/<step>`), checks, sensors, jobs and schedules.
+    Subclasses declare `dataset`, a model implementing `DatasetKind`."""
+
+    if TYPE_CHECKING:
+        dataset: DatasetKind
 
     name: str
     description: str = ""
-    dataset: DatasetConfig = DatasetConfig()
-    split: SplitConfig = SplitConfig()
-    observe: ObserveConfig = ObserveConfig()
     sensor: SensorConfig = SensorConfig()
     training: ModelConfig = ModelConfig()
     gate: GateConfig = GateConfig()
@@ -44,10 +65,6 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         if not re.fullmatch(r"[a-z][a-z0-9_]*", value):
             raise ValueError(f"use case name {value!r} must match [a-z][a-z0-9_]*")
         return value
-
-    @property
-    def landing(self) -> str:
-        return (self.dataset.landing or f"landing/{self.name}").strip("/")
 
     @property
     def dataops_job_name(self) -> str:
@@ -88,20 +105,17 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         }
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        from mlops_assets.dataops.assets import build_dataops_assets, step_key
-        from mlops_assets.dataops.sensor import build_landing_sensor
+        """What `dg list defs` and `dg check yaml` see: the local default's definitions
+        (the code location builds them with the environment's options, definitions.py)."""
+        return self.definitions(BuildOptions())
+
+    def definitions(self, options: BuildOptions) -> dg.Definitions:
         from mlops_assets.mlops.assets import build_mlops_assets
         from mlops_assets.mlops.consistency import build_consistency_check
         from mlops_assets.mlops.sensor import build_new_dataset_sensor
+        from mlops_assets.pipeline.steps import step_key
 
-        lsfb = self.dataset.kind == "lsfb_isol"
-        if lsfb:
-            from mlops_assets.lsfb.assets import build_lsfb_dataops_assets
-            from mlops_assets.lsfb.sensor import build_source_sensor
-
-            assets = build_lsfb_dataops_assets(self)
-        else:
-            assets = build_dataops_assets(self)
+        assets = self.dataset.build_dataops(self)
         split_key = step_key(self.name, "split")
         mlops_assets = build_mlops_assets(self, split_key)
         dataops_job = dg.define_asset_job(
@@ -110,17 +124,11 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
             description=f"DataOps of {self.name}: acquire, observe, clean, transform, split.",
             tags=self._run_tags("dataops", self.kubernetes.dataops.k8s_config()),
         )
-        from mlops_assets.settings import load_settings
-
-        settings = load_settings()
-        running = self.sensor.default_status == "running"
-        interval = settings.sensor_interval_seconds or self.sensor.interval_seconds
-        sensor = (
-            build_source_sensor(self.name, self.dataset.lsfb, dataops_job, interval, running)
-            if lsfb
-            else build_landing_sensor(self.name, self.landing, dataops_job, interval, running)
-        )
-        per_step = settings.executor == "k8s_job"
+        # on a branch deployment nothing starts a run by itself until someone turns it on
+        running = self.sensor.default_status == "running" and not options.branch_deployment
+        interval = options.sensor_interval_seconds or self.sensor.interval_seconds
+        sensor = self.dataset.build_trigger_sensor(self, dataops_job, interval, running)
+        per_step = options.executor == "k8s_job"
         mlops_job = dg.define_asset_job(
             self.mlops_job_name,
             selection=dg.AssetSelection.assets(*mlops_assets),
@@ -139,53 +147,29 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
                 **({} if self.trains_on_kfp_cluster else {"mlops/gpu": "true"}),
             },
         )
-        dataset_sensor = build_new_dataset_sensor(
-            self.name, split_key, mlops_job, self.sensor.default_status == "running"
-        )
-        jobs = [dataops_job, mlops_job]
-        schedules = [self._retrain_schedule(mlops_job)]
-        if not lsfb:  # drift of tabular features; a new LSFB release is observed when it comes
-            jobs.append(reobserve_job := self._reobserve_job())
-            schedules.append(self._reobserve_schedule(reobserve_job))
+        dataset_sensor = build_new_dataset_sensor(self.name, split_key, mlops_job, running)
+        extra_jobs, extra_schedules = self.dataset.extra_definitions(self, running)
+        retrain = self.schedules.retrain_enabled and not options.branch_deployment
         return dg.Definitions(
             assets=[*assets, *mlops_assets],
             asset_checks=[build_consistency_check(self.name, self.deploy.environment)],
-            jobs=jobs,
+            jobs=[dataops_job, mlops_job, *extra_jobs],
             sensors=[sensor, dataset_sensor],
-            schedules=schedules,
+            schedules=[self._retrain_schedule(mlops_job, retrain), *extra_schedules],
         )
 
-    def _reobserve_job(self):
-        from mlops_assets.dataops.assets import step_key
+    def run_tags(self, stage: str) -> dict:
+        """Tags of a DataOps-placed job of this use case (a kind's extra jobs use them)."""
+        return self._run_tags(stage, self.kubernetes.dataops.k8s_config())
 
-        return dg.define_asset_job(
-            f"{self.name}_reobserve",
-            selection=dg.AssetSelection.assets(step_key(self.name, "observe")),
-            description=f"Re-observes all of {self.name}'s data for drift against the reference.",
-            config={"ops": {f"{self.name}__observe": {"config": {"full": True}}}},
-            tags=self._run_tags("dataops", self.kubernetes.dataops.k8s_config()),
-        )
-
-    def _retrain_schedule(self, mlops_job) -> dg.ScheduleDefinition:
+    def _retrain_schedule(self, mlops_job, running: bool) -> dg.ScheduleDefinition:
         return dg.ScheduleDefinition(
             name=f"{self.name}_retrain_schedule",
             job=mlops_job,
             cron_schedule=self.schedules.retrain_cron,
             execution_timezone=self.schedules.timezone,
             default_status=dg.DefaultScheduleStatus.RUNNING
-            if self.schedules.retrain_enabled
+            if running
             else dg.DefaultScheduleStatus.STOPPED,
             description="Periodic retrain on the current dataset version (off by default).",
-        )
-
-    def _reobserve_schedule(self, reobserve_job) -> dg.ScheduleDefinition:
-        return dg.ScheduleDefinition(
-            name=f"{self.name}_reobserve_schedule",
-            job=reobserve_job,
-            cron_schedule=self.schedules.reobserve_cron,
-            execution_timezone=self.schedules.timezone,
-            default_status=dg.DefaultScheduleStatus.RUNNING
-            if self.sensor.default_status == "running"
-            else dg.DefaultScheduleStatus.STOPPED,
-            description="Full re-observation of the data for drift.",
         )

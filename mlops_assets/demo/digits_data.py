@@ -73,3 +73,23 @@ def to_bytes(frame: pd.DataFrame, fmt: str = "csv") -> bytes:
     else:
         raise ValueError(f"unknown format {fmt!r} (csv or parquet)")
     return buffer.getvalue()
+
+
+def seed_digits(
+    storage, batches: int, which: list[int], bad_fraction: float = 0.0, fmt: str = "csv"
+) -> list[str]:
+    """Write batches `which` (1-based) of the digits split in `batches` into digits'
+    landing zone, `bad_fraction` of their rows broken in the ways clean must catch."""
+    from mlops_assets.components.tree import load_use_case
+
+    landing = load_use_case("digits").landing
+    parts = digits_batches(batches)
+    written = []
+    for n in which:
+        frame = parts[n - 1]
+        if bad_fraction:
+            frame = with_bad_rows(frame, bad_fraction, seed=n)
+        key = f"{landing}/digits-{n:03d}-of-{batches:03d}.{fmt}"
+        storage.write_bytes(key, to_bytes(frame, fmt))
+        written.append(key)
+    return written

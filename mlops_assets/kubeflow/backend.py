@@ -66,7 +66,9 @@ def run_on_kubeflow(
     from mlops_assets.kubeflow.pipeline import build_pipeline
 
     config = use_case.training.kubeflow
-    pipeline = build_pipeline(use_case.name, config, use_case.kubernetes.mlops)
+    pipeline = build_pipeline(
+        use_case.name, use_case.dataset.kind, config, use_case.kubernetes.mlops
+    )
     arguments = pipeline_arguments(storage, use_case, candidate_id, override)
     if config.runner == "local":
         run = _run_local(pipeline, arguments, log)

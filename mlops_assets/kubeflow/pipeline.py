@@ -25,6 +25,7 @@ def train(
     storage_root: str,
     use_case: str,
     candidate_id: str,
+    dataset_kind: str,
     dataset_json: str,
     model_json: str,
     params_json: str,
@@ -36,7 +37,7 @@ def train(
     from mlops_assets.kubeflow.steps import train_step
 
     candidate = train_step(
-        storage_root, use_case, candidate_id, dataset_json, model_json, params_json
+        storage_root, use_case, candidate_id, dataset_kind, dataset_json, model_json, params_json
     )
     metrics.log_metric("training_seconds", candidate["training_seconds"])
     if candidate.get("val_accuracy") is not None:
@@ -48,6 +49,7 @@ def evaluate(
     storage_root: str,
     use_case: str,
     candidate_id: str,
+    dataset_kind: str,
     dataset_json: str,
     model_json: str,
     metrics: Output[Metrics],
@@ -57,7 +59,9 @@ def evaluate(
 
     from mlops_assets.kubeflow.steps import evaluate_step
 
-    result = evaluate_step(storage_root, use_case, candidate_id, dataset_json, model_json)
+    result = evaluate_step(
+        storage_root, use_case, candidate_id, dataset_kind, dataset_json, model_json
+    )
     for name in ("accuracy", "top5", "macro_accuracy", "macro_f1"):
         if result.get(name) is not None:
             metrics.log_metric(f"test_{name}", result[name])
@@ -99,8 +103,11 @@ def _place(task: dsl.PipelineTask, placement: PodPlacement) -> None:
         )
 
 
-def build_pipeline(use_case: str, config: KubeflowConfig, placement: PodPlacement) -> Any:
-    """The pipeline function (compile it, or call it under `kfp.local`)."""
+def build_pipeline(
+    use_case: str, dataset_kind: str, config: KubeflowConfig, placement: PodPlacement
+) -> Any:
+    """The pipeline function (compile it, or call it under `kfp.local`); the use case and
+    its dataset kind are compiled in, the kind's settings are an argument."""
     base = image(config)
     train_op = dsl.component(base_image=base, install_kfp_package=False)(train)
     evaluate_op = dsl.component(base_image=base, install_kfp_package=False)(evaluate)
@@ -121,6 +128,7 @@ def build_pipeline(use_case: str, config: KubeflowConfig, placement: PodPlacemen
             storage_root=storage_root,
             use_case=use_case,
             candidate_id=candidate_id,
+            dataset_kind=dataset_kind,
             dataset_json=dataset_json,
             model_json=model_json,
             params_json=params_json,
@@ -130,6 +138,7 @@ def build_pipeline(use_case: str, config: KubeflowConfig, placement: PodPlacemen
             storage_root=storage_root,
             use_case=use_case,
             candidate_id=candidate_id,
+            dataset_kind=dataset_kind,
             dataset_json=dataset_json,
             model_json=model_json,
         ).after(trained)
@@ -148,8 +157,9 @@ def build_pipeline(use_case: str, config: KubeflowConfig, placement: PodPlacemen
 
 
 def compile_pipeline(
-    use_case: str, config: KubeflowConfig, placement: PodPlacement, path: Path
+    use_case: str, dataset_kind: str, config: KubeflowConfig, placement: PodPlacement, path: Path
 ) -> Path:
     """The KFP IR YAML, for `kfp.Client` or for uploading by hand."""
-    compiler.Compiler().compile(build_pipeline(use_case, config, placement), str(path))
+    pipeline = build_pipeline(use_case, dataset_kind, config, placement)
+    compiler.Compiler().compile(pipeline, str(path))
     return path

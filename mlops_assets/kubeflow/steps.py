@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlops_assets.components.config import DatasetConfig, ModelConfig
+from mlops_assets.components.config import ModelConfig
 
 EVALUATION = "kfp_evaluation.json"
 
@@ -24,10 +24,19 @@ def _storage(storage_root: str):
     return build_storage(load_settings(), storage_root)
 
 
+def _dataset(kind: str, settings_json: str):
+    """The use case's `dataset:` block, as its kind's model (the kind is one the
+    registry knows; the pipeline was compiled with it)."""
+    from mlops_assets.kinds import kind as dataset_kind
+
+    return dataset_kind(kind).model_validate_json(settings_json)
+
+
 def train_step(
     storage_root: str,
     use_case: str,
     candidate_id: str,
+    dataset_kind: str,
     dataset_json: str,
     model_json: str,
     params_json: str,
@@ -38,7 +47,7 @@ def train_step(
     return run_train(
         _storage(storage_root),
         Layout(use_case),
-        DatasetConfig.model_validate_json(dataset_json),
+        _dataset(dataset_kind, dataset_json),
         ModelConfig.model_validate_json(model_json),
         candidate_id,
         json.loads(params_json),
@@ -46,23 +55,27 @@ def train_step(
 
 
 def evaluate_step(
-    storage_root: str, use_case: str, candidate_id: str, dataset_json: str, model_json: str
+    storage_root: str,
+    use_case: str,
+    candidate_id: str,
+    dataset_kind: str,
+    dataset_json: str,
+    model_json: str,
 ) -> dict[str, Any]:
     """The candidate's metrics on the test split (for the KFP UI; validate scores again,
     next to the champion, and decides)."""
-    from mlops_assets.mlops.evaluate import evaluate
-    from mlops_assets.mlops.split_data import load_split, predict_split
+    from mlops_assets.mlops.evaluate import evaluate, predict_split
     from mlops_assets.mlops.train import current_dataset
     from mlops_assets.mlops.validate import load_candidate
     from mlops_assets.models import load_adapter
     from mlops_assets.storage import Layout
 
     storage, layout = _storage(storage_root), Layout(use_case)
-    dataset = DatasetConfig.model_validate_json(dataset_json)
+    dataset = _dataset(dataset_kind, dataset_json)
     adapter_name = ModelConfig.model_validate_json(model_json).adapter  # the YAML's, not stored
     _, data = load_candidate(storage, layout, candidate_id, adapter_name)
     adapter = load_adapter(adapter_name)
-    test = load_split(storage, layout, current_dataset(storage, layout), "test", dataset)
+    test = dataset.load_split(storage, layout, current_dataset(storage, layout), "test")
     metrics = evaluate(*predict_split(adapter, adapter.loads(data), test), test.classes)
     storage.write_json(layout.candidate(candidate_id, EVALUATION), metrics)
     return metrics

@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from mlops_assets.gitops.resource import GitOpsResource
+from mlops_assets.pipeline.steps import MLOPS_STEPS, step_key
 from mlops_assets.storage import Layout, ObjectStorage
 
 if TYPE_CHECKING:
     from mlops_assets.components.use_case import UseCase
-
-MLOPS_STEPS = ("train", "validate", "release", "deploy")
 
 
 class TrainConfig(dg.Config):
@@ -37,7 +36,7 @@ def _candidate_id(context: dg.AssetExecutionContext, train_key: dg.AssetKey) -> 
 def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsDefinition]:
     name = uc.name
     layout = Layout(name)
-    key = {step: dg.AssetKey([name, step]) for step in MLOPS_STEPS}
+    key = {step: step_key(name, step) for step in MLOPS_STEPS}
     common = {"group_name": name, "tags": {"mlops/stage": "mlops"}}
     # For the per-step k8s_job_executor: the train step's own pod goes to the GPU pool (or,
     # when a KFP cluster trains, gets the token to call its API).
@@ -55,8 +54,8 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
     )
     def train(context: dg.AssetExecutionContext, config: TrainConfig, storage: ObjectStorage):
         started = perf_counter()
-        from mlops_assets.dataops.report import md_table
         from mlops_assets.mlops.train import run_train, trained_before
+        from mlops_assets.pipeline.report import md_table
 
         earlier = (
             None if config.retrain else trained_before(storage, layout, uc.training, config.params)

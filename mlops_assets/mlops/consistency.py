@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 
 from mlops_assets.gitops.resource import GitOpsResource
+from mlops_assets.pipeline.steps import step_key
 from mlops_assets.storage import ObjectStorage
 
 
@@ -68,14 +69,14 @@ def compare(
 
 def build_consistency_check(use_case: str, target: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=dg.AssetKey([use_case, "deploy"]),
+        asset=step_key(use_case, "deploy"),
         name="deployed_is_champion",
         description=f"The version {target} deploys in the GitOps repository is the registry's "
         "champion (pins included); lists every environment.",
     )
     def deployed_is_champion(storage: ObjectStorage, gitops: GitOpsResource):
         started = perf_counter()
-        from mlops_assets.dataops.report import md_table
+        from mlops_assets.pipeline.report import md_table
 
         ok, summary, rows = compare(storage, gitops, use_case, target)
         return dg.AssetCheckResult(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlops_assets.components.config import GateConfig
+
+if TYPE_CHECKING:
+    from mlops_assets.pipeline.split_data import SplitData
 
 
 def evaluate(
@@ -97,3 +100,27 @@ def gate(
     )
     summary = f"PASS: {head}" if not reasons else f"REJECTED: {head}: " + "; ".join(reasons)
     return GateDecision(not reasons, summary, value, champion_value, champion_version, improvement)
+
+
+def predict_split(
+    adapter: Any, model: Any, split: SplitData
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The true labels, the predicted classes and, where the adapter gives them, class
+    scores (for top-k metrics), in one pass over the split's shards."""
+    labels, predicted, scores = [], [], []
+    has_scores = hasattr(adapter, "predict_scores")
+    for x, y in split.chunks():
+        labels.append(y)
+        if has_scores:
+            s = adapter.predict_scores(model, x)
+            scores.append(s)
+            predicted.append(np.argmax(s, axis=1))
+        else:
+            predicted.append(np.asarray(adapter.predict(model, x)))
+    if not predicted:
+        return np.zeros(0, "int64"), np.zeros(0, "int64"), None
+    return (
+        np.concatenate(labels),
+        np.concatenate(predicted),
+        np.concatenate(scores) if has_scores else None,
+    )

@@ -10,16 +10,20 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlops_assets.components.config import DatasetConfig, ModelConfig
+from mlops_assets.components.config import ModelConfig
 from mlops_assets.errors import MlopsError
 from mlops_assets.mlops.code_version import code_version
-from mlops_assets.mlops.split_data import SplitData, load_split, predict_split
+from mlops_assets.mlops.evaluate import predict_split
 from mlops_assets.models import load_adapter
 from mlops_assets.storage import Layout, ObjectStorage
+
+if TYPE_CHECKING:
+    from mlops_assets.pipeline.kind import DatasetKind
+    from mlops_assets.pipeline.split_data import SplitData
 
 CANDIDATE = "candidate.json"
 
@@ -38,16 +42,9 @@ def current_dataset(storage: ObjectStorage, layout: Layout) -> str:
     return latest["dataset_version"]
 
 
-def input_contract(dataset: DatasetConfig, train: SplitData) -> dict[str, Any]:
+def input_contract(train: SplitData) -> dict[str, Any]:
     """What the model itself takes: the transformed examples, with their shape."""
     return {"name": "input-0", "datatype": "FP32", "shape": [-1, *train.item_shape]}
-
-
-def request_contract(dataset: DatasetConfig) -> dict[str, Any]:
-    """What the model server accepts: examples as they land, and the transform to apply."""
-    from mlops_assets.model_input import lsfb_contract, tabular_contract
-
-    return lsfb_contract(dataset.lsfb) if dataset.kind == "lsfb_isol" else tabular_contract(dataset)
 
 
 def fingerprint(
@@ -102,7 +99,7 @@ def resolved_params(model: ModelConfig, override: dict[str, Any] | None = None) 
 def run_train(
     storage: ObjectStorage,
     layout: Layout,
-    dataset: DatasetConfig,
+    dataset: DatasetKind,
     model: ModelConfig,
     candidate_id: str,
     override: dict[str, Any] | None = None,
@@ -110,8 +107,8 @@ def run_train(
     adapter = load_adapter(model.adapter)
     version = current_dataset(storage, layout)
     params = resolved_params(model, override)
-    train = load_split(storage, layout, version, "train", dataset)
-    val = load_split(storage, layout, version, "val", dataset)
+    train = dataset.load_split(storage, layout, version, "train")
+    val = dataset.load_split(storage, layout, version, "val")
     started = perf_counter()
     fitted = adapter.fit(train, val, params, model.seed)
     seconds = perf_counter() - started
@@ -135,9 +132,9 @@ def run_train(
         "val_accuracy": val_accuracy,
         "code_version": code_version(),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "input": input_contract(dataset, train),
+        "input": input_contract(train),
         # what the model server accepts (rows as they land) and the transform it applies
-        "request": request_contract(dataset),
+        "request": dataset.request_contract(),
         "output": {"name": "output-0", "datatype": "INT64", "shape": [-1]},
         "classes": train.classes,
         "class_names": train.class_names,

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlops_assets.components.config import DatasetConfig, GateConfig
-from mlops_assets.mlops.evaluate import evaluate, gate
-from mlops_assets.mlops.split_data import load_split, predict_split
+from mlops_assets.components.config import GateConfig
+from mlops_assets.mlops.evaluate import evaluate, gate, predict_split
 from mlops_assets.mlops.train import CANDIDATE, current_dataset, record_outcome
 from mlops_assets.models import AdapterMismatchError, check_stored_adapter, load_adapter
 from mlops_assets.registry import ArtifactIntegrityError, ModelRegistry
 from mlops_assets.storage import Layout, ObjectStorage
+
+if TYPE_CHECKING:
+    from mlops_assets.pipeline.kind import DatasetKind
 
 VALIDATION = "validation.json"
 
@@ -63,7 +65,7 @@ def aligned(
 def run_validate(
     storage: ObjectStorage,
     layout: Layout,
-    dataset: DatasetConfig,
+    dataset: DatasetKind,
     config: GateConfig,
     candidate_id: str,
     adapter_name: str,
@@ -71,7 +73,7 @@ def run_validate(
     """`adapter_name` comes from the use case's YAML: it scores the candidate and the champion."""
     candidate, data = load_candidate(storage, layout, candidate_id, adapter_name)
     version = current_dataset(storage, layout)
-    test = load_split(storage, layout, version, "test", dataset)
+    test = dataset.load_split(storage, layout, version, "test")
     adapter = load_adapter(adapter_name)
     y_test, predicted, scores = predict_split(adapter, adapter.loads(data), test)
     candidate_metrics = evaluate(y_test, predicted, scores, test.classes)

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
-from mlops_assets.dataops.catalog import Batch, load_catalog
 from mlops_assets.errors import MlopsError
+from mlops_assets.kinds.tabular.catalog import Batch, load_catalog
 from mlops_assets.storage import Layout, ObjectStorage, UnsafeKeyError, relative_name
 
 

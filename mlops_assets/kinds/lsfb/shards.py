@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from mlops_assets.mlops.split_data import SplitData
+from mlops_assets.pipeline.split_data import SplitData
 from mlops_assets.storage import Layout, ObjectStorage, safe_key
 
 DATASET_MANIFEST = "_dataset.json"

@@ -23,7 +23,7 @@ def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _figure(width: float = 6.0, height: float = 2.6):
+def figure(width: float = 6.0, height: float = 2.6):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,7 +32,7 @@ def _figure(width: float = 6.0, height: float = 2.6):
     return Figure(figsize=(width, height), dpi=80)
 
 
-def _embed(fig, alt: str) -> str:
+def embed(fig, alt: str) -> str:
     buffer = BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png")
@@ -48,7 +48,7 @@ def bar_plot(
     threshold: float | None = None,
 ) -> str:
     """Grouped bars, one group per category (as shares when `normalize`), optional threshold."""
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     categories = list(next(iter(series.values())).keys()) if series else []
     width = 0.8 / max(len(series), 1)
@@ -73,12 +73,12 @@ def bar_plot(
     ax.set_title(title, fontsize=9)
     if len(series) > 1 or threshold is not None:
         ax.legend(fontsize=7)
-    return _embed(fig, alt)
+    return embed(fig, alt)
 
 
 def heatmap(matrix: list[list[int]], labels: list[str], title: str, alt: str) -> str:
     """A confusion matrix as a picture: rows are true classes, columns predictions."""
-    fig = _figure(4.2, 3.6)
+    fig = figure(4.2, 3.6)
     ax = fig.add_subplot()
     image = ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels, fontsize=7)
@@ -100,4 +100,4 @@ def heatmap(matrix: list[list[int]], labels: list[str], title: str, alt: str) ->
                 )
     fig.colorbar(image, ax=ax, fraction=0.046)
     ax.set_title(title, fontsize=9)
-    return _embed(fig, alt)
+    return embed(fig, alt)

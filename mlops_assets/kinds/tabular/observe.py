@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mlops_assets.components.config import DatasetConfig, ObserveConfig
-from mlops_assets.dataops.catalog import Batch, load_catalog, staged_ids
-from mlops_assets.dataops.profile import Profile, drift, merge_profiles, profile_frame
-from mlops_assets.dataops.tabular import BatchRejected, parse_batch, to_numeric
+from mlops_assets.kinds.tabular.catalog import Batch, load_catalog, staged_ids
+from mlops_assets.kinds.tabular.dataset import ObserveConfig, TabularDataset
+from mlops_assets.kinds.tabular.profile import Profile, drift, merge_profiles, profile_frame
+from mlops_assets.kinds.tabular.rows import BatchRejected, parse_batch, to_numeric
 from mlops_assets.storage import Layout, ObjectStorage
 
 STAGE = "observe"
@@ -33,7 +33,7 @@ class ObserveResult:
 
 
 def profile_batch(
-    storage: ObjectStorage, batch: Batch, dataset: DatasetConfig, bins: int
+    storage: ObjectStorage, batch: Batch, dataset: TabularDataset, bins: int
 ) -> Profile:
     head = {"batch_id": batch["batch_id"], "file": batch["source"]}
     try:
@@ -47,7 +47,7 @@ def profile_batch(
 def run_observe(
     storage: ObjectStorage,
     layout: Layout,
-    dataset: DatasetConfig,
+    dataset: TabularDataset,
     config: ObserveConfig,
     full: bool = False,
 ) -> ObserveResult:

@@ -1,6 +1,6 @@
 """The five DataOps assets of an LSFB-ISOL use case (same keys and jobs as any use case).
 
-Thin bodies; the work is in `mlops_assets.lsfb.stages`, imported inside them so
+Thin bodies; the work is in `mlops_assets.kinds.lsfb.stages`, imported inside them so
 loading the definitions imports neither numpy, pandas nor lsfb_dataset.
 """
 
@@ -12,13 +12,13 @@ import dagster as dg
 from mlops_assets.storage import Layout, ObjectStorage
 
 if TYPE_CHECKING:
-    from mlops_assets.components.use_case import UseCase
+    from mlops_assets.kinds.lsfb.component import LsfbUseCase
 
 
-def build_lsfb_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
-    from mlops_assets.dataops.assets import step_key
+def build_lsfb_dataops_assets(uc: "LsfbUseCase") -> list[dg.AssetsDefinition]:
+    from mlops_assets.pipeline.steps import step_key
 
-    name, config, layout = uc.name, uc.dataset.lsfb, Layout(uc.name)
+    name, config, layout = uc.name, uc.dataset, Layout(uc.name)
     key = {s: step_key(name, s) for s in ("acquire", "observe", "clean", "transform", "split")}
     common = {"group_name": name, "tags": {"mlops/stage": "dataops"}}
 
@@ -34,8 +34,8 @@ def build_lsfb_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
     )
     def acquire(context: dg.AssetExecutionContext, storage: ObjectStorage):
         started = perf_counter()
-        from mlops_assets.lsfb.download import source_url
-        from mlops_assets.lsfb.stages import run_acquire
+        from mlops_assets.kinds.lsfb.download import source_url
+        from mlops_assets.kinds.lsfb.stages import run_acquire
 
         result = run_acquire(storage, layout, config, context.log.info)
         context.log.info(
@@ -75,8 +75,8 @@ def build_lsfb_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
     )
     def observe(context: dg.AssetExecutionContext, storage: ObjectStorage):
         started = perf_counter()
-        from mlops_assets.lsfb.report import observe_metadata
-        from mlops_assets.lsfb.stages import run_observe
+        from mlops_assets.kinds.lsfb.report import observe_metadata
+        from mlops_assets.kinds.lsfb.stages import run_observe
 
         snapshot, clips, read = run_observe(storage, layout, config)
         metadata, checks = observe_metadata(snapshot, clips, config)
@@ -102,8 +102,8 @@ def build_lsfb_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
     )
     def clean(context: dg.AssetExecutionContext, storage: ObjectStorage):
         started = perf_counter()
-        from mlops_assets.dataops.report import md_table
-        from mlops_assets.lsfb.stages import run_clean
+        from mlops_assets.kinds.lsfb.stages import run_clean
+        from mlops_assets.pipeline.report import md_table
 
         result = run_clean(storage, layout, config)
         for row in result.quarantined.head(20).itertuples():
@@ -152,7 +152,7 @@ def build_lsfb_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
     )
     def transform(context: dg.AssetExecutionContext, storage: ObjectStorage):
         started = perf_counter()
-        from mlops_assets.lsfb.stages import run_transform
+        from mlops_assets.kinds.lsfb.stages import run_transform
 
         manifest = run_transform(storage, layout, config)
         return dg.MaterializeResult(
@@ -184,8 +184,8 @@ def build_lsfb_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
         started = perf_counter()
         from itertools import combinations
 
-        from mlops_assets.dataops.report import md_table
-        from mlops_assets.lsfb.stages import SPLITS, run_split
+        from mlops_assets.kinds.lsfb.stages import SPLITS, run_split
+        from mlops_assets.pipeline.report import md_table
 
         manifest = run_split(storage, layout, config)
         parts = manifest["splits"]

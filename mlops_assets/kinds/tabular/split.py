@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_assets.components.config import DatasetConfig, SplitConfig
-from mlops_assets.dataops.catalog import load_catalog, staged_ids
 from mlops_assets.errors import MlopsError
+from mlops_assets.kinds.tabular.catalog import load_catalog, staged_ids
+from mlops_assets.kinds.tabular.dataset import SplitConfig, TabularDataset
 from mlops_assets.storage import Layout, ObjectStorage
 
 SPLITS = ("train", "val", "test")
@@ -69,7 +69,7 @@ def dataset_version(frames: dict[str, pd.DataFrame]) -> str:
 
 
 def run_split(
-    storage: ObjectStorage, layout: Layout, dataset: DatasetConfig, config: SplitConfig
+    storage: ObjectStorage, layout: Layout, dataset: TabularDataset, config: SplitConfig
 ) -> SplitResult:
     catalog = load_catalog(storage, layout)
     transformed = staged_ids(storage, layout, "transform")

@@ -10,9 +10,9 @@ import hashlib
 
 import pandas as pd
 
-from mlops_assets.components.config import DatasetConfig
-from mlops_assets.dataops.catalog import load_catalog, staged_ids
-from mlops_assets.model_input import scale_rows
+from mlops_assets.kinds.tabular.catalog import load_catalog, staged_ids
+from mlops_assets.kinds.tabular.contract import scale_rows
+from mlops_assets.kinds.tabular.dataset import TabularDataset
 from mlops_assets.storage import Layout, ObjectStorage
 
 STAGE = "transform"
@@ -22,7 +22,7 @@ def row_id(batch_id: str, content_hash: str) -> str:
     return hashlib.blake2b(f"{batch_id}:{content_hash}".encode(), digest_size=8).hexdigest()
 
 
-def transform_frame(clean: pd.DataFrame, batch_id: str, dataset: DatasetConfig) -> pd.DataFrame:
+def transform_frame(clean: pd.DataFrame, batch_id: str, dataset: TabularDataset) -> pd.DataFrame:
     columns = dataset.features.columns
     # the function the model server applies to a request's rows (model_input.py)
     out = pd.DataFrame(scale_rows(clean[columns].to_numpy(), dataset.scale), columns=columns)
@@ -31,7 +31,7 @@ def transform_frame(clean: pd.DataFrame, batch_id: str, dataset: DatasetConfig) 
     return out
 
 
-def run_transform(storage: ObjectStorage, layout: Layout, dataset: DatasetConfig) -> list[dict]:
+def run_transform(storage: ObjectStorage, layout: Layout, dataset: TabularDataset) -> list[dict]:
     """Transform each cleaned batch not transformed yet; returns batch_id and rows per batch."""
     cleaned = staged_ids(storage, layout, "clean")
     done = staged_ids(storage, layout, STAGE)

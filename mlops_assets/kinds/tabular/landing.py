@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from mlops_assets.dataops.acquire import is_ignored
+from mlops_assets.kinds.tabular.acquire import is_ignored
 from mlops_assets.storage import ObjectInfo, ObjectStorage
 
 

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_assets.components.config import DatasetConfig
-from mlops_assets.dataops.catalog import load_catalog, staged_ids
-from mlops_assets.dataops.tabular import BatchRejected, check_rows, parse_batch, row_hashes
+from mlops_assets.kinds.tabular.catalog import load_catalog, staged_ids
+from mlops_assets.kinds.tabular.dataset import TabularDataset
+from mlops_assets.kinds.tabular.rows import BatchRejected, check_rows, parse_batch, row_hashes
 from mlops_assets.storage import Layout, ObjectStorage
 
 STAGE = "clean"
@@ -31,11 +31,11 @@ class CleanResult:
         return sum(b["quarantined"] for b in self.batches)
 
 
-def clean_columns(dataset: DatasetConfig) -> list[str]:
+def clean_columns(dataset: TabularDataset) -> list[str]:
     return ["row_number", *dataset.columns, "content_hash"]
 
 
-def run_clean(storage: ObjectStorage, layout: Layout, dataset: DatasetConfig) -> CleanResult:
+def run_clean(storage: ObjectStorage, layout: Layout, dataset: TabularDataset) -> CleanResult:
     catalog = load_catalog(storage, layout)
     done = staged_ids(storage, layout, STAGE)
     files = {b["batch_id"]: b["source"] for b in catalog}
@@ -106,14 +106,14 @@ def _clean_batch(storage, layout, dataset, batch, seen) -> dict[str, Any]:
     return summary
 
 
-def _empty(dataset: DatasetConfig) -> pd.DataFrame:
+def _empty(dataset: TabularDataset) -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in clean_columns(dataset)})
     return frame.astype(
         {"row_number": "int64", dataset.label.column: "int64", "content_hash": "object"}
     )
 
 
-def contract_violations(frame: pd.DataFrame, dataset: DatasetConfig) -> list[str]:
+def contract_violations(frame: pd.DataFrame, dataset: TabularDataset) -> list[str]:
     """Why clean rows break the contract (an empty list proves they do not)."""
     problems = []
     features = frame[dataset.features.columns]

@@ -11,12 +11,11 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from mlops_assets.pipeline.steps import DATAOPS_STEPS, step_key
 from mlops_assets.storage import Layout, ObjectStorage
 
 if TYPE_CHECKING:
-    from mlops_assets.components.use_case import UseCase
-
-DATAOPS_STEPS = ("acquire", "observe", "clean", "transform", "split")
+    from mlops_assets.kinds.tabular.component import TabularUseCase
 
 
 class ObserveRunConfig(dg.Config):
@@ -25,11 +24,7 @@ class ObserveRunConfig(dg.Config):
     re-observation schedule sets it)."""
 
 
-def step_key(use_case: str, step: str) -> dg.AssetKey:
-    return dg.AssetKey([use_case, step])
-
-
-def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
+def build_dataops_assets(uc: "TabularUseCase") -> list[dg.AssetsDefinition]:
     name = uc.name
     layout = Layout(name)
     dataset = uc.dataset
@@ -56,8 +51,8 @@ def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
     )
     def acquire(context: dg.AssetExecutionContext, storage: ObjectStorage):
         started = perf_counter()
-        from mlops_assets.dataops.acquire import run_acquire
-        from mlops_assets.dataops.report import md_table
+        from mlops_assets.kinds.tabular.acquire import run_acquire
+        from mlops_assets.pipeline.report import md_table
 
         result = run_acquire(
             storage, layout, landing, context.run.run_id, uc.dataset.max_file_bytes
@@ -135,8 +130,8 @@ def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
         context: dg.AssetExecutionContext, config: ObserveRunConfig, storage: ObjectStorage
     ):
         started = perf_counter()
-        from mlops_assets.dataops.observe import run_observe
-        from mlops_assets.dataops.observe_report import observe_metadata
+        from mlops_assets.kinds.tabular.observe import run_observe
+        from mlops_assets.kinds.tabular.observe_report import observe_metadata
 
         result = run_observe(storage, layout, dataset, uc.observe, full=config.full)
         metadata, checks = observe_metadata(result, dataset, uc.observe)
@@ -163,8 +158,8 @@ def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
         started = perf_counter()
         import pandas as pd
 
-        from mlops_assets.dataops.clean import STAGE, contract_violations, run_clean
-        from mlops_assets.dataops.report import md_table
+        from mlops_assets.kinds.tabular.clean import STAGE, contract_violations, run_clean
+        from mlops_assets.pipeline.report import md_table
 
         result = run_clean(storage, layout, dataset)
         frames = [
@@ -217,7 +212,7 @@ def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
     )
     def transform(context: dg.AssetExecutionContext, storage: ObjectStorage):
         started = perf_counter()
-        from mlops_assets.dataops.transform import run_transform
+        from mlops_assets.kinds.tabular.transform import run_transform
 
         processed = run_transform(storage, layout, dataset)
         return dg.MaterializeResult(
@@ -250,8 +245,8 @@ def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
     )
     def split(context: dg.AssetExecutionContext, storage: ObjectStorage):
         started = perf_counter()
-        from mlops_assets.dataops.split import run_split
-        from mlops_assets.dataops.split_report import split_metadata
+        from mlops_assets.kinds.tabular.split import run_split
+        from mlops_assets.kinds.tabular.split_report import split_metadata
 
         result = run_split(storage, layout, dataset, uc.split)
         metadata, checks = split_metadata(storage, layout, result, dataset)
@@ -265,7 +260,7 @@ def build_dataops_assets(uc: "UseCase") -> list[dg.AssetsDefinition]:
 
 
 def _quarantine_examples(storage: ObjectStorage, layout: Layout, batches: list[dict]) -> str:
-    from mlops_assets.dataops.report import md_table
+    from mlops_assets.pipeline.report import md_table
 
     rows = []
     for batch in batches:
@@ -278,3 +273,25 @@ def _quarantine_examples(storage: ObjectStorage, layout: Layout, batches: list[d
             )
             rows += [(batch["file"], n, r) for n, r in frame.head(10).itertuples(index=False)]
     return md_table(["file", "row", "reason"], rows[:30]) if rows else ""
+
+
+def reobserve_definitions(uc: "TabularUseCase", running: bool) -> tuple[list, list]:
+    """A job that re-observes all of the data for drift, and its daily schedule."""
+    job = dg.define_asset_job(
+        f"{uc.name}_reobserve",
+        selection=dg.AssetSelection.assets(step_key(uc.name, "observe")),
+        description=f"Re-observes all of {uc.name}'s data for drift against the reference.",
+        config={"ops": {f"{uc.name}__observe": {"config": {"full": True}}}},
+        tags=uc.run_tags("dataops"),
+    )
+    schedule = dg.ScheduleDefinition(
+        name=f"{uc.name}_reobserve_schedule",
+        job=job,
+        cron_schedule=uc.schedules.reobserve_cron,
+        execution_timezone=uc.schedules.timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING
+        if running
+        else dg.DefaultScheduleStatus.STOPPED,
+        description="Full re-observation of the data for drift.",
+    )
+    return [job], [schedule]

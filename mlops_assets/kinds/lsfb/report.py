@@ -6,33 +6,33 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_assets.components.config import LsfbConfig
-from mlops_assets.dataops.report import _embed, _figure, md_table
+from mlops_assets.kinds.lsfb.dataset import LsfbDataset
+from mlops_assets.pipeline.report import embed, figure, md_table
 
 
 def _histogram(values, title: str, xlabel: str, alt: str) -> str:
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     ax.hist(values, bins=30, color="#4c72b0")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("clips")
-    return _embed(fig, alt)
+    return embed(fig, alt)
 
 
 def _class_balance(counts, title: str) -> str:
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     ax.plot(range(1, len(counts) + 1), list(counts.values), color="#dd8452")
     ax.set_yscale("log")
     ax.set_title(title)
     ax.set_xlabel("sign rank")
     ax.set_ylabel("clips (log)")
-    return _embed(fig, "class balance")
+    return embed(fig, "class balance")
 
 
-def observe_metadata(snapshot: str, clips, config: LsfbConfig) -> tuple[dict[str, Any], list]:
-    from mlops_assets.lsfb.stages import split_of_fold
+def observe_metadata(snapshot: str, clips, config: LsfbDataset) -> tuple[dict[str, Any], list]:
+    from mlops_assets.kinds.lsfb.stages import split_of_fold
 
     fold_split = split_of_fold(config)
     clips = clips.assign(split=clips["fold"].map(lambda f: fold_split.get(int(f), "unused")))

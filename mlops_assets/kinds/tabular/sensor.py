@@ -4,7 +4,7 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_assets.dataops.landing import new_landing_files
+from mlops_assets.kinds.tabular.landing import new_landing_files
 from mlops_assets.storage import Layout, ObjectStorage
 
 

@@ -4,11 +4,11 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_assets.components.config import LsfbConfig
+from mlops_assets.kinds.lsfb.dataset import LsfbDataset
 
 
 def build_source_sensor(
-    use_case: str, config: LsfbConfig, job: Any, interval_seconds: int, running: bool
+    use_case: str, config: LsfbDataset, job: Any, interval_seconds: int, running: bool
 ) -> dg.SensorDefinition:
     @dg.sensor(
         name=f"{use_case}_source_sensor",
@@ -21,7 +21,7 @@ def build_source_sensor(
         "(ETag, Last-Modified, else a content hash).",
     )
     def source_sensor(context: dg.SensorEvaluationContext):
-        from mlops_assets.lsfb.download import DownloadError, probe, source_url
+        from mlops_assets.kinds.lsfb.download import DownloadError, probe, source_url
 
         url = f"{source_url(config)}/instances.csv"
         try:

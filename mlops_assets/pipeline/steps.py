@@ -1,0 +1,13 @@
+"""The steps of a use case and their asset keys: `<use case>/<step>`."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+DATAOPS_STEPS = ("acquire", "observe", "clean", "transform", "split")
+MLOPS_STEPS = ("train", "validate", "release", "deploy")
+STEPS = (*DATAOPS_STEPS, *MLOPS_STEPS)
+
+
+def step_key(use_case: str, step: str) -> dg.AssetKey:
+    return dg.AssetKey([use_case, step])
