@@ -76,12 +76,12 @@ def until(condition, timeout: float) -> float:
 
 
 def measure(interval: int, work: Path) -> dict:
-    from mlops_assets.cli import seed_digits
+    from mlops_assets.demo.digits_data import seed_digits
     from mlops_assets.storage.local import LocalStorage
 
     home = work / "home"
     home.mkdir(parents=True)
-    from mlops_assets.cli import LOCAL_INSTANCE_YAML
+    from mlops_assets.cli.demo import LOCAL_INSTANCE_YAML
 
     # the instance `mlops-assets demo` sets up, which `dagster dev` then uses
     (home / "dagster.yaml").write_text(LOCAL_INSTANCE_YAML + "telemetry:\n  enabled: false\n")
