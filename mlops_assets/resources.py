@@ -25,13 +25,16 @@ def _executor(name: str) -> dg.ExecutorDefinition:
 def build_storage(settings: Settings, root: str | None = None) -> ObjectStorage:
     """The storage at `root` (a folder or s3://bucket[/prefix]; default: the settings' own
     root), with the settings' S3 endpoint and region: every storage is built here."""
+    branch = settings.deployment if root is None else None
     if root is not None:
         settings = replace(settings, storage_root=root)
     location = settings.s3
     if location is None:
+        from mlops_assets.settings import BRANCHES_PREFIX
         from mlops_assets.storage.local import LocalStorage
 
-        return LocalStorage(root=str(settings.local_root))
+        prefix = f"{BRANCHES_PREFIX}/{branch}" if branch else ""
+        return LocalStorage(root=str(settings.local_root), portable_prefix=prefix)
     from dagster_aws.s3 import S3Resource
 
     from mlops_assets.storage.s3 import S3Storage
@@ -52,12 +55,16 @@ def build_gitops(settings: Settings):
 
     local = ""
     if not settings.gitops_remote:
-        base = settings.local_root or Path(".mlops").resolve()
-        local = str(base / "gitops.git")
+        # one repository per storage root: a branch deployment's preview branch is in
+        # production's (the local default's) repository, beside main
+        root = settings.production_storage_root or settings.storage_root
+        base = None if root.startswith("s3://") else Path(root).resolve()
+        local = str((base or Path(".mlops").resolve()) / "gitops.git")
     return GitOpsResource(
         remote=settings.gitops_remote or "",
         local_path=local,
         branch=settings.gitops_branch,
+        base_branch=settings.gitops_base_branch or "",
         author_name=settings.gitops_author[0],
         author_email=settings.gitops_author[1],
         commit_url=settings.gitops_commit_url or "",

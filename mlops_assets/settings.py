@@ -13,14 +13,15 @@ through `env()` where they are used. The README's Configuration table is tested 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from mlops_assets.errors import MlopsError, redact
 
-Env = Literal["local", "k8s"]
+Env = Literal["local", "k8s", "branch"]
 
 ENV_VAR = "MLOPS_ENV"
 STORAGE_ROOT_VAR = "MLOPS_STORAGE_ROOT"
@@ -34,6 +35,12 @@ GITOPS_WEB_URL_VAR = "MLOPS_GITOPS_COMMIT_URL"
 GITOPS_TOKEN_VAR = "MLOPS_GITOPS_TOKEN"  # a secret: only whether it is set is read here
 SENSOR_INTERVAL_VAR = "MLOPS_SENSOR_INTERVAL_SECONDS"
 GC_FREEZE_VAR = "MLOPS_GC_FREEZE"
+BRANCH_DEPLOYMENT_VAR = "MLOPS_BRANCH_DEPLOYMENT"
+DAGSTER_BRANCH_VAR = "DAGSTER_CLOUD_IS_BRANCH_DEPLOYMENT"
+DAGSTER_DEPLOYMENT_VAR = "DAGSTER_CLOUD_DEPLOYMENT_NAME"
+BRANCHES_PREFIX = "branches"
+"""Storage of branch deployments: `<root>/branches/<deployment>/`."""
+PREVIEW_BRANCH = "preview/{deployment}"
 DEFAULT_AUTHOR = "mlops-assets <mlops-assets@localhost>"
 
 
@@ -48,7 +55,19 @@ class Variable:
 VARIABLES: dict[str, Variable] = {
     v.name: v
     for v in (
-        Variable(ENV_VAR, "local", "local (embedded) or k8s (production; requires S3 storage)"),
+        Variable(
+            ENV_VAR,
+            "local",
+            "local (embedded), k8s (production; requires S3 storage) or branch (a branch "
+            "deployment: its own storage prefix and GitOps branch)",
+        ),
+        Variable(
+            BRANCH_DEPLOYMENT_VAR,
+            "",
+            "the branch deployment's name (default: Dagster+'s DAGSTER_CLOUD_DEPLOYMENT_NAME)",
+        ),
+        Variable(DAGSTER_BRANCH_VAR, "", "set to 1 by Dagster+ in a branch deployment"),
+        Variable(DAGSTER_DEPLOYMENT_VAR, "", "set by Dagster+: the deployment's name"),
         Variable(STORAGE_ROOT_VAR, ".mlops", "a folder, or s3://bucket[/prefix]"),
         Variable(S3_ENDPOINT_VAR, "", "S3-compatible endpoint (MinIO, ...)"),
         Variable("AWS_ENDPOINT_URL", "", "the same, as the AWS tools name it"),
@@ -118,6 +137,12 @@ class Settings:
     """Overrides every use case's sensor interval (demos, tests, the latency benchmark)."""
     gc_freeze: bool = True
     """Freeze the objects loaded with the definitions out of garbage collection (gc_freeze.py)."""
+    deployment: str | None = None
+    """The branch deployment's name (env `branch` only)."""
+    production_storage_root: str | None = None
+    """On a branch deployment, production's root (storage_root is the branch's own prefix)."""
+    gitops_base_branch: str | None = None
+    """On a branch deployment, the branch `preview/<deployment>` starts from (main)."""
 
     @property
     def s3(self) -> S3Location | None:
@@ -156,11 +181,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read the settings, failing with the variable's name when one is wrong."""
     environ = os.environ if environ is None else environ
     kind = env(ENV_VAR, environ) or "local"
-    if kind not in ("local", "k8s"):
-        raise SettingsError(f"{ENV_VAR}={kind!r} is not one of: local, k8s")
+    cluster = kind == "k8s"  # a branch deployment on the cluster keeps the cluster's checks
+    if _switch(environ, DAGSTER_BRANCH_VAR, default=False):
+        kind = "branch"  # whatever else says: a pull request's code never acts as production
+    if kind not in ("local", "k8s", "branch"):
+        raise SettingsError(f"{ENV_VAR}={kind!r} is not one of: local, k8s, branch")
 
     root = env(STORAGE_ROOT_VAR, environ) or ""
-    if kind == "k8s" and not root.startswith("s3://"):
+    if cluster and not root.startswith("s3://"):
         raise SettingsError(
             f"{STORAGE_ROOT_VAR} must be set to s3://<bucket>[/<prefix>] when {ENV_VAR}=k8s"
             + (f" (got {root!r})" if root else "")
@@ -190,7 +218,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sensor_interval_seconds=_positive_int(environ, SENSOR_INTERVAL_VAR),
         gc_freeze=_switch(environ, GC_FREEZE_VAR, default=True),
     )
-    if kind == "k8s" and not settings.gitops_remote:
+    if kind == "branch":
+        settings = _branch(environ, settings)
+    if cluster and not settings.gitops_remote:
         raise SettingsError(
             f"{GITOPS_REMOTE_VAR} must name the GitOps repository's git URL when {ENV_VAR}=k8s"
         )
@@ -198,6 +228,31 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if settings.s3 is not None and not settings.s3.bucket:
         raise SettingsError(f"{STORAGE_ROOT_VAR}={root!r} names no bucket")
     return settings
+
+
+def _branch(environ: Mapping[str, str], settings: Settings) -> Settings:
+    """A branch deployment: storage under `branches/<deployment>/` of the root, deploys to
+    the GitOps branch `preview/<deployment>`, which starts from the configured branch."""
+    name = env(BRANCH_DEPLOYMENT_VAR, environ) or env(DAGSTER_DEPLOYMENT_VAR, environ)
+    if not name:
+        raise SettingsError(
+            f"{ENV_VAR}=branch needs the deployment's name: set {BRANCH_DEPLOYMENT_VAR} "
+            f"(Dagster+ sets {DAGSTER_DEPLOYMENT_VAR})"
+        )
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", name) or ".." in name:
+        raise SettingsError(
+            f"{BRANCH_DEPLOYMENT_VAR}={name!r}: a branch deployment's name is letters, digits, "
+            "'.', '_' and '-' (it names a storage prefix and a git branch)"
+        )
+    root = settings.storage_root.rstrip("/")
+    return replace(
+        settings,
+        deployment=name,
+        production_storage_root=root,
+        storage_root=f"{root}/{BRANCHES_PREFIX}/{name}",
+        gitops_base_branch=settings.gitops_branch,
+        gitops_branch=PREVIEW_BRANCH.format(deployment=name),
+    )
 
 
 def _check_gitops(environ: Mapping[str, str], settings: Settings) -> None:

@@ -93,6 +93,9 @@ class GitOpsRepo:
     author_email: str = "mlops-assets@localhost"
     attempts: int = 5
     backoff_seconds: float = 0.5
+    base_branch: str | None = None
+    """A branch deployment's: `branch` (preview/<deployment>) starts from it when it does
+    not exist yet, and deploys go to `branch` only (no approval branches)."""
 
     def read_values(self, environment: str, use_case: str) -> str:
         relative = values_path(environment, use_case)
@@ -175,10 +178,14 @@ class GitOpsRepo:
                         previous,
                         attempt,
                     )
-                if previous == str(wanted["version"]):
+                # version numbers compare within one registry only (a branch deployment's
+                # starts at v1 beside production's, under its own prefix)
+                same_registry = _registry(current) in ("", _registry(wanted))
+                if same_registry and previous == str(wanted["version"]):
                     _same_version_same_bytes(current, wanted, request)
                 if (
-                    not request.allow_older
+                    same_registry
+                    and not request.allow_older
                     and previous
                     and previous.isdigit()
                     and int(previous) > int(wanted["version"])
@@ -200,8 +207,9 @@ class GitOpsRepo:
                 git.run("add", request.path)
                 git.run("commit", "-q", "-F", "-", input=self._message(request, previous))
                 commit = git.run("rev-parse", "HEAD").strip()
-                branch = request.approval_branch if request.approval else self.branch
-                if request.approval and self._remote_branch_exists(git, branch):
+                approval = request.approval and not self.base_branch
+                branch = request.approval_branch if approval else self.branch
+                if approval and self._remote_branch_exists(git, branch):
                     return DeployResult(
                         False,
                         f"approval branch {branch} exists already",
@@ -239,6 +247,10 @@ class GitOpsRepo:
         code, out = git.try_run(
             "fetch", "-q", "--depth", str(depth), "origin", f"refs/heads/{self.branch}"
         )
+        if code and self.base_branch and not self._remote_branch_exists(git, self.branch):
+            code, out = git.try_run(
+                "fetch", "-q", "--depth", str(depth), "origin", f"refs/heads/{self.base_branch}"
+            )
         if code:
             raise GitOpsError(f"cannot fetch {self._where()}: {out}")
         git.run("checkout", "-q", "-B", "deploy-work", "FETCH_HEAD")
@@ -268,6 +280,12 @@ class GitOpsRepo:
         ]
         trailers = [f"{k}: {v}" for k, v in request.trailers.items()]
         return "\n\n".join([head, "\n".join(body), "\n".join(trailers)]) + "\n"
+
+
+def _registry(model: dict) -> str:
+    """The registry a values file's model comes from: its URI without `<version>/<file>`."""
+    uri = str(model.get("uri") or "")
+    return uri.rsplit("/", 2)[0] if uri.count("/") >= 2 else ""
 
 
 def _same_version_same_bytes(current: dict, wanted: dict, request: DeployRequest) -> None:

@@ -22,6 +22,8 @@ class GitOpsResource(dg.ConfigurableResource):
     local_path: str = ""
     """Set on the local default: a bare repository created and seeded on first use."""
     branch: str = "main"
+    base_branch: str = ""
+    """Set on a branch deployment: `branch` is preview/<deployment>, started from this one."""
     author_name: str = "mlops-assets"
     author_email: str = "mlops-assets@localhost"
     commit_url: str = ""
@@ -39,8 +41,18 @@ class GitOpsResource(dg.ConfigurableResource):
                 for env in ENVIRONMENTS
                 for name in use_cases
             }
-            remote = ensure_local_remote(Path(self.local_path), self.branch, seed)
-        return GitOpsRepo(remote, self.branch, self.author_name, self.author_email)
+            local = Path(self.local_path)
+            if self.base_branch and (local / "HEAD").exists():
+                remote = local.as_uri()  # a branch deployment never commits to main
+            else:
+                remote = ensure_local_remote(local, self.base_branch or self.branch, seed)
+        return GitOpsRepo(
+            remote,
+            self.branch,
+            self.author_name,
+            self.author_email,
+            base_branch=self.base_branch or None,
+        )
 
     def link(self, commit: str | None) -> str:
         if not commit:

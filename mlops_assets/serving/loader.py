@@ -54,7 +54,10 @@ def _read_uri(uri: str) -> tuple[bytes, bytes]:
         from mlops_assets.resources import build_storage
         from mlops_assets.settings import load_settings
 
-        storage = build_storage(load_settings())
+        settings = load_settings()
+        # a key is relative to production's root, also on a branch deployment (whose keys
+        # start with branches/<name>/)
+        storage = build_storage(settings, settings.production_storage_root)
         folder = uri.rpartition("/")[0]
         try:
             return storage.read_bytes(uri), storage.read_bytes(f"{folder}/{METADATA}")

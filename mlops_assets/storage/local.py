@@ -33,6 +33,9 @@ class LocalStorage(ObjectStorage):
     """Objects as files under `root`; writes are atomic renames."""
 
     root: str
+    portable_prefix: str = ""
+    """Where `root` lies under the root a reader resolves keys against: a branch
+    deployment's `branches/<name>` (its values files are read beside production's)."""
 
     def _root(self) -> Path:
         return Path(self.root).resolve()
@@ -129,7 +132,8 @@ class LocalStorage(ObjectStorage):
     def portable_uri(self, key: str) -> str:
         """The key itself: a clone moved elsewhere (or another user's) resolves it against
         its own MLOPS_STORAGE_ROOT, where an absolute path would point at the old place."""
-        return safe_key(key)
+        key = safe_key(key)
+        return f"{self.portable_prefix}/{key}" if self.portable_prefix else key
 
     def uri(self, key: str) -> str:
         return (self._root() / key).as_posix() if key else self._root().as_posix()
