@@ -2,7 +2,8 @@
 
 A block whose first lines say `# (not run by tests/test_readme.py: <why>)` is skipped; the
 reason must be one this machine cannot provide (a cluster, a cloud account, a download, a
-long-running server, the test command itself). Every other block must exit 0. The install
+long-running server, the test command itself) or an edit of the repository's own files,
+which another test makes in a copy. Every other block must exit 0. The install
 prefix (`python3 -m pip install uv && python3 -m uv run`) and `uv run` stand for this test
 environment, which `.ci/run` installed from the lock the same way; ports are the README's
 unless busy here, then free ones. Tables must render: no blank line inside one, and every
@@ -25,7 +26,14 @@ from conftest import REPO, clean_env, free_port, git_log
 
 README = REPO / "README.md"
 SKIP = re.compile(r"^# \(not run by tests/test_readme\.py: (?P<why>.+)\)$")
-ALLOWED = ("Kubernetes", "S3 bucket", "LSFB team's server", "long-running server", "test command")
+ALLOWED = (
+    "Kubernetes",
+    "S3 bucket",
+    "LSFB team's server",
+    "long-running server",
+    "test command",
+    "edits the clone",  # only with the test that runs it in a copy of the repository
+)
 FENCE = re.compile(r"^(?P<indent> *)```(?P<info>\S*)")
 PRELUDE = f"""
 set -euo pipefail
@@ -99,6 +107,9 @@ def test_every_unmarked_bash_block_runs_and_marked_ones_say_why(tmp_path):
     for block in blocks:
         if block.skip:
             assert any(word in block.skip for word in ALLOWED), (block.line, block.skip)
+            if "edits the clone" in block.skip:  # then it names the test that runs it
+                named = re.search(r"tests/\S+\.py", block.skip)
+                assert named and (REPO / named[0]).exists(), (block.line, block.skip)
     env = clean_env()
     ports = {p: (p if _free(int(p)) else str(free_port())) for p in ("8080", "8081", "8000")}
     outputs = {}
