@@ -102,6 +102,13 @@ def test_a_branch_deployment_releases_and_deploys_apart(local_env, git_server, m
     main = values_on(bare, "refs/heads/main", "environments/dev/digits/values.yaml")
     assert main["model"]["uri"].startswith("models/digits/1/")
     assert preview["model"]["sha256"] != main["model"]["sha256"]  # other data, other model
+    subject = subprocess.run(
+        ["git", "-C", str(bare), "log", "-1", "--format=%s", "refs/heads/preview/feature-7"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert subject == "Deploy digits v1 to dev (was v1 of models/digits)"
 
 
 def test_a_branch_deployment_needs_a_safe_name(monkeypatch):

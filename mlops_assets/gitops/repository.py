@@ -205,7 +205,13 @@ class GitOpsRepo:
                     text = set_keys(text, "image", {"tag": request.image_tag}, request.path)
                 target.write_text(text)
                 git.run("add", request.path)
-                git.run("commit", "-q", "-F", "-", input=self._message(request, previous))
+                # another registry's version (production's, on a preview branch) is named so
+                was = (
+                    previous
+                    if same_registry or not previous
+                    else f"{previous} of {_registry(current)}"
+                )
+                git.run("commit", "-q", "-F", "-", input=self._message(request, was))
                 commit = git.run("rev-parse", "HEAD").strip()
                 approval = request.approval and not self.base_branch
                 branch = request.approval_branch if approval else self.branch
