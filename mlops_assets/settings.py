@@ -94,6 +94,16 @@ VARIABLES: dict[str, Variable] = {
         Variable("MLOPS_KFP_IMAGE", "", "the image the KFP tasks run"),
         Variable("KF_PIPELINES_SA_TOKEN_PATH", "", "kfp's own: where the pod's token is"),
         Variable("DAGSTER_HOME", ".dagster for mlops-assets demo", "the Dagster instance"),
+        # the model server's limits and batching: the use case's serving: block overridden
+        Variable("MLOPS_SERVING_MAX_BODY_MB", "8", "largest request body (413 beyond)"),
+        Variable("MLOPS_SERVING_MAX_ROWS", "1024", "most rows per request (413 beyond)"),
+        Variable("MLOPS_SERVING_MAX_DEPTH", "8", "deepest nesting of a tensor's data"),
+        Variable("MLOPS_SERVING_READ_TIMEOUT_SECONDS", "10", "time for a whole body (408)"),
+        Variable("MLOPS_SERVING_BATCHING", "true", "coalesce concurrent requests"),
+        Variable("MLOPS_SERVING_MAX_BATCH_ROWS", "256", "rows of one coalesced predict"),
+        Variable("MLOPS_SERVING_MAX_BATCH_WAIT_MS", "0", "wait for more requests (0: none)"),
+        Variable("MLOPS_SERVING_GRACE_SECONDS", "20", "in-flight requests' time on SIGTERM"),
+        Variable("MLOPS_SERVING_DRAIN_SECONDS", "0", "not ready but serving, on SIGTERM"),
     )
 }
 

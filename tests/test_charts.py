@@ -291,3 +291,32 @@ def test_least_privilege_of_the_rendered_charts(gitops_repo):
     images.append(image(KubeflowConfig()))
     assert images and not any(i.endswith(":latest") for i in images), images
     assert image(KubeflowConfig()).endswith(":0.1.0")
+
+
+def test_the_serving_limits_reach_the_server_and_the_grace_period_matches(gitops_repo):
+    values = yaml.safe_load(gitops_repo.read_values("dev", "digits"))
+    chart = helm.Chart.load(MODEL_API)
+    plain = manifests(chart.render(values, name="dev", namespace="d"))
+    (deployment,) = [d for d in plain if d["kind"] == "Deployment"]
+    spec = deployment["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in spec["containers"][0]["env"]}
+    # only what the chart decides is set; the rest stays the use case's serving: block
+    assert {k: v for k, v in env.items() if k.startswith("MLOPS_SERVING_")} == {
+        "MLOPS_SERVING_DRAIN_SECONDS": "5",
+        "MLOPS_SERVING_GRACE_SECONDS": "20",
+    }
+    assert spec["terminationGracePeriodSeconds"] == 30
+    values["serving"] = {"maxRows": 100, "batching": False, "graceSeconds": 40}
+    tuned = manifests(chart.render(values, name="dev", namespace="d"))
+    (deployment,) = [d for d in tuned if d["kind"] == "Deployment"]
+    spec = deployment["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in spec["containers"][0]["env"]}
+    assert env["MLOPS_SERVING_MAX_ROWS"] == "100" and env["MLOPS_SERVING_BATCHING"] == "false"
+    assert spec["terminationGracePeriodSeconds"] == 50
+    for doc in tuned:
+        validate(doc)
+    from mlops_assets.components.config import ServingConfig
+    from mlops_assets.serving.limits import limits_of
+
+    limits = limits_of(ServingConfig(), env)  # what the server makes of them
+    assert limits.max_rows == 100 and limits.batching is False and limits.grace_seconds == 40

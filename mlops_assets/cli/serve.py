@@ -51,10 +51,9 @@ def serve(
     """Serve a model over the Open Inference Protocol v2 (uvicorn); refuses a bad sha256."""
     import socket
 
-    import uvicorn
-
-    from mlops_assets.serving.app import create_app
+    from mlops_assets.serving.app import ServerState, create_app
     from mlops_assets.serving.loader import ModelLoadError, load_from_registry, load_from_uri
+    from mlops_assets.serving.server import serve as run_server
 
     try:
         if uri:
@@ -92,6 +91,21 @@ def serve(
         listening = socket.create_server((host, port))
     except OSError as error:
         raise CommandError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    limits = serving_limits(use_case)
+    state = ServerState()
     click.echo(f"serving {loaded.name} v{loaded.version} on http://{host}:{port}/v2")
-    config = uvicorn.Config(create_app(loaded), host=host, port=port, log_level="info")
-    uvicorn.Server(config).run(sockets=[listening])
+    run_server(create_app(loaded, limits, state), state, limits, listening)
+
+
+def serving_limits(use_case: str):
+    """The use case's `serving:` block with the environment's overrides (the defaults when
+    the image has no YAML for it: a model served by --uri and --adapter alone)."""
+    from mlops_assets.components.config import ServingConfig
+    from mlops_assets.components.tree import UnknownUseCaseError
+    from mlops_assets.serving.limits import limits_of
+
+    try:
+        config = load_use_case(use_case).serving
+    except UnknownUseCaseError:
+        config = ServingConfig()
+    return limits_of(config)

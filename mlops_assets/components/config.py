@@ -216,3 +216,34 @@ class ScheduleConfig(dg.Model, dg.Resolvable):
     retrain_cron: str = Field("0 3 * * 0", description="cron of the periodic retrain")
     retrain_enabled: bool = Field(False, description="the retrain schedule is off by default")
     timezone: str = "UTC"
+
+
+class ServingConfig(dg.Model, dg.Resolvable):
+    """What one request may cost the model server, and how it batches; each is also an
+    environment variable (MLOPS_SERVING_<NAME>, upper case) and a chart value."""
+
+    max_body_mb: float = Field(
+        8.0, gt=0, description="a larger body gets 413 before it is read past the limit"
+    )
+    max_rows: int = Field(1024, ge=1, description="rows (the first dimension) per request")
+    max_depth: int = Field(8, ge=1, description="nesting of a tensor's JSON `data`")
+    read_timeout_seconds: float = Field(
+        10.0, gt=0, description="the whole body must arrive within this (slow clients: 408)"
+    )
+    batching: bool = Field(True, description="coalesce concurrent requests into one predict call")
+    max_batch_rows: int = Field(256, ge=1, description="rows of one coalesced predict call")
+    max_batch_wait_ms: float = Field(
+        0.0,
+        ge=0,
+        description="wait this long for more requests before predicting; 0: predict at once "
+        "when idle, and coalesce whatever queued while the previous call ran",
+    )
+    grace_seconds: float = Field(
+        20.0, ge=0, description="on SIGTERM, requests in flight get this long to finish"
+    )
+    drain_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="on SIGTERM, report not ready and keep serving this long before closing "
+        "the listener (the endpoints controller's delay)",
+    )

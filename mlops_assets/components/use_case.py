@@ -24,6 +24,7 @@ from mlops_assets.components.config import (
     ModelConfig,
     ScheduleConfig,
     SensorConfig,
+    ServingConfig,
 )
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
     deploy: DeployConfig = DeployConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
     schedules: ScheduleConfig = ScheduleConfig()
+    serving: ServingConfig = ServingConfig()
 
     @field_validator("name")
     @classmethod

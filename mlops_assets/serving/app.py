@@ -1,21 +1,25 @@
 """Open Inference Protocol v2 (the KServe / Triton REST protocol) for one model.
 
-Every request is validated before it reaches the model: a wrong shape, datatype
-or length gets a 400 that says what is wrong, never a 500.
+Every request is validated before it reaches the model: a wrong shape, datatype or length
+gets a 4xx that says what is wrong, never a 500; a request over a limit (body size, rows,
+nesting, a body that does not arrive in time) is refused before it costs more than the
+limit. The inference route is plain ASGI, in front of the FastAPI app that answers the
+rest: it reads the body itself (so the limits hold for declared and chunked lengths), parses
+large bodies off the event loop, and hands the model's input to the batcher, so health
+probes stay answered whatever a request costs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
-import math
 import re
-from time import perf_counter
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,221 +28,314 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from pydantic import BaseModel
 
 from mlops_assets import __version__
-from mlops_assets.model_input import ContractError, allows_missing, to_model_input
+from mlops_assets.model_input import ContractError, to_model_input
+from mlops_assets.serving.batching import Batcher, PredictError
+from mlops_assets.serving.limits import Limits
 from mlops_assets.serving.loader import LoadedModel
+from mlops_assets.serving.protocol import (
+    BadInput,
+    InferRequest,
+    TooLarge,
+    parse_request,
+    request_arrays,
+)
 
 OTHER_MODEL = "(other)"
 """The metrics label of requests for a model this server does not serve."""
-
-NUMERIC = {
-    "FP16",
-    "FP32",
-    "FP64",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "UINT8",
-    "UINT16",
-    "UINT32",
-    "UINT64",
-}
-
-
-class TensorIn(BaseModel):
-    name: str
-    shape: list[int]
-    datatype: str
-    data: list[Any] | None = None
-    parameters: dict[str, Any] | None = None
-
-
-class InferRequest(BaseModel):
-    id: str | None = None
-    inputs: list[TensorIn]
-    outputs: list[dict[str, Any]] | None = None
-    parameters: dict[str, Any] | None = None
-
-
-_LENGTH = re.compile(r"[0-9]{1,12}")
-"""Inference-Header-Content-Length: ASCII digits only (str.isdigit() also takes '²')."""
+INFER = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
+OFFLOAD_BYTES = 64 * 1024
+"""Bodies larger than this are parsed and converted on a worker thread."""
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 log = logging.getLogger(__name__)
 
 
-class BadInput(ValueError):
-    """The request breaks the model's input contract."""
+class Timeout(Exception):
+    """The body did not arrive within the read timeout."""
 
 
-def _flatten(data: list[Any]) -> list[Any]:
-    out: list[Any] = []
-    stack = [data]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(reversed(item))
-        else:
-            out.append(item)
-    return out
+class Disconnected(Exception):
+    """The client went away before its body was read."""
 
 
-BINARY_DTYPES = {
-    "FP16": "<f2",
-    "FP32": "<f4",
-    "FP64": "<f8",
-    "INT8": "<i1",
-    "INT16": "<i2",
-    "INT32": "<i4",
-    "INT64": "<i8",
-    "UINT8": "<u1",
-    "UINT16": "<u2",
-    "UINT32": "<u4",
-    "UINT64": "<u8",
-}
+@dataclass
+class ServerState:
+    """What the process knows about itself: readiness turns false when it starts to drain."""
+
+    ready: bool = True
 
 
-def parse_request(body: bytes, header_length: str | None) -> tuple[InferRequest, bytes]:
-    """The JSON part and the binary part (the protocol's binary tensor extension)."""
-    from pydantic import ValidationError
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "model_requests_total",
+            "Inference requests by outcome",
+            ["model", "outcome"],
+            registry=self.registry,
+        )
+        self.rows = Counter(
+            "model_inference_rows_total", "Rows predicted", ["model"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "model_inference_seconds",
+            "Time inside one predict call",
+            ["model"],
+            registry=self.registry,
+        )
+        self.batch_rows = Histogram(
+            "model_batch_rows",
+            "Rows per predict call (coalesced requests)",
+            ["model"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_requests = Histogram(
+            "model_batch_requests",
+            "Requests per predict call",
+            ["model"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "model_queue_wait_seconds",
+            "Time a request waited for its predict call",
+            ["model"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "model_rejected_by_limit_total",
+            "Requests refused by a limit (body size, rows, nesting, read timeout)",
+            ["model", "limit"],
+            registry=self.registry,
+        )
 
-    if header_length is not None:
-        if not _LENGTH.fullmatch(header_length) or int(header_length) > len(body):
-            raise BadInput(
-                f"Inference-Header-Content-Length {header_length[:32]!r} is not a byte count "
-                f"that fits a body of {len(body)} bytes"
+
+def _accepts(headers: dict[bytes, bytes]) -> bool:
+    accept = headers.get(b"accept", b"*/*").decode("latin-1").lower()
+    return any(
+        kind.split(";")[0].strip() in ("*/*", "application/*", "application/json")
+        or kind.split(";")[0].strip() == "application/octet-stream"
+        for kind in accept.split(",")
+    )
+
+
+def _wants_binary(body: InferRequest) -> bool:
+    """The binary tensor extension, for outputs: asked for by request or per output."""
+    if (body.parameters or {}).get("binary_data_output") is True:
+        return True
+    return any((o.get("parameters") or {}).get("binary_data") is True for o in body.outputs or [])
+
+
+class InferenceEndpoint:
+    """POST /v2/models/<name>[/versions/<v>]/infer, as plain ASGI."""
+
+    def __init__(
+        self, loaded: LoadedModel, limits: Limits, metrics: Metrics, batcher: Batcher
+    ) -> None:
+        self.loaded, self.limits, self.metrics, self.batcher = loaded, limits, metrics, batcher
+        self.contract = loaded.metadata["request"]
+        self.output = loaded.metadata["output"]
+
+    async def __call__(self, scope, receive, send, name: str, version: str | None) -> None:
+        loaded = self.loaded
+        if name != loaded.name or (version is not None and version != loaded.version):
+            await self._error(
+                send,
+                404,
+                f"unknown model {name!r}"
+                + (f" version {version!r}" if version else "")
+                + f"; this server serves {loaded.name!r} version {loaded.version!r}",
+                model=loaded.name if name == loaded.name else OTHER_MODEL,
             )
-        head, rest = body[: int(header_length)], body[int(header_length) :]
-    else:
-        head, rest = body, b""
-    try:
-        return InferRequest.model_validate_json(head), rest
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise BadInput(f"invalid request: {where or 'body'}: {first.get('msg')}") from None
-
-
-FLOATS = {"FP16", "FP32", "FP64"}
-EXACT_IN_FP32 = 2**24
-"""Integers up to this magnitude convert to float32 without loss."""
-
-
-def _shape_text(spec: dict[str, Any]) -> str:
-    dims = ["n" if d == -1 else str(d) for d in spec["shape"]]
-    return f"[{', '.join(dims)}] with n >= 1"
-
-
-def to_array(tensor: TensorIn, spec: dict[str, Any], binary: bytes = b"") -> np.ndarray:
-    """One request tensor as float64 in the contract's shape, or a BadInput saying why.
-
-    Floating-point data (FP16/32/64) is converted; integer data only when every value is a
-    whole number that float32 holds exactly. NaN only where the contract allows missing
-    values (null in JSON), never infinity."""
-    name = tensor.name
-    if tensor.datatype not in NUMERIC:
-        raise BadInput(f"input {name!r}: datatype {tensor.datatype} is not numeric (use FP32)")
-    expected = spec["shape"]
-    if (
-        len(tensor.shape) != len(expected)
-        or any(e not in (-1, g) for e, g in zip(expected, tensor.shape, strict=True))
-        or any(g < 1 for g in tensor.shape)
-    ):
-        raise BadInput(f"input {name!r}: shape {tensor.shape} must be {_shape_text(spec)}")
-    count = math.prod(tensor.shape)
-    missing_ok = allows_missing(spec)
-    size = (tensor.parameters or {}).get("binary_data_size")
-    if size is not None:
-        dtype = np.dtype(BINARY_DTYPES[tensor.datatype])
-        if not isinstance(size, int) or size != len(binary) or size != count * dtype.itemsize:
-            raise BadInput(
-                f"input {name!r}: binary_data_size {size} does not match "
-                f"shape {tensor.shape} of {tensor.datatype}"
-            )
-        raw = np.frombuffer(binary, dtype=dtype)
-        if tensor.datatype not in FLOATS and np.abs(raw.astype("float64")).max() > EXACT_IN_FP32:
-            raise BadInput(f"input {name!r}: integers above 2**24 do not convert to FP32 exactly")
-        array = raw.astype("float64")
-    else:
-        if tensor.data is None:
-            raise BadInput(f"input {name!r}: no data (give `data`, or binary data)")
-        values = _flatten(tensor.data)
-        if len(values) != count:
-            raise BadInput(
-                f"input {name!r}: {len(values)} values for shape {tensor.shape} (expected {count})"
-            )
-        array = np.asarray(_numbers(values, name, tensor.datatype, missing_ok), dtype="float64")
-    if np.isinf(array).any() or (not missing_ok and np.isnan(array).any()):
-        raise BadInput(f"input {name!r}: NaN or infinite values are not accepted")
-    return array.reshape(tensor.shape)
-
-
-def _numbers(values: list[Any], name: str, datatype: str, missing_ok: bool) -> list[float]:
-    out: list[float] = []
-    whole = datatype not in FLOATS
-    for value in values:
-        if value is None and missing_ok:
-            out.append(math.nan)
-            continue
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise BadInput(f"input {name!r}: every value must be a number")
-        if whole and (
-            isinstance(value, float) and not value.is_integer() or abs(value) > EXACT_IN_FP32
+            return
+        headers = dict(scope["headers"])
+        if not _accepts(headers):
+            await self._error(send, 406, "Accept must allow application/json")
+            return
+        declared = headers.get(b"content-length")
+        if declared is not None and (
+            not declared.isdigit() or int(declared) > self.limits.max_body_bytes
         ):
-            raise BadInput(
-                f"input {name!r}: {value!r} is not a whole number that {datatype} data can "
-                "hold exactly (send FP32 for fractional values)"
+            await self._reject(send, "body_size", self._too_large_body())
+            return
+        try:
+            body = await asyncio.wait_for(
+                self._read(receive), timeout=self.limits.read_timeout_seconds
             )
-        out.append(float(value))
-    return out
+        except TooLarge as error:
+            await self._reject(send, "body_size", str(error))
+            return
+        except TimeoutError:
+            await self._reject(
+                send,
+                "read_timeout",
+                f"the body did not arrive within {self.limits.read_timeout_seconds:g} s",
+                status=408,
+            )
+            return
+        except Disconnected:
+            return
+        length = headers.get(b"inference-header-content-length")
+        try:
+            if len(body) > OFFLOAD_BYTES:  # parsing a large body must not stall the loop
+                parsed, x = await asyncio.get_running_loop().run_in_executor(
+                    None, self._prepare, body, length
+                )
+            else:
+                parsed, x = self._prepare(body, length)
+        except TooLarge as error:
+            await self._reject(send, "rows", str(error))
+            return
+        except (BadInput, ContractError) as bad:
+            if "nested deeper" in str(bad):
+                self.metrics.rejected.labels(loaded.name, "depth").inc()
+            await self._error(send, 400, str(bad))
+            return
+        try:
+            predicted = await self.batcher.submit(x)
+        except PredictError as error:
+            await self._error(send, 500, str(error))
+            return
+        self.metrics.rows.labels(loaded.name).inc(len(x))
+        self.metrics.requests.labels(loaded.name, "200").inc()
+        await self._respond(send, parsed, predicted)
 
-
-def request_arrays(
-    body: InferRequest, specs: list[dict[str, Any]], binary: bytes
-) -> dict[str, np.ndarray]:
-    """Every input the contract names, exactly once; unknown names are refused."""
-    wanted = [spec["name"] for spec in specs]
-    given = [tensor.name for tensor in body.inputs]
-    unknown = [n for n in given if n not in wanted]
-    if unknown or sorted(given) != sorted(wanted):
-        problem = (
-            f"unknown input {unknown[0]!r}"
-            if unknown
-            else f"got {', '.join(map(repr, given)) or 'no input'}"
+    def _prepare(self, body: bytes, length: bytes | None) -> tuple[InferRequest, np.ndarray]:
+        parsed, binary = parse_request(body, None if length is None else length.decode("latin-1"))
+        arrays = request_arrays(
+            parsed,
+            self.contract["inputs"],
+            binary,
+            max_rows=self.limits.max_rows,
+            max_depth=self.limits.max_depth,
         )
-        raise BadInput(
-            f"{problem}: this model takes {', '.join(map(repr, wanted))} "
-            "(GET /v2/models/<name> for the contract)"
+        return parsed, to_model_input(self.contract, arrays)
+
+    async def _read(self, receive) -> bytes:
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise Disconnected
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limits.max_body_bytes:
+                raise TooLarge(self._too_large_body())
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def _too_large_body(self) -> str:
+        return (
+            f"the request body is larger than {self.limits.max_body_bytes} bytes "
+            "(serving.max_body_mb)"
         )
-    by_name = {spec["name"]: spec for spec in specs}
-    arrays, offset = {}, 0
-    for tensor in body.inputs:
-        size = (tensor.parameters or {}).get("binary_data_size")
-        part = b""
-        if isinstance(size, int) and size >= 0:
-            part, offset = binary[offset : offset + size], offset + size
-        arrays[tensor.name] = to_array(tensor, by_name[tensor.name], part)
-    if offset != len(binary):
-        raise BadInput(f"{len(binary) - offset} bytes of binary data are not claimed by any input")
-    return arrays
+
+    async def _respond(self, send, parsed: InferRequest, predicted: np.ndarray) -> None:
+        values = np.asarray(predicted).ravel().astype("<i8")
+        output: dict[str, Any] = {
+            "name": self.output["name"],
+            "datatype": self.output["datatype"],
+            "shape": [len(values)],
+        }
+        head = {
+            "model_name": self.loaded.name,
+            "model_version": self.loaded.version,
+            "id": parsed.id or "",
+            "outputs": [output],
+        }
+        if _wants_binary(parsed):
+            raw = values.tobytes()
+            output["parameters"] = {"binary_data_size": len(raw)}
+            header = json.dumps(head, separators=(",", ":")).encode()
+            await _send(
+                send,
+                200,
+                header + raw,
+                b"application/octet-stream",
+                [(b"inference-header-content-length", str(len(header)).encode())],
+            )
+            return
+        output["data"] = values.tolist()
+        await _send(send, 200, json.dumps(head, separators=(",", ":")).encode())
+
+    async def _reject(self, send, limit: str, message: str, status: int = 413) -> None:
+        self.metrics.rejected.labels(self.loaded.name, limit).inc()
+        # the rest of the body is not read: the connection cannot be reused
+        await self._error(send, status, message, close=True)
+
+    async def _error(
+        self,
+        send,
+        status: int,
+        message: str,
+        model: str | None = None,
+        close: bool = False,
+    ) -> None:
+        self.metrics.requests.labels(model or self.loaded.name, str(status)).inc()
+        extra = [(b"connection", b"close")] if close else []
+        await _send(send, status, json.dumps({"error": message}).encode(), extra=extra)
 
 
-def create_app(loaded: LoadedModel) -> FastAPI:
-    app = FastAPI(title=f"{loaded.name} model server", version=loaded.version)
-    metrics = CollectorRegistry()
-    requests_total = Counter(
-        "model_requests_total",
-        "Inference requests by outcome",
-        ["model", "outcome"],
-        registry=metrics,
+async def _send(
+    send,
+    status: int,
+    body: bytes,
+    content_type: bytes = b"application/json",
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(body)).encode()),
+        *(extra or []),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(loaded: LoadedModel, limits: Limits | None = None, state: ServerState | None = None):
+    """The ASGI app: the inference route, then FastAPI for health, metadata and metrics."""
+    limits = limits or Limits()
+    state = state or ServerState()
+    metrics = Metrics()
+    batcher = Batcher(
+        lambda x: loaded.adapter.predict(loaded.model, x),
+        max_rows=limits.max_batch_rows,
+        max_wait_seconds=limits.max_batch_wait_seconds,
+        enabled=limits.batching,
+        on_batch=lambda requests, rows, seconds: (
+            metrics.batch_requests.labels(loaded.name).observe(requests),
+            metrics.batch_rows.labels(loaded.name).observe(rows),
+            metrics.latency.labels(loaded.name).observe(seconds),
+        ),
+        on_wait=metrics.queue_wait.labels(loaded.name).observe,
     )
-    rows_total = Counter(
-        "model_inference_rows_total", "Rows predicted", ["model"], registry=metrics
-    )
-    latency = Histogram(
-        "model_inference_seconds", "Time inside predict", ["model"], registry=metrics
-    )
+    endpoint = InferenceEndpoint(loaded, limits, metrics, batcher)
+    api = _api(loaded, metrics, state)
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            match = INFER.fullmatch(scope["path"])
+            if match:
+                try:
+                    await endpoint(scope, receive, send, match[1], match[2])
+                except Exception:  # a bug: logged with its traceback, answered without it
+                    log.exception("unhandled error serving %s", scope["path"])
+                    metrics.requests.labels(loaded.name, "500").inc()
+                    await _send(send, 500, b'{"error": "internal server error"}')
+                return
+        await api(scope, receive, send)
+
+    app.state = state  # type: ignore[attr-defined]
+    app.batcher = batcher  # type: ignore[attr-defined]
+    return app
+
+
+def _api(loaded: LoadedModel, metrics: Metrics, state: ServerState) -> FastAPI:
+    api = FastAPI(title=f"{loaded.name} model server", version=loaded.version)
     contract = loaded.metadata["request"]
     info = {
         "name": loaded.name,
@@ -251,37 +348,20 @@ def create_app(loaded: LoadedModel) -> FastAPI:
     }
 
     def error(status: int, message: str, model: str = loaded.name) -> JSONResponse:
-        requests_total.labels(model, str(status)).inc()
+        metrics.requests.labels(model, str(status)).inc()
         return JSONResponse({"error": message}, status_code=status)
 
-    @app.middleware("http")
-    async def count_server_errors(request: Request, call_next):
-        """Every 5xx is counted, also one that escapes a handler as an exception (logged
-        with its traceback here, answered without it)."""
-        try:
-            response = await call_next(request)
-        except Exception:
-            log.exception("unhandled error serving %s %s", request.method, request.url.path)
-            response = JSONResponse({"error": "internal server error"}, status_code=500)
-        if response.status_code >= 500:
-            requests_total.labels(loaded.name, str(response.status_code)).inc()
-        return response
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", []) if p != "body")
-        return error(400, f"invalid request: {where or 'body'}: {first.get('msg', 'invalid')}")
-
-    @app.get("/v2/health/live")
+    @api.get("/v2/health/live")
     def live() -> dict:
         return {"live": True}
 
-    @app.get("/v2/health/ready")
-    def ready() -> dict:
+    @api.get("/v2/health/ready")
+    def ready():
+        if not state.ready:  # draining: the endpoints controller takes the pod out first
+            return JSONResponse({"ready": False}, status_code=503)
         return {"ready": True}
 
-    @app.get("/v2")
+    @api.get("/v2")
     def server() -> dict:
         return {
             "name": "mlops-assets",
@@ -300,51 +380,18 @@ def create_app(loaded: LoadedModel) -> FastAPI:
             )
         return None
 
-    @app.get("/v2/models/{name}")
-    @app.get("/v2/models/{name}/versions/{version}")
+    @api.get("/v2/models/{name}")
+    @api.get("/v2/models/{name}/versions/{version}")
     def model_metadata(name: str, version: str | None = None):
         return _known(name, version) or info
 
-    @app.get("/v2/models/{name}/ready")
-    @app.get("/v2/models/{name}/versions/{version}/ready")
+    @api.get("/v2/models/{name}/ready")
+    @api.get("/v2/models/{name}/versions/{version}/ready")
     def model_ready(name: str, version: str | None = None):
-        return _known(name, version) or {"name": loaded.name, "ready": True}
+        return _known(name, version) or {"name": loaded.name, "ready": state.ready}
 
-    @app.post("/v2/models/{name}/infer")
-    @app.post("/v2/models/{name}/versions/{version}/infer")
-    async def infer(name: str, request: Request, version: str | None = None):
-        if (unknown := _known(name, version)) is not None:
-            return unknown
-        try:
-            body, binary = parse_request(
-                await request.body(), request.headers.get("inference-header-content-length")
-            )
-            x = to_model_input(contract, request_arrays(body, contract["inputs"], binary))
-        except (BadInput, ContractError) as bad:
-            return error(400, str(bad))
-        started = perf_counter()
-        # predict is CPU-bound: off the event loop, so health probes stay answered
-        predicted = await run_in_threadpool(loaded.adapter.predict, loaded.model, x)
-        latency.labels(loaded.name).observe(perf_counter() - started)
-        rows_total.labels(loaded.name).inc(len(x))
-        requests_total.labels(loaded.name, "200").inc()
-        output = loaded.metadata["output"]
-        return {
-            "model_name": loaded.name,
-            "model_version": loaded.version,
-            "id": body.id or "",
-            "outputs": [
-                {
-                    "name": output["name"],
-                    "datatype": output["datatype"],
-                    "shape": [len(predicted)],
-                    "data": [int(v) for v in np.asarray(predicted).ravel()],
-                }
-            ],
-        }
-
-    @app.get("/metrics")
+    @api.get("/metrics")
     def prometheus() -> Response:
-        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    return app
+    return api

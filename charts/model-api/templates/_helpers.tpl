@@ -38,6 +38,7 @@ spec:
   serviceAccountName: {{ include "model-api.serviceAccountName" . }}
   # the server never calls the Kubernetes API
   automountServiceAccountToken: false
+  terminationGracePeriodSeconds: {{ add (.Values.serving.drainSeconds | int) (.Values.serving.graceSeconds | int) 5 }}
   {{- with .Values.imagePullSecrets }}
   imagePullSecrets:
     {{- toYaml . | nindent 4 }}
@@ -64,6 +65,13 @@ spec:
           value: {{ .Values.model.adapter | quote }}
         - name: MODEL_METADATA_SHA256
           value: {{ .Values.model.metadataSha256 | quote }}
+        {{- range $key, $variable := dict "maxBodyMb" "MAX_BODY_MB" "maxRows" "MAX_ROWS" "maxDepth" "MAX_DEPTH" "readTimeoutSeconds" "READ_TIMEOUT_SECONDS" "batching" "BATCHING" "maxBatchRows" "MAX_BATCH_ROWS" "maxBatchWaitMs" "MAX_BATCH_WAIT_MS" "drainSeconds" "DRAIN_SECONDS" "graceSeconds" "GRACE_SECONDS" }}
+        {{- $value := index $.Values.serving $key }}
+        {{- if not (kindIs "invalid" $value) }}
+        - name: MLOPS_SERVING_{{ $variable }}
+          value: {{ $value | toString | quote }}
+        {{- end }}
+        {{- end }}
         {{- with .Values.storage.endpointUrl }}
         - name: MLOPS_S3_ENDPOINT_URL
           value: {{ . | quote }}
