@@ -53,6 +53,7 @@ class CountingAdapter:
     """Predicts the class `round(sum of the row's scaled pixels) % 10`; records every call's
     row count; `hold` blocks predict until released; a POISON row raises."""
 
+    batchable = True
     calls: list[int] = field(default_factory=list)
     hold: threading.Event | None = None
     entered: threading.Event = field(default_factory=threading.Event)

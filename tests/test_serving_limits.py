@@ -220,6 +220,18 @@ def test_batching_can_be_turned_off():
         assert adapter.calls == [1] * len(bodies)
 
 
+def test_an_adapter_that_does_not_say_it_is_vectorised_is_not_batched():
+    class OneAtATime(CountingAdapter):
+        batchable = False
+
+    adapter = OneAtATime(seconds=0.02)
+    with serving(counting_model(adapter)) as (url, _):
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            answers = list(pool.map(lambda s: post(url, infer_body([row(s)])), range(6)))
+        assert all(status == 200 for status, _ in answers)
+        assert adapter.calls == [1] * 6
+
+
 def test_a_predict_error_fails_only_its_own_batch():
     hold = threading.Event()
     adapter = CountingAdapter(hold=hold)

@@ -44,6 +44,12 @@ class ModelAdapter(Protocol):
 
     artifact_name: str
     default_params: dict[str, Any]
+    batchable: bool
+    """predict is vectorised and row-independent: the model server may coalesce concurrent
+    requests into one call (and split the result)."""
+    inline_rows: int
+    """Optional: up to this many rows predict so fast (well under a millisecond) that the
+    model server calls it on its event loop instead of its predict thread."""
 
     def fit(self, train: SplitData, val: SplitData, params: dict[str, Any], seed: int) -> Any:
         """`train.arrays()` for a model that fits in memory, `train.chunks()` to stream."""

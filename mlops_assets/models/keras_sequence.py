@@ -29,6 +29,7 @@ def _keras():
 
 class KerasSequenceClassifier:
     artifact_name = "model.keras"
+    batchable = True  # fixed-length clips: a batch is one array
     default_params: dict[str, Any] = {
         "units": 64,
         "dense": 128,

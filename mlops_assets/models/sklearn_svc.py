@@ -35,6 +35,8 @@ class UntrustedArtifactError(MlopsError, RuntimeError):
 
 class SklearnSVC:
     artifact_name = "model.skops"
+    batchable = True
+    inline_rows = 8  # predicting 8 rows takes about 0.3 ms: less than a thread hop
     default_params: dict[str, Any] = {"C": 10.0, "gamma": "scale", "kernel": "rbf"}
 
     def fit(self, train, val, params: dict[str, Any], seed: int):

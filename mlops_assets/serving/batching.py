@@ -48,15 +48,19 @@ class Batcher:
         max_rows: int = 256,
         max_wait_seconds: float = 0.0,
         enabled: bool = True,
+        inline_rows: int = 0,
         on_batch: Callable[[int, int, float], None] | None = None,
         on_wait: Callable[[float], None] | None = None,
     ) -> None:
         """`on_batch(requests, rows, seconds)` after each predict call, `on_wait(seconds)`
-        with each request's time in the queue (the server's metrics)."""
+        with each request's time in the queue (the server's metrics). A call of at most
+        `inline_rows` rows runs on the event loop itself, where the model says predict is
+        that cheap (the hop to the predict thread costs about as much as an SVC row)."""
         self._predict = predict
         self._max_rows = max_rows
         self._max_wait = max_wait_seconds
         self._enabled = enabled
+        self._inline_rows = inline_rows
         self._on_batch = on_batch or (lambda requests, rows, seconds: None)
         self._on_wait = on_wait or (lambda seconds: None)
         self._queue: deque[_Waiting] = deque()
@@ -98,7 +102,12 @@ class Batcher:
             x = batch[0].x if len(batch) == 1 else np.concatenate([w.x for w in batch])
             try:
                 self.calls += 1
-                predicted = np.asarray(await loop.run_in_executor(self._thread, self._predict, x))
+                if len(x) <= self._inline_rows:  # the thread hop would cost more
+                    predicted = np.asarray(self._predict(x))
+                else:
+                    predicted = np.asarray(
+                        await loop.run_in_executor(self._thread, self._predict, x)
+                    )
                 if len(predicted) != len(x):
                     raise ValueError(f"{len(predicted)} predictions for {len(x)} rows")
             except Exception:  # the model's failure is this batch's alone

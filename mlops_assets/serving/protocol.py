@@ -86,7 +86,7 @@ BINARY_DTYPES = {
 }
 
 
-def parse_request(body: bytes, header_length: str | None) -> tuple[InferRequest, bytes]:
+def parse_request(body: bytes | bytearray, header_length: str | None) -> tuple[InferRequest, bytes]:
     """The JSON part and the binary part (the protocol's binary tensor extension)."""
     from pydantic import ValidationError
 
@@ -118,13 +118,19 @@ def _shape_text(spec: dict[str, Any]) -> str:
 
 
 def to_array(
-    tensor: TensorIn, spec: dict[str, Any], binary: bytes = b"", max_depth: int = 8
+    tensor: TensorIn,
+    spec: dict[str, Any],
+    binary: bytes = b"",
+    max_depth: int = 8,
+    plain: bool = False,
 ) -> np.ndarray:
     """One request tensor as float64 in the contract's shape, or a BadInput saying why.
 
     Floating-point data (FP16/32/64) is converted; integer data only when every value is a
     whole number that float32 holds exactly. NaN only where the contract allows missing
-    values (null in JSON), never infinity."""
+    values (null in JSON), never infinity. `plain` (the body holds no JSON true/false, which
+    numpy would take for 1 and 0) lets a regular list of numbers convert at C speed; anything
+    else takes the careful path, which finds and names what is wrong."""
     name = tensor.name
     if tensor.datatype not in NUMERIC:
         raise BadInput(f"input {name!r}: datatype {tensor.datatype} is not numeric (use FP32)")
@@ -152,15 +158,35 @@ def to_array(
     else:
         if tensor.data is None:
             raise BadInput(f"input {name!r}: no data (give `data`, or binary data)")
-        values = _flatten(tensor.data, name, max_depth)
-        if len(values) != count:
-            raise BadInput(
-                f"input {name!r}: {len(values)} values for shape {tensor.shape} (expected {count})"
-            )
-        array = np.asarray(_numbers(values, name, tensor.datatype, missing_ok), dtype="float64")
+        array = _plain_numbers(tensor.data, count, tensor.datatype, max_depth) if plain else None
+        if array is None:
+            values = _flatten(tensor.data, name, max_depth)
+            if len(values) != count:
+                raise BadInput(
+                    f"input {name!r}: {len(values)} values for shape {tensor.shape} "
+                    f"(expected {count})"
+                )
+            numbers = _numbers(values, name, tensor.datatype, missing_ok)
+            array = np.asarray(numbers, dtype="float64")
     if np.isinf(array).any() or (not missing_ok and np.isnan(array).any()):
         raise BadInput(f"input {name!r}: NaN or infinite values are not accepted")
     return array.reshape(tensor.shape)
+
+
+def _plain_numbers(data: list[Any], count: int, datatype: str, max_depth: int) -> np.ndarray | None:
+    """A regular nested list of `count` numbers as float64, or None: not that simple."""
+    try:
+        array = np.array(data)
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        return None
+    if array.dtype.kind not in "iuf" or array.size != count or array.ndim > max_depth:
+        return None
+    array = array.astype("float64", copy=False).ravel()
+    if datatype not in FLOATS and (
+        (np.abs(array) > EXACT_IN_FP32).any() or (array != np.floor(array)).any()
+    ):
+        return None
+    return array
 
 
 def _numbers(values: list[Any], name: str, datatype: str, missing_ok: bool) -> list[float]:
@@ -190,6 +216,7 @@ def request_arrays(
     *,
     max_rows: int = 1024,
     max_depth: int = 8,
+    plain: bool = False,
 ) -> dict[str, np.ndarray]:
     """Every input the contract names, exactly once; unknown names are refused; more rows
     than `max_rows` (the first dimension of a batched input) are TooLarge."""
@@ -220,7 +247,7 @@ def request_arrays(
         part = b""
         if isinstance(size, int) and size >= 0:
             part, offset = binary[offset : offset + size], offset + size
-        arrays[tensor.name] = to_array(tensor, by_name[tensor.name], part, max_depth)
+        arrays[tensor.name] = to_array(tensor, by_name[tensor.name], part, max_depth, plain)
     if offset != len(binary):
         raise BadInput(f"{len(binary) - offset} bytes of binary data are not claimed by any input")
     return arrays
