@@ -104,6 +104,14 @@ VARIABLES: dict[str, Variable] = {
         Variable("MLOPS_SERVING_MAX_BATCH_WAIT_MS", "0", "wait for more requests (0: none)"),
         Variable("MLOPS_SERVING_GRACE_SECONDS", "20", "in-flight requests' time on SIGTERM"),
         Variable("MLOPS_SERVING_DRAIN_SECONDS", "0", "not ready but serving, on SIGTERM"),
+        # the model server's inference log: the use case's inference_log: block overridden
+        Variable("MLOPS_INFERENCE_LOG_ENABLED", "false", "record answered requests"),
+        Variable("MLOPS_INFERENCE_LOG_SAMPLE", "1", "the share of requests recorded"),
+        Variable("MLOPS_INFERENCE_LOG_INPUTS", "full", "full, summary or none"),
+        Variable("MLOPS_INFERENCE_LOG_FLUSH_ROWS", "1000", "a file per this many records"),
+        Variable("MLOPS_INFERENCE_LOG_FLUSH_SECONDS", "10", "or when the oldest is this old"),
+        Variable("MLOPS_INFERENCE_LOG_MAX_BUFFER_ROWS", "100000", "bound of the buffer"),
+        Variable("MODEL_ENVIRONMENT", "dev", "the environment a served model is in (the log)"),
     )
 }
 

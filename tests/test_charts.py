@@ -320,3 +320,27 @@ def test_the_serving_limits_reach_the_server_and_the_grace_period_matches(gitops
 
     limits = limits_of(ServingConfig(), env)  # what the server makes of them
     assert limits.max_rows == 100 and limits.batching is False and limits.grace_seconds == 40
+
+
+def test_the_inference_log_is_turned_on_by_the_chart(gitops_repo):
+    values = yaml.safe_load(gitops_repo.read_values("dev", "digits"))
+    chart = helm.Chart.load(MODEL_API)
+    values["inferenceLog"] = {"enabled": True, "inputs": "summary"}
+    values["storage"] = {"root": "s3://models/mlops", "existingSecret": "digits-dev-writer"}
+    docs = manifests(chart.render(values, name="dev", namespace="mlops-dev"))
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    env = {
+        e["name"]: e["value"]
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["MLOPS_INFERENCE_LOG_ENABLED"] == "true"
+    assert env["MLOPS_INFERENCE_LOG_INPUTS"] == "summary"
+    assert "MLOPS_INFERENCE_LOG_SAMPLE" not in env  # null: the use case's own setting
+    assert env["MLOPS_STORAGE_ROOT"] == "s3://models/mlops" and env["MODEL_ENVIRONMENT"] == "dev"
+    for doc in docs:
+        validate(doc)
+    from mlops_assets.components.config import InferenceLogConfig
+    from mlops_assets.serving.inference_log import log_settings_of
+
+    settings = log_settings_of(InferenceLogConfig(), env)  # what the server makes of them
+    assert settings.enabled and settings.inputs == "summary" and settings.sample == 1.0

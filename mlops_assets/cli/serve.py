@@ -17,8 +17,10 @@ from mlops_assets.cli.base import (
 @use_case_option
 @click.option(
     "--environment",
+    envvar="MODEL_ENVIRONMENT",
     default=None,
-    help="Serve what the GitOps repository deploys there (default: dev).",
+    help="Serve what the GitOps repository deploys there (default: dev); with --uri, the "
+    "environment the inference log records.",
 )
 @click.option(
     "--version", "version", type=int, default=None, help="Serve this registry version instead."
@@ -92,20 +94,41 @@ def serve(
     except OSError as error:
         raise CommandError(f"cannot listen on {host}:{port}: {error.strerror}") from None
     limits = serving_limits(use_case)
+    inference_log = _inference_log(use_case, environment or "dev")
     state = ServerState()
     click.echo(f"serving {loaded.name} v{loaded.version} on http://{host}:{port}/v2")
-    run_server(create_app(loaded, limits, state), state, limits, listening)
+    if inference_log is not None:
+        click.echo(
+            f"inference log: {inference_log.settings.inputs} inputs of "
+            f"{inference_log.settings.sample:.0%} of requests to "
+            f"{inference_log.storage.uri(inference_log.prefix)}/"
+        )
+    run_server(create_app(loaded, limits, state, inference_log), state, limits, listening)
+
+
+def _use_case_block(use_case: str, block: str):
+    """A settings block of the use case, or its defaults when the image has no YAML for it
+    (a model served by --uri and --adapter alone)."""
+    from mlops_assets.components.tree import UnknownUseCaseError
+    from mlops_assets.components.use_case import UseCase
+
+    try:
+        return getattr(load_use_case(use_case), block)
+    except UnknownUseCaseError:
+        return UseCase.model_fields[block].default
+
+
+def _inference_log(use_case: str, environment: str):
+    from mlops_assets.serving.inference_log import InferenceLog, log_settings_of
+
+    settings = log_settings_of(_use_case_block(use_case, "inference_log"))
+    if not settings.enabled:
+        return None
+    return InferenceLog(storage_of_settings(), use_case, environment, settings)
 
 
 def serving_limits(use_case: str):
-    """The use case's `serving:` block with the environment's overrides (the defaults when
-    the image has no YAML for it: a model served by --uri and --adapter alone)."""
-    from mlops_assets.components.config import ServingConfig
-    from mlops_assets.components.tree import UnknownUseCaseError
+    """The use case's `serving:` block with the environment's overrides."""
     from mlops_assets.serving.limits import limits_of
 
-    try:
-        config = load_use_case(use_case).serving
-    except UnknownUseCaseError:
-        config = ServingConfig()
-    return limits_of(config)
+    return limits_of(_use_case_block(use_case, "serving"))

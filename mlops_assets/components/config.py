@@ -247,3 +247,22 @@ class ServingConfig(dg.Model, dg.Resolvable):
         description="on SIGTERM, report not ready and keep serving this long before closing "
         "the listener (the endpoints controller's delay)",
     )
+
+
+class InferenceLogConfig(dg.Model, dg.Resolvable):
+    """What the model server records of the requests it answers (the monitor reads it);
+    each setting is also an environment variable, MLOPS_INFERENCE_LOG_<NAME>, and the
+    chart's `inferenceLog:` values."""
+
+    enabled: bool = Field(False, description="record answered requests in the storage")
+    sample: float = Field(1.0, ge=0, le=1, description="the share of requests recorded")
+    inputs: Literal["full", "summary", "none"] = Field(
+        "full",
+        description="the model's input as it was given to predict: every value, per-row "
+        "statistics (large tensors), or nothing",
+    )
+    flush_rows: int = Field(1000, ge=1, description="write a file when this many are buffered")
+    flush_seconds: float = Field(10.0, gt=0, description="or when the oldest is this old")
+    max_buffer_rows: int = Field(
+        100_000, ge=1, description="past this (storage down) the oldest records are dropped"
+    )

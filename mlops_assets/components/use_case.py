@@ -20,6 +20,7 @@ from pydantic import field_validator
 from mlops_assets.components.config import (
     DeployConfig,
     GateConfig,
+    InferenceLogConfig,
     KubernetesConfig,
     ModelConfig,
     ScheduleConfig,
@@ -60,6 +61,7 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
     kubernetes: KubernetesConfig = KubernetesConfig()
     schedules: ScheduleConfig = ScheduleConfig()
     serving: ServingConfig = ServingConfig()
+    inference_log: InferenceLogConfig = InferenceLogConfig()
 
     @field_validator("name")
     @classmethod

@@ -14,8 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -32,6 +35,7 @@ from prometheus_client import (
 from mlops_assets import __version__
 from mlops_assets.model_input import ContractError, to_model_input
 from mlops_assets.serving.batching import Batcher, PredictError
+from mlops_assets.serving.inference_log import InferenceLog
 from mlops_assets.serving.limits import Limits
 from mlops_assets.serving.loader import LoadedModel
 from mlops_assets.serving.protocol import (
@@ -105,6 +109,12 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
             registry=self.registry,
         )
+        self.log_dropped = Counter(
+            "model_inference_log_dropped_total",
+            "Inference log records dropped because the buffer was full (storage down)",
+            ["model"],
+            registry=self.registry,
+        )
         self.rejected = Counter(
             "model_rejected_by_limit_total",
             "Requests refused by a limit (body size, rows, nesting, read timeout)",
@@ -133,13 +143,20 @@ class InferenceEndpoint:
     """POST /v2/models/<name>[/versions/<v>]/infer, as plain ASGI."""
 
     def __init__(
-        self, loaded: LoadedModel, limits: Limits, metrics: Metrics, batcher: Batcher
+        self,
+        loaded: LoadedModel,
+        limits: Limits,
+        metrics: Metrics,
+        batcher: Batcher,
+        inference_log: InferenceLog | None = None,
     ) -> None:
         self.loaded, self.limits, self.metrics, self.batcher = loaded, limits, metrics, batcher
+        self.inference_log = inference_log
         self.contract = loaded.metadata["request"]
         self.output = loaded.metadata["output"]
 
     async def __call__(self, scope, receive, send, name: str, version: str | None) -> None:
+        started = perf_counter()
         loaded = self.loaded
         if name != loaded.name or (version is not None and version != loaded.version):
             await self._error(
@@ -201,9 +218,16 @@ class InferenceEndpoint:
             return
         self.metrics.rows.labels(loaded.name).inc(len(x))
         self.metrics.requests.labels(loaded.name, "200").inc()
-        await self._respond(send, parsed, predicted)
+        # the caller's id when it gave one (its feedback will name it), else a new one
+        request_id = parsed.id or os.urandom(12).hex()
+        if self.inference_log is not None and self.inference_log.wants():
+            elapsed_ms = (perf_counter() - started) * 1e3
+            self.inference_log.record(request_id, loaded.version, x, predicted, elapsed_ms)
+        await self._respond(send, parsed, predicted, request_id)
 
-    def _prepare(self, body: bytes, length: bytes | None) -> tuple[InferRequest, np.ndarray]:
+    def _prepare(
+        self, body: bytes | bytearray, length: bytes | None
+    ) -> tuple[InferRequest, np.ndarray]:
         parsed, binary = parse_request(body, None if length is None else length.decode("latin-1"))
         arrays = request_arrays(
             parsed,
@@ -211,22 +235,27 @@ class InferenceEndpoint:
             binary,
             max_rows=self.limits.max_rows,
             max_depth=self.limits.max_depth,
+            plain=b"true" not in body and b"false" not in body,
         )
         return parsed, to_model_input(self.contract, arrays)
 
-    async def _read(self, receive) -> bytes:
-        chunks, size = [], 0
+    async def _read(self, receive) -> bytes | bytearray:
+        body = b""
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 raise Disconnected
             chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limits.max_body_bytes:
+            if len(body) + len(chunk) > self.limits.max_body_bytes:
                 raise TooLarge(self._too_large_body())
-            chunks.append(chunk)
+            if not body:
+                body = chunk  # the usual case, one chunk: no copy
+            else:
+                if isinstance(body, bytes):
+                    body = bytearray(body)  # one buffer that grows, not a list of chunks
+                body += chunk
             if not message.get("more_body", False):
-                return b"".join(chunks)
+                return body
 
     def _too_large_body(self) -> str:
         return (
@@ -234,7 +263,9 @@ class InferenceEndpoint:
             "(serving.max_body_mb)"
         )
 
-    async def _respond(self, send, parsed: InferRequest, predicted: np.ndarray) -> None:
+    async def _respond(
+        self, send, parsed: InferRequest, predicted: np.ndarray, request_id: str
+    ) -> None:
         values = np.asarray(predicted).ravel().astype("<i8")
         output: dict[str, Any] = {
             "name": self.output["name"],
@@ -244,7 +275,7 @@ class InferenceEndpoint:
         head = {
             "model_name": self.loaded.name,
             "model_version": self.loaded.version,
-            "id": parsed.id or "",
+            "id": request_id,
             "outputs": [output],
         }
         if _wants_binary(parsed):
@@ -256,11 +287,15 @@ class InferenceEndpoint:
                 200,
                 header + raw,
                 b"application/octet-stream",
-                [(b"inference-header-content-length", str(len(header)).encode())],
+                [
+                    (b"inference-header-content-length", str(len(header)).encode()),
+                    (b"x-request-id", request_id.encode()),
+                ],
             )
             return
         output["data"] = values.tolist()
-        await _send(send, 200, json.dumps(head, separators=(",", ":")).encode())
+        body = json.dumps(head, separators=(",", ":")).encode()
+        await _send(send, 200, body, extra=[(b"x-request-id", request_id.encode())])
 
     async def _reject(self, send, limit: str, message: str, status: int = 413) -> None:
         self.metrics.rejected.labels(self.loaded.name, limit).inc()
@@ -296,8 +331,14 @@ async def _send(
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app(loaded: LoadedModel, limits: Limits | None = None, state: ServerState | None = None):
-    """The ASGI app: the inference route, then FastAPI for health, metadata and metrics."""
+def create_app(
+    loaded: LoadedModel,
+    limits: Limits | None = None,
+    state: ServerState | None = None,
+    inference_log: InferenceLog | None = None,
+):
+    """The ASGI app: the inference route, then FastAPI for health, metadata and metrics
+    (and the lifespan, which runs the inference log's writer and its last flush)."""
     limits = limits or Limits()
     state = state or ServerState()
     metrics = Metrics()
@@ -305,7 +346,9 @@ def create_app(loaded: LoadedModel, limits: Limits | None = None, state: ServerS
         lambda x: loaded.adapter.predict(loaded.model, x),
         max_rows=limits.max_batch_rows,
         max_wait_seconds=limits.max_batch_wait_seconds,
-        enabled=limits.batching,
+        # only where the adapter says predict is vectorised and row-independent
+        enabled=limits.batching and bool(getattr(loaded.adapter, "batchable", False)),
+        inline_rows=int(getattr(loaded.adapter, "inline_rows", 0)),
         on_batch=lambda requests, rows, seconds: (
             metrics.batch_requests.labels(loaded.name).observe(requests),
             metrics.batch_rows.labels(loaded.name).observe(rows),
@@ -313,8 +356,10 @@ def create_app(loaded: LoadedModel, limits: Limits | None = None, state: ServerS
         ),
         on_wait=metrics.queue_wait.labels(loaded.name).observe,
     )
-    endpoint = InferenceEndpoint(loaded, limits, metrics, batcher)
-    api = _api(loaded, metrics, state)
+    endpoint = InferenceEndpoint(loaded, limits, metrics, batcher, inference_log)
+    if inference_log is not None:
+        inference_log.on_drop = metrics.log_dropped.labels(loaded.name).inc
+    api = _api(loaded, metrics, state, inference_log)
 
     async def app(scope, receive, send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -334,8 +379,21 @@ def create_app(loaded: LoadedModel, limits: Limits | None = None, state: ServerS
     return app
 
 
-def _api(loaded: LoadedModel, metrics: Metrics, state: ServerState) -> FastAPI:
-    api = FastAPI(title=f"{loaded.name} model server", version=loaded.version)
+def _api(
+    loaded: LoadedModel,
+    metrics: Metrics,
+    state: ServerState,
+    inference_log: InferenceLog | None,
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        if inference_log is not None:
+            inference_log.start()
+        yield
+        if inference_log is not None:  # SIGTERM: what is buffered is written before exit
+            await inference_log.close()
+
+    api = FastAPI(title=f"{loaded.name} model server", version=loaded.version, lifespan=lifespan)
     contract = loaded.metadata["request"]
     info = {
         "name": loaded.name,

@@ -72,6 +72,18 @@ spec:
           value: {{ $value | toString | quote }}
         {{- end }}
         {{- end }}
+        - name: MODEL_ENVIRONMENT
+          value: {{ .Values.environment | default .Release.Name | quote }}
+        {{- range $key, $value := .Values.inferenceLog }}
+        {{- if not (kindIs "invalid" $value) }}
+        - name: MLOPS_INFERENCE_LOG_{{ $key | snakecase | upper }}
+          value: {{ $value | toString | quote }}
+        {{- end }}
+        {{- end }}
+        {{- with .Values.storage.root }}
+        - name: MLOPS_STORAGE_ROOT
+          value: {{ . | quote }}
+        {{- end }}
         {{- with .Values.storage.endpointUrl }}
         - name: MLOPS_S3_ENDPOINT_URL
           value: {{ . | quote }}
