@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from mlops_assets.errors import MlopsError, redact
 
@@ -301,3 +301,25 @@ def _author(value: str) -> tuple[str, str]:
     if not name.strip() or "@" not in email:
         raise SettingsError(f"{GITOPS_AUTHOR_VAR}={value!r} is not 'Name <email>'")
     return name.strip(), email
+
+
+def overridden(model: Any, prefix: str, block: str, environ: Mapping[str, str] | None = None):
+    """A YAML settings block (a Pydantic model) with each field overridden by the
+    environment variable `<prefix><FIELD>`, checked as the YAML is; a bad value fails
+    naming both the variable and the YAML key."""
+    from pydantic import ValidationError
+
+    values = model.model_dump()
+    for name in type(model).model_fields:
+        raw = env(f"{prefix}{name.upper()}", environ)
+        if raw is not None:
+            values[name] = raw
+    try:
+        return type(model).model_validate(values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = str(first["loc"][0]) if first.get("loc") else ""
+        raise SettingsError(
+            f"{prefix}{name.upper()} (or {block}.{name} of the use case): "
+            f"{values.get(name)!r}: {first['msg']}"
+        ) from None

@@ -245,23 +245,7 @@ class InferenceLog:
 def log_settings_of(config, environ=None) -> LogSettings:
     """The use case's `inference_log:` block with the environment's overrides
     (MLOPS_INFERENCE_LOG_<NAME>), checked as the YAML's are."""
-    from pydantic import ValidationError
+    from mlops_assets.settings import overridden
 
-    from mlops_assets.components.config import InferenceLogConfig
-    from mlops_assets.settings import SettingsError, env
-
-    values = config.model_dump()
-    for name in InferenceLogConfig.model_fields:
-        raw = env(f"MLOPS_INFERENCE_LOG_{name.upper()}", environ)
-        if raw is not None:
-            values[name] = raw
-    try:
-        checked = InferenceLogConfig.model_validate(values)
-    except ValidationError as error:
-        first = error.errors()[0]
-        name = str(first["loc"][0]) if first.get("loc") else "enabled"
-        raise SettingsError(
-            f"MLOPS_INFERENCE_LOG_{name.upper()} (or inference_log.{name} of the use case): "
-            f"{values.get(name)!r}: {first['msg']}"
-        ) from None
+    checked = overridden(config, "MLOPS_INFERENCE_LOG_", "inference_log", environ)
     return LogSettings(**checked.model_dump())
