@@ -63,9 +63,11 @@ class TcpProxy:
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        seen = b""  # the end of what came before: a request line split across reads
         try:
             while data := source.recv(65536):
-                if self.cut_on is not None and self.cut_on.search(data):
+                window, seen = seen + data, data[-1024:]
+                if self.cut_on is not None and self.cut_on.search(window):
                     self.cut_on = None
                     self.stop()
                     return
