@@ -55,10 +55,6 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 log = logging.getLogger(__name__)
 
 
-class Timeout(Exception):
-    """The body did not arrive within the read timeout."""
-
-
 class Disconnected(Exception):
     """The client went away before its body was read."""
 
