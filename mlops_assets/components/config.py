@@ -266,3 +266,45 @@ class InferenceLogConfig(dg.Model, dg.Resolvable):
     max_buffer_rows: int = Field(
         100_000, ge=1, description="past this (storage down) the oldest records are dropped"
     )
+
+
+class MonitorConfig(dg.Model, dg.Resolvable):
+    """The production side: feedback, the monitor asset, its checks and the retraining
+    they trigger (docs/architecture.md, "Monitoring")."""
+
+    environment: str = Field(
+        "", description="the environment the checks judge; empty: deploy.environment"
+    )
+    window_hours: int = Field(24, ge=1, description="the monitor reports on the last N hours")
+    min_labelled: int = Field(
+        200, ge=1, description="below this many labelled requests the checks say not enough data"
+    )
+    min_requests: int = Field(200, ge=1, description="below this many requests drift is not judged")
+    tolerance: float = Field(
+        0.02,
+        ge=0,
+        description="live_metric_holds fails when the live metric's 95% interval lies wholly "
+        "below the release's test value minus this",
+    )
+    drift_threshold: float | None = Field(
+        None,
+        gt=0,
+        description="PSI above which an input feature counts as drifted; empty: the kind's "
+        "(observe's drift_threshold for tabular use cases, else 0.2)",
+    )
+    drift_error_share: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="inputs_not_drifting is an ERROR when this share of the features drifted, "
+        "a WARN when any did",
+    )
+    drift_bins: int = Field(10, ge=2, description="quantile bins of the training split per feature")
+    feedback_days: int = Field(
+        7, ge=1, description="feedback is joined to the inference log of the last N days"
+    )
+    schedule: str = Field("*/10 * * * *", description="cron of the feedback and monitor run")
+    retrain: bool = Field(True, description="a failing check starts retraining")
+    cooldown_hours: float = Field(
+        6.0, ge=0, description="no second retraining from the monitor within this time"
+    )

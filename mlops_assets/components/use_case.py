@@ -23,6 +23,7 @@ from mlops_assets.components.config import (
     InferenceLogConfig,
     KubernetesConfig,
     ModelConfig,
+    MonitorConfig,
     ScheduleConfig,
     SensorConfig,
     ServingConfig,
@@ -62,6 +63,7 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
     schedules: ScheduleConfig = ScheduleConfig()
     serving: ServingConfig = ServingConfig()
     inference_log: InferenceLogConfig = InferenceLogConfig()
+    monitor: MonitorConfig = MonitorConfig()
 
     @field_validator("name")
     @classmethod
@@ -117,6 +119,7 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         from mlops_assets.mlops.assets import build_mlops_assets
         from mlops_assets.mlops.consistency import build_consistency_check
         from mlops_assets.mlops.sensor import build_new_dataset_sensor
+        from mlops_assets.monitoring.assets import build_monitoring
         from mlops_assets.pipeline.steps import step_key
 
         assets = self.dataset.build_dataops(self)
@@ -153,13 +156,20 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         )
         dataset_sensor = build_new_dataset_sensor(self.name, split_key, mlops_job, running)
         extra_jobs, extra_schedules = self.dataset.extra_definitions(self, running)
+        production, monitor_jobs, monitor_schedules, monitor_sensors = build_monitoring(
+            self, dataops_job, running, interval
+        )
         retrain = self.schedules.retrain_enabled and not options.branch_deployment
         return dg.Definitions(
-            assets=[*assets, *mlops_assets],
+            assets=[*assets, *mlops_assets, *production],
             asset_checks=[build_consistency_check(self.name, self.deploy.environment)],
-            jobs=[dataops_job, mlops_job, *extra_jobs],
-            sensors=[sensor, dataset_sensor],
-            schedules=[self._retrain_schedule(mlops_job, retrain), *extra_schedules],
+            jobs=[dataops_job, mlops_job, *extra_jobs, *monitor_jobs],
+            sensors=[sensor, dataset_sensor, *monitor_sensors],
+            schedules=[
+                self._retrain_schedule(mlops_job, retrain),
+                *extra_schedules,
+                *monitor_schedules,
+            ],
         )
 
     def run_tags(self, stage: str) -> dict:

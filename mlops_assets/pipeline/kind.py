@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     import dagster as dg
     import numpy as np
+    import pandas as pd
 
     from mlops_assets.components.use_case import UseCase
     from mlops_assets.pipeline.split_data import SplitData
@@ -45,6 +46,20 @@ class DatasetKind(ABC):
         """Jobs and schedules of this kind beyond the use case's own (none by default);
         `running` says whether what starts runs by itself may start so."""
         return [], []
+
+    # --- the production side: what the monitor needs of a kind
+    def drift_threshold(self, use_case: UseCase) -> float:
+        """PSI at which the monitor counts an input feature as drifted."""
+        return 0.2
+
+    def production_batch(
+        self, use_case: UseCase, labelled: pd.DataFrame
+    ) -> tuple[str, bytes, int] | None:
+        """Labelled production requests (the inference log's columns, `inputs` in the
+        model's input space, and `label`) as a landing file of this kind: (landing prefix,
+        content, rows). None (the default): the kind cannot take them, and retraining
+        runs DataOps on its source's newest data."""
+        return None
 
     # --- the data side: what training, validation and the model server need
     @abstractmethod

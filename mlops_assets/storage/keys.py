@@ -95,5 +95,18 @@ class Layout:
     def champion_alias(self) -> str:
         return safe_key("models", self.use_case, "aliases", "champion.json")
 
+    @property
+    def feedback_landing(self) -> str:
+        """Where feedback files (request_id, label) land."""
+        return safe_key("feedback", self.use_case)
+
+    def inference(self, environment: str = "") -> str:
+        """The model servers' inference log (serving/inference_log.py writes it)."""
+        return safe_key("inference", self.use_case, environment)
+
+    def monitor(self, *parts: str) -> str:
+        """The monitor's derived state: hour summaries, references, the feedback index."""
+        return safe_key("monitor", self.use_case, *parts)
+
     def history_entry(self, name: str = "") -> str:
         return safe_key("models", self.use_case, "history", name)

@@ -3,6 +3,7 @@ ranges; the model takes value / scale. The transform step calls `scale_rows` too
 
 from __future__ import annotations
 
+from io import BytesIO
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -11,6 +12,8 @@ from mlops_assets.kinds.tabular.dataset import TABULAR
 from mlops_assets.model_input import CONTRACT_VERSION, ContractError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from mlops_assets.kinds.tabular.dataset import TabularDataset
 
 
@@ -64,3 +67,23 @@ def _check_range(rows: np.ndarray, spec: dict[str, Any]) -> None:
             f"input {spec['name']!r}: {spec['features'][column]}={rows[row, column]:g} in row "
             f"{row} is outside {low:g}..{high:g} (send values as they land, not transformed)"
         )
+
+
+def raw_rows(dataset: TabularDataset, labelled: pd.DataFrame) -> tuple[bytes, int]:
+    """Labelled production requests as a Parquet landing file: the logged model input
+    times `scale` (the transform's inverse), the label under the label column. Requests
+    logged without their inputs cannot become rows and are left out."""
+    import pandas as pd
+
+    columns = dataset.features.columns
+    if labelled.empty or "inputs" not in labelled:
+        return b"", 0
+    usable = labelled[labelled["inputs"].map(lambda v: v is not None and len(v) == len(columns))]
+    if usable.empty:
+        return b"", 0
+    values = np.stack(usable["inputs"].to_numpy()).astype("float64") * dataset.scale
+    frame = pd.DataFrame(np.round(values, 6), columns=columns)
+    frame[dataset.label.column] = usable["label"].astype("int64").to_numpy()
+    buffer = BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue(), len(frame)

@@ -12,6 +12,7 @@ from mlops_assets.pipeline.kind import DatasetKind
 
 if TYPE_CHECKING:
     import numpy as np
+    import pandas as pd
 
     from mlops_assets.kinds.tabular.component import TabularUseCase
     from mlops_assets.pipeline.split_data import SplitData
@@ -103,6 +104,19 @@ class TabularDataset(DatasetKind, dg.Model, dg.Resolvable):
         from mlops_assets.kinds.tabular.assets import reobserve_definitions
 
         return reobserve_definitions(use_case, running)
+
+    def drift_threshold(self, use_case: TabularUseCase) -> float:
+        """Observe's: the monitor judges production inputs as observe judges new batches."""
+        return use_case.observe.drift_threshold
+
+    def production_batch(
+        self, use_case: TabularUseCase, labelled: pd.DataFrame
+    ) -> tuple[str, bytes, int]:
+        """The labelled requests as raw rows (the logged model input times `scale`, the
+        inverse of the transform) in the landing files' columns."""
+        from mlops_assets.kinds.tabular.contract import raw_rows
+
+        return use_case.landing, *raw_rows(self, labelled)
 
     def load_split(
         self, storage: ObjectStorage, layout: Layout, version: str, split: str

@@ -7,13 +7,13 @@ the same however large the archive has grown.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mlops_assets.kinds.tabular.dataset import TabularDataset
+from mlops_assets.pipeline.drift import psi
 
 Profile = dict[str, Any]
 
@@ -100,18 +100,6 @@ def _extreme(pick, a, b):
 
 def mean(stats: dict[str, Any]) -> float | None:
     return stats["sum"] / stats["count"] if stats["count"] else None
-
-
-def psi(expected: list[int], actual: list[int], eps: float = 1e-4) -> float:
-    """Population stability index of `actual` against `expected` (same bins)."""
-    p = np.asarray(expected, dtype=float)
-    q = np.asarray(actual, dtype=float)
-    if p.sum() == 0 or q.sum() == 0:
-        return 0.0
-    p = np.clip(p / p.sum(), eps, None)
-    q = np.clip(q / q.sum(), eps, None)
-    value = float(np.sum((q - p) * np.log(q / p)))
-    return 0.0 if math.isnan(value) else value
 
 
 def drift(reference: Profile, current: Profile, label: str = "label") -> dict[str, float]:

@@ -40,7 +40,13 @@ def build_landing_sensor(
             run_requests=[
                 dg.RunRequest(
                     run_key=tick.run_key,
-                    tags={"mlops/trigger": "landing", "mlops/new_files": str(len(names))},
+                    tags={
+                        # labelled production requests the monitor's trigger landed
+                        "mlops/trigger": "monitor"
+                        if all(n.rsplit("/", 1)[-1].startswith("feedback-") for n in names)
+                        else "landing",
+                        "mlops/new_files": str(len(names)),
+                    },
                 )
             ],
             cursor=tick.cursor,

@@ -1,0 +1,236 @@
+"""The production side of a use case's graph: `<name>/inference_log` (written by the model
+server), `<name>/feedback`, `<name>/monitor` with its checks, the job and schedule that run
+them, and the sensor that starts retraining when a check fails.
+
+The monitor holds no GitOps credentials and never deploys: it runs in a DataOps-placed pod
+and only ever starts the DataOps job, whose new dataset version goes through the gate.
+"""
+
+import json
+from datetime import UTC, datetime, timedelta
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+
+from mlops_assets.pipeline.steps import step_key
+from mlops_assets.storage import Layout, ObjectStorage
+
+if TYPE_CHECKING:
+    from mlops_assets.components.use_case import UseCase
+
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def monitoring_keys(name: str) -> dict[str, dg.AssetKey]:
+    return {step: step_key(name, step) for step in ("inference_log", "feedback", "monitor")}
+
+
+def build_monitoring(
+    uc: "UseCase", dataops_job: Any, running: bool, interval_seconds: int
+) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+    """(assets, jobs, schedules, sensors) of the production side of `uc`."""
+    name = uc.name
+    layout = Layout(name)
+    key = monitoring_keys(name)
+    common = {"group_name": name, "tags": {"mlops/stage": "monitor"}}
+    config = uc.monitor
+    environment = config.environment or uc.deploy.environment
+    threshold = config.drift_threshold or uc.dataset.drift_threshold(uc)
+
+    inference_log = dg.AssetSpec(
+        key["inference_log"],
+        deps=[step_key(name, "deploy")],
+        description=f"What the deployed model is asked and answers: Parquet files the model "
+        f"server writes under inference/{name}/<environment>/<date>/<hour>/ (inference_log: "
+        "in defs.yaml, or the chart's inferenceLog: values).",
+        **common,
+    )
+
+    @dg.asset(
+        key=key["feedback"],
+        deps=[key["inference_log"]],
+        description=f"Ground-truth labels landed under feedback/{name}/ (request_id, label), "
+        "joined to the inference log; bad rows quarantined with their reason.",
+        **common,
+    )
+    def feedback(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        started = perf_counter()
+        from mlops_assets.monitoring.feedback import run_feedback
+        from mlops_assets.monitoring.monitor import References
+        from mlops_assets.pipeline.report import md_table
+
+        references = References(storage, layout, uc.dataset, uc.gate.metric, config.drift_bins)
+        result = run_feedback(
+            storage, layout, references.classes, config.feedback_days, context.run.run_id
+        )
+        for file, reason in result.refused:
+            context.log.warning(f"quarantined {file}: {reason}")
+        if result.quarantined:
+            context.log.warning(
+                f"{result.quarantined} feedback row(s) quarantined under "
+                f"quarantine/{name}/feedback-*/rows.csv: "
+                + ", ".join(f"{n} {kind}" for kind, n in sorted(result.reasons.items()))
+            )
+        return dg.MaterializeResult(
+            metadata={
+                "new_files": len(result.files) + len(result.refused),
+                "accepted": result.accepted,
+                "quarantined_rows": result.quarantined,
+                "refused_files": len(result.refused),
+                "files": dg.MetadataValue.md(
+                    md_table(
+                        ["file", "accepted", "quarantined", "already labelled"],
+                        [
+                            (f["file"], f["accepted"], f["quarantined"], f["already"])
+                            for f in result.files
+                        ]
+                        + [(file, 0, f"whole file: {why}", 0) for file, why in result.refused],
+                    )
+                ),
+                "compute_seconds": perf_counter() - started,
+            }
+        )
+
+    @dg.asset(
+        key=key["monitor"],
+        deps=[step_key(name, "deploy"), key["inference_log"], key["feedback"]],
+        description=f"Requests, label coverage, input drift and the live {uc.gate.metric} of "
+        f"the version serving {environment}, over the last {config.window_hours} h, against "
+        "its release.",
+        check_specs=[
+            dg.AssetCheckSpec(
+                "live_metric_holds",
+                asset=key["monitor"],
+                description="the live metric's 95% interval reaches the release's test value "
+                f"minus {config.tolerance:g}",
+            ),
+            dg.AssetCheckSpec(
+                "inputs_not_drifting",
+                asset=key["monitor"],
+                description=f"no input feature's PSI reaches {threshold:g} (ERROR when "
+                f"{config.drift_error_share:.0%} of them do)",
+            ),
+            dg.AssetCheckSpec(
+                "enough_feedback",
+                asset=key["monitor"],
+                description=f"at least {config.min_labelled} labelled requests in the window",
+            ),
+        ],
+        **common,
+    )
+    def monitor(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        started = perf_counter()
+        from mlops_assets.monitoring.checks import TRIGGERS, verdicts
+        from mlops_assets.monitoring.monitor import run_monitor
+        from mlops_assets.monitoring.report import monitor_metadata
+
+        report = run_monitor(storage, layout, uc.dataset, config, environment, uc.gate.metric)
+        found = verdicts(
+            report,
+            min_labelled=config.min_labelled,
+            min_requests=config.min_requests,
+            tolerance=config.tolerance,
+            drift_threshold=threshold,
+            drift_error_share=config.drift_error_share,
+        )
+        retrain = "; ".join(
+            v.description for v in found if v.name in TRIGGERS and v.status == "ERROR"
+        )
+        for verdict in found:
+            (context.log.info if verdict.passed else context.log.warning)(verdict.description)
+        metadata = monitor_metadata(report, found, retrain)
+        metadata["compute_seconds"] = perf_counter() - started
+        return dg.MaterializeResult(
+            metadata=metadata,
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=v.name,
+                    passed=v.passed,
+                    severity=dg.AssetCheckSeverity.WARN
+                    if v.status == "WARN"
+                    else dg.AssetCheckSeverity.ERROR,
+                    description=v.description,
+                    metadata={"status": v.status, **v.metadata},
+                )
+                for v in found
+            ],
+        )
+
+    job = dg.define_asset_job(
+        f"{name}_monitor",
+        selection=dg.AssetSelection.assets(feedback, monitor),
+        description=f"Production side of {name}: ingest feedback, then the monitor.",
+        tags=uc.run_tags("monitor"),
+    )
+    schedule = dg.ScheduleDefinition(
+        name=f"{name}_monitor_schedule",
+        job=job,
+        cron_schedule=config.schedule,
+        default_status=dg.DefaultScheduleStatus.RUNNING
+        if running
+        else dg.DefaultScheduleStatus.STOPPED,
+        description="Feedback and the monitor, on the inference log's new files.",
+    )
+    trigger = build_retrain_trigger(uc, key["monitor"], dataops_job, running, interval_seconds)
+    return [inference_log, feedback, monitor], [job], [schedule], [trigger]
+
+
+def build_retrain_trigger(
+    uc: "UseCase", monitor_key: dg.AssetKey, dataops_job: Any, running: bool, interval: int
+) -> dg.SensorDefinition:
+    name = uc.name
+    config = uc.monitor
+
+    @dg.sensor(
+        name=f"{name}_retrain_trigger",
+        job=dataops_job,
+        minimum_interval_seconds=interval,
+        default_status=dg.DefaultSensorStatus.RUNNING
+        if running and config.retrain
+        else dg.DefaultSensorStatus.STOPPED,
+        description=f"When {name}/monitor's live_metric_holds or inputs_not_drifting fails "
+        "with ERROR: retraining, at most once per cool-down and never beside a running one.",
+    )
+    def retrain_trigger(context: dg.SensorEvaluationContext, storage: ObjectStorage):
+        state = json.loads(context.cursor) if context.cursor else {"event": 0, "at": None}
+        event = context.instance.get_latest_materialization_event(monitor_key)
+        if event is None or event.storage_id is None or event.storage_id <= state["event"]:
+            return dg.SkipReason(f"no new {monitor_key.to_user_string()} materialization")
+        state["event"] = event.storage_id
+        metadata = event.asset_materialization.metadata
+        reason = metadata["retrain"].value if "retrain" in metadata else ""
+        if not reason:
+            return dg.SensorResult(
+                skip_reason="the monitor's checks hold", cursor=json.dumps(state)
+            )
+        now = datetime.now(UTC)
+        if state["at"]:
+            until = datetime.fromisoformat(state["at"]) + timedelta(hours=config.cooldown_hours)
+            if now < until:
+                return dg.SensorResult(
+                    skip_reason=f"cool-down: the last retraining started at {state['at']}; "
+                    f"none before {until.isoformat(timespec='seconds')}",
+                    cursor=json.dumps(state),
+                )
+        busy = context.instance.get_run_records(
+            dg.RunsFilter(tags={"mlops/use_case": name}, statuses=IN_PROGRESS), limit=1
+        )
+        if busy:
+            return dg.SensorResult(
+                skip_reason=f"run {busy[0].dagster_run.run_id} of {name} is in progress",
+                cursor=json.dumps(state),
+            )
+        from mlops_assets.monitoring.retrain import start_retraining
+
+        started = start_retraining(storage, uc, now, event.storage_id)
+        state["at"] = now.isoformat(timespec="seconds")
+        context.log.info(f"retraining {name}: {reason}. {started.message}")
+        return dg.SensorResult(run_requests=started.run_requests, cursor=json.dumps(state))
+
+    return retrain_trigger

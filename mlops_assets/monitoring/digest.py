@@ -1,0 +1,195 @@
+"""Hour summaries: the inference log and the labelled requests, each file read once.
+
+A summary (`monitor/<use case>/hours/<environment>/<YYYY-MM-DDTHH>.json`) holds, per model
+version, counts and fixed-bin histograms, so the monitor's report over any window is a
+sum of small JSON files: its cost grows with the log files that are new since the last
+run, never with the history. Each summary lists the files it holds and is updated by
+compare-and-swap, so a file counted once is never counted again, even by two runs at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlops_assets.storage import Layout, ObjectStorage
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SUMMARY = ("input_mean", "input_std", "input_min", "input_max")
+
+
+def input_mode(columns) -> str:
+    if "inputs" in columns:
+        return "full"
+    if SUMMARY[0] in columns:
+        return "summary"
+    return "none"
+
+
+def input_matrix(frame: pd.DataFrame, mode: str) -> np.ndarray | None:
+    """The logged inputs as one row per record: every value, or the row statistics."""
+    if mode == "full":
+        return np.stack(frame["inputs"].to_numpy()).astype("float64")
+    if mode == "summary":
+        return frame[list(SUMMARY)].to_numpy(dtype="float64")
+    return None
+
+
+def row_summary(x: np.ndarray) -> np.ndarray:
+    """Per-row mean, std, min, max over the non-NaN values: what the server logs in
+    `summary` mode, computed here on the training split for the reference."""
+    import warnings
+
+    flat = np.asarray(x, dtype="float64").reshape(len(x), -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.stack(
+            [np.nanmean(flat, 1), np.nanstd(flat, 1), np.nanmin(flat, 1), np.nanmax(flat, 1)],
+            axis=1,
+        )
+
+
+def histograms(values: np.ndarray, edges: list[list[float]]) -> list[list[int]]:
+    """Counts per feature over bins split at `edges` (a value equal to an edge goes to the
+    bin above it); NaN is not counted."""
+    out = []
+    for j, cut in enumerate(edges):
+        column = values[:, j]
+        column = column[~np.isnan(column)]
+        bins = np.searchsorted(np.asarray(cut), column, side="right")
+        out.append(np.bincount(bins, minlength=len(cut) + 1).astype(int).tolist())
+    return out
+
+
+def hour_of(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H")
+
+
+@dataclass
+class DigestResult:
+    log_files: int = 0
+    labelled_files: int = 0
+    rows: int = 0
+
+
+def _empty_version() -> dict[str, Any]:
+    return {
+        "rows": 0,
+        "requests": 0,
+        "predictions": {},
+        "labelled": 0,
+        "correct": 0,
+        "hist": None,
+        "mode": None,
+        "last": "",
+    }
+
+
+def _add(summary: dict, source: str, contributions: dict[str, dict]) -> dict:
+    """`summary` with one file's contribution per version, unless it already holds it."""
+    if source in summary.get("files", []):
+        return summary
+    merged = {"files": [*summary.get("files", []), source], "versions": {}}
+    versions = {k: dict(v) for k, v in summary.get("versions", {}).items()}
+    for version, part in contributions.items():
+        into = versions.setdefault(version, _empty_version())
+        for name in ("rows", "requests", "labelled", "correct"):
+            into[name] += part.get(name, 0)
+        predictions = dict(into["predictions"])
+        for cls, n in part.get("predictions", {}).items():
+            predictions[cls] = predictions.get(cls, 0) + n
+        into["predictions"] = predictions
+        if part.get("hist") is not None:
+            if into["hist"] is None or into["mode"] != part["mode"]:
+                into["hist"], into["mode"] = part["hist"], part["mode"]
+            else:
+                into["hist"] = [
+                    [a + b for a, b in zip(x, y, strict=True)]
+                    for x, y in zip(into["hist"], part["hist"], strict=True)
+                ]
+        into["last"] = max(into["last"], part.get("last", ""))
+    merged["versions"] = versions
+    return merged
+
+
+def digest_new(
+    storage: ObjectStorage,
+    layout: Layout,
+    edges_of: Callable[[str, str], list[list[float]] | None],
+) -> DigestResult:
+    """Fold every log file and labelled file not folded before into its hour summaries.
+    `edges_of(version, mode)` gives the bin edges of a model version's reference."""
+    result = DigestResult()
+    index_key = layout.monitor("digested.json")
+    index: dict[str, str] = storage.read_json(index_key, default={})
+    done: dict[str, str] = {}
+    for info in storage.list(layout.inference()):
+        if not info.key.endswith(".parquet") or index.get(info.key) == info.version:
+            continue
+        frame = storage.read_parquet(info.key)
+        _fold_log(storage, layout, info.key, frame, edges_of)
+        done[info.key] = info.version
+        result.log_files += 1
+        result.rows += len(frame)
+    for info in storage.list(layout.monitor("labelled")):
+        if not info.key.endswith(".parquet") or index.get(info.key) == info.version:
+            continue
+        frame = storage.read_parquet(
+            info.key, columns=["time", "environment", "model_version", "prediction", "label"]
+        )
+        _fold_labels(storage, layout, info.key, frame)
+        done[info.key] = info.version
+        result.labelled_files += 1
+    if done:
+        storage.update_json(index_key, lambda stored: {**stored, **done}, {})
+    return result
+
+
+def _groups(frame: pd.DataFrame):
+    hours = frame["time"].dt.strftime("%Y-%m-%dT%H")
+    return frame.assign(_hour=hours).groupby(["environment", "_hour", "model_version"])
+
+
+def _fold_log(storage, layout, source: str, frame: pd.DataFrame, edges_of) -> None:
+    mode = input_mode(frame.columns)
+    per_hour: dict[tuple[str, str], dict[str, dict]] = {}
+    for (environment, hour, version), group in _groups(frame):
+        part: dict[str, Any] = {
+            "rows": len(group),
+            "requests": int(group["request_id"].nunique()),
+            "predictions": {str(k): int(v) for k, v in group["prediction"].value_counts().items()},
+            "last": group["time"].max().isoformat(),
+        }
+        edges = edges_of(str(version), mode) if mode != "none" else None
+        if edges is not None:
+            part["hist"] = histograms(input_matrix(group, mode), edges)
+            part["mode"] = mode
+        per_hour.setdefault((environment, hour), {})[str(version)] = part
+    for (environment, hour), contributions in per_hour.items():
+        storage.update_json(
+            layout.monitor("hours", environment, f"{hour}.json"),
+            lambda summary, c=contributions: _add(summary, source, c),
+            {},
+        )
+
+
+def _fold_labels(storage, layout, source: str, frame: pd.DataFrame) -> None:
+    per_hour: dict[tuple[str, str], dict[str, dict]] = {}
+    for (environment, hour, version), group in _groups(frame):
+        part = {
+            "labelled": len(group),
+            "correct": int((group["prediction"] == group["label"]).sum()),
+        }
+        per_hour.setdefault((environment, hour), {})[str(version)] = part
+    for (environment, hour), contributions in per_hour.items():
+        storage.update_json(
+            layout.monitor("hours", environment, f"{hour}.json"),
+            lambda summary, c=contributions: _add(summary, source, c),
+            {},
+        )

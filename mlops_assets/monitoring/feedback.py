@@ -1,0 +1,281 @@
+"""feedback: ground-truth labels for logged requests, ingested like landing files.
+
+Files (CSV or Parquet with `request_id`, `label`, optional `row`, `labelled_by`,
+`labelled_at`) land under `feedback/<use case>/`. Each new file version is read once;
+the rows that name a logged request and one of the answering model's classes are joined
+to the inference log and written to `monitor/<use case>/labelled/<batch>.parquet`; every
+other row goes to `quarantine/<use case>/feedback-<batch>/rows.csv` with its reason, and a
+file that cannot be read at all is quarantined whole. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from io import BytesIO
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from mlops_assets.errors import MlopsError
+from mlops_assets.storage import Layout, ObjectStorage, UnsafeKeyError, relative_name
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+REQUIRED = ("request_id", "label")
+OPTIONAL = ("row", "labelled_by", "labelled_at")
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+LOG_COLUMNS = ["request_id", "row", "time", "environment", "model_version", "prediction"]
+
+
+class FeedbackRejected(MlopsError, ValueError):
+    """A feedback file that cannot be ingested at all (the reason names the file)."""
+
+
+@dataclass
+class FeedbackResult:
+    files: list[dict[str, Any]] = field(default_factory=list)
+    """Per new file: name, batch, accepted, quarantined, already (labels seen before)."""
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
+    """Quarantined rows per reason kind."""
+
+    @property
+    def accepted(self) -> int:
+        return sum(f["accepted"] for f in self.files)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(f["quarantined"] for f in self.files)
+
+
+def parse_feedback(data: bytes, name: str) -> pd.DataFrame:
+    """The file's rows with the feedback columns; raises FeedbackRejected naming the file."""
+    import pandas as pd
+
+    fmt = FORMATS.get(PurePosixPath(name).suffix.lower())
+    if fmt is None:
+        raise FeedbackRejected(f"{name}: unsupported file type (expected .csv or .parquet)")
+    if not data.strip():
+        raise FeedbackRejected(f"{name}: empty file")
+    try:
+        if fmt == "csv":
+            frame = pd.read_csv(BytesIO(data), dtype=str, keep_default_na=False)
+        else:
+            frame = pd.read_parquet(BytesIO(data))
+    except Exception as error:
+        raise FeedbackRejected(f"{name}: cannot be parsed as {fmt}: {error}") from error
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    extra = [str(c) for c in frame.columns if c not in REQUIRED + OPTIONAL]
+    if missing or extra:
+        parts = ([f"missing columns {', '.join(missing)}"] if missing else []) + (
+            [f"unexpected columns {', '.join(extra[:5])}"] if extra else []
+        )
+        raise FeedbackRejected(
+            f"{name}: wrong columns: {'; '.join(parts)} (expected request_id, label and "
+            "optionally row, labelled_by, labelled_at)"
+        )
+    if frame.empty:
+        raise FeedbackRejected(f"{name}: no data rows")
+    for column in OPTIONAL:
+        if column not in frame.columns:
+            frame[column] = "0" if column == "row" else ""
+    return frame[list(REQUIRED + OPTIONAL)].astype(str).reset_index(drop=True)
+
+
+def _integers(values: pd.Series) -> pd.Series:
+    import pandas as pd
+
+    number = pd.to_numeric(values.str.strip(), errors="coerce")
+    return number.where(number == number.round())
+
+
+def logged_requests(storage: ObjectStorage, layout: Layout, days: int) -> pd.DataFrame:
+    """The inference log of the last `days` days (every environment), without inputs
+    except where they were logged in full (for the retraining batch)."""
+    import pandas as pd
+
+    since = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%d")
+    frames = []
+    for info in storage.list(layout.inference()):
+        parts = info.key.split("/")
+        if not info.key.endswith(".parquet") or len(parts) != 6 or parts[3] < since:
+            continue  # inference/<uc>/<env>/<date>/<hour>/<file>
+        frame = storage.read_parquet(info.key)
+        keep = [c for c in [*LOG_COLUMNS, "inputs"] if c in frame.columns]
+        frames.append(frame[keep])
+    if not frames:
+        return pd.DataFrame(columns=LOG_COLUMNS)
+    frame = pd.concat(frames, ignore_index=True)
+    return frame.drop_duplicates(["request_id", "row"], keep="last")
+
+
+def labelled_so_far(storage: ObjectStorage, layout: Layout) -> pd.DataFrame:
+    import pandas as pd
+
+    frames = [
+        storage.read_parquet(info.key, columns=["request_id", "row", "label"])
+        for info in storage.list(layout.monitor("labelled"))
+        if info.key.endswith(".parquet")
+    ]
+    if not frames:
+        return pd.DataFrame({"request_id": [], "row": [], "label": []})
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_feedback(
+    storage: ObjectStorage,
+    layout: Layout,
+    classes_of: Any,
+    days: int = 7,
+    run_id: str = "",
+) -> FeedbackResult:
+    """Ingest what is new under `feedback/<use case>/`. `classes_of(version)` gives the
+    classes of a registered model version (the labels it can be told)."""
+    result = FeedbackResult()
+    landing = layout.feedback_landing
+    index: dict[str, dict] = storage.read_json(layout.monitor("feedback_index.json"), default={})
+    new = []
+    for info in storage.list(landing):
+        try:
+            name = relative_name(info.key, landing)
+        except UnsafeKeyError:
+            continue
+        if any(part.startswith((".", "_")) for part in PurePosixPath(name).parts):
+            continue
+        if index.get(name, {}).get("version") != info.version:
+            new.append((name, info))
+    if not new:
+        return result
+    log = logged_requests(storage, layout, days)
+    seen = labelled_so_far(storage, layout)
+    done: dict[str, dict] = {}
+    for name, info in new:
+        data = storage.read_bytes(info.key)
+        batch = hashlib.sha256(data).hexdigest()[:16]
+        entry = {"version": info.version, "batch": batch}
+        try:
+            frame = parse_feedback(data, name)
+        except FeedbackRejected as error:
+            result.refused.append((name, str(error)))
+            _quarantine_file(storage, layout, batch, name, str(error))
+            done[name] = {**entry, "refused": str(error)}
+            continue
+        outcome, labelled = _ingest(
+            storage, layout, frame, name, batch, log, seen, classes_of, result, run_id, days
+        )
+        if labelled is not None:
+            import pandas as pd
+
+            seen = pd.concat([seen, labelled[["request_id", "row", "label"]]], ignore_index=True)
+        result.files.append({"file": name, "batch": batch, **outcome})
+        done[name] = {**entry, **outcome}
+    storage.update_json(
+        layout.monitor("feedback_index.json"), lambda stored: {**stored, **done}, {}
+    )
+    return result
+
+
+def _ingest(
+    storage, layout, frame, name, batch, log, seen, classes_of, result, run_id, days
+) -> tuple[dict[str, int], Any]:
+    import numpy as np
+
+    reasons = np.full(len(frame), "", dtype=object)
+    request_id = frame["request_id"].str.strip()
+    label = _integers(frame["label"])
+    row = _integers(frame["row"])
+    reasons[(request_id == "").to_numpy()] = "missing request_id"
+    bad_label = label.isna().to_numpy() & (reasons == "")
+    reasons[bad_label] = [f"label {v!r} is not an integer" for v in frame["label"][bad_label]]
+    bad_row = row.isna().to_numpy() & (reasons == "")
+    reasons[bad_row] = [f"row {v!r} is not an integer" for v in frame["row"][bad_row]]
+    frame = frame.assign(
+        request_id=request_id, label=label.fillna(-1).astype("int64"), row=row.fillna(-1)
+    )
+    frame["row"] = frame["row"].astype("int64")
+    joined = frame.merge(log, on=["request_id", "row"], how="left", suffixes=("", "_log"))
+    unknown = joined["model_version"].isna().to_numpy() & (reasons == "")
+    reasons[unknown] = [
+        f"request {r!r} row {n} is not in the inference log of the last {days} days"
+        for r, n in zip(joined["request_id"][unknown], joined["row"][unknown], strict=True)
+    ]
+    for i in np.flatnonzero(reasons == ""):
+        version = str(joined.at[i, "model_version"])
+        classes = classes_of(version)
+        if classes is not None and int(joined.at[i, "label"]) not in classes:
+            reasons[i] = (
+                f"label {joined.at[i, 'label']} is not a class of model v{version} "
+                f"({_span(classes)})"
+            )
+    # the same request told twice in this file, or told before, with another label
+    key = joined["request_id"] + "#" + joined["row"].astype(str)
+    before = dict(
+        zip(
+            seen["request_id"].astype(str) + "#" + seen["row"].astype("int64").astype(str),
+            seen["label"],
+            strict=True,
+        )
+    )
+    firsts: dict[str, int] = {}
+    already = np.zeros(len(joined), dtype=bool)
+    for i in np.flatnonzero(reasons == ""):
+        k, value = key.iat[i], int(joined.at[i, "label"])
+        earlier = before.get(k, firsts.get(k))
+        if earlier is None:
+            firsts[k] = value
+        elif int(earlier) != value:
+            reasons[i] = f"request {joined.at[i, 'request_id']!r} was labelled {earlier} before"
+        else:
+            already[i] = True  # the same label again: nothing new, nothing wrong
+    ok = (reasons == "") & ~already
+    bad = reasons != ""
+    if bad.any():
+        rejected = frame[bad].assign(reason=reasons[bad])
+        storage.write_bytes(
+            layout.quarantine(f"feedback-{batch}", "rows.csv"),
+            rejected.to_csv(index=False).encode(),
+        )
+        storage.write_json(
+            layout.quarantine(f"feedback-{batch}", "reason.json"),
+            {"source": name, "rows": int(bad.sum()), "run_id": run_id},
+        )
+        for reason in reasons[bad]:
+            kind = _kind(reason)
+            result.reasons[kind] = result.reasons.get(kind, 0) + 1
+    labelled = None
+    if ok.any():
+        labelled = joined[ok].reset_index(drop=True)
+        labelled["feedback_file"] = name
+        storage.write_parquet(layout.monitor("labelled", f"{batch}.parquet"), labelled)
+    outcome = {
+        "accepted": int(ok.sum()),
+        "quarantined": int(bad.sum()),
+        "already": int(already.sum()),
+    }
+    return outcome, labelled
+
+
+def _kind(reason: str) -> str:
+    if "not in the inference log" in reason:
+        return "unknown request id"
+    if "is not a class" in reason:
+        return "label out of range"
+    if "labelled" in reason and "before" in reason:
+        return "conflicting label"
+    return "malformed value"  # a missing request id, a label or row that is no integer
+
+
+def _span(classes: list[int]) -> str:
+    values = sorted(classes)
+    if values == list(range(values[0], values[-1] + 1)):
+        return f"{values[0]}..{values[-1]}"
+    return ", ".join(map(str, values[:10])) + (" ..." if len(values) > 10 else "")
+
+
+def _quarantine_file(storage, layout, batch: str, name: str, reason: str) -> None:
+    storage.write_json(
+        layout.quarantine(f"feedback-{batch}", "reason.json"),
+        {"source": name, "reason": reason, "at": datetime.now(UTC).isoformat(timespec="seconds")},
+    )
