@@ -11,11 +11,14 @@ import re
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
+from click.testing import CliRunner
 from conftest import REPO, clean_env, git_log, model_server
 from http_source import serve_folder
 
+from mlops_assets.cli import main
 from mlops_assets.demo.lsfb_data import generate
 from mlops_assets.kinds.lsfb import LsfbUseCase
 from mlops_assets.registry import ModelRegistry
@@ -40,6 +43,7 @@ OVERRIDES = {
         }
     },
     "gate": {"threshold": 0.9},
+    "monitor": {"min_labelled": 5, "min_requests": 5},
 }
 
 
@@ -146,7 +150,13 @@ def test_whole_graph_from_the_server_to_a_gitops_commit_and_an_inference(
     local = load_from_registry(storage, "lsfb", adapter="keras_sequence")
     expected = local.adapter.predict(local.model, x)
     clips = storage.read_parquet(f"raw/lsfb/{snapshot}/clips.parquet").set_index("id")
-    env = {**clean_env(), "MLOPS_STORAGE_ROOT": str(settings.local_root)}
+    env = {
+        **clean_env(),
+        "MLOPS_STORAGE_ROOT": str(settings.local_root),
+        "MLOPS_INFERENCE_LOG_ENABLED": "true",  # summary inputs: the YAML's default
+        "MLOPS_INFERENCE_LOG_FLUSH_SECONDS": "0.2",
+    }
+    request_ids = []
     with model_server(
         settings.local_root.parent, env, "--use-case", "lsfb", "--environment", "dev"
     ) as address:
@@ -166,13 +176,56 @@ def test_whole_graph_from_the_server_to_a_gitops_commit_and_an_inference(
                 tensor = httpclient.InferInput(landmark_set, list(array.shape), "FP32")
                 tensor.set_data_from_numpy(array, binary_data=True)
                 tensors.append(tensor)
-            predicted.append(int(client.infer("lsfb", tensors).as_numpy("output-0")[0]))
+            answer = client.infer("lsfb", tensors)
+            predicted.append(int(answer.as_numpy("output-0")[0]))
+            request_ids.append(answer.get_response()["id"])
         assert any(
             np.isnan(np.load(io.BytesIO(storage.read_bytes(clips.loc[i, "key_left_hand"])))).any()
             for i in ids
         )  # raw poses: the server filled what was not detected
     np.testing.assert_array_equal(predicted, expected)
     assert np.mean(np.asarray(predicted) == labels) >= 0.75
+
+    # the production side: the log holds row statistics of each clip, feedback joins, and
+    # the monitor judges the live top-1 and drift on those statistics
+    log = pd.concat(
+        pd.read_parquet(p) for p in (settings.local_root / "inference/lsfb/dev").rglob("*.parquet")
+    )
+    assert sorted(log["request_id"]) == sorted(request_ids) and "inputs" not in log
+    assert np.allclose(
+        log.set_index("request_id").loc[request_ids, "input_mean"],
+        x.reshape(8, -1).mean(axis=1),
+        atol=1e-5,
+    )
+    labelled = ["feedback", "--use-case", "lsfb"]
+    for rid, label in zip(request_ids, labels, strict=True):
+        labelled += ["--label", rid, str(int(label))]
+    assert CliRunner().invoke(main, labelled).exit_code == 0
+    with dg.instance_for_test() as instance:
+        monitored = defs.resolve_job_def("lsfb_monitor").execute_in_process(instance=instance)
+    meta = {
+        e.asset_key.path[-1]: {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in monitored.get_asset_materialization_events()
+    }
+    assert meta["feedback"]["accepted"] == 8
+    assert meta["monitor"]["live_metric"] == pytest.approx(np.mean(np.asarray(predicted) == labels))
+    assert set(meta["monitor"]["input_psi"]) == {
+        "input_mean",
+        "input_std",
+        "input_min",
+        "input_max",
+    }
+    assert meta["monitor"]["test_top1"] == metadata["metrics"]["top1"]
+    # a kind whose data comes from a remote source retrains by running DataOps on it
+    from datetime import UTC, datetime
+
+    from mlops_assets.monitoring.retrain import start_retraining
+
+    uc = LsfbUseCase.from_attributes_dict(
+        attributes=merged(yaml.safe_load(DEFS.read_text())["attributes"], OVERRIDES)
+    )
+    (retrain,) = start_retraining(storage, uc, datetime.now(UTC), 7).run_requests
+    assert retrain.tags["mlops/trigger"] == "monitor"
 
     # the YAML changes the data contract (24 frames): the champion cannot score the new
     # test split, and the gate says so and decides on the threshold alone

@@ -199,9 +199,10 @@ def build_retrain_trigger(
     )
     def retrain_trigger(context: dg.SensorEvaluationContext, storage: ObjectStorage):
         state = json.loads(context.cursor) if context.cursor else {"event": 0, "at": None}
-        event = context.instance.get_latest_materialization_event(monitor_key)
-        if event is None or event.storage_id is None or event.storage_id <= state["event"]:
+        records = context.instance.fetch_materializations(monitor_key, limit=1).records
+        if not records or records[0].storage_id <= state["event"]:
             return dg.SkipReason(f"no new {monitor_key.to_user_string()} materialization")
+        event = records[0]
         state["event"] = event.storage_id
         metadata = event.asset_materialization.metadata
         reason = metadata["retrain"].value if "retrain" in metadata else ""
