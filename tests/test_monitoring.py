@@ -294,3 +294,58 @@ def test_drift_fails_the_check_and_one_retraining_lands_the_labelled_rows(local_
         everything = pd.concat(frames)
         stored = {tuple(r) for r in np.round(everything[features].to_numpy() * 16).astype(int)}
         assert {tuple(r) for r in landed[features].to_numpy().astype(int)} <= stored
+
+
+@pytest.mark.slow
+def test_a_killed_server_loses_its_buffer_and_never_breaks_the_monitor(local_env, storage):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from conftest import BIN, clean_env, free_port, wait_for_http
+
+    root = local_env / ".mlops"
+    with dg.instance_for_test() as instance:
+        version = released(storage, instance)
+        test = pd.read_parquet(root / f"datasets/digits/{version}/test.parquet")
+        raw = np.round(test[[c for c in test.columns if c.startswith("pixel_")]].to_numpy() * 16)
+        port = free_port()
+        env = {
+            **clean_env(),
+            "MLOPS_STORAGE_ROOT": str(root),
+            "MLOPS_INFERENCE_LOG_FLUSH_ROWS": "7",
+            "MLOPS_INFERENCE_LOG_FLUSH_SECONDS": "3600",  # only full buffers are written
+        }
+        server = subprocess.Popen(
+            [str(BIN / "mlops-assets"), "serve", "--version", "1", "--port", str(port)],
+            cwd=local_env,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_for_http(f"{url}/v2/health/ready", timeout=60)
+            for i in range(50):
+                ask(url, raw[i : i + 1])
+            folder = root / "inference/digits/dev"
+
+            def written() -> int:
+                return sum(len(pd.read_parquet(f)) for f in folder.rglob("*.parquet"))
+
+            deadline = time.monotonic() + 30
+            while written() < 50 - 6 and time.monotonic() < deadline:
+                time.sleep(0.05)  # a flush takes the whole buffer once it holds 7 records
+        finally:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        files = list(folder.rglob("*.parquet"))
+        kept = written()
+        assert 50 - 6 <= kept <= 50  # at most the unflushed buffer (under 7 records) is lost
+        # what a writer killed mid-write leaves: a temporary file beside the log's files
+        (files[0].parent / ".tmpkilled.tmp").write_bytes(b"PAR1 half a file")
+        result = run_monitor_job(instance)
+        assert result.success
+        assert materialization(result, "monitor")["rows"] == kept
