@@ -245,6 +245,8 @@ def main() -> None:
         root = Path(tmp)
         env = clean_env()
         run_demo(root, env).check_returncode()
+        # like MLServer, record nothing (bench/inference_log_overhead.py measures the log)
+        env["MLOPS_INFERENCE_LOG_ENABLED"] = "false"
         import numpy as np
 
         from mlops_assets.serving.loader import load_from_registry

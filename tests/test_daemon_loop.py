@@ -98,7 +98,8 @@ def test_ui_lists_both_use_cases_and_a_dropped_file_reaches_a_gitops_commit(dev)
     assert location["__typename"] == "RepositoryLocation", location
     (repository,) = location["repositories"]
     assets = {"/".join(a["assetKey"]["path"]) for a in repository["assetNodes"]}
-    assert assets == {f"{uc}/{s}" for uc in ("digits", "lsfb") for s in STEPS}
+    production = ("inference_log", "feedback", "monitor")
+    assert assets == {f"{uc}/{s}" for uc in ("digits", "lsfb") for s in STEPS + production}
     checks = {
         "/".join(a["assetKey"]["path"]) + ":" + c["name"]
         for a in repository["assetNodes"]
@@ -110,18 +111,22 @@ def test_ui_lists_both_use_cases_and_a_dropped_file_reaches_a_gitops_commit(dev)
         "lsfb/split:signers_in_one_split",
         "digits/deploy:deployed_is_champion",
     } <= checks
-    assert len(checks) == 16
+    assert len(checks) == 16 + 2 * 3  # and each monitor's three
     sensors = {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}
     assert sensors == {
         "digits_landing_sensor": "RUNNING",
         "digits_new_dataset_sensor": "RUNNING",
         "lsfb_source_sensor": "STOPPED",
         "lsfb_new_dataset_sensor": "STOPPED",
+        "digits_retrain_trigger": "RUNNING",
+        "lsfb_retrain_trigger": "STOPPED",
     }
     assert {s["name"] for s in repository["schedules"]} == {
         "digits_retrain_schedule",
         "digits_reobserve_schedule",
         "lsfb_retrain_schedule",
+        "digits_monitor_schedule",
+        "lsfb_monitor_schedule",
     }
     assert {j["name"] for j in repository["jobs"]} >= {
         "digits_dataops",

@@ -19,13 +19,14 @@ BIN = Path(sys.executable).parent
 DATAOPS = ("acquire", "observe", "clean", "transform", "split")
 MLOPS = ("train", "validate", "release", "deploy")
 STEPS = DATAOPS + MLOPS
+PRODUCTION = ("inference_log", "feedback", "monitor")
 
 
 def test_definitions_list_exactly_the_expected_objects(local_env):
     definitions = build_definitions()
     graph = definitions.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
-        f"{uc}/{s}" for uc in ("digits", "lsfb") for s in STEPS
+        f"{uc}/{s}" for uc in ("digits", "lsfb") for s in STEPS + PRODUCTION
     }
     assert {k.to_user_string() for k in graph.asset_check_keys} == {
         "digits/acquire:landing_names_safe",
@@ -44,12 +45,19 @@ def test_definitions_list_exactly_the_expected_objects(local_env):
         "lsfb/split:train_and_test_not_empty",
         "lsfb/validate:gate",
         "lsfb/deploy:deployed_is_champion",
+        *(
+            f"{uc}/monitor:{check}"
+            for uc in ("digits", "lsfb")
+            for check in ("live_metric_holds", "inputs_not_drifting", "enough_feedback")
+        ),
     }
     assert {s.name for s in definitions.sensors} == {
         "digits_landing_sensor",
         "digits_new_dataset_sensor",
         "lsfb_source_sensor",
         "lsfb_new_dataset_sensor",
+        "digits_retrain_trigger",
+        "lsfb_retrain_trigger",
     }
     # a 10 GB download: the LSFB source sensor waits until someone turns it on
     lsfb_sensor = definitions.resolve_sensor_def("lsfb_source_sensor")
@@ -60,11 +68,15 @@ def test_definitions_list_exactly_the_expected_objects(local_env):
         "digits_reobserve",
         "lsfb_dataops",
         "lsfb_mlops",
+        "digits_monitor",
+        "lsfb_monitor",
     }
     assert {s.name for s in definitions.schedules} == {
         "digits_retrain_schedule",
         "digits_reobserve_schedule",
         "lsfb_retrain_schedule",
+        "digits_monitor_schedule",
+        "lsfb_monitor_schedule",
     }
     retrain = definitions.resolve_schedule_def("digits_retrain_schedule")
     assert retrain.job_name == "digits_mlops"
@@ -78,6 +90,21 @@ def test_definitions_list_exactly_the_expected_objects(local_env):
         for upstream, downstream in zip(STEPS[:-1], STEPS[1:], strict=True):
             parents = graph.get(dg.AssetKey([uc, downstream])).parent_keys
             assert parents == {dg.AssetKey([uc, upstream])}
+        # the production side hangs off deploy; the monitor job runs feedback and monitor
+        key = {s: dg.AssetKey([uc, s]) for s in STEPS + PRODUCTION}
+        assert graph.get(key["inference_log"]).parent_keys == {key["deploy"]}
+        assert graph.get(key["feedback"]).parent_keys == {key["inference_log"]}
+        assert graph.get(key["monitor"]).parent_keys == {
+            key["deploy"],
+            key["inference_log"],
+            key["feedback"],
+        }
+        monitor_job = definitions.resolve_job_def(f"{uc}_monitor")
+        assert {n.name for n in monitor_job.nodes} == {
+            f"{uc}__{s}" for s in ("inference_log", "feedback", "monitor")
+        }
+        trigger = definitions.resolve_sensor_def(f"{uc}_retrain_trigger")
+        assert trigger.job_name == f"{uc}_dataops"
 
 
 def test_blocking_checks_are_the_contract_split_and_gate_checks(local_env):

@@ -96,6 +96,8 @@ def test_run_pods_of_every_job_are_valid_and_placed(k8s_env):
         "digits_reobserve",
         "lsfb_dataops",
         "lsfb_mlops",
+        "digits_monitor",
+        "lsfb_monitor",
     }
     cpu_request = {"digits": "500m", "lsfb": "2"}  # each use case's YAML
     for name, job in jobs.items():

@@ -1,9 +1,10 @@
 """A third tabular use case by YAML alone (docs/examples/wine, README "Add a use case").
 
 The project is copied as a user's clone would be, `docs/examples/wine/` is copied to
-`mlops_assets/defs/wine/` and nothing else changes: the code location then has nine
-`wine/*` assets with their sensors, jobs and schedules, and `dagster asset materialize`
-takes scikit-learn's wine data from the landing zone to a released, deployed model.
+`mlops_assets/defs/wine/` and nothing else changes: the code location then has the
+`wine/*` assets (nine, and the production side's three) with their sensors, jobs and
+schedules, and `dagster asset materialize` takes scikit-learn's wine data from the landing
+zone to a released, deployed model.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def land_wine(storage_root: Path) -> int:
     return len(frame)
 
 
-def test_a_tabular_yaml_alone_gives_nine_assets_and_a_deployed_model(tmp_path):
+def test_a_tabular_yaml_alone_gives_the_assets_and_a_deployed_model(tmp_path):
     project = clone_with_wine(tmp_path / "clone")
     root = tmp_path / ".mlops"
     rows = land_wine(root)
@@ -81,11 +82,14 @@ def test_a_tabular_yaml_alone_gives_nine_assets_and_a_deployed_model(tmp_path):
     defs = json.loads(listed.stdout.strip().splitlines()[-1])
     steps = ("acquire", "observe", "clean", "transform", "split")
     steps += ("train", "validate", "release", "deploy")
+    steps += ("inference_log", "feedback", "monitor")  # the production side
     assert [a for a in defs["assets"] if a.startswith("wine/")] == sorted(
         f"wine/{s}" for s in steps
     )
-    assert {"wine_dataops", "wine_mlops", "wine_reobserve"} <= set(defs["jobs"])
-    assert {"wine_landing_sensor", "wine_new_dataset_sensor"} <= set(defs["sensors"])
+    assert {"wine_dataops", "wine_mlops", "wine_reobserve", "wine_monitor"} <= set(defs["jobs"])
+    assert {"wine_landing_sensor", "wine_new_dataset_sensor", "wine_retrain_trigger"} <= set(
+        defs["sensors"]
+    )
     assert {"wine_retrain_schedule", "wine_reobserve_schedule"} <= set(defs["schedules"])
     assert "digits/deploy" in defs["assets"]  # the others are still there
 

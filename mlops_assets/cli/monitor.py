@@ -60,7 +60,7 @@ def write_feedback(storage, use_case: str, rows: list[dict], stem: str) -> str:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A CSV or Parquet file of request_id, label[, row, labelled_by, labelled_at].",
 )
-@click.option("--by", default=lambda: os.environ.get("USER", ""), help="Who labelled them.")
+@click.option("--by", envvar="USER", default="", help="Who labelled them (default: $USER).")
 def feedback(use_case: str, labels, row: int, path: Path | None, by: str) -> None:
     """Land feedback labels for logged requests under feedback/<use case>/; the
     <use case>/feedback asset ingests them."""

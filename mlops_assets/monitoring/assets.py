@@ -43,14 +43,38 @@ def build_monitoring(
     environment = config.environment or uc.deploy.environment
     threshold = config.drift_threshold or uc.dataset.drift_threshold(uc)
 
-    inference_log = dg.AssetSpec(
-        key["inference_log"],
+    @dg.asset(
+        key=key["inference_log"],
         deps=[step_key(name, "deploy")],
-        description=f"What the deployed model is asked and answers: Parquet files the model "
-        f"server writes under inference/{name}/<environment>/<date>/<hour>/ (inference_log: "
-        "in defs.yaml, or the chart's inferenceLog: values).",
+        description=f"What the deployed model is asked and answers: the Parquet files model "
+        f"servers write under inference/{name}/<environment>/<date>/<hour>/ (inference_log: in "
+        "defs.yaml, or the chart's inferenceLog: values). Materializing it lists them.",
         **common,
     )
+    def inference_log(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        from mlops_assets.pipeline.report import md_table
+
+        files = [i for i in storage.list(layout.inference()) if i.key.endswith(".parquet")]
+        per_environment: dict[str, list[int]] = {}
+        for info in files:
+            counts = per_environment.setdefault(info.key.split("/")[2], [0, 0])
+            counts[0] += 1
+            counts[1] += info.size
+        newest = max(files, key=lambda i: i.modified_ns).key if files else ""
+        return dg.MaterializeResult(
+            data_version=dg.DataVersion(f"{len(files)}-{newest}"),
+            metadata={
+                "files": len(files),
+                "bytes": sum(i.size for i in files),
+                "newest": newest,
+                "environments": dg.MetadataValue.md(
+                    md_table(
+                        ["environment", "files", "bytes"],
+                        [(env, n, size) for env, (n, size) in sorted(per_environment.items())],
+                    )
+                ),
+            },
+        )
 
     @dg.asset(
         key=key["feedback"],
@@ -164,8 +188,9 @@ def build_monitoring(
 
     job = dg.define_asset_job(
         f"{name}_monitor",
-        selection=dg.AssetSelection.assets(feedback, monitor),
-        description=f"Production side of {name}: ingest feedback, then the monitor.",
+        selection=dg.AssetSelection.assets(inference_log, feedback, monitor),
+        description=f"Production side of {name}: the inference log's files, feedback, then "
+        "the monitor.",
         tags=uc.run_tags("monitor"),
     )
     schedule = dg.ScheduleDefinition(
