@@ -152,14 +152,14 @@ def test_the_storage_going_away_costs_no_request_and_logging_resumes(svc, monkey
         for i in range(60):
             status, answer, _ = post(url, infer_body(raw_rows[i : i + 1].tolist()))
             assert status == 200 and answer["outputs"][0]["data"] == predicted[i : i + 1].tolist()
-        assert len(log.buffer) <= 30
+        assert log.buffered <= 30
         assert log.dropped >= 30 and metric(url, "model_inference_log_dropped_total") >= 30
         with moto(port):  # back (empty, as a fresh bucket would be)
             bucket()
             deadline = time.monotonic() + 60
             while log.written < 40 and time.monotonic() < deadline:
                 time.sleep(0.1)  # (the buffer empties when a flush starts, not when it ends)
-            assert log.written == 40 and not log.buffer  # written by itself once it is back
+            assert log.written == 40 and not log.buffered  # written by itself once it is back
             resumed = logged(storage)
             assert len(resumed) == 30  # what the bound kept: the newest records
             assert resumed["prediction"].tolist() == predicted[30:60].tolist()

@@ -41,20 +41,6 @@ def input_matrix(frame: pd.DataFrame, mode: str) -> np.ndarray | None:
     return None
 
 
-def row_summary(x: np.ndarray) -> np.ndarray:
-    """Per-row mean, std, min, max over the non-NaN values: what the server logs in
-    `summary` mode, computed here on the training split for the reference."""
-    import warnings
-
-    flat = np.asarray(x, dtype="float64").reshape(len(x), -1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.stack(
-            [np.nanmean(flat, 1), np.nanstd(flat, 1), np.nanmin(flat, 1), np.nanmax(flat, 1)],
-            axis=1,
-        )
-
-
 def histograms(values: np.ndarray, edges: list[list[float]]) -> list[list[int]]:
     """Counts per feature over bins split at `edges` (a value equal to an edge goes to the
     bin above it); NaN is not counted."""

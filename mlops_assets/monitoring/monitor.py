@@ -20,10 +20,10 @@ from mlops_assets.monitoring.digest import (
     digest_new,
     histograms,
     hour_of,
-    row_summary,
 )
 from mlops_assets.pipeline.drift import psi
 from mlops_assets.registry import ModelRegistry, UnknownVersionError
+from mlops_assets.serving.inference_log import row_summary  # what the server logs
 from mlops_assets.storage import Layout, ObjectStorage
 
 if TYPE_CHECKING:

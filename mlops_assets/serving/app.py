@@ -216,10 +216,10 @@ class InferenceEndpoint:
         self.metrics.requests.labels(loaded.name, "200").inc()
         # the caller's id when it gave one (its feedback will name it), else a new one
         request_id = parsed.id or os.urandom(12).hex()
-        if self.inference_log is not None and self.inference_log.wants():
-            elapsed_ms = (perf_counter() - started) * 1e3
-            self.inference_log.record(request_id, loaded.version, x, predicted, elapsed_ms)
+        elapsed_ms = (perf_counter() - started) * 1e3
         await self._respond(send, parsed, predicted, request_id)
+        if self.inference_log is not None and self.inference_log.wants():  # after answering
+            self.inference_log.record(request_id, loaded.version, x, predicted, elapsed_ms)
 
     def _prepare(
         self, body: bytes | bytearray, length: bytes | None

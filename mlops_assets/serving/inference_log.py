@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from io import BytesIO
-from time import monotonic
+from time import monotonic, time
 from typing import Any, Literal
 
 import numpy as np
@@ -50,16 +50,22 @@ def inference_prefix(use_case: str, environment: str) -> str:
     return f"inference/{use_case}/{environment}"
 
 
-@dataclass
-class Record:
+@dataclass(frozen=True)
+class Chunk:
+    """One answered request, as it was handed over: its rows stay one array until a flush
+    turns many chunks into columns (the request path does no per-row work)."""
+
     request_id: str
-    time: datetime
+    time: float
     model_version: str
-    row: int
-    prediction: int
+    predicted: np.ndarray
     latency_ms: float
-    inputs: list[float] | None = None
-    summary: tuple[float, float, float, float] | None = None
+    inputs: np.ndarray | None
+    """[rows, values] in `full` mode, [rows, 4] (mean, std, min, max) in `summary` mode."""
+
+    @property
+    def rows(self) -> int:
+        return len(self.predicted)
 
 
 @dataclass
@@ -69,7 +75,9 @@ class InferenceLog:
     environment: str
     settings: LogSettings
     server_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    buffer: deque[Record] = field(default_factory=deque)
+    buffer: deque[Chunk] = field(default_factory=deque)
+    buffered: int = 0
+    """Rows in the buffer."""
     dropped: int = 0
     written: int = 0
     files: int = 0
@@ -95,40 +103,37 @@ class InferenceLog:
     ) -> None:
         """Add a request's rows; never raises, never waits."""
         try:
-            now = datetime.now(UTC)
-            rows = np.asarray(x, dtype="float32").reshape(len(x), -1)
-            for i, prediction in enumerate(np.asarray(predicted).ravel()):
-                record = Record(request_id, now, version, i, int(prediction), ms)
-                if self.settings.inputs == "full":
-                    record.inputs = rows[i].tolist()
-                elif self.settings.inputs == "summary":
-                    values = rows[i][~np.isnan(rows[i])]
-                    record.summary = (
-                        (
-                            float(values.mean()),
-                            float(values.std()),
-                            float(values.min()),
-                            float(values.max()),
-                        )
-                        if len(values)
-                        else (np.nan, np.nan, np.nan, np.nan)
-                    )
-                self._append(record)
+            inputs = None
+            if self.settings.inputs != "none":
+                rows = np.asarray(x).reshape(len(x), -1)
+                inputs = rows if self.settings.inputs == "full" else row_summary(rows)
+            predicted = np.asarray(predicted).ravel()
+            self._append(Chunk(request_id, time(), version, predicted, ms, inputs))
         except Exception:  # a logging failure must not reach the caller
             log.exception("inference log: a record could not be made")
-        if self._wake is not None and len(self.buffer) >= self.settings.flush_rows:
+            return
+        if self._wake is not None and self.buffered >= self.settings.flush_rows:
             self._wake.set()
 
-    def _append(self, record: Record) -> None:
-        if len(self.buffer) >= self.settings.max_buffer_rows:
-            self.buffer.popleft()
-            self._dropped(1)
+    def _append(self, chunk: Chunk) -> None:
         if not self.buffer:
             self._oldest = monotonic()
-        self.buffer.append(record)
+        self.buffer.append(chunk)
+        self.buffered += chunk.rows
+        self._bound()
+
+    def _bound(self) -> None:
+        """Drop the oldest requests while the buffer holds more rows than allowed."""
+        excess = 0
+        while self.buffered > self.settings.max_buffer_rows and self.buffer:
+            oldest = self.buffer.popleft()
+            self.buffered -= oldest.rows
+            excess += oldest.rows
+        if excess:
+            self._dropped(excess)
 
     def _dropped(self, count: int) -> None:
-        if self.dropped == 0 or self.dropped % 10_000 == 0:
+        if self.dropped == 0 or self.dropped // 10_000 != (self.dropped + count) // 10_000:
             log.warning("inference log: buffer full, dropping the oldest records")
         self.dropped += count
         if self.on_drop is not None:
@@ -146,49 +151,66 @@ class InferenceLog:
         """Write what is buffered as one file (blocking; the task calls it on a thread).
         Raises when the storage fails, with the records back in the buffer (the oldest
         dropped and counted where the bound is reached meanwhile)."""
-        records = []
+        chunks = []
         while self.buffer:  # popleft is atomic: the event loop may append meanwhile
-            records.append(self.buffer.popleft())
-        if not records:
+            chunk = self.buffer.popleft()
+            self.buffered -= chunk.rows
+            chunks.append(chunk)
+        if not chunks:
             return 0
+        rows = sum(c.rows for c in chunks)
         try:
-            key = self.key(records[0].time, self._sequence)
-            self.storage.write_bytes(key, self._parquet(records))
+            when = datetime.fromtimestamp(chunks[0].time, UTC)
+            self.storage.write_bytes(self.key(when, self._sequence), self._parquet(chunks))
         except Exception:
-            self.buffer.extendleft(reversed(records))
-            excess = len(self.buffer) - self.settings.max_buffer_rows
-            for _ in range(max(0, excess)):
-                self.buffer.popleft()
-            if excess > 0:
-                self._dropped(excess)
+            self.buffer.extendleft(reversed(chunks))
+            self.buffered += rows
+            self._bound()
             raise
         self._sequence += 1
         self._oldest = monotonic() if self.buffer else None
-        self.written += len(records)
+        self.written += rows
         self.files += 1
-        return len(records)
+        return rows
 
-    def _parquet(self, records: list[Record]) -> bytes:
+    def _parquet(self, chunks: list[Chunk]) -> bytes:
+        """The chunks as columns, built with array operations (this runs on a thread, and
+        what holds the GIL here holds up the event loop)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        counts = np.fromiter((c.rows for c in chunks), dtype="int64", count=len(chunks))
+        total = int(counts.sum())
+        starts = np.repeat(np.cumsum(counts) - counts, counts)
+
+        def per_row(values, dtype) -> pa.Array:
+            return pa.array(np.repeat(np.asarray(values, dtype=object), counts), dtype)
+
+        times = np.repeat(
+            (np.fromiter((c.time for c in chunks), "float64", len(chunks)) * 1e6).astype("int64"),
+            counts,
+        )
         columns: dict[str, Any] = {
-            "request_id": [r.request_id for r in records],
-            "time": pa.array([r.time for r in records], pa.timestamp("us", tz="UTC")),
-            "model_name": [self.use_case] * len(records),
-            "model_version": [r.model_version for r in records],
-            "environment": [self.environment] * len(records),
-            "row": pa.array([r.row for r in records], pa.int32()),
-            "prediction": pa.array([r.prediction for r in records], pa.int64()),
-            "latency_ms": pa.array([r.latency_ms for r in records], pa.float32()),
+            "request_id": per_row([c.request_id for c in chunks], pa.string()),
+            "time": pa.array(times, pa.timestamp("us", tz="UTC")),
+            "model_name": pa.array([self.use_case] * total, pa.string()),
+            "model_version": per_row([c.model_version for c in chunks], pa.string()),
+            "environment": pa.array([self.environment] * total, pa.string()),
+            "row": pa.array((np.arange(total) - starts).astype("int32")),
+            "prediction": pa.array(np.concatenate([c.predicted for c in chunks]).astype("int64")),
+            "latency_ms": pa.array(
+                np.repeat(np.fromiter((c.latency_ms for c in chunks), "float32"), counts)
+            ),
         }
         if self.settings.inputs == "full":
-            columns["inputs"] = pa.array([r.inputs for r in records], pa.list_(pa.float32()))
+            values = np.concatenate([c.inputs for c in chunks]).astype("float32", copy=False)
+            width = values.shape[1]
+            offsets = pa.array(np.arange(0, total * width + 1, width, dtype="int32"))
+            columns["inputs"] = pa.ListArray.from_arrays(offsets, pa.array(values.ravel()))
         elif self.settings.inputs == "summary":
+            stats = np.concatenate([c.inputs for c in chunks]).astype("float32", copy=False)
             for i, name in enumerate(("input_mean", "input_std", "input_min", "input_max")):
-                columns[name] = pa.array(
-                    [r.summary[i] if r.summary else None for r in records], pa.float32()
-                )
+                columns[name] = pa.array(stats[:, i], from_pandas=True)
         buffer = BytesIO()
         pq.write_table(pa.table(columns), buffer)
         return buffer.getvalue()
@@ -205,7 +227,7 @@ class InferenceLog:
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
             self._wake.clear()
             due = self._oldest is not None and (
-                len(self.buffer) >= self.settings.flush_rows
+                self.buffered >= self.settings.flush_rows
                 or monotonic() - self._oldest >= self.settings.flush_seconds
             )
             if not due:
@@ -238,8 +260,26 @@ class InferenceLog:
                 await asyncio.get_running_loop().run_in_executor(None, self.flush)
             except Exception:
                 log.exception(
-                    "inference log: the last flush failed; %d records lost", len(self.buffer)
+                    "inference log: the last flush failed; %d records lost", self.buffered
                 )
+
+
+def row_summary(rows: np.ndarray) -> np.ndarray:
+    """Per row: mean, std, min, max over the values that are not NaN (NaN for none)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN row is NaN, not a warning
+        values = np.asarray(rows, dtype="float64")
+        return np.stack(
+            [
+                np.nanmean(values, 1),
+                np.nanstd(values, 1),
+                np.nanmin(values, 1),
+                np.nanmax(values, 1),
+            ],
+            axis=1,
+        )
 
 
 def log_settings_of(config, environ=None) -> LogSettings:
