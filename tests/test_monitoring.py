@@ -349,3 +349,26 @@ def test_a_killed_server_loses_its_buffer_and_never_breaks_the_monitor(local_env
         result = run_monitor_job(instance)
         assert result.success
         assert materialization(result, "monitor")["rows"] == kept
+
+
+def test_the_feedback_command_lands_good_files_and_refuses_bad_ones(local_env, storage):
+    good = local_env / "labels.csv"
+    good.write_text("request_id,label,labelled_by\nabc,3,ana\n")
+    bad = local_env / "bad.csv"
+    bad.write_text("id,lbl\nabc,3\n")
+    runner = CliRunner()
+    refused = runner.invoke(main, ["feedback", "--file", str(bad)])
+    assert refused.exit_code == 2
+    assert "bad.csv: wrong columns: missing columns request_id, label" in refused.output
+    landed = runner.invoke(main, ["feedback", "--file", str(good), "--label", "xyz", "7"])
+    assert landed.exit_code == 0, landed.output
+    files = sorted((local_env / ".mlops/feedback/digits").iterdir())
+    assert [f.name.split("-")[0] for f in files] == ["cli", "labels"]
+    assert pd.read_csv(files[1]).to_dict("records") == [
+        {"request_id": "abc", "label": 3, "labelled_by": "ana"}
+    ]
+    by_hand = pd.read_csv(files[0])
+    assert by_hand[["request_id", "label", "row"]].to_dict("records") == [
+        {"request_id": "xyz", "label": 7, "row": 0}
+    ]
+    assert runner.invoke(main, ["feedback"]).exit_code == 2  # nothing to land
