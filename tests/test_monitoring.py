@@ -346,9 +346,16 @@ def test_a_killed_server_loses_its_buffer_and_never_breaks_the_monitor(local_env
         assert 50 - 6 <= kept <= 50  # at most the unflushed buffer (under 7 records) is lost
         # what a writer killed mid-write leaves: a temporary file beside the log's files
         (files[0].parent / ".tmpkilled.tmp").write_bytes(b"PAR1 half a file")
+        # and what must not block the good files: a torn file, a file naming a path
+        (files[0].parent / "torn.parquet").write_bytes(b"PAR1 torn")
+        evil = pd.read_parquet(files[0]).assign(environment="../../models")
+        evil.to_parquet(files[0].parent / "evil.parquet")
         result = run_monitor_job(instance)
         assert result.success
-        assert materialization(result, "monitor")["rows"] == kept
+        monitor = materialization(result, "monitor")
+        assert monitor["rows"] == kept and monitor["log_files_refused"] == 2
+        assert "environment '../../models' is not a plain name" in monitor["refused_files"]
+        assert not (root / "models/digits").joinpath("hours").exists()
 
 
 def test_the_feedback_command_lands_good_files_and_refuses_bad_ones(local_env, storage):

@@ -166,6 +166,8 @@ def build_monitoring(
         retrain = "; ".join(
             v.description for v in found if v.name in TRIGGERS and v.status == "ERROR"
         )
+        for key, reason in report.digest.refused:
+            context.log.warning(f"not summarised (skipped until it changes): {key}: {reason}")
         for verdict in found:
             (context.log.info if verdict.passed else context.log.warning)(verdict.description)
         metadata = monitor_metadata(report, found, retrain)

@@ -9,8 +9,9 @@ compare-and-swap, so a file counted once is never counted again, even by two run
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,30 @@ class DigestResult:
     log_files: int = 0
     labelled_files: int = 0
     rows: int = 0
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    """(key, reason) of files that could not be folded; each is skipped until it changes."""
+
+
+class UnusableLogFile(ValueError):
+    """A log file whose content cannot be summarised (the reason names the column)."""
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+
+def checked_log(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Environment and model version become storage keys and registry lookups: only plain
+    names and version numbers are taken, whatever a file in the bucket says."""
+    for column in ("environment", "model_version", "time", "prediction"):
+        if column not in frame.columns:
+            raise UnusableLogFile(f"{source}: no column {column!r}")
+    bad_env = sorted({str(v) for v in frame["environment"] if not _NAME.fullmatch(str(v))})
+    if bad_env:
+        raise UnusableLogFile(f"{source}: environment {bad_env[0]!r} is not a plain name")
+    bad_version = sorted({str(v) for v in frame["model_version"] if not str(v).isdigit()})
+    if bad_version:
+        raise UnusableLogFile(f"{source}: model_version {bad_version[0]!r} is not a number")
+    return frame
 
 
 def _empty_version() -> dict[str, Any]:
@@ -118,19 +143,26 @@ def digest_new(
     for info in storage.list(layout.inference()):
         if not info.key.endswith(".parquet") or index.get(info.key) == info.version:
             continue
-        frame = storage.read_parquet(info.key)
-        _fold_log(storage, layout, info.key, frame, edges_of)
-        done[info.key] = info.version
+        done[info.key] = info.version  # folded, or refused: either way not read again
+        try:
+            frame = checked_log(storage.read_parquet(info.key), info.key)
+            _fold_log(storage, layout, info.key, frame, edges_of)
+        except Exception as error:  # one bad file blocks none behind it
+            result.refused.append((info.key, f"{type(error).__name__}: {error}"))
+            continue
         result.log_files += 1
         result.rows += len(frame)
     for info in storage.list(layout.monitor("labelled")):
         if not info.key.endswith(".parquet") or index.get(info.key) == info.version:
             continue
-        frame = storage.read_parquet(
-            info.key, columns=["time", "environment", "model_version", "prediction", "label"]
-        )
-        _fold_labels(storage, layout, info.key, frame)
         done[info.key] = info.version
+        try:
+            columns = ["time", "environment", "model_version", "prediction", "label"]
+            frame = checked_log(storage.read_parquet(info.key, columns=columns), info.key)
+            _fold_labels(storage, layout, info.key, frame)
+        except Exception as error:
+            result.refused.append((info.key, f"{type(error).__name__}: {error}"))
+            continue
         result.labelled_files += 1
     if done:
         storage.update_json(index_key, lambda stored: {**stored, **done}, {})

@@ -18,6 +18,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from mlops_assets.errors import MlopsError
+from mlops_assets.monitoring.digest import checked_log
 from mlops_assets.storage import Layout, ObjectStorage, UnsafeKeyError, relative_name
 
 if TYPE_CHECKING:
@@ -102,7 +103,10 @@ def logged_requests(storage: ObjectStorage, layout: Layout, days: int) -> pd.Dat
         parts = info.key.split("/")
         if not info.key.endswith(".parquet") or len(parts) != 6 or parts[3] < since:
             continue  # inference/<uc>/<env>/<date>/<hour>/<file>
-        frame = storage.read_parquet(info.key)
+        try:  # a file the monitor refuses is no evidence of a request here either
+            frame = checked_log(storage.read_parquet(info.key), info.key)
+        except Exception:
+            continue
         keep = [c for c in [*LOG_COLUMNS, "inputs"] if c in frame.columns]
         frames.append(frame[keep])
     if not frames:

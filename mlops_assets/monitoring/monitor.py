@@ -84,6 +84,8 @@ class References:
         return self._cache[(version, mode)]
 
     def _load(self, version: str, mode: str) -> Reference | None:
+        if not version.isdigit():
+            return None  # not a version of this registry (digest refuses such files)
         key = self.layout.monitor("reference", f"v{version}-{mode}.json")
         stored = self.storage.read_json(key, default={}) if mode != "none" else {}
         if not stored:

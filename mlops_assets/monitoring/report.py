@@ -18,6 +18,7 @@ def monitor_metadata(report: MonitorReport, verdicts: list[Verdict], retrain: st
         "log_files_read": report.digest.log_files,
         "labelled_files_read": report.digest.labelled_files,
         "hours_read": report.hours_read,
+        "log_files_refused": len(report.digest.refused),
         "checks": dg.MetadataValue.json({v.name: v.status for v in verdicts}),
         "retrain": retrain,
     }
@@ -54,6 +55,10 @@ def monitor_metadata(report: MonitorReport, verdicts: list[Verdict], retrain: st
             ],
         )
     )
+    if report.digest.refused:
+        metadata["refused_files"] = dg.MetadataValue.md(
+            md_table(["file", "reason"], report.digest.refused[:50])
+        )
     if judged is None:
         return metadata
     metadata.update(
