@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import urllib.request
 from contextlib import contextmanager
-from pathlib import Path
+from io import BytesIO
 
 import dagster as dg
 import numpy as np
@@ -26,18 +26,8 @@ from mlops_assets.serving.app import create_app
 from mlops_assets.serving.inference_log import InferenceLog, LogSettings
 from mlops_assets.serving.limits import Limits
 from mlops_assets.serving.loader import load_from_registry
-from mlops_assets.storage.local import LocalStorage
 
 MONITOR = dg.AssetKey(["digits", "monitor"])
-READS: list[str] = []
-
-
-class CountingStorage(LocalStorage):
-    """The local default, counting what is read."""
-
-    def read_bytes(self, key: str) -> bytes:
-        READS.append(key)
-        return super().read_bytes(key)
 
 
 @pytest.fixture
@@ -85,11 +75,6 @@ def ask(url: str, rows: np.ndarray) -> tuple[str, list[int]]:
     return answer["id"], answer["outputs"][0]["data"]
 
 
-def raw_log(root: Path) -> pd.DataFrame:
-    files = sorted((root / "inference/digits/dev").rglob("*.parquet"))
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-
-
 def run_monitor_job(instance) -> dg.ExecuteInProcessResult:
     return (
         build_definitions()
@@ -118,11 +103,25 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
 
 
 @pytest.mark.slow
-def test_feedback_joins_and_the_monitor_equals_the_raw_records(local_env, storage):
-    root = local_env / ".mlops"
+def test_feedback_joins_and_the_monitor_equals_the_raw_records(
+    storage_env, monkeypatch: pytest.MonkeyPatch
+):
+    """On the local default and on S3 (moto server): the files are read back as bytes
+    through the storage, the figures computed here with pandas and scipy."""
+    from mlops_assets.resources import build_storage
+    from mlops_assets.settings import load_settings
+
+    storage = build_storage(load_settings())
+
+    def frame(key: str) -> pd.DataFrame:
+        return pd.read_parquet(BytesIO(storage.read_bytes(key)))
+
+    def keys(prefix: str) -> set[str]:
+        return {i.key for i in storage.list(prefix)}
+
     with dg.instance_for_test() as instance:
         version = released(storage, instance)
-        test = pd.read_parquet(root / f"datasets/digits/{version}/test.parquet")
+        test = frame(f"datasets/digits/{version}/test.parquet")
         features = [c for c in test.columns if c.startswith("pixel_")]
         raw = np.round(test[features].to_numpy() * 16)
         sent = []
@@ -131,7 +130,10 @@ def test_feedback_joins_and_the_monitor_equals_the_raw_records(local_env, storag
                 rows = raw[i : i + (2 if i % 50 == 0 else 1)]
                 request_id, predicted = ask(url, rows)
                 sent.append((request_id, predicted, test["label"].to_numpy()[i : i + len(rows)]))
-        log = raw_log(root)
+        log = pd.concat(
+            [frame(k) for k in sorted(keys("inference/digits/dev")) if k.endswith(".parquet")],
+            ignore_index=True,
+        )
         # the log holds the requests: count, ids, versions, predictions
         assert len(log) == sum(len(p) for _, p, _ in sent)
         assert set(log["request_id"]) == {rid for rid, _, _ in sent}
@@ -151,29 +153,31 @@ def test_feedback_joins_and_the_monitor_equals_the_raw_records(local_env, storag
             {"request_id": sent[0][0], "row": 0, "label": (good[0]["label"] + 1) % 10},
         ]
         again = [dict(good[1])]  # the same label twice: nothing new, nothing wrong
-        landing = root / "feedback/digits"
-        landing.mkdir(parents=True)
-        pd.DataFrame(good + bad + again).to_csv(landing / "labels.csv", index=False)
-        (landing / "empty.csv").write_bytes(b"")
-        (landing / "broken.parquet").write_bytes(b"PAR1 not really")
-        pd.DataFrame({"id": ["x"], "lbl": [1]}).to_csv(landing / "wrong.csv", index=False)
+        landing = "feedback/digits"
+        labels_csv = pd.DataFrame(good + bad + again).to_csv(index=False).encode()
+        storage.write_bytes(f"{landing}/labels.csv", labels_csv)
+        storage.write_bytes(f"{landing}/empty.csv", b"")
+        storage.write_bytes(f"{landing}/broken.parquet", b"PAR1 not really")
+        wrong = pd.DataFrame({"id": ["x"], "lbl": [1]}).to_csv(index=False).encode()
+        storage.write_bytes(f"{landing}/wrong.csv", wrong)
 
         first = run_monitor_job(instance)
         assert first.success
         feedback = materialization(first, "feedback")
         assert feedback["accepted"] == len(good) and feedback["quarantined_rows"] == len(bad)
         assert feedback["refused_files"] == 3
-        (rows_csv,) = (root / "quarantine/digits").glob("feedback-*/rows.csv")
-        reasons = pd.read_csv(rows_csv).set_index("request_id")["reason"]
+        quarantined = keys("quarantine/digits")
+        (rows_csv,) = [k for k in quarantined if k.endswith("/rows.csv")]
+        reasons = pd.read_csv(BytesIO(storage.read_bytes(rows_csv))).set_index("request_id")
+        reasons = reasons["reason"]
         assert "not in the inference log of the last 7 days" in reasons["never-asked"]
         assert "label 12 is not a class of model v1 (0..9)" in reasons[sent[215][0]]
         assert "label 'seven' is not an integer" in reasons[sent[216][0]]
         assert f"was labelled {good[0]['label']} before" in reasons[sent[0][0]]
-        refused = {
-            json.loads(p.read_text())["source"]: json.loads(p.read_text())["reason"]
-            for p in (root / "quarantine/digits").glob("feedback-*/reason.json")
-            if "reason" in json.loads(p.read_text())
-        }
+        notes = [
+            json.loads(storage.read_bytes(k)) for k in quarantined if k.endswith("/reason.json")
+        ]
+        refused = {n["source"]: n["reason"] for n in notes if "reason" in n}
         assert "empty.csv: empty file" in refused["empty.csv"]
         assert "cannot be parsed as parquet" in refused["broken.parquet"]
         assert "missing columns request_id, label" in refused["wrong.csv"]
@@ -188,7 +192,7 @@ def test_feedback_joins_and_the_monitor_equals_the_raw_records(local_env, storag
         assert monitor["labelled"] == len(joined) == len(good)
         assert monitor["live_metric"] == pytest.approx(correct / len(joined))
         assert (monitor["live_ci_low"], monitor["live_ci_high"]) == pytest.approx((ci.low, ci.high))
-        train = pd.read_parquet(root / f"datasets/digits/{version}/train.parquet")
+        train = frame(f"datasets/digits/{version}/train.parquet")
         inputs = np.stack(log["inputs"].to_numpy())
         for j, name in enumerate(features):
             cut = np.unique(np.quantile(train[name].to_numpy(), np.arange(1, 10) / 10))
@@ -205,20 +209,25 @@ def test_feedback_joins_and_the_monitor_equals_the_raw_records(local_env, storag
         assert monitor["retrain"] == ""
 
         # a second run reads the log files written since, and no other
-        before = {p.relative_to(root).as_posix() for p in (root / "inference").rglob("*.parquet")}
+        before = keys("inference/digits")
         with serving(storage) as url:
             for i in range(20):
                 ask(url, raw[i : i + 1])
-        now = {p.relative_to(root).as_posix() for p in (root / "inference").rglob("*.parquet")}
-        defs = build_definitions()
-        READS.clear()
-        second = dg.materialize(
-            [defs.get_assets_def(dg.AssetKey(["digits", s])) for s in ("feedback", "monitor")],
-            resources={"storage": CountingStorage(root=str(root))},
-            instance=instance,
-        )
+        written = keys("inference/digits") - before
+        assert written
+        reads: list[str] = []
+        backend = type(storage)
+        plain = backend.read_bytes
+
+        def counted(self, key: str) -> bytes:
+            reads.append(key)
+            return plain(self, key)
+
+        monkeypatch.setattr(backend, "read_bytes", counted)  # the storage the run builds
+        second = run_monitor_job(instance)
+        monkeypatch.setattr(backend, "read_bytes", plain)
         assert second.success
-        assert {k for k in READS if k.startswith("inference/")} == now - before
+        assert {k for k in reads if k.startswith("inference/")} == written
         assert materialization(second, "monitor")["rows"] == len(log) + 20
 
 
