@@ -38,8 +38,9 @@ ingress:
 """
 
 
-def digits_with(training: dict):
-    """The digits use case of the shipped YAML, with `training` settings replaced."""
+def digits_with(training: dict | None = None, **blocks: dict):
+    """The digits use case of the shipped YAML, with `training` settings (and those of any
+    other block, `gate={...}`) replaced."""
     import copy
 
     import yaml
@@ -49,7 +50,8 @@ def digits_with(training: dict):
     attributes = copy.deepcopy(
         yaml.safe_load((REPO / "mlops_assets/defs/digits/defs.yaml").read_text())["attributes"]
     )
-    attributes["training"].update(training)
+    for block, values in {"training": training or {}, **blocks}.items():
+        attributes.setdefault(block, {}).update(values)
     return TabularUseCase.from_attributes_dict(attributes=attributes)
 
 

@@ -53,8 +53,14 @@ def registry_list(use_case: str) -> None:
 @registry.command("history")
 @use_case_option
 def registry_history(use_case: str) -> None:
-    """Every move of the champion alias, in order."""
+    """Every move of the champion alias, and every candidate the gate held, in order."""
     for entry in _registry(use_case).history():
+        if entry["action"] == "hold":
+            click.echo(
+                f"#{entry['sequence']}  {entry['at']}  hold     candidate "
+                f"{entry['candidate_id']} (champion v{entry['version']} stays)  {entry['reason']}"
+            )
+            continue
         previous = f"v{entry['previous']}" if entry["previous"] else "none"
         at = entry.get("at", entry["promoted_at"])
         click.echo(

@@ -72,17 +72,47 @@ class ModelConfig(dg.Model, dg.Resolvable):
         return adapter_name(value)  # the name; an unknown one is an error listing the known
 
 
+class ShadowConfig(dg.Model, dg.Resolvable):
+    """Candidate and champion also scored on labelled production requests, as logged."""
+
+    enabled: bool = Field(
+        True, description="score both on the labelled production requests when there are enough"
+    )
+    window_hours: int = Field(168, ge=1, description="the most recent requests of this window")
+    min_labelled: int = Field(
+        200, ge=1, description="below this many usable labelled requests, no shadow evaluation"
+    )
+    when_worse: Literal["reject", "hold", "report"] = Field(
+        "reject",
+        description="a candidate significantly worse on production traffic is rejected, held, "
+        "or only reported",
+    )
+
+
 class GateConfig(dg.Model, dg.Resolvable):
-    """The champion/challenger gate: an absolute threshold and a margin over the champion."""
+    """The champion/challenger gate: an absolute threshold, then a paired significance test
+    of the candidate against the champion on the same rows (docs/architecture.md)."""
 
     metric: str = "accuracy"
     direction: Literal["maximize", "minimize"] = "maximize"
     threshold: float = Field(0.0, description="the candidate must reach this (or stay below)")
-    margin: float = Field(
-        0.0,
-        description="the candidate must beat the champion by at least this, and always "
-        "strictly: a tie keeps the champion",
+    alpha: float = Field(
+        0.05, gt=0, lt=1, description="a difference with a p-value below this is significant"
     )
+    min_effect: float = Field(
+        0.0,
+        ge=0,
+        description="a significant improvement smaller than this is held, not promoted",
+    )
+    on_hold: Literal["keep_champion", "promote"] = Field(
+        "keep_champion",
+        description="HOLD (the difference is not significant): keep the champion, or promote",
+    )
+    bootstrap_resamples: int = Field(
+        2000, ge=100, description="for metrics that are not accuracy-like (macro F1)"
+    )
+    seed: int = Field(0, description="of the bootstrap")
+    shadow: ShadowConfig = ShadowConfig()
 
 
 class DeployConfig(dg.Model, dg.Resolvable):

@@ -64,6 +64,8 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
             outcome = (
                 f"released as v{earlier['version']}"
                 if "version" in earlier
+                else f"held by the gate ({earlier['held']})"
+                if "held" in earlier
                 else f"rejected by the gate ({earlier['rejected']})"
             )
             context.log.info(
@@ -122,8 +124,10 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
                 asset=key["validate"],
                 blocking=True,
                 description=(
-                    f"{metric} ({uc.gate.direction}) reaches {uc.gate.threshold} and beats the "
-                    f"champion by at least {uc.gate.margin}."
+                    f"{metric} ({uc.gate.direction}) reaches {uc.gate.threshold}, and beats the "
+                    f"champion significantly (paired test, alpha {uc.gate.alpha}) by at least "
+                    f"{uc.gate.min_effect}; a difference that is not significant is a HOLD "
+                    f"({uc.gate.on_hold})."
                 ),
             )
         ],
@@ -141,8 +145,10 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
             uc.gate,
             _candidate_id(context, key["train"]),
             uc.training.adapter,
+            uc.deploy.environment,
         )
         (context.log.info if validation["passed"] else context.log.warning)(validation["summary"])
+        comparison = validation["comparison"] or {}
         metadata = validation_metadata(validation)
         metadata["compute_seconds"] = perf_counter() - started
         return dg.MaterializeResult(
@@ -151,12 +157,24 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
                 dg.AssetCheckResult(
                     check_name="gate",
                     passed=validation["passed"],
+                    # a HOLD stops nothing by failing: release sees it and skips (blocking
+                    # checks stop what follows only at ERROR)
+                    severity=dg.AssetCheckSeverity.WARN
+                    if validation["decision"] == "HOLD"
+                    else dg.AssetCheckSeverity.ERROR,
                     description=validation["summary"],
                     metadata={
+                        "decision": validation["decision"],
                         "candidate": validation["candidate_metrics"][metric],
                         "champion": (validation["champion_metrics"] or {}).get(metric, "none"),
                         "champion_version": validation["champion_version"] or "none",
-                        "margin": validation["margin"],
+                        "difference": comparison.get("difference", "none"),
+                        "ci_low": comparison.get("low", "none"),
+                        "ci_high": comparison.get("high", "none"),
+                        "p_value": comparison.get("p_value", "none"),
+                        "test": comparison.get("test", "none"),
+                        "alpha": validation["alpha"],
+                        "min_effect": validation["min_effect"],
                         "threshold": validation["threshold"],
                     },
                 )
@@ -166,23 +184,25 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
     @dg.asset(
         key=key["release"],
         deps=[key["validate"]],
+        output_required=False,  # a HOLD that keeps the champion releases nothing
         description=f"The validated candidate as a new version in models/{name}/, moving the "
         "champion alias atomically unless it is pinned.",
         **common,
     )
     def release(context: dg.AssetExecutionContext, storage: ObjectStorage):
         started = perf_counter()
-        from mlops_assets.mlops.release import run_release
+        from mlops_assets.mlops.release import held, run_release
 
+        candidate_id = _candidate_id(context, key["train"])
+        hold = held(storage, layout, candidate_id, context.run.run_id)
+        if hold:
+            context.log.info(f"nothing to release: {hold}")
+            return
         result, metadata = run_release(
-            storage,
-            layout,
-            _candidate_id(context, key["train"]),
-            context.run.run_id,
-            adapter=uc.training.adapter,
+            storage, layout, candidate_id, context.run.run_id, adapter=uc.training.adapter
         )
         context.log.info(f"released {name} v{result.version}: {result.reason}")
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             data_version=dg.DataVersion(str(result.version)),
             metadata={
                 "model_version": result.version,

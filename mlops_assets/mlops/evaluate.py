@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlops_assets.components.config import GateConfig
+from mlops_assets.mlops.significance import Comparison
 
 if TYPE_CHECKING:
     from mlops_assets.pipeline.split_data import SplitData
@@ -53,12 +54,15 @@ def evaluate(
 @dataclass(frozen=True)
 class GateDecision:
     passed: bool
+    """Whether release runs: PASS, or HOLD when `on_hold` is `promote`."""
     summary: str
-    """One line a person can read: both values, the margin and the decision."""
+    """One line a person can read: the decision, the difference, its interval and p-value."""
     candidate: float
     champion: float | None
     champion_version: int | None
     improvement: float | None
+    decision: str = "PASS"
+    """PASS, REJECT or HOLD."""
 
 
 def gate(
@@ -66,40 +70,75 @@ def gate(
     champion: dict[str, Any] | None,
     champion_version: int | None,
     config: GateConfig,
+    comparison: Comparison | None = None,
+    shadow: Comparison | None = None,
 ) -> GateDecision:
+    """The absolute threshold first; then, against a champion, the paired test on the test
+    split (`comparison`) and, where there is one, on production traffic (`shadow`)."""
     name, sign = config.metric, (1 if config.direction == "maximize" else -1)
     value = candidate[name]
-    reasons = []
+    champion_value = champion[name] if champion is not None else None
+    improvement = sign * (value - champion_value) if champion is not None else None
     if sign * (value - config.threshold) < 0:
         bound = "minimum" if sign > 0 else "maximum"
-        reasons.append(f"{name} {value:.4f} misses the {bound} {config.threshold:.4f}")
-    improvement = None
-    champion_value = None
-    if champion is not None:
-        champion_value = champion[name]
-        improvement = sign * (value - champion_value)
-        if improvement <= 0:  # a tie keeps the champion, whatever the margin
-            reasons.append(
-                f"it does not beat champion v{champion_version} ({champion_value:.4f}): "
-                + ("a tie keeps the champion" if improvement == 0 else f"by {improvement:+.4f}")
-            )
-        elif improvement < config.margin:
-            reasons.append(
-                f"it does not beat champion v{champion_version} ({champion_value:.4f}) by the "
-                f"margin {config.margin:+.4f} (by {improvement:+.4f})"
-            )
-    versus = (
-        f"vs champion v{champion_version} {name} {champion_value:.4f} "
-        f"(improvement {improvement:+.4f}, margin {config.margin:+.4f} required)"
-        if champion is not None
-        else "(no champion yet)"
+        versus = f"; champion v{champion_version} stays" if champion_version else ""
+        return GateDecision(
+            False,
+            f"REJECT: candidate {name} {value:.4f} misses the {bound} {config.threshold:.4f}"
+            + versus,
+            value,
+            champion_value,
+            champion_version,
+            improvement,
+            "REJECT",
+        )
+    if champion is None or comparison is None:
+        return GateDecision(
+            True,
+            f"PASS: candidate {name} {value:.4f} reaches the threshold {config.threshold:.4f} "
+            "(no champion yet)",
+            value,
+            champion_value,
+            champion_version,
+            improvement,
+        )
+    difference = sign * comparison.difference
+    significant = comparison.p_value < config.alpha
+    head = f"{name} {value:.4f} vs champion v{champion_version} {champion_value:.4f}: "
+    stays = f"champion v{champion_version} stays"
+    if significant and difference < 0:
+        decision, line = "REJECT", f"{comparison.points()} is significantly worse; {stays}"
+    elif significant and difference > 0 and difference >= config.min_effect:
+        decision = "PASS"
+        line = f"{comparison.points()} is significant; the candidate replaces v{champion_version}"
+    elif significant and difference > 0:
+        decision = "HOLD"
+        line = (
+            f"{comparison.points()} is significant but below min_effect "
+            f"{100 * config.min_effect:.1f} points; {stays}"
+        )
+    else:
+        decision, line = "HOLD", f"{comparison.points()} is not significant; {stays}"
+    if shadow is not None and decision != "REJECT":
+        worse = shadow.p_value < config.alpha and sign * shadow.difference < 0
+        on_traffic = f"on {shadow.rows} labelled production requests {shadow.points()}"
+        if worse and config.shadow.when_worse != "report":
+            decision = "REJECT" if config.shadow.when_worse == "reject" else "HOLD"
+            line = f"{line.split(';')[0]}, but {on_traffic} is significantly worse; {stays}"
+        else:
+            line += f"; {on_traffic}" + (" (significantly worse, reported only)" if worse else "")
+    passed = decision == "PASS" or (decision == "HOLD" and config.on_hold == "promote")
+    if decision == "HOLD" and passed:
+        line = line.replace(stays, f"promoted anyway (on_hold: promote) over v{champion_version}")
+    return GateDecision(
+        passed,
+        f"{decision}: {head}{line}",
+        value,
+        champion_value,
+        champion_version,
+        improvement,
+        decision,
     )
-    head = (
-        f"candidate {name} {value:.4f} {versus}, {config.direction}, "
-        f"threshold {config.threshold:.4f}"
-    )
-    summary = f"PASS: {head}" if not reasons else f"REJECTED: {head}: " + "; ".join(reasons)
-    return GateDecision(not reasons, summary, value, champion_value, champion_version, improvement)
 
 
 def predict_split(

@@ -14,6 +14,16 @@ class GateNotPassedError(MlopsError, RuntimeError):
     """Release was asked for a candidate the gate rejected."""
 
 
+def held(storage: ObjectStorage, layout: Layout, candidate_id: str, run_id: str = "") -> str:
+    """The gate's HOLD line when it held this candidate and keeps the champion (recorded in
+    the registry's history once), else ''."""
+    validation = storage.read_json(layout.candidate(candidate_id, VALIDATION))
+    if validation.get("decision") != "HOLD" or validation["passed"]:
+        return ""
+    ModelRegistry(storage, layout.use_case).note_hold(validation["summary"], candidate_id, run_id)
+    return validation["summary"]
+
+
 def run_release(
     storage: ObjectStorage, layout: Layout, candidate_id: str, run_id: str = "", *, adapter: str
 ) -> tuple[ReleaseResult, dict]:
@@ -45,8 +55,12 @@ def run_release(
             "summary": validation["summary"],
             "beat_champion": validation["champion_version"],
             "champion_value": (validation["champion_metrics"] or {}).get(validation["metric"]),
+            "decision": validation.get("decision", "PASS"),
             "improvement": validation["improvement"],
-            "margin": validation["margin"],
+            "comparison": validation.get("comparison"),
+            "shadow": validation.get("shadow"),
+            "alpha": validation.get("alpha"),
+            "min_effect": validation.get("min_effect"),
             "threshold": validation["threshold"],
         },
         "dataset_version": validation["dataset_version"],

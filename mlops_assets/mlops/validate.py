@@ -10,6 +10,7 @@ import numpy as np
 
 from mlops_assets.components.config import GateConfig
 from mlops_assets.mlops.evaluate import evaluate, gate, predict_split
+from mlops_assets.mlops.significance import compare
 from mlops_assets.mlops.train import CANDIDATE, current_dataset, record_outcome
 from mlops_assets.models import AdapterMismatchError, check_stored_adapter, load_adapter
 from mlops_assets.registry import ArtifactIntegrityError, ModelRegistry
@@ -69,14 +70,17 @@ def run_validate(
     config: GateConfig,
     candidate_id: str,
     adapter_name: str,
+    environment: str = "dev",
 ) -> dict[str, Any]:
-    """`adapter_name` comes from the use case's YAML: it scores the candidate and the champion."""
+    """`adapter_name` comes from the use case's YAML: it scores the candidate and the champion.
+    `environment` is where the champion serves: its labelled requests are the shadow set."""
     candidate, data = load_candidate(storage, layout, candidate_id, adapter_name)
     version = current_dataset(storage, layout)
     test = dataset.load_split(storage, layout, version, "test")
     adapter = load_adapter(adapter_name)
-    y_test, predicted, scores = predict_split(adapter, adapter.loads(data), test)
-    candidate_metrics = evaluate(y_test, predicted, scores, test.classes)
+    candidate_model = adapter.loads(data)
+    y_test, candidate_predicted, candidate_scores = predict_split(adapter, candidate_model, test)
+    candidate_metrics = evaluate(y_test, candidate_predicted, candidate_scores, test.classes)
 
     registry = ModelRegistry(storage, layout.use_case)
     champion = registry.champion()
@@ -106,16 +110,40 @@ def run_validate(
                 f"version gives {list(test.item_shape)}: not comparable, gated on the "
                 "threshold alone"
             )
+    comparison = shadow = None
+    shadow_report: dict[str, Any] = {}
     if champion is not None and not incomparable:
         champion_model = adapter.loads(champion_data)
         _, predicted, scores = predict_split(adapter, champion_model, test)
-        champion_metrics = evaluate(
+        champion_out = aligned(predicted, scores, meta.get("class_names"), test.class_names)
+        champion_metrics = evaluate(y_test, *champion_out, test.classes)
+        comparison = compare(
+            config.metric,
             y_test,
-            *aligned(predicted, scores, meta.get("class_names"), test.class_names),
+            (candidate_predicted, candidate_scores),
+            champion_out,
             test.classes,
+            resamples=config.bootstrap_resamples,
+            seed=config.seed,
         )
+        if config.shadow.enabled:
+            shadow, shadow_report = _shadow(
+                storage,
+                layout,
+                config,
+                environment,
+                test,
+                adapter,
+                (candidate_model, None),
+                (champion_model, meta.get("class_names")),
+            )
     decision = gate(
-        candidate_metrics, champion_metrics, None if incomparable else champion_version, config
+        candidate_metrics,
+        champion_metrics,
+        None if incomparable else champion_version,
+        config,
+        comparison,
+        shadow,
     )
     if incomparable:
         decision = replace(
@@ -127,17 +155,71 @@ def run_validate(
         "candidate_id": candidate_id,
         "dataset_version": version,
         "passed": decision.passed,
+        "decision": decision.decision,
         "summary": decision.summary,
         "metric": config.metric,
         "direction": config.direction,
         "threshold": config.threshold,
-        "margin": config.margin,
+        "alpha": config.alpha,
+        "min_effect": config.min_effect,
+        "on_hold": config.on_hold,
         "improvement": decision.improvement,
+        "comparison": comparison.as_dict() if comparison else None,
+        "shadow": {**shadow_report, **(shadow.as_dict() if shadow else {})} or None,
         "candidate_metrics": candidate_metrics,
         "champion_version": champion_version,
         "champion_metrics": champion_metrics,
     }
     storage.write_json(layout.candidate(candidate_id, VALIDATION), validation)
     if not decision.passed:
-        record_outcome(storage, layout, candidate, {"rejected": decision.summary})
+        outcome = "held" if decision.decision == "HOLD" else "rejected"
+        record_outcome(storage, layout, candidate, {outcome: decision.summary})
     return validation
+
+
+def _shadow(storage, layout, config, environment, test, adapter, candidate, champion):
+    """Both models on the environment's most recent labelled requests, as logged; None
+    (with the reason in the report) when there are too few."""
+    from mlops_assets.monitoring.shadow import production_sample
+
+    sample = production_sample(
+        storage,
+        layout,
+        environment,
+        config.shadow.window_hours,
+        list(test.item_shape),
+        test.class_names,
+    )
+    report: dict[str, Any] = {
+        "environment": environment,
+        "labelled_requests": sample.rows,
+        "skipped": sample.skipped,
+        "window_hours": config.shadow.window_hours,
+    }
+    if sample.rows < config.shadow.min_labelled:
+        report["not_evaluated"] = (
+            f"{sample.rows} usable labelled request(s) in {environment} "
+            f"({config.shadow.min_labelled} needed)"
+        )
+        return None, report
+    outputs = []
+    for model, names in (candidate, champion):
+        scores = (
+            adapter.predict_scores(model, sample.x) if hasattr(adapter, "predict_scores") else None
+        )
+        predicted = (
+            np.argmax(scores, axis=1) if scores is not None else adapter.predict(model, sample.x)
+        )
+        outputs.append(aligned(np.asarray(predicted), scores, names, test.class_names))
+    report["candidate"] = evaluate(sample.y, *outputs[0], test.classes)[config.metric]
+    report["champion"] = evaluate(sample.y, *outputs[1], test.classes)[config.metric]
+    comparison = compare(
+        config.metric,
+        sample.y,
+        outputs[0],
+        outputs[1],
+        test.classes,
+        resamples=config.bootstrap_resamples,
+        seed=config.seed,
+    )
+    return comparison, report

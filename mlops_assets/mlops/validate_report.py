@@ -34,7 +34,60 @@ def validation_metadata(validation: dict[str, Any]) -> dict[str, Any]:
         )
         + "\n\n"
     )
+    evaluations = []
+    for name, found in (
+        ("test split", validation.get("comparison")),
+        ("production traffic", validation.get("shadow")),
+    ):
+        if not found:
+            continue
+        if "difference" not in found:
+            evaluations.append(
+                (
+                    name,
+                    found.get("labelled_requests", 0),
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    found.get("not_evaluated", ""),
+                )
+            )
+            continue
+        evaluations.append(
+            (
+                name,
+                found["rows"],
+                found.get("candidate", candidate[validation["metric"]]),
+                found.get("champion", (champion or {}).get(validation["metric"], "-")),
+                f"{found['difference']:+.4f} ({found['low']:+.4f} to {found['high']:+.4f})",
+                found["p_value"],
+                found["test"],
+            )
+        )
+    extra: dict[str, Any] = {}
+    if evaluations:
+        extra["evaluations"] = dg.MetadataValue.md(
+            md_table(
+                [
+                    "evaluated on",
+                    "rows",
+                    "candidate",
+                    champion_name,
+                    "difference (95% CI)",
+                    "p-value",
+                    "test",
+                ],
+                evaluations,
+            )
+        )
+    comparison = validation.get("comparison") or {}
+    if comparison:
+        extra["p_value"] = comparison["p_value"]
+        extra["difference"] = comparison["difference"]
     return {
+        **extra,
+        "gate_decision": validation.get("decision", "PASS"),
         "decision": validation["summary"],
         "passed": validation["passed"],
         "dataset_version": validation["dataset_version"],

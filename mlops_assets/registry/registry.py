@@ -273,6 +273,21 @@ class ModelRegistry:
                     + (f" (was v{current_version})" if current_version else " (first champion)")
                 )
 
+    def note_hold(self, reason: str, candidate_id: str, run_id: str = "") -> None:
+        """Record in the history that the gate held a candidate and the champion stayed
+        (once per candidate: a re-executed release writes the same entry)."""
+        current = self.champion() or {"version": None, "sequence": 0, "previous": None}
+        entry = {
+            **current,
+            "action": "hold",
+            "candidate_id": candidate_id,
+            "reason": reason,
+            "run_id": run_id,
+            "at": _now(),
+        }
+        name = f"{current['sequence']:08d}-hold-{candidate_id}.json"
+        self.storage.write_json(self.layout.history_entry(name), entry, if_absent=True)
+
     def _append_history(self, alias: dict, action: str, reason: str, run_id: str) -> None:
         at = _now()
         entry = {**alias, "action": action, "reason": reason, "run_id": run_id, "at": at}

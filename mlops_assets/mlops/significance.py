@@ -1,0 +1,167 @@
+"""Is a difference between two models real? Paired tests on the same rows.
+
+Accuracy-like metrics (a row is right or wrong: accuracy, top-1, top-5) use McNemar's exact
+test on the discordant rows (scipy's exact binomial test) and the paired Wald interval of
+the difference (Agresti, Categorical Data Analysis, 10.1.1); any other metric (macro F1,
+macro accuracy) a paired bootstrap of the difference (scipy's, seeded), whose percentile
+interval and two-sided sign share give the interval and the p-value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+ACCURACY_LIKE = ("accuracy", "top1", "top5")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """candidate minus champion, in the metric's units, on the same `rows`."""
+
+    metric: str
+    difference: float
+    low: float
+    high: float
+    p_value: float
+    test: str
+    rows: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def points(self) -> str:
+        """'+0.3 points (95% CI -1.2 to +1.8, p=0.61)'."""
+        return (
+            f"{100 * self.difference:+.1f} points (95% CI {100 * self.low:+.1f} to "
+            f"{100 * self.high:+.1f}, p={self.p_value:.2g})"
+        )
+
+
+def mcnemar(
+    candidate_right: np.ndarray, champion_right: np.ndarray, metric: str, confidence: float = 0.95
+) -> Comparison:
+    from scipy.stats import binomtest, norm
+
+    a = np.asarray(candidate_right, dtype=bool)
+    b = np.asarray(champion_right, dtype=bool)
+    n = len(a)
+    only_candidate = int(np.sum(a & ~b))
+    only_champion = int(np.sum(~a & b))
+    discordant = only_candidate + only_champion
+    p_value = binomtest(only_candidate, discordant, 0.5).pvalue if discordant else 1.0
+    difference = (only_candidate - only_champion) / n if n else 0.0
+    if n:
+        variance = (discordant - (only_candidate - only_champion) ** 2 / n) / n**2
+        half = float(norm.ppf(0.5 + confidence / 2)) * max(variance, 0.0) ** 0.5
+    else:
+        half = 0.0
+    return Comparison(
+        metric,
+        float(difference),
+        float(difference - half),
+        float(difference + half),
+        float(p_value),
+        f"McNemar exact ({only_candidate} rows only the candidate got right, "
+        f"{only_champion} only the champion)",
+        n,
+    )
+
+
+def paired_bootstrap(
+    statistic: Callable[[np.ndarray, np.ndarray], float],
+    y: np.ndarray,
+    candidate: np.ndarray,
+    champion: np.ndarray,
+    metric: str,
+    *,
+    resamples: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> Comparison:
+    """`statistic(y, predicted)`, compared on resamples of the same rows for both models."""
+    from scipy.stats import bootstrap
+
+    def difference(yy, aa, bb) -> float:
+        return statistic(yy, aa) - statistic(yy, bb)
+
+    observed = difference(y, candidate, champion)
+    if len(y) < 2:
+        return Comparison(metric, observed, observed, observed, 1.0, "too few rows", len(y))
+    result = bootstrap(
+        (np.asarray(y), np.asarray(candidate), np.asarray(champion)),
+        difference,
+        paired=True,
+        vectorized=False,
+        n_resamples=resamples,
+        confidence_level=confidence,
+        method="percentile",
+        random_state=seed,
+    )
+    draws = np.asarray(result.bootstrap_distribution)
+    p_value = min(1.0, 2 * min(np.mean(draws <= 0), np.mean(draws >= 0)))
+    return Comparison(
+        metric,
+        float(observed),
+        float(result.confidence_interval.low),
+        float(result.confidence_interval.high),
+        float(p_value),
+        f"paired bootstrap ({resamples} resamples, seed {seed})",
+        len(y),
+    )
+
+
+def right_rows(metric: str, y: np.ndarray, predicted: np.ndarray, scores: np.ndarray | None):
+    """Per row, whether it counts as right for an accuracy-like metric (None: not one, or
+    top-5 without class scores)."""
+    if metric in ("accuracy", "top1"):
+        return np.asarray(predicted) == np.asarray(y)
+    if metric == "top5" and scores is not None:
+        top = np.argsort(scores, axis=1)[:, -5:]
+        return np.any(top == np.asarray(y)[:, None], axis=1)
+    return None
+
+
+def metric_function(metric: str, classes: list[int]) -> Callable[[np.ndarray, np.ndarray], float]:
+    from sklearn.metrics import f1_score, recall_score
+
+    if metric == "macro_f1":
+        return lambda y, p: float(f1_score(y, p, labels=classes, average="macro", zero_division=0))
+    if metric == "macro_accuracy":
+
+        def macro_accuracy(y, p) -> float:
+            recall = recall_score(y, p, labels=classes, average=None, zero_division=0)
+            present = [r for c, r in zip(classes, recall, strict=True) if np.any(y == c)]
+            return float(np.mean(present)) if present else 0.0
+
+        return macro_accuracy
+    raise ValueError(f"no paired test for the metric {metric!r}")
+
+
+def compare(
+    metric: str,
+    y: np.ndarray,
+    candidate: tuple[np.ndarray, np.ndarray | None],
+    champion: tuple[np.ndarray, np.ndarray | None],
+    classes: list[int],
+    *,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> Comparison:
+    """The paired test suited to `metric`, on (predicted, scores) of both models."""
+    a = right_rows(metric, y, *candidate)
+    b = right_rows(metric, y, *champion)
+    if a is not None and b is not None:
+        return mcnemar(a, b, metric)
+    return paired_bootstrap(
+        metric_function(metric, classes),
+        y,
+        candidate[0],
+        champion[0],
+        metric,
+        resamples=resamples,
+        seed=seed,
+    )
