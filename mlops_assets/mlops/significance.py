@@ -1,8 +1,10 @@
 """Is a difference between two models real? Paired tests on the same rows.
 
 Accuracy-like metrics (a row is right or wrong: accuracy, top-1, top-5) use McNemar's exact
-test on the discordant rows (scipy's exact binomial test) and the paired Wald interval of
-the difference (Agresti, Categorical Data Analysis, 10.1.1); any other metric (macro F1,
+test on the discordant rows (scipy's exact binomial test) and, for the interval, the exact
+(Clopper-Pearson) interval of the discordant split turned into a difference of accuracies,
+so that interval and p-value come from the same conditional model and do not contradict
+each other on a handful of discordant rows (as a Wald interval does); any other metric (macro F1,
 macro accuracy) a paired bootstrap of the difference (scipy's, seeded), whose percentile
 interval and two-sided sign share give the interval and the p-value.
 """
@@ -44,7 +46,7 @@ class Comparison:
 def mcnemar(
     candidate_right: np.ndarray, champion_right: np.ndarray, metric: str, confidence: float = 0.95
 ) -> Comparison:
-    from scipy.stats import binomtest, norm
+    from scipy.stats import binomtest
 
     a = np.asarray(candidate_right, dtype=bool)
     b = np.asarray(champion_right, dtype=bool)
@@ -52,18 +54,20 @@ def mcnemar(
     only_candidate = int(np.sum(a & ~b))
     only_champion = int(np.sum(~a & b))
     discordant = only_candidate + only_champion
-    p_value = binomtest(only_candidate, discordant, 0.5).pvalue if discordant else 1.0
     difference = (only_candidate - only_champion) / n if n else 0.0
-    if n:
-        variance = (discordant - (only_candidate - only_champion) ** 2 / n) / n**2
-        half = float(norm.ppf(0.5 + confidence / 2)) * max(variance, 0.0) ** 0.5
-    else:
-        half = 0.0
+    low = high = difference
+    p_value = 1.0
+    if discordant:
+        test = binomtest(only_candidate, discordant, 0.5)
+        p_value = test.pvalue
+        share = test.proportion_ci(confidence, method="exact")  # of the candidate's wins
+        low = discordant / n * (2 * share.low - 1)
+        high = discordant / n * (2 * share.high - 1)
     return Comparison(
         metric,
         float(difference),
-        float(difference - half),
-        float(difference + half),
+        float(low),
+        float(high),
         float(p_value),
         f"McNemar exact ({only_candidate} rows only the candidate got right, "
         f"{only_champion} only the champion)",
