@@ -105,7 +105,12 @@ class ModelRegistry:
     def history(self) -> list[dict[str, Any]]:
         prefix = self.layout.history_entry()
         keys = sorted(i.key for i in self.storage.list(prefix) if i.key.endswith(".json"))
-        return [self.storage.read_json(k) for k in keys]
+        entries = [self.storage.read_json(k) for k in keys]
+        # holds share the sequence of the alias they kept: within it, in time order
+        return sorted(
+            entries,
+            key=lambda e: (e["sequence"], e["action"] == "hold", e.get("at") or e["promoted_at"]),
+        )
 
     # -- writing ---------------------------------------------------------------------------
 
