@@ -92,6 +92,7 @@ def checked_log(frame: pd.DataFrame, source: str) -> pd.DataFrame:
 def _empty_version() -> dict[str, Any]:
     return {
         "rows": 0,
+        "errors": 0,
         "requests": 0,
         "predictions": {},
         "labelled": 0,
@@ -110,8 +111,8 @@ def _add(summary: dict, source: str, contributions: dict[str, dict]) -> dict:
     versions = {k: dict(v) for k, v in summary.get("versions", {}).items()}
     for version, part in contributions.items():
         into = versions.setdefault(version, _empty_version())
-        for name in ("rows", "requests", "labelled", "correct"):
-            into[name] += part.get(name, 0)
+        for name in ("rows", "errors", "requests", "labelled", "correct"):
+            into[name] = into.get(name, 0) + part.get(name, 0)
         predictions = dict(into["predictions"])
         for cls, n in part.get("predictions", {}).items():
             predictions[cls] = predictions.get(cls, 0) + n
@@ -178,15 +179,20 @@ def _fold_log(storage, layout, source: str, frame: pd.DataFrame, edges_of) -> No
     mode = input_mode(frame.columns)
     per_hour: dict[tuple[str, str], dict[str, dict]] = {}
     for (environment, hour, version), group in _groups(frame):
+        failed = group["error"].to_numpy(bool) if "error" in group else np.zeros(len(group), bool)
+        answered = group[~failed]
         part: dict[str, Any] = {
             "rows": len(group),
+            "errors": int(failed.sum()),
             "requests": int(group["request_id"].nunique()),
-            "predictions": {str(k): int(v) for k, v in group["prediction"].value_counts().items()},
+            "predictions": {
+                str(k): int(v) for k, v in answered["prediction"].value_counts().items()
+            },
             "last": group["time"].max().isoformat(),
         }
         edges = edges_of(str(version), mode) if mode != "none" else None
-        if edges is not None:
-            part["hist"] = histograms(input_matrix(group, mode), edges)
+        if edges is not None and len(answered):
+            part["hist"] = histograms(input_matrix(answered, mode), edges)
             part["mode"] = mode
         per_hour.setdefault((environment, hour), {})[str(version)] = part
     for (environment, hour), contributions in per_hour.items():

@@ -152,6 +152,7 @@ class VersionReport:
     version: str
     rows: int
     requests: int
+    errors: int
     labelled: int
     correct: int
     predictions: dict[str, int]
@@ -212,6 +213,7 @@ def run_monitor(
             version=version,
             rows=stats["rows"],
             requests=stats["requests"],
+            errors=stats.get("errors", 0),
             labelled=stats["labelled"],
             correct=stats["correct"],
             predictions=stats["predictions"],
@@ -226,7 +228,7 @@ def run_monitor(
 
 
 def _merge(into: dict[str, Any], stats: dict[str, Any]) -> None:
-    for name in ("rows", "requests", "labelled", "correct"):
+    for name in ("rows", "errors", "requests", "labelled", "correct"):
         into[name] = into.get(name, 0) + stats.get(name, 0)
     predictions = into.setdefault("predictions", {})
     for cls, n in stats.get("predictions", {}).items():

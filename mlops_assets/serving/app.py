@@ -211,6 +211,12 @@ class InferenceEndpoint:
             predicted = await self.batcher.submit(x)
         except PredictError as error:
             await self._error(send, 500, str(error))
+            if self.inference_log is not None and self.inference_log.wants():
+                elapsed_ms = (perf_counter() - started) * 1e3
+                request_id = parsed.id or os.urandom(12).hex()
+                self.inference_log.record(
+                    request_id, loaded.version, x, None, elapsed_ms, error=True
+                )
             return
         self.metrics.rows.labels(loaded.name).inc(len(x))
         self.metrics.requests.labels(loaded.name, "200").inc()

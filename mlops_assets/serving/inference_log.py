@@ -62,6 +62,8 @@ class Chunk:
     latency_ms: float
     inputs: np.ndarray | None
     """[rows, values] in `full` mode, [rows, 4] (mean, std, min, max) in `summary` mode."""
+    error: bool = False
+    """The model failed on it (the caller got a 500): the monitor's error rate."""
 
     @property
     def rows(self) -> int:
@@ -99,16 +101,26 @@ class InferenceLog:
         return self.settings.sample >= 1 or random.random() < self.settings.sample
 
     def record(
-        self, request_id: str, version: str, x: np.ndarray, predicted: np.ndarray, ms: float
+        self,
+        request_id: str,
+        version: str,
+        x: np.ndarray,
+        predicted: np.ndarray | None,
+        ms: float,
+        *,
+        error: bool = False,
     ) -> None:
-        """Add a request's rows; never raises, never waits."""
+        """Add a request's rows (`predicted` None and `error` for a request the model failed
+        on); never raises, never waits."""
         try:
             inputs = None
             if self.settings.inputs != "none":
                 rows = np.asarray(x).reshape(len(x), -1)
                 inputs = rows if self.settings.inputs == "full" else row_summary(rows)
-            predicted = np.asarray(predicted).ravel()
-            self._append(Chunk(request_id, time(), version, predicted, ms, inputs))
+            predicted = (
+                np.full(len(x), -1, "int64") if predicted is None else np.asarray(predicted).ravel()
+            )
+            self._append(Chunk(request_id, time(), version, predicted, ms, inputs, error))
         except Exception:  # a logging failure must not reach the caller
             log.exception("inference log: a record could not be made")
             return
@@ -201,6 +213,7 @@ class InferenceLog:
             "latency_ms": pa.array(
                 np.repeat(np.fromiter((c.latency_ms for c in chunks), "float32"), counts)
             ),
+            "error": pa.array(np.repeat(np.fromiter((c.error for c in chunks), bool), counts)),
         }
         if self.settings.inputs == "full":
             values = np.concatenate([c.inputs for c in chunks]).astype("float32", copy=False)
