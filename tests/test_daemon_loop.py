@@ -120,6 +120,8 @@ def test_ui_lists_both_use_cases_and_a_dropped_file_reaches_a_gitops_commit(dev)
         "lsfb_new_dataset_sensor": "STOPPED",
         "digits_retrain_trigger": "RUNNING",
         "lsfb_retrain_trigger": "STOPPED",
+        "digits_rollback_trigger": "RUNNING",
+        "lsfb_rollback_trigger": "STOPPED",
     }
     assert {s["name"] for s in repository["schedules"]} == {
         "digits_retrain_schedule",

@@ -58,6 +58,8 @@ def test_definitions_list_exactly_the_expected_objects(local_env):
         "lsfb_new_dataset_sensor",
         "digits_retrain_trigger",
         "lsfb_retrain_trigger",
+        "digits_rollback_trigger",
+        "lsfb_rollback_trigger",
     }
     # a 10 GB download: the LSFB source sensor waits until someone turns it on
     lsfb_sensor = definitions.resolve_sensor_def("lsfb_source_sensor")
@@ -70,6 +72,8 @@ def test_definitions_list_exactly_the_expected_objects(local_env):
         "lsfb_mlops",
         "digits_monitor",
         "lsfb_monitor",
+        "digits_rollback",
+        "lsfb_rollback",
     }
     assert {s.name for s in definitions.schedules} == {
         "digits_retrain_schedule",
@@ -105,6 +109,11 @@ def test_definitions_list_exactly_the_expected_objects(local_env):
         }
         trigger = definitions.resolve_sensor_def(f"{uc}_retrain_trigger")
         assert trigger.job_name == f"{uc}_dataops"
+        rollback = definitions.resolve_job_def(f"{uc}_rollback")
+        assert {n.name for n in rollback.nodes} == {
+            f"{uc}__deploy",
+            f"{uc}__deploy_deployed_is_champion",
+        } or {n.name for n in rollback.nodes} == {f"{uc}__deploy"}
 
 
 def test_blocking_checks_are_the_contract_split_and_gate_checks(local_env):

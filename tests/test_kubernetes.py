@@ -98,6 +98,8 @@ def test_run_pods_of_every_job_are_valid_and_placed(k8s_env):
         "lsfb_mlops",
         "digits_monitor",
         "lsfb_monitor",
+        "digits_rollback",
+        "lsfb_rollback",
     }
     cpu_request = {"digits": "500m", "lsfb": "2"}  # each use case's YAML
     for name, job in jobs.items():
@@ -109,7 +111,7 @@ def test_run_pods_of_every_job_are_valid_and_placed(k8s_env):
             assert not gpu(manifest), name
             assert container["resources"]["requests"]["cpu"] == cpu_request[name.split("_")[0]]
         # secrets are referenced by name, never inlined; the GitOps token only where deploy runs
-        deploys = job.tags["mlops/stage"] == "mlops"
+        deploys = job.tags["mlops/stage"] in ("mlops", "deploy")  # deploy, or roll back
         assert secrets(manifest) == SECRETS + ([GITOPS] if deploys else [])
         text = json.dumps(manifest)
         assert "AWS_SECRET_ACCESS_KEY" not in text and "MLOPS_GITOPS_TOKEN" not in text
@@ -202,12 +204,13 @@ def test_least_privilege_of_every_pod_dagster_k8s_would_run(k8s_env, monkeypatch
     for job in definitions.jobs:
         job = definitions.resolve_job_def(job.name)
         manifest = build(job.tags, f"dagster-run-{job.name.replace('_', '-')}")
-        assert holds_gitops(manifest) == (job.tags["mlops/stage"] == "mlops"), job.name
+        deploys = job.tags["mlops/stage"] in ("mlops", "deploy")  # deploy, or roll back
+        assert holds_gitops(manifest) == deploys, job.name
         assert not api_token(manifest), job.name
 
     monkeypatch.setenv("MLOPS_EXECUTOR", "k8s_job")
     definitions = build_definitions()
-    for name in ("digits_mlops", "lsfb_mlops"):
+    for name in ("digits_mlops", "lsfb_mlops", "digits_rollback"):
         job = definitions.resolve_job_def(name)
         coordinator = build(job.tags, "dagster-run-coordinator")
         assert not holds_gitops(coordinator) and api_token(coordinator)  # it creates the steps

@@ -298,6 +298,22 @@ class InferenceLogConfig(dg.Model, dg.Resolvable):
     )
 
 
+class RollbackConfig(dg.Model, dg.Resolvable):
+    """When the monitor decides that a newly deployed version regressed."""
+
+    enabled: bool = Field(True, description="the monitor decides rollbacks; a sensor runs them")
+    min_labelled: int = Field(
+        200, ge=1, description="labelled requests each version needs before they are compared"
+    )
+    alpha: float = Field(
+        0.05, gt=0, lt=1, description="the new version is worse when Fisher's p is below this"
+    )
+    max_error_rate: float = Field(
+        0.05, gt=0, le=1, description="or when this share of its requests failed"
+    )
+    min_requests: int = Field(100, ge=1, description="requests before the error rate counts")
+
+
 class MonitorConfig(dg.Model, dg.Resolvable):
     """The production side: feedback, the monitor asset, its checks and the retraining
     they trigger (docs/architecture.md, "Monitoring")."""
@@ -338,3 +354,4 @@ class MonitorConfig(dg.Model, dg.Resolvable):
     cooldown_hours: float = Field(
         6.0, ge=0, description="no second retraining from the monitor within this time"
     )
+    rollback: RollbackConfig = RollbackConfig()

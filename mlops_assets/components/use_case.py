@@ -157,7 +157,7 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         dataset_sensor = build_new_dataset_sensor(self.name, split_key, mlops_job, running)
         extra_jobs, extra_schedules = self.dataset.extra_definitions(self, running)
         production, monitor_jobs, monitor_schedules, monitor_sensors = build_monitoring(
-            self, dataops_job, running, interval
+            self, dataops_job, running, interval, per_step
         )
         retrain = self.schedules.retrain_enabled and not options.branch_deployment
         return dg.Definitions(

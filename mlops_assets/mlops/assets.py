@@ -16,6 +16,15 @@ if TYPE_CHECKING:
     from mlops_assets.components.use_case import UseCase
 
 
+class DeployRunConfig(dg.Config):
+    """Set by the rollback sensor when the monitor decided a rollback (or by a person)."""
+
+    rollback_from: int = 0
+    """The version to roll back (0: deploy the champion, as always)."""
+    rollback_to: int = 0
+    reason: str = ""
+
+
 class TrainConfig(dg.Config):
     """Per-run overrides, from the Launchpad or `run_config`."""
 
@@ -226,13 +235,34 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
         "of the GitOps repository, as one commit (or an approval branch).",
         **common,
     )
-    def deploy(context: dg.AssetExecutionContext, storage: ObjectStorage, gitops: GitOpsResource):
+    def deploy(
+        context: dg.AssetExecutionContext,
+        config: DeployRunConfig,
+        storage: ObjectStorage,
+        gitops: GitOpsResource,
+    ):
         started = perf_counter()
-        from mlops_assets.mlops.deploy import run_deploy
+        from mlops_assets.mlops.deploy import auto_rollback, run_deploy
 
-        result, request = run_deploy(
-            storage, gitops, name, uc.deploy, context.run.run_id, uc.training.adapter
-        )
+        rollback: dict[str, Any] = {}
+        if config.rollback_from:
+            result, request, moved = auto_rollback(
+                storage,
+                gitops,
+                name,
+                uc.deploy,
+                context.run.run_id,
+                uc.training.adapter,
+                config.rollback_from,
+                config.rollback_to,
+                config.reason,
+            )
+            context.log.warning(f"rollback of v{config.rollback_from}: {moved}; {config.reason}")
+            rollback = {"rolled_back_version": config.rollback_from, "rollback": config.reason}
+        else:
+            result, request = run_deploy(
+                storage, gitops, name, uc.deploy, context.run.run_id, uc.training.adapter
+            )
         context.log.info(result.reason)
         return dg.MaterializeResult(
             metadata={
@@ -247,6 +277,7 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
                 "branch": result.branch,
                 "previous_version": result.previous_version or "",
                 "values_file": request.path,
+                **rollback,
                 "compute_seconds": perf_counter() - started,
             }
         )

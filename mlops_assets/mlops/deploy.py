@@ -29,6 +29,7 @@ def deploy_request(
     allow_older: bool = False,
     headline: str = "",
     summary: list[str] | None = None,
+    trailers: dict[str, str] | None = None,
 ) -> DeployRequest:
     champion = registry.champion()
     if version is None:
@@ -61,6 +62,7 @@ def deploy_request(
             "Model-Sha256": meta["artifact_sha256"],
             "Dataset-Version": meta["dataset_version"],
             "Dagster-Run-Id": run_id or meta.get("dagster_run_id", ""),
+            **(trailers or {}),
         },
         approval=config.approval,
         allow_older=allow_older,
@@ -145,3 +147,37 @@ def rollback(
         summary=[f"Reason: {reason}", f"Pinned v{version} as champion in the registry."],
     )
     return gitops.repo((use_case,)).deploy(request)
+
+
+def auto_rollback(
+    storage: ObjectStorage,
+    gitops: GitOpsResource,
+    use_case: str,
+    config: DeployConfig,
+    run_id: str,
+    adapter: str,
+    version: int,
+    to: int,
+    reason: str,
+) -> tuple[DeployResult, DeployRequest, str]:
+    """The monitor's rollback: the champion alias back from `version` to `to` (no pin),
+    `version` marked rolled back, and `to` committed to the environment (a branch under
+    approval), saying it is a rollback and why."""
+    registry = ModelRegistry(storage, use_case)
+    moved = registry.roll_back(version, to, reason, run_id)
+    request = deploy_request(
+        registry,
+        config,
+        run_id,
+        adapter,
+        to,
+        allow_older=True,
+        headline=f"Roll back {use_case} v{version} to v{to} in {config.environment}",
+        summary=[
+            f"Reason: {reason}",
+            f"Decided by {use_case}/monitor; registry: {moved}. v{version} is marked rolled "
+            "back and is not promoted again automatically.",
+        ],
+        trailers={"Rolled-Back-Version": str(version)},
+    )
+    return gitops.repo((use_case,)).deploy(request), request, moved

@@ -32,7 +32,7 @@ def monitoring_keys(name: str) -> dict[str, dg.AssetKey]:
 
 
 def build_monitoring(
-    uc: "UseCase", dataops_job: Any, running: bool, interval_seconds: int
+    uc: "UseCase", dataops_job: Any, running: bool, interval_seconds: int, per_step: bool = False
 ) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
     """(assets, jobs, schedules, sensors) of the production side of `uc`."""
     name = uc.name
@@ -153,6 +153,7 @@ def build_monitoring(
         from mlops_assets.monitoring.checks import TRIGGERS, verdicts
         from mlops_assets.monitoring.monitor import run_monitor
         from mlops_assets.monitoring.report import monitor_metadata
+        from mlops_assets.monitoring.rollback import decide_rollback
 
         report = run_monitor(storage, layout, uc.dataset, config, environment, uc.gate.metric)
         found = verdicts(
@@ -166,11 +167,17 @@ def build_monitoring(
         retrain = "; ".join(
             v.description for v in found if v.name in TRIGGERS and v.status == "ERROR"
         )
+        rollback = decide_rollback(
+            storage, layout, environment, config.rollback, config.window_hours, datetime.now(UTC)
+        )
+        if rollback:
+            context.log.warning(f"rollback decided: {rollback.reason}")
         for key, reason in report.digest.refused:
             context.log.warning(f"not summarised (skipped until it changes): {key}: {reason}")
         for verdict in found:
             (context.log.info if verdict.passed else context.log.warning)(verdict.description)
         metadata = monitor_metadata(report, found, retrain)
+        metadata["rollback"] = dg.MetadataValue.json(rollback.as_dict() if rollback else {})
         metadata["compute_seconds"] = perf_counter() - started
         return dg.MaterializeResult(
             metadata=metadata,
@@ -205,7 +212,73 @@ def build_monitoring(
         description="Feedback and the monitor, on the inference log's new files.",
     )
     trigger = build_retrain_trigger(uc, key["monitor"], dataops_job, running, interval_seconds)
-    return [inference_log, feedback, monitor], [job], [schedule], [trigger]
+    rollback_job = dg.define_asset_job(
+        f"{name}_rollback",
+        selection=dg.AssetSelection.assets(step_key(name, "deploy")),
+        description=f"deploy alone, with a rollback in its config: what {name}_rollback_trigger "
+        "starts when the monitor decides one.",
+        tags={
+            **uc.run_tags("deploy"),
+            # in process, the run pod deploys and (only it) holds the GitOps credentials; under
+            # the per-step executor it creates the deploy step's pod, which holds them
+            "dagster-k8s/config": uc.kubernetes.dataops.k8s_config(api=True)
+            if per_step
+            else uc.deploy_pod_config(),
+        },
+    )
+    rollback = build_rollback_trigger(uc, key["monitor"], rollback_job, running, interval_seconds)
+    return [inference_log, feedback, monitor], [job, rollback_job], [schedule], [trigger, rollback]
+
+
+def build_rollback_trigger(
+    uc: "UseCase", monitor_key: dg.AssetKey, job: Any, running: bool, interval: int
+) -> dg.SensorDefinition:
+    name = uc.name
+
+    @dg.sensor(
+        name=f"{name}_rollback_trigger",
+        job=job,
+        minimum_interval_seconds=interval,
+        default_status=dg.DefaultSensorStatus.RUNNING
+        if running and uc.monitor.rollback.enabled
+        else dg.DefaultSensorStatus.STOPPED,
+        description=f"When {name}/monitor decides that the version deployed last regressed: "
+        f"{job.name}, which moves the champion back and commits the previous version.",
+    )
+    def rollback_trigger(context: dg.SensorEvaluationContext):
+        records = context.instance.fetch_materializations(monitor_key, limit=1).records
+        seen = int(context.cursor or 0)
+        if not records or records[0].storage_id <= seen:
+            return dg.SkipReason(f"no new {monitor_key.to_user_string()} materialization")
+        record = records[0]
+        metadata = record.asset_materialization.metadata
+        decided = metadata["rollback"].value if "rollback" in metadata else {}
+        if not decided:
+            return dg.SensorResult(skip_reason="no rollback decided", cursor=str(record.storage_id))
+        deploy = f"{name}__deploy"
+        return dg.SensorResult(
+            run_requests=[
+                dg.RunRequest(
+                    # one rollback per bad version, however often the monitor repeats it
+                    run_key=f"{name}-rollback-v{decided['version']}",
+                    run_config={
+                        "ops": {
+                            deploy: {
+                                "config": {
+                                    "rollback_from": decided["version"],
+                                    "rollback_to": decided["to"],
+                                    "reason": decided["reason"],
+                                }
+                            }
+                        }
+                    },
+                    tags={"mlops/trigger": "rollback"},
+                )
+            ],
+            cursor=str(record.storage_id),
+        )
+
+    return rollback_trigger
 
 
 def build_retrain_trigger(
@@ -233,6 +306,11 @@ def build_retrain_trigger(
         state["event"] = event.storage_id
         metadata = event.asset_materialization.metadata
         reason = metadata["retrain"].value if "retrain" in metadata else ""
+        if "rollback" in metadata and metadata["rollback"].value:
+            return dg.SensorResult(
+                skip_reason="the monitor decided a rollback: it goes first, retraining after",
+                cursor=json.dumps(state),
+            )
         if not reason:
             return dg.SensorResult(
                 skip_reason="the monitor's checks hold", cursor=json.dumps(state)

@@ -19,6 +19,8 @@ from mlops_assets.errors import MlopsError
 from mlops_assets.storage import Layout, ObjectStorage
 
 METADATA = "metadata.json"
+STATUS = "status.json"
+"""Beside a version's metadata (which is immutable, and pinned by its sha256 in git)."""
 CLAIM = "claim.json"
 
 
@@ -244,7 +246,17 @@ class ModelRegistry:
         respect_pin: bool,
         pin: bool = False,
         action: str = "release",
+        allow_rolled_back: bool = False,
     ) -> tuple[bool, str]:
+        if (
+            respect_pin
+            and not allow_rolled_back
+            and self.status(version).get("status") == "rolled_back"
+        ):
+            return (
+                False,
+                f"not promoted: v{version} was rolled back ({self.status(version)['reason']})",
+            )
         while True:
             found = self.storage.read_versioned(self.layout.champion_alias)
             current, token = (json.loads(found[0]), found[1]) if found else (None, None)
@@ -277,6 +289,36 @@ class ModelRegistry:
                     f"promoted v{version} to champion"
                     + (f" (was v{current_version})" if current_version else " (first champion)")
                 )
+
+    def status(self, version: int) -> dict[str, Any]:
+        """What happened to a version after its release (`rolled_back`), or {}."""
+        return self.storage.read_json(self.layout.model(version, STATUS), default={}) or {}
+
+    def roll_back(self, version: int, to: int, reason: str, run_id: str = "") -> str:
+        """Move the champion from `version` back to `to` (compare-and-swap: only while
+        `version` is champion and not pinned) and mark `version` rolled back. Idempotent: a
+        re-executed rollback finds it done. No pin is set: `version` is kept out by its
+        status, not by a pin, so later candidates still go through the gate."""
+        _, meta = self.artifact(to)  # must exist and pass its sha256 check
+        self.storage.write_json(
+            self.layout.model(version, STATUS),
+            {"status": "rolled_back", "to": to, "reason": reason, "run_id": run_id, "at": _now()},
+            if_absent=True,
+        )
+        champion = self.champion() or {}
+        if champion.get("version") == to:
+            return f"v{to} is champion already"
+        moved, why = self._move_alias(
+            to,
+            meta["artifact_sha256"],
+            reason,
+            run_id,
+            expect=version,
+            respect_pin=True,
+            action="rollback",
+            allow_rolled_back=True,
+        )
+        return f"rolled back v{version} to v{to}" if moved else why
 
     def note_hold(self, reason: str, candidate_id: str, run_id: str = "") -> None:
         """Record in the history that the gate held a candidate and the champion stayed
