@@ -1,0 +1,160 @@
+"""Automatic rollback, end to end on the local default with the real model server and a
+git daemon: v2 is deployed over v1, labelled traffic shows v2 worse live, the monitor
+decides, the rollback sensor starts the deploy step, the GitOps remote gets the rollback
+commit, the registry has v1 champion and v2 rolled back, and nothing puts v2 back."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import uvicorn_thread
+
+from mlops_assets.definitions import build_definitions
+from mlops_assets.demo.digits_data import seed_digits
+from mlops_assets.registry import ModelRegistry
+from mlops_assets.serving.app import create_app
+from mlops_assets.serving.inference_log import InferenceLog, LogSettings
+from mlops_assets.serving.limits import Limits
+from mlops_assets.serving.loader import load_from_registry
+
+MONITOR = dg.AssetKey(["digits", "monitor"])
+
+
+@pytest.fixture
+def storage(local_env):
+    from mlops_assets.resources import build_storage
+    from mlops_assets.settings import load_settings
+
+    return build_storage(load_settings())
+
+
+def head(bare) -> str:
+    return subprocess.run(
+        ["git", "--git-dir", str(bare), "log", "-1", "--format=%H%n%B", "main"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def served(storage, version: int, rows: np.ndarray, labels: np.ndarray) -> None:
+    """`version` answers `rows` under uvicorn, logging them; their labels land as feedback."""
+    loaded = load_from_registry(storage, "digits", version, adapter="sklearn_svc")
+    log = InferenceLog(storage, "digits", "dev", LogSettings(enabled=True, flush_seconds=0.1))
+    feedback = []
+    with uvicorn_thread(create_app(loaded, Limits(), inference_log=log)) as url:
+        for row, label in zip(rows, labels, strict=True):
+            body = {
+                "inputs": [
+                    {"name": "rows", "datatype": "FP32", "shape": [1, 64], "data": [row.tolist()]}
+                ]
+            }
+            request = urllib.request.Request(
+                f"{url}/v2/models/digits/infer",
+                data=json.dumps(body).encode(),
+                headers={"content-type": "application/json"},
+            )
+            answer = json.loads(urllib.request.urlopen(request, timeout=30).read())
+            feedback.append({"request_id": answer["id"], "label": int(label)})
+    storage.write_bytes(
+        f"feedback/digits/v{version}.csv", pd.DataFrame(feedback).to_csv(index=False).encode()
+    )
+
+
+def shifted(rows: np.ndarray) -> np.ndarray:
+    images = rows.reshape(len(rows), 8, 8)
+    moved = np.zeros_like(images)
+    moved[:, :, 2:] = images[:, :, :-2]
+    return moved.reshape(len(rows), 64)
+
+
+@pytest.mark.slow
+def test_a_regressed_deploy_is_rolled_back_through_git(local_env, storage, monkeypatch, git_server):
+    url, bare = git_server
+    monkeypatch.setenv("MLOPS_GITOPS_REMOTE", url)
+    defs = build_definitions()
+    registry = ModelRegistry(storage, "digits")
+    root = local_env / ".mlops"
+
+    def job(name: str, **kwargs) -> dg.ExecuteInProcessResult:
+        return defs.resolve_job_def(name).execute_in_process(instance=instance, **kwargs)
+
+    def tick(sensor: str, cursor: str | None = None):
+        with dg.build_sensor_context(
+            instance=instance, cursor=cursor, definitions=defs, resources={"storage": storage}
+        ) as context:
+            return defs.resolve_sensor_def(sensor).evaluate_tick(context)
+
+    with dg.instance_for_test() as instance:
+        seed_digits(storage, 5, [1, 2, 3])
+        assert job("digits_dataops").success and job("digits_mlops").success
+        assert head(bare).splitlines()[1].startswith("Deploy digits v1 to dev")
+        version = storage.read_json("datasets/digits/latest.json")["dataset_version"]
+        rows = pd.concat(
+            pd.read_parquet(root / f"datasets/digits/{version}/{s}.parquet")
+            for s in ("test", "val", "train")
+        )
+        pixels = np.round(rows[[f"pixel_{i}" for i in range(64)]].to_numpy() * 16)[:220]
+        labels = rows["label"].to_numpy()[:220]
+        served(storage, 1, pixels, labels)  # v1 in production: mostly right
+
+        seed_digits(storage, 5, [4, 5])
+        assert job("digits_dataops").success and job("digits_mlops").success
+        assert registry.champion()["version"] == 2
+        assert head(bare).splitlines()[1].startswith("Deploy digits v2 to dev (was v1)")
+        served(storage, 2, shifted(pixels), labels)  # v2: production has drifted
+
+        monitored = job("digits_monitor")
+        decided = (
+            instance.get_latest_materialization_event(MONITOR)
+            .asset_materialization.metadata["rollback"]
+            .value
+        )
+        assert monitored.success and decided["version"] == 2 and decided["to"] == 1
+        assert "Fisher's exact test, one-sided" in decided["reason"]
+        # retraining waits for the rollback
+        assert "rollback" in tick("digits_retrain_trigger").skip_message
+
+        first = tick("digits_rollback_trigger")
+        (request,) = first.run_requests
+        assert request.tags["mlops/trigger"] == "rollback"
+        rolled = job("digits_rollback", run_config=request.run_config, tags=request.tags)
+        assert rolled.success
+
+        commit = head(bare)
+        assert commit.splitlines()[1].startswith("Roll back digits v2 to v1 in dev")
+        assert "Rolled-Back-Version: 2" in commit and "Model-Version: 1" in commit
+        assert decided["reason"] in commit
+        values = subprocess.run(
+            ["git", "--git-dir", str(bare), "show", "main:environments/dev/digits/values.yaml"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "version: '1'" in values or 'version: "1"' in values
+        champion = registry.champion()
+        assert champion["version"] == 1 and not champion["pinned"]
+        assert registry.status(2)["status"] == "rolled_back"
+        assert registry.history()[-1]["action"] == "rollback"
+
+        # nothing puts v2 back: the monitor does not decide again, the trigger does not
+        # repeat, and the next automatic runs deploy the champion, v1
+        assert job("digits_monitor").success
+        again = (
+            instance.get_latest_materialization_event(MONITOR)
+            .asset_materialization.metadata["rollback"]
+            .value
+        )
+        assert again == {}
+        assert tick("digits_rollback_trigger", first.cursor).run_requests == []
+        before = commit.splitlines()[0]
+        assert job("digits_mlops").success
+        job("digits_mlops", asset_selection=[dg.AssetKey(["digits", "deploy"])])
+        assert head(bare).splitlines()[0] == before
+        assert registry.champion()["version"] == 1
