@@ -142,6 +142,14 @@ def test_a_regressed_deploy_is_rolled_back_through_git(local_env, storage, monke
         assert champion["version"] == 1 and not champion["pinned"]
         assert registry.status(2)["status"] == "rolled_back"
         assert registry.history()[-1]["action"] == "rollback"
+        from click.testing import CliRunner
+
+        from mlops_assets.cli import main
+
+        listed = CliRunner().invoke(main, ["registry", "list"]).output
+        assert "v2" in listed and "rolled back: v2 in dev" in listed
+        history = CliRunner().invoke(main, ["registry", "history"]).output
+        assert "rollback v1 (was v2)" in " ".join(history.split())
 
         # nothing puts v2 back: the monitor does not decide again, the trigger does not
         # repeat, and the next automatic runs deploy the champion, v1

@@ -43,6 +43,8 @@ def registry_list(use_case: str) -> None:
         marks = []
         if champion.get("version") == version:
             marks.append("champion" + (" (pinned)" if champion.get("pinned") else ""))
+        if reg.status(version).get("status") == "rolled_back":
+            marks.append(f"rolled back: {reg.status(version).get('reason', '')}")
         metric = meta.get("gate", {}).get("metric", "accuracy")  # the one the gate decides on
         click.echo(
             f"v{version}  {metric} {meta['metrics'][metric]:.4f}  dataset "

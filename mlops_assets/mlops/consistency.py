@@ -41,11 +41,16 @@ def compare(
                     else f"metadata.json of v{wanted} changed in the registry since it was "
                     "deployed (the server refuses it); find out who wrote it"
                 )
+        rolled_back = version not in ("0", wanted) and (
+            registry.status(int(version)).get("status") == "rolled_back"
+        )
         status = (
             "champion"
             if version == wanted
             else "nothing deployed"
             if version == "0"
+            else f"rolled back to v{wanted}, not committed yet"
+            if rolled_back
             else f"differs from champion v{wanted}"
         )
         rows.append((environment, f"v{version}", commit, status))
@@ -58,6 +63,17 @@ def compare(
     elif stale:
         summary = (
             f"{target} deploys champion v{wanted}{pin}, but {stale}; re-execute {use_case}/deploy"
+        )
+    elif (
+        target_version
+        and target_version != "0"
+        and (registry.status(int(target_version)).get("status") == "rolled_back")
+    ):
+        reason = registry.status(int(target_version)).get("reason", "")
+        summary = (
+            f"{target} still deploys v{target_version}, which the monitor rolled back to "
+            f"v{wanted} ({reason}): the rollback commit did not land; re-execute the "
+            f"{use_case}_rollback run"
         )
     else:
         summary = (
