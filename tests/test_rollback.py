@@ -166,3 +166,47 @@ def test_a_regressed_deploy_is_rolled_back_through_git(local_env, storage, monke
         job("digits_mlops", asset_selection=[dg.AssetKey(["digits", "deploy"])])
         assert head(bare).splitlines()[0] == before
         assert registry.champion()["version"] == 1
+
+
+def test_the_error_rate_alone_decides_and_an_older_version_is_a_persons_rollback(storage):
+    from datetime import UTC, datetime
+
+    from mlops_assets.components.config import RollbackConfig
+    from mlops_assets.monitoring.rollback import decide_rollback
+    from mlops_assets.storage import Layout
+
+    layout = Layout("digits")
+    now = datetime(2026, 11, 28, 12, 30, tzinfo=UTC)
+
+    def hour(versions: dict) -> None:
+        storage.write_json(
+            layout.monitor("hours", "dev", "2026-11-28T12.json"),
+            {"files": [], "versions": versions},
+        )
+
+    served = {"rows": 300, "errors": 0, "labelled": 0, "correct": 0}
+    hour(
+        {
+            "1": {**served, "last": "2026-11-28T12:05:00+00:00"},
+            "2": {**served, "errors": 40, "last": "2026-11-28T12:25:00+00:00"},
+        }
+    )
+    decided = decide_rollback(storage, layout, "dev", RollbackConfig(), 24, now)
+    assert decided and (decided.version, decided.to) == (2, 1)
+    assert "40 of 300 requests failed (13.3%, more than 5.0%)" in decided.reason
+    # below the threshold, or with too few labels to compare: nothing to decide
+    hour(
+        {
+            "1": {**served, "last": "2026-11-28T12:05:00+00:00"},
+            "2": {**served, "errors": 3, "last": "2026-11-28T12:25:00+00:00"},
+        }
+    )
+    assert decide_rollback(storage, layout, "dev", RollbackConfig(), 24, now) is None
+    # the older version serving last is a rollback someone made, not a regression
+    hour(
+        {
+            "2": {**served, "last": "2026-11-28T12:05:00+00:00"},
+            "1": {**served, "errors": 90, "last": "2026-11-28T12:25:00+00:00"},
+        }
+    )
+    assert decide_rollback(storage, layout, "dev", RollbackConfig(), 24, now) is None
