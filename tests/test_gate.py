@@ -208,15 +208,19 @@ def test_shadow_evaluation_holds_or_rejects_a_candidate_worse_on_production(loca
         assert len(disagree) >= 40
         log = InferenceLog(storage, "digits", "dev", LogSettings(enabled=True, flush_seconds=0.1))
         labels = []
+        train = pd.read_parquet(root / f"datasets/digits/{version}/train.parquet")
+        seen = np.round(train[[f"pixel_{i}" for i in range(64)]].to_numpy()[:10] * 16)
+        sent = np.concatenate([raw[disagree], seen])  # and 10 rows the candidate trained on
+        truth = np.concatenate([ours[disagree], train["label"].to_numpy()[:10]])
         with uvicorn_thread(create_app(champion, Limits(), inference_log=log)) as url:
-            for i in disagree:
+            for row, label in zip(sent, truth, strict=True):
                 body = {
                     "inputs": [
                         {
                             "name": "rows",
                             "datatype": "FP32",
                             "shape": [1, 64],
-                            "data": [raw[i].tolist()],
+                            "data": [row.tolist()],
                         }
                     ]
                 }
@@ -226,7 +230,7 @@ def test_shadow_evaluation_holds_or_rejects_a_candidate_worse_on_production(loca
                     headers={"content-type": "application/json"},
                 )
                 answer = json.loads(urllib.request.urlopen(request, timeout=30).read())
-                labels.append({"request_id": answer["id"], "label": int(ours[i])})
+                labels.append({"request_id": answer["id"], "label": int(label)})
         feedback = pd.DataFrame(labels).to_csv(index=False).encode()
         storage.write_bytes("feedback/digits/production.csv", feedback)
         assert defs.resolve_job_def("digits_monitor").execute_in_process(instance=instance).success
@@ -236,6 +240,8 @@ def test_shadow_evaluation_holds_or_rejects_a_candidate_worse_on_production(loca
         metadata = validated(instance)
         assert metadata["gate_decision"] == "REJECT"
         assert f"on {len(disagree)} labelled production requests" in metadata["decision"]
+        validation = storage.read_json(f"candidates/digits/{run_id}/validation.json")
+        assert validation["shadow"]["skipped"] == {"in the candidate's training split": 10}
         assert "test split" in metadata["evaluations"]
         assert "production traffic" in metadata["evaluations"]
 

@@ -136,6 +136,7 @@ def run_validate(
                 adapter,
                 (candidate_model, None),
                 (champion_model, meta.get("class_names")),
+                lambda s, lay, split: dataset.load_split(s, lay, version, split),
             )
     decision = gate(
         candidate_metrics,
@@ -177,7 +178,9 @@ def run_validate(
     return validation
 
 
-def _shadow(storage, layout, config, environment, test, adapter, candidate, champion):
+def _shadow(
+    storage, layout, config, environment, test, adapter, candidate, champion, dataset_split
+):
     """Both models on the environment's most recent labelled requests, as logged; None
     (with the reason in the report) when there are too few."""
     from mlops_assets.monitoring.shadow import production_sample
@@ -190,6 +193,21 @@ def _shadow(storage, layout, config, environment, test, adapter, candidate, cham
         list(test.item_shape),
         test.class_names,
     )
+    if sample.rows:
+        # requests the monitor fed back into training (its retraining batch) are not
+        # evidence about the candidate: it has seen them
+        import hashlib
+
+        def digest(rows: np.ndarray) -> list[bytes]:
+            flat = np.ascontiguousarray(np.asarray(rows, dtype="float32").reshape(len(rows), -1))
+            return [hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in flat]
+
+        split = dataset_split(storage, layout, "train")
+        trained = {h for x, _ in split.chunks() for h in digest(x)}
+        fresh = np.array([h not in trained for h in digest(sample.x)], dtype=bool)
+        if (~fresh).any():
+            sample.skipped["in the candidate's training split"] = int((~fresh).sum())
+            sample.x, sample.y = sample.x[fresh], sample.y[fresh]
     report: dict[str, Any] = {
         "environment": environment,
         "labelled_requests": sample.rows,
