@@ -14,6 +14,7 @@ import pytest
 from conftest import digits_with, use_case_definitions, uvicorn_thread
 from scipy.stats import binomtest
 
+from mlops_assets.cli.monitor import drifted  # the traffic command's shift of the digits
 from mlops_assets.components.config import GateConfig
 from mlops_assets.demo.digits_data import seed_digits
 from mlops_assets.mlops.evaluate import gate
@@ -158,13 +159,6 @@ def test_a_held_candidate_is_not_released_and_the_history_says_so(local_env, sto
         assert hold["reason"] == metadata["decision"] and hold["version"] == 1
 
 
-def shifted(rows: np.ndarray) -> np.ndarray:
-    images = rows.reshape(len(rows), 8, 8)
-    moved = np.zeros_like(images)
-    moved[:, :, 2:] = images[:, :, :-2]
-    return moved.reshape(len(rows), 64)
-
-
 @pytest.mark.slow
 def test_shadow_evaluation_holds_or_rejects_a_candidate_worse_on_production(local_env, storage):
     """The candidate (more data) is better on the test split; on production traffic,
@@ -201,7 +195,7 @@ def test_shadow_evaluation_holds_or_rejects_a_candidate_worse_on_production(loca
             pd.read_parquet(root / f"datasets/digits/{version}/{s}.parquet")
             for s in ("train", "val", "test")
         )
-        raw = shifted(rows[[f"pixel_{i}" for i in range(64)]].to_numpy() * 16)
+        raw = drifted(rows[[f"pixel_{i}" for i in range(64)]].to_numpy() * 16, 64, 0, 16)
         ours = champion.adapter.predict(champion.model, (raw / 16).astype("float32"))
         theirs = champion.adapter.predict(candidate, (raw / 16).astype("float32"))
         disagree = np.flatnonzero(ours != theirs)[:80]

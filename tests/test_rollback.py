@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from conftest import uvicorn_thread
 
+from mlops_assets.cli.monitor import drifted  # the traffic command's shift of the digits
 from mlops_assets.definitions import build_definitions
 from mlops_assets.demo.digits_data import seed_digits
 from mlops_assets.registry import ModelRegistry
@@ -67,13 +68,6 @@ def served(storage, version: int, rows: np.ndarray, labels: np.ndarray) -> None:
     )
 
 
-def shifted(rows: np.ndarray) -> np.ndarray:
-    images = rows.reshape(len(rows), 8, 8)
-    moved = np.zeros_like(images)
-    moved[:, :, 2:] = images[:, :, :-2]
-    return moved.reshape(len(rows), 64)
-
-
 @pytest.mark.slow
 def test_a_regressed_deploy_is_rolled_back_through_git(local_env, storage, monkeypatch, git_server):
     url, bare = git_server
@@ -108,7 +102,7 @@ def test_a_regressed_deploy_is_rolled_back_through_git(local_env, storage, monke
         assert job("digits_dataops").success and job("digits_mlops").success
         assert registry.champion()["version"] == 2
         assert head(bare).splitlines()[1].startswith("Deploy digits v2 to dev (was v1)")
-        served(storage, 2, shifted(pixels), labels)  # v2: production has drifted
+        served(storage, 2, drifted(pixels, 64, 0, 16), labels)  # v2: production has drifted
 
         monitored = job("digits_monitor")
         decided = (

@@ -230,6 +230,15 @@ def build_monitoring(
     return [inference_log, feedback, monitor], [job, rollback_job], [schedule], [trigger, rollback]
 
 
+def latest_monitor(context: dg.SensorEvaluationContext, key: dg.AssetKey, after: int):
+    """The monitor's latest materialization record when it is newer than `after` (a storage
+    id the sensor's cursor keeps), else None; and its metadata."""
+    records = context.instance.fetch_materializations(key, limit=1).records
+    if not records or records[0].storage_id <= after:
+        return None, {}
+    return records[0], records[0].asset_materialization.metadata
+
+
 def build_rollback_trigger(
     uc: "UseCase", monitor_key: dg.AssetKey, job: Any, running: bool, interval: int
 ) -> dg.SensorDefinition:
@@ -246,12 +255,9 @@ def build_rollback_trigger(
         f"{job.name}, which moves the champion back and commits the previous version.",
     )
     def rollback_trigger(context: dg.SensorEvaluationContext):
-        records = context.instance.fetch_materializations(monitor_key, limit=1).records
-        seen = int(context.cursor or 0)
-        if not records or records[0].storage_id <= seen:
+        record, metadata = latest_monitor(context, monitor_key, int(context.cursor or 0))
+        if record is None:
             return dg.SkipReason(f"no new {monitor_key.to_user_string()} materialization")
-        record = records[0]
-        metadata = record.asset_materialization.metadata
         decided = metadata["rollback"].value if "rollback" in metadata else {}
         if not decided:
             return dg.SensorResult(skip_reason="no rollback decided", cursor=str(record.storage_id))
@@ -299,12 +305,10 @@ def build_retrain_trigger(
     )
     def retrain_trigger(context: dg.SensorEvaluationContext, storage: ObjectStorage):
         state = json.loads(context.cursor) if context.cursor else {"event": 0, "at": None}
-        records = context.instance.fetch_materializations(monitor_key, limit=1).records
-        if not records or records[0].storage_id <= state["event"]:
+        event, metadata = latest_monitor(context, monitor_key, state["event"])
+        if event is None:
             return dg.SkipReason(f"no new {monitor_key.to_user_string()} materialization")
-        event = records[0]
         state["event"] = event.storage_id
-        metadata = event.asset_materialization.metadata
         reason = metadata["retrain"].value if "retrain" in metadata else ""
         if "rollback" in metadata and metadata["rollback"].value:
             return dg.SensorResult(
