@@ -1,7 +1,7 @@
-"""Automatic rollback, end to end on the local default with the real model server and a
-git daemon: v2 is deployed over v1, labelled traffic shows v2 worse live, the monitor
-decides, the rollback sensor starts the deploy step, the GitOps remote gets the rollback
-commit, the registry has v1 champion and v2 rolled back, and nothing puts v2 back."""
+"""Automatic rollback, end to end on the local default and on moto S3, with the real model
+server and a git daemon: v2 is deployed over v1, labelled traffic shows v2 worse live, the
+monitor decides, the rollback sensor starts the deploy step, the GitOps remote gets the
+rollback commit, the registry has v1 champion and v2 rolled back, and nothing puts v2 back."""
 
 from __future__ import annotations
 
@@ -25,14 +25,6 @@ from mlops_assets.serving.limits import Limits
 from mlops_assets.serving.loader import load_from_registry
 
 MONITOR = dg.AssetKey(["digits", "monitor"])
-
-
-@pytest.fixture
-def storage(local_env):
-    from mlops_assets.resources import build_storage
-    from mlops_assets.settings import load_settings
-
-    return build_storage(load_settings())
 
 
 def head(bare) -> str:
@@ -69,12 +61,12 @@ def served(storage, version: int, rows: np.ndarray, labels: np.ndarray) -> None:
 
 
 @pytest.mark.slow
-def test_a_regressed_deploy_is_rolled_back_through_git(local_env, storage, monkeypatch, git_server):
+def test_a_regressed_deploy_is_rolled_back_through_git(storage, monkeypatch, git_server):
+    """On the local default and on moto S3 (the conftest's `storage`)."""
     url, bare = git_server
     monkeypatch.setenv("MLOPS_GITOPS_REMOTE", url)
     defs = build_definitions()
     registry = ModelRegistry(storage, "digits")
-    root = local_env / ".mlops"
 
     def job(name: str, **kwargs) -> dg.ExecuteInProcessResult:
         return defs.resolve_job_def(name).execute_in_process(instance=instance, **kwargs)
@@ -91,7 +83,7 @@ def test_a_regressed_deploy_is_rolled_back_through_git(local_env, storage, monke
         assert head(bare).splitlines()[1].startswith("Deploy digits v1 to dev")
         version = storage.read_json("datasets/digits/latest.json")["dataset_version"]
         rows = pd.concat(
-            pd.read_parquet(root / f"datasets/digits/{version}/{s}.parquet")
+            storage.read_parquet(f"datasets/digits/{version}/{s}.parquet")
             for s in ("test", "val", "train")
         )
         pixels = np.round(rows[[f"pixel_{i}" for i in range(64)]].to_numpy() * 16)[:220]
