@@ -89,45 +89,40 @@ def checked_log(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     return frame
 
 
-def _empty_version() -> dict[str, Any]:
-    return {
-        "rows": 0,
-        "errors": 0,
-        "requests": 0,
-        "predictions": {},
-        "labelled": 0,
-        "correct": 0,
-        "hist": None,
-        "mode": None,
-        "last": "",
-    }
+COUNTS = ("rows", "errors", "requests", "labelled", "correct")
+
+
+def merge_version(into: dict[str, Any] | None, stats: dict[str, Any]) -> dict[str, Any]:
+    """Two summaries of one version's requests as one: counts add, and histograms add when
+    both were logged in the same input mode (else the first one's is kept)."""
+    into = into or {}
+    merged: dict[str, Any] = {name: into.get(name, 0) + stats.get(name, 0) for name in COUNTS}
+    predictions = dict(into.get("predictions", {}))
+    for cls, n in stats.get("predictions", {}).items():
+        predictions[cls] = predictions.get(cls, 0) + n
+    merged["predictions"] = predictions
+    merged["last"] = max(into.get("last", ""), stats.get("last", ""))
+    hist, mode = into.get("hist"), into.get("mode")
+    if stats.get("hist") is not None:
+        if hist is None:
+            hist, mode = stats["hist"], stats["mode"]
+        elif mode == stats["mode"]:
+            hist = [
+                [a + b for a, b in zip(x, y, strict=True)]
+                for x, y in zip(hist, stats["hist"], strict=True)
+            ]
+    merged["hist"], merged["mode"] = hist, mode
+    return merged
 
 
 def _add(summary: dict, source: str, contributions: dict[str, dict]) -> dict:
     """`summary` with one file's contribution per version, unless it already holds it."""
     if source in summary.get("files", []):
         return summary
-    merged = {"files": [*summary.get("files", []), source], "versions": {}}
-    versions = {k: dict(v) for k, v in summary.get("versions", {}).items()}
+    versions = dict(summary.get("versions", {}))
     for version, part in contributions.items():
-        into = versions.setdefault(version, _empty_version())
-        for name in ("rows", "errors", "requests", "labelled", "correct"):
-            into[name] = into.get(name, 0) + part.get(name, 0)
-        predictions = dict(into["predictions"])
-        for cls, n in part.get("predictions", {}).items():
-            predictions[cls] = predictions.get(cls, 0) + n
-        into["predictions"] = predictions
-        if part.get("hist") is not None:
-            if into["hist"] is None or into["mode"] != part["mode"]:
-                into["hist"], into["mode"] = part["hist"], part["mode"]
-            else:
-                into["hist"] = [
-                    [a + b for a, b in zip(x, y, strict=True)]
-                    for x, y in zip(into["hist"], part["hist"], strict=True)
-                ]
-        into["last"] = max(into["last"], part.get("last", ""))
-    merged["versions"] = versions
-    return merged
+        versions[version] = merge_version(versions.get(version), part)
+    return {"files": [*summary.get("files", []), source], "versions": versions}
 
 
 def digest_new(

@@ -20,6 +20,7 @@ from mlops_assets.monitoring.digest import (
     digest_new,
     histograms,
     hour_of,
+    merge_version,
 )
 from mlops_assets.pipeline.drift import psi
 from mlops_assets.registry import ModelRegistry, UnknownVersionError
@@ -205,7 +206,7 @@ def run_monitor(
         hours += 1
         summary = storage.read_json(info.key)
         for version, stats in summary.get("versions", {}).items():
-            _merge(totals.setdefault((parts[-2], version), {}), stats)
+            totals[(parts[-2], version)] = merge_version(totals.get((parts[-2], version)), stats)
     reports = []
     for (env, version), stats in sorted(totals.items()):
         report = VersionReport(
@@ -225,23 +226,6 @@ def run_monitor(
     served = [r for r in reports if r.environment == environment and r.rows]
     judged = max(served, key=lambda r: r.last) if served else None
     return MonitorReport((first, last), digest, reports, judged, hours)
-
-
-def _merge(into: dict[str, Any], stats: dict[str, Any]) -> None:
-    for name in ("rows", "errors", "requests", "labelled", "correct"):
-        into[name] = into.get(name, 0) + stats.get(name, 0)
-    predictions = into.setdefault("predictions", {})
-    for cls, n in stats.get("predictions", {}).items():
-        predictions[cls] = predictions.get(cls, 0) + n
-    into["last"] = max(into.get("last", ""), stats.get("last", ""))
-    if stats.get("hist") is not None:
-        if into.get("hist") is None:
-            into["hist"], into["mode"] = [list(h) for h in stats["hist"]], stats["mode"]
-        elif into.get("mode") == stats["mode"]:
-            into["hist"] = [
-                [a + b for a, b in zip(x, y, strict=True)]
-                for x, y in zip(into["hist"], stats["hist"], strict=True)
-            ]
 
 
 def _compare(report: VersionReport, stats: dict[str, Any]) -> None:

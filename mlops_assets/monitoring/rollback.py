@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mlops_assets.components.config import RollbackConfig
-from mlops_assets.monitoring.digest import hour_of
+from mlops_assets.monitoring.digest import hour_of, merge_version
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.storage import Layout, ObjectStorage
 
@@ -36,14 +36,11 @@ class RollbackDecision:
 
 
 def _window_stats(summaries: dict[str, dict], version: str, first: str, last: str) -> dict:
-    total = {"rows": 0, "errors": 0, "labelled": 0, "correct": 0, "last": ""}
+    total = merge_version(None, {})
     for hour, summary in summaries.items():
         stats = summary.get("versions", {}).get(version)
-        if stats is None or not (first <= hour <= last):
-            continue
-        for name in ("rows", "errors", "labelled", "correct"):
-            total[name] += stats.get(name, 0)
-        total["last"] = max(total["last"], stats.get("last", ""))
+        if stats is not None and first <= hour <= last:
+            total = merge_version(total, stats)
     return total
 
 
