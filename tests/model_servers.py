@@ -92,3 +92,19 @@ def infer_body(rows: list[list[float]], **extra) -> dict:
         ],
         **extra,
     }
+
+
+def ask(url: str, rows: np.ndarray) -> tuple[str, list[int]]:
+    """POST `rows` (as they land) to the digits model at `url`: the request id and the
+    predictions."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{url}/v2/models/digits/infer",
+        data=json.dumps(infer_body(np.asarray(rows).tolist())).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.loads(response.read())
+    return answer["id"], answer["outputs"][0]["data"]

@@ -4,14 +4,12 @@ traffic that can hold or reject a candidate the test split would promote."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
-
 import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import digits_with, use_case_definitions, uvicorn_thread
+from model_servers import ask
 from scipy.stats import binomtest
 
 from mlops_assets.cli.monitor import drifted  # the traffic command's shift of the digits
@@ -208,23 +206,8 @@ def test_shadow_evaluation_holds_or_rejects_a_candidate_worse_on_production(loca
         truth = np.concatenate([ours[disagree], train["label"].to_numpy()[:10]])
         with uvicorn_thread(create_app(champion, Limits(), inference_log=log)) as url:
             for row, label in zip(sent, truth, strict=True):
-                body = {
-                    "inputs": [
-                        {
-                            "name": "rows",
-                            "datatype": "FP32",
-                            "shape": [1, 64],
-                            "data": [row.tolist()],
-                        }
-                    ]
-                }
-                request = urllib.request.Request(
-                    f"{url}/v2/models/digits/infer",
-                    data=json.dumps(body).encode(),
-                    headers={"content-type": "application/json"},
-                )
-                answer = json.loads(urllib.request.urlopen(request, timeout=30).read())
-                labels.append({"request_id": answer["id"], "label": int(label)})
+                request_id, _ = ask(url, row[None, :])
+                labels.append({"request_id": request_id, "label": int(label)})
         feedback = pd.DataFrame(labels).to_csv(index=False).encode()
         storage.write_bytes("feedback/digits/production.csv", feedback)
         assert defs.resolve_job_def("digits_monitor").execute_in_process(instance=instance).success

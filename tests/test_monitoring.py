@@ -7,7 +7,6 @@ the labelled requests as a batch that ends up in the next dataset version."""
 from __future__ import annotations
 
 import json
-import urllib.request
 from contextlib import contextmanager
 from io import BytesIO
 
@@ -17,6 +16,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from conftest import uvicorn_thread
+from model_servers import ask
 from scipy.stats import binomtest
 
 from mlops_assets.cli import main
@@ -57,22 +57,6 @@ def serving(storage):
     with uvicorn_thread(create_app(loaded, Limits(), inference_log=log)) as url:
         yield url
     # the server stopped: its last records were flushed on the way out
-
-
-def ask(url: str, rows: np.ndarray) -> tuple[str, list[int]]:
-    body = {
-        "inputs": [
-            {"name": "rows", "datatype": "FP32", "shape": list(rows.shape), "data": rows.tolist()}
-        ]
-    }
-    request = urllib.request.Request(
-        f"{url}/v2/models/digits/infer",
-        data=json.dumps(body).encode(),
-        headers={"content-type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        answer = json.loads(response.read())
-    return answer["id"], answer["outputs"][0]["data"]
 
 
 def run_monitor_job(instance) -> dg.ExecuteInProcessResult:

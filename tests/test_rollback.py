@@ -5,15 +5,14 @@ rollback commit, the registry has v1 champion and v2 rolled back, and nothing pu
 
 from __future__ import annotations
 
-import json
 import subprocess
-import urllib.request
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import uvicorn_thread
+from model_servers import ask
 
 from mlops_assets.cli.monitor import drifted  # the traffic command's shift of the digits
 from mlops_assets.definitions import build_definitions
@@ -43,18 +42,8 @@ def served(storage, version: int, rows: np.ndarray, labels: np.ndarray) -> None:
     feedback = []
     with uvicorn_thread(create_app(loaded, Limits(), inference_log=log)) as url:
         for row, label in zip(rows, labels, strict=True):
-            body = {
-                "inputs": [
-                    {"name": "rows", "datatype": "FP32", "shape": [1, 64], "data": [row.tolist()]}
-                ]
-            }
-            request = urllib.request.Request(
-                f"{url}/v2/models/digits/infer",
-                data=json.dumps(body).encode(),
-                headers={"content-type": "application/json"},
-            )
-            answer = json.loads(urllib.request.urlopen(request, timeout=30).read())
-            feedback.append({"request_id": answer["id"], "label": int(label)})
+            request_id, _ = ask(url, row[None, :])
+            feedback.append({"request_id": request_id, "label": int(label)})
     storage.write_bytes(
         f"feedback/digits/v{version}.csv", pd.DataFrame(feedback).to_csv(index=False).encode()
     )
