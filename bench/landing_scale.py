@@ -25,78 +25,108 @@ from pathlib import Path
 
 from pipeline_overhead import REPO, compile_bytecode, machine
 
-ROW = ",".join(["0"] * 64) + ",{label}\n"
+ROW = "{pixels},{label}\n"
 HEADER = ",".join([f"pixel_{i}" for i in range(64)] + ["label"]) + "\n"
 
 MEASURE = r"""
 import json, resource, sys, time
-import dagster as dg
-from mlops_assets.definitions import build_definitions
-from mlops_assets.resources import build_storage
+what, discovery = sys.argv[1], sys.argv[2]
+import dagster as dg, yaml
+from mlops_assets.kinds.tabular import TabularUseCase
+from mlops_assets.resources import build_storage, environment_definitions
 from mlops_assets.settings import load_settings
+from mlops_assets.storage import Layout
 
-what = sys.argv[1]
 storage = build_storage(load_settings())
-started = time.perf_counter()
+cursor = json.loads(storage.read_bytes(Layout("digits").landing_cursor))["cursor"]
 if what == "tick":
-    defs = build_definitions()
+    loaded = time.perf_counter()
+    attributes = yaml.safe_load(open(sys.argv[3]))["attributes"]
+    attributes["dataset"]["landing"] = {"prefix": "landing/digits", "discovery": discovery}
+    use_case = TabularUseCase.from_attributes_dict(attributes=attributes)
+    defs = dg.Definitions.merge(
+        use_case.build_defs(None), environment_definitions(load_settings())
+    )
+    loaded = time.perf_counter() - loaded
     sensor = defs.resolve_sensor_def("digits_landing_sensor")
     with dg.instance_for_test() as instance:
         with dg.build_sensor_context(
-            instance=instance, definitions=defs, resources={"storage": storage}
+            instance=instance, definitions=defs, resources={"storage": storage}, cursor=cursor
         ) as context:
+            started = time.perf_counter()
             result = sensor.evaluate_tick(context)
+            seconds = time.perf_counter() - started
     detail = {"new_files": int(result.run_requests[0].tags["mlops/new_files"])
-              if result.run_requests else 0}
+              if result.run_requests else 0, "definitions_load_seconds": loaded}
 else:
     from mlops_assets.kinds.tabular.acquire import run_acquire
-    from mlops_assets.storage import Layout
-    result = run_acquire(storage, Layout("digits"), "landing/digits")
+    started = time.perf_counter()
+    result = run_acquire(storage, Layout("digits"), "landing/digits", discovery=discovery)
+    seconds = time.perf_counter() - started
     detail = {"new_batches": len(result.new), "landing_files": result.landing_files}
-seconds = time.perf_counter() - started
 peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, **detail}))
 """
 
+MODES = ("listing", "lexical")
 
-def history(root: Path, count: int, new: int) -> None:
-    """`count` landing files as acquire leaves them ingested, and `new` not ingested yet."""
+
+def history(root: Path, count: int, new: int, discovery: str) -> None:
+    """`count` landing files as acquire leaves them ingested (their markers, the catalog
+    in segments of 1,000 batches, acquire's cursor after the last of them), and `new`
+    landed since. The raw copies are left out: nothing on these paths reads them."""
+    from mlops_assets.storage import Layout
+
+    layout = Layout("digits")
     landing = root / "landing/digits"
-    raw = root / "raw/digits"
     landing.mkdir(parents=True)
-    raw.mkdir(parents=True)
-    index, catalog = {}, []
+    segment: list[dict] = []
+    last = None
     for n in range(count + new):
         name = f"batch-{n:08d}.csv"
-        data = (HEADER + ROW.format(label=n % 10)).encode()
+        pixels = ",".join(f"{n:064d}")  # distinct rows, every pixel a digit in range
+        data = (HEADER + ROW.format(pixels=pixels, label=n % 10)).encode()
         (landing / name).write_bytes(data)
         if n >= count:
             continue
         stat = (landing / name).stat()
         digest = hashlib.sha256(data).hexdigest()
-        batch_id = hashlib.sha256(name.encode()).hexdigest()[:16]  # distinct per file
-        index[name] = {
-            "version": f"{stat.st_mtime_ns}-{stat.st_size}",
-            "sha256": digest,
-            "batch_id": batch_id,
-        }
-        catalog.append(
+        version = f"{stat.st_mtime_ns}-{stat.st_size}"
+        marker = root / layout.landing_marker(name)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(
+            json.dumps(
+                {"name": name, "version": version, "sha256": digest, "batch_id": digest[:16]}
+            )
+        )
+        segment.append(
             {
-                "batch_id": batch_id,
+                "batch_id": digest[:16],
                 "source": name,
                 "file": name,
-                "raw_key": f"raw/digits/{batch_id}/{name}",
+                "raw_key": f"raw/digits/{digest[:16]}/{name}",
                 "sha256": digest,
                 "bytes": len(data),
                 "ingested_at": "2026-11-28T00:00:00+00:00",
                 "run_id": "",
             }
         )
-    (raw / "_landing_index.json").write_text(json.dumps(index, indent=2, sort_keys=True))
-    (raw / "_catalog.json").write_text(json.dumps(catalog, indent=2, sort_keys=True))
+        if len(segment) == 1000 or n == count - 1:
+            path = root / layout.catalog_segment(f"20261128T000000{n:012d}-bench.json")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(segment))
+            segment = []
+        last = (f"landing/digits/{name}", version, stat.st_mtime_ns)
+    if discovery == "lexical":
+        cursor = {"after": last[0]}
+    else:
+        cursor = {"modified_ns": last[2], "seen": [f"{last[0]}@{last[1]}"]}
+    (root / layout.landing_cursor).write_text(
+        json.dumps({"discovery": discovery, "cursor": json.dumps(cursor)})
+    )
 
 
-def measure(root: Path, what: str) -> dict:
+def measure(root: Path, what: str, discovery: str) -> dict:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")},
         "MLOPS_STORAGE_ROOT": str(root),
@@ -104,7 +134,14 @@ def measure(root: Path, what: str) -> dict:
     }
     (root.parent / "dagster_home").mkdir(exist_ok=True)
     out = subprocess.run(
-        [sys.executable, "-c", MEASURE, what],
+        [
+            sys.executable,
+            "-c",
+            MEASURE,
+            what,
+            discovery,
+            str(REPO / "mlops_assets/defs/digits/defs.yaml"),
+        ],
         cwd=root.parent,
         env=env,
         capture_output=True,
@@ -118,27 +155,37 @@ def measure(root: Path, what: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--new", type=int, default=100)
+    parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/landing_scale.json")
     args = parser.parse_args()
     compile_bytecode()
     results = []
     for size in [int(s) for s in args.sizes.split(",")]:
-        with tempfile.TemporaryDirectory() as tmp:
-            root = Path(tmp) / ".mlops"
-            history(root, size, args.new)
-            tick = measure(root, "tick")
-            acquire = measure(root, "acquire")
-            results.append({"ingested": size, "new": args.new, "tick": tick, "acquire": acquire})
+        for discovery in args.modes.split(","):
+            with tempfile.TemporaryDirectory() as tmp:
+                root = Path(tmp) / ".mlops"
+                history(root, size, args.new, discovery)
+                tick = measure(root, "tick", discovery)
+                acquire = measure(root, "acquire", discovery)
+            results.append(
+                {
+                    "ingested": size,
+                    "new": args.new,
+                    "discovery": discovery,
+                    "tick": tick,
+                    "acquire": acquire,
+                }
+            )
             print(
-                f"{size:>9,} ingested + {args.new} new: tick {tick['seconds']:.2f} s "
-                f"({tick['peak_mb']:.0f} MB), acquire {acquire['seconds']:.2f} s "
-                f"({acquire['peak_mb']:.0f} MB)",
+                f"{size:>9,} ingested + {args.new} new, {discovery:>7}: "
+                f"tick {tick['seconds']:.3f} s ({tick['peak_mb']:.0f} MB), "
+                f"acquire {acquire['seconds']:.3f} s ({acquire['peak_mb']:.0f} MB)",
                 flush=True,
             )
-    base = results[0]
     for result in results:
+        base = next(r for r in results if r["discovery"] == result["discovery"])
         for what in ("tick", "acquire"):
             result[what]["ratio_to_smallest"] = result[what]["seconds"] / base[what]["seconds"]
     report = {

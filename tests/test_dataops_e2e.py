@@ -13,6 +13,7 @@ import pytest
 
 from mlops_assets.definitions import build_definitions
 from mlops_assets.demo.digits_data import seed_digits
+from mlops_assets.kinds.tabular.catalog import load_catalog
 from mlops_assets.kinds.tabular.split import SPLITS, read_split_ids
 from mlops_assets.storage import Layout
 
@@ -63,7 +64,7 @@ def test_grows_incrementally_and_quarantines_bad_input(storage, storage_env):
         # only the two new files were ingested; earlier raw objects untouched
         new_ids = metadata(second, "acquire")["new_batch_ids"]
         assert len(new_ids) == 2
-        catalog = storage.read_json(LAYOUT.raw_catalog)
+        catalog = load_catalog(storage, LAYOUT)
         assert [b["source"] for b in catalog][-2:] == [
             "digits-004-of-005.csv",
             "digits-005-of-005.csv",
@@ -122,7 +123,7 @@ def test_rewritten_file_is_a_new_batch_and_the_old_one_is_kept(storage):
         (other,) = seed_digits(storage, 5, [2])
         storage.write_bytes(key, storage.read_bytes(other))  # same name, new content
         assert run(instance).success
-        catalog = storage.read_json(LAYOUT.raw_catalog)
+        catalog = load_catalog(storage, LAYOUT)
         assert [b["source"] for b in catalog].count("digits-001-of-005.csv") == 2
         assert len({b["batch_id"] for b in catalog}) == len(catalog)
         for batch in catalog:
@@ -144,7 +145,7 @@ def test_landing_name_escaping_the_zone_is_refused_on_s3(s3_env, moto_server):
     assert result.success  # the good file still goes through
     check = checks(result)["landing_names_safe"]
     assert not check.passed and "escape.csv" in check.description
-    catalog = storage.read_json(LAYOUT.raw_catalog)
+    catalog = load_catalog(storage, LAYOUT)
     assert [b["source"] for b in catalog] == ["digits-001-of-005.csv"]
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3_env)["Contents"]]
     assert all(k.startswith("team-a/") for k in keys)

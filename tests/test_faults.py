@@ -21,6 +21,7 @@ from tcp_proxy import TcpProxy
 
 from mlops_assets.definitions import build_definitions
 from mlops_assets.demo.digits_data import seed_digits, synthetic_batch, to_bytes
+from mlops_assets.kinds.tabular.catalog import load_catalog
 from mlops_assets.resources import build_storage
 from mlops_assets.settings import load_settings
 from mlops_assets.storage import Layout
@@ -112,7 +113,7 @@ def test_s3_going_away_mid_run_fails_naming_the_endpoint_and_reexecution_complet
         assert "digits__acquire" not in executed  # resumed from the failure, not from the start
 
     layout = Layout("digits")
-    catalog = storage.read_json(layout.raw_catalog)
+    catalog = load_catalog(storage, layout)
     assert len(catalog) == 3 and len({b["batch_id"] for b in catalog}) == 3
     assert len(datasets(storage)) == 1  # one dataset version, not two
     latest = storage.read_json(layout.dataset_latest)
@@ -158,14 +159,14 @@ def test_a_run_killed_during_acquire_neither_duplicates_nor_loses_a_batch(local_
     process.wait()
     at_kill = len(list(raw.glob("*/_batch.json")))
     assert at_kill < files, "acquire finished before the kill; nothing was interrupted"
-    assert not (raw / "_catalog.json").exists()
+    assert not list(raw.glob("_catalog/*.json"))  # no batch cataloged yet
 
     done = subprocess.run(
         [*command[:-1], "*digits/split"], cwd=local_env, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-3000:]
     layout = Layout("digits")
-    catalog = storage.read_json(layout.raw_catalog)
+    catalog = load_catalog(storage, layout)
     sources = sorted(b["source"] for b in catalog)
     assert sources == [f"part-{n:03d}.parquet" for n in range(files)]  # each file once
     assert len({b["batch_id"] for b in catalog}) == files

@@ -411,13 +411,14 @@ def _scheduled_storage(root: Path):
 
         def _before(self, key: str) -> None:
             rule = _SCHEDULE.get(threading.current_thread().name)
-            if rule and key.endswith(rule[0]):
+            if rule and rule[0] in key:
                 assert _EVENTS[rule[1]].wait(20), f"{rule[1]} never happened"
 
         def _after(self, key: str) -> None:
-            event = f"{threading.current_thread().name} wrote {key.rsplit('/', 1)[-1]}"
-            if event in _EVENTS:
-                _EVENTS[event].set()
+            wrote = f"{threading.current_thread().name} wrote "
+            for event, happened in _EVENTS.items():
+                if event.startswith(wrote) and event[len(wrote) :] in key:
+                    happened.set()
 
         def write_bytes(self, key, data, *, if_absent=False):
             self._before(key)
@@ -433,23 +434,25 @@ def _scheduled_storage(root: Path):
 
 
 def test_two_acquires_at_once_both_land_their_batches(local_env):
-    """The interleaving that lost a batch for good: B writes the catalog, then A; A writes the
-    index, then B. Each run must still see the other's entries, and a third run finds none
-    missing."""
+    """The interleaving that lost a batch for good with a shared catalog and index: B writes
+    its catalog segment, then A; A writes its cursor, then B. Each run must still catalog
+    what it found, and a third run finds none missing."""
     import threading
 
     from mlops_assets.demo.digits_data import seed_digits
     from mlops_assets.kinds.tabular.acquire import run_acquire
+    from mlops_assets.kinds.tabular.catalog import load_catalog
+    from mlops_assets.kinds.tabular.landing_index import read_markers
     from mlops_assets.storage import Layout
 
     storage, layout = _scheduled_storage(local_env / ".mlops"), Layout("digits")
     _EVENTS.clear()
-    for event in ("B wrote _catalog.json", "A wrote _landing_index.json"):
+    for event in ("B wrote _catalog/", "A wrote _landing_cursor.json"):
         _EVENTS[event] = threading.Event()
     _SCHEDULE.clear()
     _SCHEDULE.update(
-        A=("_catalog.json", "B wrote _catalog.json"),
-        B=("_landing_index.json", "A wrote _landing_index.json"),
+        A=("_catalog/", "B wrote _catalog/"),
+        B=("_landing_cursor.json", "A wrote _landing_cursor.json"),
     )
     seed_digits(storage, 5, [1])
     results = {}
@@ -469,10 +472,9 @@ def test_two_acquires_at_once_both_land_their_batches(local_env):
     assert not a.is_alive() and not b.is_alive()
     assert len(results["A"].new) == 1 and len(results["B"].new) == 2
     _SCHEDULE.clear()
-    sources = [b["source"] for b in storage.read_json(layout.raw_catalog)]
+    sources = [b["source"] for b in load_catalog(storage, layout)]
     assert sorted(sources) == ["digits/digits-001-of-005.csv", "digits/digits-002-of-005.csv"]
-    index = storage.read_json(layout.landing_index)
-    assert sorted(index) == sources and len(set(sources)) == 2
+    assert sorted(read_markers(storage, layout, sources)) == sources and len(set(sources)) == 2
     again = run_acquire(storage, layout, "landing")
     assert again.new == [] and len(again.catalog) == 2
 
@@ -485,6 +487,7 @@ def test_a_landing_file_that_cannot_be_ingested_never_blocks_the_others(local_en
 
     from mlops_assets.demo.digits_data import seed_digits
     from mlops_assets.kinds.tabular.acquire import run_acquire
+    from mlops_assets.kinds.tabular.landing_index import read_markers
     from mlops_assets.storage import Layout
     from mlops_assets.storage.local import LocalStorage
 
@@ -505,7 +508,8 @@ def test_a_landing_file_that_cannot_be_ingested_never_blocks_the_others(local_en
     assert f"{limit + 1} bytes" in refused["a-big.csv"] and "max_file_mb" in refused["a-big.csv"]
     # the long name is ingested (same bytes as the good file: one batch, both indexed)
     assert [b["source"] for b in first.catalog] == [long_name]
-    assert {long_name, good.split("/")[-1]} <= set(storage.read_json(layout.landing_index))
+    names = [long_name, good.split("/")[-1]]
+    assert set(read_markers(storage, layout, names)) == set(names)
     reasons = [
         storage.read_json(i.key)
         for i in storage.list("quarantine/digits")

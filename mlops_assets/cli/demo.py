@@ -17,7 +17,7 @@ from mlops_assets.settings import env
 @main.command()
 def demo() -> None:
     """Seed the landing zone when empty and run the whole digits pipeline."""
-    from mlops_assets.kinds.tabular.acquire import is_ignored
+    from mlops_assets.kinds.tabular.landing import is_ignored
 
     ensure_dagster_home()
     storage = storage_of_settings()
@@ -61,18 +61,15 @@ def _dataops_steps(storage, use_case: str) -> list[str] | None:
     """All DataOps steps, or only acquire (which reports that nothing is new) when every
     landing file is ingested and every batch is in the current dataset version: the other
     steps would be skipped, and Dagster would warn that their blocking check said nothing."""
-    from mlops_assets.kinds.tabular.catalog import load_catalog
+    from mlops_assets.kinds.tabular.catalog import catalog_state
     from mlops_assets.kinds.tabular.landing import new_landing_files
     from mlops_assets.storage import Layout
 
     layout = Layout(use_case)
-    ingested = storage.read_json(layout.landing_index, default={})
-    if new_landing_files(storage, landing_of(use_case), None, ingested).files:
+    if new_landing_files(storage, layout, landing_of(use_case), None).files:
         return None
-    in_dataset = set(storage.read_json(layout.dataset_latest, default={}).get("batches", []))
-    if not in_dataset or any(
-        b["batch_id"] not in in_dataset for b in load_catalog(storage, layout)
-    ):
+    latest = storage.read_json(layout.dataset_latest, default={})
+    if latest.get("catalog") != catalog_state(storage, layout):
         return None
     click.echo("Nothing new in the landing zone since the last run: only acquire runs.")
     return ["acquire"]

@@ -65,6 +65,18 @@ class ObjectStorage(dg.ConfigurableResource):
         """Objects under `prefix` modified at or after `since_ns` (ns since the epoch)."""
         return [info for info in self.list(prefix) if info.modified_ns >= since_ns]
 
+    def list_after(self, prefix: str, start_after: str = "") -> list[ObjectInfo]:
+        """Objects under `prefix` whose key sorts after `start_after` (a key under `prefix`,
+        or "" for all), in key order: for zones whose names only grow, the cost of what is
+        new. The default filters a full listing; backends override it with a cheaper one."""
+        return sorted(
+            (info for info in self.list(prefix) if info.key > start_after), key=lambda i: i.key
+        )
+
+    def delete(self, key: str) -> None:
+        """Remove an object; absent is not an error."""
+        raise NotImplementedError
+
     def uri(self, key: str) -> str:
         raise NotImplementedError
 

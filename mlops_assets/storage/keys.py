@@ -7,6 +7,7 @@ be read or written outside the storage root.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from mlops_assets.errors import MlopsError
@@ -62,11 +63,26 @@ class Layout:
 
     @property
     def raw_catalog(self) -> str:
+        """The catalog as one JSON list: read only to migrate a root from before segments."""
         return safe_key("raw", self.use_case, "_catalog.json")
+
+    def catalog_segment(self, name: str = "") -> str:
+        return safe_key("raw", self.use_case, "_catalog", name)
 
     @property
     def landing_index(self) -> str:
+        """The landing index as one JSON object: read only to migrate an older root."""
         return safe_key("raw", self.use_case, "_landing_index.json")
+
+    def landing_marker(self, name: str) -> str:
+        """Where acquire records a landing file's ingested version: one small object per
+        file, at a key derived from its name (so any name, however long, has one)."""
+        digest = hashlib.sha256(name.encode()).hexdigest()[:32]
+        return safe_key("raw", self.use_case, "_landing", digest[:2], f"{digest}.json")
+
+    @property
+    def landing_cursor(self) -> str:
+        return safe_key("raw", self.use_case, "_landing_cursor.json")
 
     def quarantine(self, batch_id: str, name: str = "") -> str:
         return safe_key("quarantine", self.use_case, batch_id, name)

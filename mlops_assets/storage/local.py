@@ -129,6 +129,49 @@ class LocalStorage(ObjectStorage):
                 )
         return found
 
+    def list_after(self, prefix: str, start_after: str = "") -> list[ObjectInfo]:
+        """A sorted scan that descends only into folders that can hold a key after
+        `start_after`, and stats only what it returns: a date-partitioned zone
+        (`2026/11/28/...`) costs its newest folders, a flat one a directory read."""
+        root = self._root()
+        found: list[ObjectInfo] = []
+        self._scan_after(root, root / safe_key(prefix), start_after, found)
+        found.sort(key=lambda info: info.key)
+        return found
+
+    def _scan_after(self, root: Path, folder: Path, after: str, found: list[ObjectInfo]) -> None:
+        """`after` is "" (everything here) or a key under `folder`."""
+        try:
+            names = os.listdir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        base = folder.relative_to(root).as_posix()
+        head = "" if base == "." else base + "/"
+        rel = after[len(head) :] if after else ""
+        if rel:  # string tests only: what cannot sort after the cursor is never stat'ed
+            names = [n for n in names if n + "/" > rel or rel.startswith(n + "/")]
+        for name in names:
+            if name.startswith(".") and name.endswith((".tmp", ".lock")):
+                continue  # an atomic write in progress, or a compare-and-swap lock
+            full = folder / name
+            info = full.lstat()
+            if stat.S_ISDIR(info.st_mode):
+                if not name.startswith("."):
+                    inner = after if rel.startswith(name + "/") else ""
+                    self._scan_after(root, full, inner, found)
+            elif name > rel:
+                found.append(
+                    ObjectInfo(
+                        key=head + name,
+                        size=info.st_size,
+                        version=f"{info.st_mtime_ns}-{info.st_size}",
+                        modified_ns=info.st_mtime_ns,
+                    )
+                )
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
     def portable_uri(self, key: str) -> str:
         """The key itself: a clone moved elsewhere (or another user's) resolves it against
         its own MLOPS_STORAGE_ROOT, where an absolute path would point at the old place."""

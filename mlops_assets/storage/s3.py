@@ -135,6 +135,32 @@ class S3Storage(ObjectStorage):
             raise self._fail("list", prefix, error) from error
         return found
 
+    def list_after(self, prefix: str, start_after: str = "") -> list[ObjectInfo]:
+        """`StartAfter`: S3 lists keys in UTF-8 byte order, so a cursor at the newest key
+        costs one LIST request per 1,000 new keys, whatever lies before it."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        full_prefix = self._key(prefix) + "/"
+        strip = len(self.prefix.strip("/")) + 1 if self.prefix else 0
+        extra = {"StartAfter": self._key(start_after)} if start_after else {}
+        try:
+            pages = (
+                self.client()
+                .get_paginator("list_objects_v2")
+                .paginate(Bucket=self.bucket, Prefix=full_prefix, **extra)
+            )
+            return [_object_info(obj, strip) for page in pages for obj in page.get("Contents", [])]
+        except (ClientError, BotoCoreError) as error:
+            raise self._fail("list", prefix, error) from error
+
+    def delete(self, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client().delete_object(Bucket=self.bucket, Key=self._key(key))
+        except (ClientError, BotoCoreError) as error:
+            raise self._fail("delete", key, error) from error
+
     def list_modified_since(self, prefix: str, since_ns: int) -> list[ObjectInfo]:
         """Through dagster-aws's own `get_objects`, which pages through any number of keys."""
         from datetime import UTC, datetime, timedelta

@@ -1,18 +1,31 @@
 """acquire: ingest the landing files not ingested before, content-addressed.
 
 Work grows with what is new: a landing file whose listing version (ETag, or
-mtime and size) is unchanged since the last run is not even read.
+mtime and size) is unchanged since the last run is not even read, and what
+is unchanged since acquire's cursor is not even looked at.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
 from mlops_assets.errors import MlopsError
-from mlops_assets.kinds.tabular.catalog import Batch, load_catalog
+from mlops_assets.kinds.tabular.catalog import (
+    Batch,
+    append_segment,
+    load_catalog,
+    migrate_catalog,
+)
+from mlops_assets.kinds.tabular.landing import (
+    Discovery,
+    changed_since,
+    landing_name,
+)
+from mlops_assets.kinds.tabular.landing_index import migrate_index, read_markers, write_markers
 from mlops_assets.storage import Layout, ObjectStorage, UnsafeKeyError, relative_name
 
 
@@ -22,12 +35,15 @@ class AcquireResult:
     refused: list[tuple[str, str]] = field(default_factory=list)
     """(landing name, reason) of the files this run could not ingest, each quarantined."""
     landing_files: int = 0
-    catalog: list[Batch] = field(default_factory=list)
+    """Landing files this run looked at: the ones its discovery found changed."""
+    storage: ObjectStorage | None = field(default=None, repr=False)
+    layout: Layout | None = field(default=None, repr=False)
 
-
-def is_ignored(name: str) -> bool:
-    """Hidden files and markers (`.x`, `_SUCCESS`) are not data."""
-    return any(part.startswith((".", "_")) for part in PurePosixPath(name).parts)
+    @property
+    def catalog(self) -> list[Batch]:
+        """Every batch ingested so far (reads the whole catalog: not for the hot path)."""
+        assert self.storage is not None and self.layout is not None
+        return load_catalog(self.storage, self.layout)
 
 
 def run_acquire(
@@ -36,28 +52,38 @@ def run_acquire(
     landing: str,
     run_id: str = "",
     max_file_bytes: int | None = None,
+    discovery: Discovery = "listing",
 ) -> AcquireResult:
     """Ingest what is new. A file that cannot be ingested for any reason is quarantined
     with the reason and recorded at its version, so it never blocks the files behind it
-    and is tried again only when it changes. The catalog and the landing index are shared
-    by concurrent runs and updated by compare-and-swap."""
-    result = AcquireResult()
-    index: dict[str, dict] = storage.read_json(layout.landing_index, default={})
-    known = {b["batch_id"] for b in load_catalog(storage, layout)}
+    and is tried again only when it changes.
+
+    What is looked at is what the discovery finds changed since acquire's own cursor
+    (`raw/<uc>/_landing_cursor.json`), and each of those costs a read of its marker: no
+    state that grows with the history is read or rewritten. Writes go batch first, then
+    the catalog segment, then the markers, then the cursor, so a run killed anywhere is
+    completed by the next one and nothing is cataloged twice."""
+    result = AcquireResult(storage=storage, layout=layout)
+    migrate_index(storage, layout)
+    migrate_catalog(storage, layout)
+    stored = storage.read_versioned(layout.landing_cursor)
+    state = json.loads(stored[0]) if stored else {}
+    cursor = state.get("cursor") if state.get("discovery") == discovery else None
+    changed, after = changed_since(storage, landing, cursor, discovery)
+    result.landing_files = len(changed)
+    markers = read_markers(storage, layout, [landing_name(i.key, landing) for i in changed])
     seen: dict[str, dict] = {}
-    for info in storage.list(landing):
+    in_run: set[str] = set()
+    for info in changed:
         try:
             name = relative_name(info.key, landing)
         except UnsafeKeyError as error:
             name = info.key
-            if index.get(name, {}).get("version") != info.version:
+            if markers.get(name, {}).get("version") != info.version:
                 seen[name] = _refuse(storage, layout, result, name, info.version, str(error))
             continue
-        if is_ignored(name):
-            continue
-        result.landing_files += 1
-        entry = index.get(name)
-        if entry and entry.get("version") == info.version:
+        marker = markers.get(name)
+        if marker and marker.get("version") == info.version:
             continue
         try:
             if max_file_bytes is not None and info.size > max_file_bytes:
@@ -68,33 +94,42 @@ def run_acquire(
             data = storage.read_bytes(info.key)
             digest = hashlib.sha256(data).hexdigest()
             batch_id = digest[:16]
-            if batch_id not in known:
-                record = _ingest(storage, layout, name, data, digest, batch_id, run_id)
-                known.add(batch_id)
-                result.new.append(record)
+            if batch_id not in in_run:
+                in_run.add(batch_id)
+                record, created = _ingest(storage, layout, name, data, digest, batch_id, run_id)
+                # a batch this name was ingested as before its marker was written (a run
+                # killed in between, or one running beside this one) is cataloged again
+                if created or (marker is None and record.get("source") == name):
+                    result.new.append(record)
         except Exception as error:  # any one file: quarantined, the others go on
             reason = f"{type(error).__name__}: {error}"
             seen[name] = _refuse(storage, layout, result, name, info.version, reason)
             continue
         seen[name] = {"version": info.version, "sha256": digest, "batch_id": batch_id}
     if result.new:
-        result.catalog = storage.update_json(
-            layout.raw_catalog, lambda catalog: _with_batches(catalog, result.new), []
+        append_segment(storage, layout, result.new)
+    write_markers(storage, layout, seen)
+    if after != cursor:
+        storage.update_json(
+            layout.landing_cursor,
+            lambda now: _later(now, {"discovery": discovery, "cursor": after}),
+            {},
         )
-    else:
-        result.catalog = load_catalog(storage, layout)
-    if seen:
-        storage.update_json(layout.landing_index, lambda stored: {**stored, **seen}, {})
     return result
+
+
+def _later(stored: dict, ours: dict) -> dict:
+    """Two acquires at once: the cursor that has seen more wins (both ingested their files)."""
+    if stored.get("discovery") != ours["discovery"] or not stored.get("cursor"):
+        return ours
+    mine, theirs = json.loads(ours["cursor"]), json.loads(stored["cursor"])
+    if ours["discovery"] == "lexical":
+        return ours if mine["after"] > theirs["after"] else stored
+    return ours if mine["modified_ns"] > theirs["modified_ns"] else stored
 
 
 class OversizeError(MlopsError, ValueError):
     """A landing file larger than the use case allows."""
-
-
-def _with_batches(catalog: list[Batch], new: list[Batch]) -> list[Batch]:
-    ids = {b["batch_id"] for b in catalog}
-    return catalog + [b for b in new if b["batch_id"] not in ids]
 
 
 def _refuse(
@@ -129,7 +164,8 @@ def _ingest(
     digest: str,
     batch_id: str,
     run_id: str,
-) -> Batch:
+) -> tuple[Batch, bool]:
+    """The batch's record, and whether this call created it."""
     file_name = PurePosixPath(name).name
     raw_key = layout.raw(batch_id, file_name)
     storage.write_bytes(raw_key, data, if_absent=True)
@@ -145,5 +181,5 @@ def _ingest(
     }
     marker = layout.raw(batch_id, "_batch.json")
     if not storage.write_json(marker, record, if_absent=True):
-        record = storage.read_json(marker)  # ingested by a run that died before the catalog
-    return record
+        return storage.read_json(marker), False  # ingested before, by this name or another
+    return record, True

@@ -5,7 +5,6 @@ Asset bodies are thin: the work lives in the stage modules (`acquire`,
 never imports pandas, numpy or matplotlib.
 """
 
-import hashlib
 from time import perf_counter
 from typing import TYPE_CHECKING
 
@@ -55,7 +54,12 @@ def build_dataops_assets(uc: "TabularUseCase") -> list[dg.AssetsDefinition]:
         from mlops_assets.pipeline.report import md_table
 
         result = run_acquire(
-            storage, layout, landing, context.run.run_id, uc.dataset.max_file_bytes
+            storage,
+            layout,
+            landing,
+            context.run.run_id,
+            uc.dataset.max_file_bytes,
+            uc.dataset.discovery,
         )
         for name_, reason in result.refused:
             context.log.error(f"quarantined landing file {name_!r}: {reason}")
@@ -70,22 +74,21 @@ def build_dataops_assets(uc: "TabularUseCase") -> list[dg.AssetsDefinition]:
             ),
             metadata={"refused": [n for n, _ in result.refused]},
         )
+        from mlops_assets.kinds.tabular.catalog import catalog_state
+
+        state = catalog_state(storage, layout)
         latest = storage.read_json(layout.dataset_latest, default={})
-        in_dataset = set(latest.get("batches", []))
-        unsplit = [b for b in result.catalog if b["batch_id"] not in in_dataset]
-        if not result.new and not unsplit:
+        if not result.new and (not state or latest.get("catalog") == state):
             context.log.info(
-                f"Nothing new in {storage.uri(landing)}: {result.landing_files} landing files, "
-                "all ingested before. Downstream steps are skipped."
+                f"Nothing new in {storage.uri(landing)}: {result.landing_files} landing files "
+                "changed, all ingested before, and the dataset holds every batch. "
+                "Downstream steps are skipped."
             )
             return
         if not result.new:
-            context.log.info(f"No new files; {len(unsplit)} ingested batches still to process.")
-        catalog_hash = hashlib.sha256(
-            ",".join(b["batch_id"] for b in result.catalog).encode()
-        ).hexdigest()[:16]
+            context.log.info("No new files; ingested batches are still to process.")
         yield dg.MaterializeResult(
-            data_version=dg.DataVersion(catalog_hash),
+            data_version=dg.DataVersion(state),
             metadata={
                 "new_batches": dg.MetadataValue.md(
                     md_table(
@@ -96,7 +99,6 @@ def build_dataops_assets(uc: "TabularUseCase") -> list[dg.AssetsDefinition]:
                     else "nothing new"
                 ),
                 "new_batch_ids": [b["batch_id"] for b in result.new],
-                "batches_total": len(result.catalog),
                 "landing_files": result.landing_files,
                 "raw_location": dg.MetadataValue.path(storage.uri(f"raw/{name}")),
                 "compute_seconds": perf_counter() - started,

@@ -22,4 +22,4 @@ class TabularUseCase(UseCase):
 
     @property
     def landing(self) -> str:
-        return (self.dataset.landing or f"landing/{self.name}").strip("/")
+        return (self.dataset.landing_config.prefix or f"landing/{self.name}").strip("/")

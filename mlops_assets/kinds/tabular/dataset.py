@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import dagster as dg
 from pydantic import Field, model_validator
@@ -47,6 +47,29 @@ class FeaturesConfig(dg.Model, dg.Resolvable):
         return [self.template.format(i=i) for i in range(self.count)]
 
 
+class LandingConfig(dg.Model, dg.Resolvable):
+    """Where files land, and how the sensor and acquire find the new ones."""
+
+    prefix: str | None = Field(None, description="key prefix in storage; default landing/<name>")
+    discovery: Literal["listing", "lexical", "notifications"] = Field(
+        "listing",
+        description=(
+            "listing: list the zone every tick (any names; grows with the zone); lexical: "
+            "names only grow (batch-000123.csv, 2026/11/28/...), list after the last one; "
+            "notifications: read S3 event notifications from an SQS queue"
+        ),
+    )
+    queue_url: str = Field(
+        "", description="notifications: the SQS queue the bucket sends ObjectCreated events to"
+    )
+    reconcile_hours: float = Field(
+        24.0,
+        ge=0,
+        description="notifications: list the zone this often to catch what the queue missed; "
+        "0 turns it off",
+    )
+
+
 class LabelConfig(dg.Model, dg.Resolvable):
     """An integer class label in `min..max`."""
 
@@ -62,8 +85,10 @@ class TabularDataset(DatasetKind, dg.Model, dg.Resolvable):
     kind: ClassVar[str] = "tabular"
     contract_kind: ClassVar[str] = TABULAR
 
-    landing: str | None = Field(
-        None, description="Key prefix of the landing zone in storage; default landing/<name>."
+    landing: str | LandingConfig | None = Field(
+        None,
+        description="The landing zone: its key prefix in storage (default landing/<name>), "
+        "or a mapping with `prefix` and `discovery`.",
     )
     features: FeaturesConfig = FeaturesConfig()
     label: LabelConfig = LabelConfig()
@@ -76,6 +101,16 @@ class TabularDataset(DatasetKind, dg.Model, dg.Resolvable):
         gt=0,
         description="a landing file larger than this is quarantined unread, with the reason",
     )
+
+    @property
+    def landing_config(self) -> LandingConfig:
+        if isinstance(self.landing, LandingConfig):
+            return self.landing
+        return LandingConfig(prefix=self.landing)
+
+    @property
+    def discovery(self) -> str:
+        return self.landing_config.discovery
 
     @property
     def max_file_bytes(self) -> int:
@@ -95,7 +130,9 @@ class TabularDataset(DatasetKind, dg.Model, dg.Resolvable):
     ) -> dg.SensorDefinition:
         from mlops_assets.kinds.tabular.sensor import build_landing_sensor
 
-        return build_landing_sensor(use_case.name, use_case.landing, job, interval_seconds, running)
+        return build_landing_sensor(
+            use_case.name, use_case.landing, job, interval_seconds, running, self.discovery
+        )
 
     def extra_definitions(
         self, use_case: TabularUseCase, running: bool

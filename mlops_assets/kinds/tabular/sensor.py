@@ -4,7 +4,7 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_assets.kinds.tabular.landing import new_landing_files
+from mlops_assets.kinds.tabular.landing import Discovery, new_landing_files
 from mlops_assets.storage import Layout, ObjectStorage
 
 
@@ -14,6 +14,7 @@ def build_landing_sensor(
     job: Any,
     interval_seconds: int,
     running: bool,
+    discovery: Discovery = "listing",
 ) -> dg.SensorDefinition:
     @dg.sensor(
         name=f"{use_case}_landing_sensor",
@@ -22,11 +23,11 @@ def build_landing_sensor(
         default_status=(
             dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
         ),
-        description=f"Starts {job.name} when files land in {landing}/ (local folder or S3).",
+        description=f"Starts {job.name} when files land in {landing}/ (local folder or S3; "
+        f"discovery: {discovery}).",
     )
     def landing_sensor(context: dg.SensorEvaluationContext, storage: ObjectStorage):
-        ingested = storage.read_json(Layout(use_case).landing_index, default={})
-        tick = new_landing_files(storage, landing, context.cursor, ingested)
+        tick = new_landing_files(storage, Layout(use_case), landing, context.cursor, discovery)
         if not tick.files:
             return dg.SensorResult(
                 skip_reason=f"no new files in {storage.uri(landing)}", cursor=tick.cursor

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets.errors import MlopsError
-from mlops_assets.kinds.tabular.catalog import load_catalog, staged_ids
+from mlops_assets.kinds.tabular.catalog import catalog_state, load_catalog, staged_ids
 from mlops_assets.kinds.tabular.dataset import SplitConfig, TabularDataset
 from mlops_assets.storage import Layout, ObjectStorage
 
@@ -71,6 +71,7 @@ def dataset_version(frames: dict[str, pd.DataFrame]) -> str:
 def run_split(
     storage: ObjectStorage, layout: Layout, dataset: TabularDataset, config: SplitConfig
 ) -> SplitResult:
+    state = catalog_state(storage, layout)  # before reading: a batch cataloged meanwhile is new
     catalog = load_catalog(storage, layout)
     transformed = staged_ids(storage, layout, "transform")
     batches = [b["batch_id"] for b in catalog if b["batch_id"] in transformed]
@@ -113,9 +114,12 @@ def run_split(
             {
                 "dataset_version": version,
                 "batches": batches,
+                "catalog": state,
                 "previous": previous.get("dataset_version") if previous else None,
             },
         )
+    elif previous.get("catalog") != state:
+        storage.write_json(layout.dataset_latest, {**previous, "catalog": state})
     return SplitResult(
         version=version, manifest=manifest, previous=previous, created=created, frames=frames
     )
