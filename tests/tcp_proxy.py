@@ -38,6 +38,10 @@ class TcpProxy:
         """Refuse new connections and cut every open one."""
         listener, self._listener = self._listener, None
         if listener:
+            # shutdown wakes the accept() blocked on it: a bare close() leaves the kernel
+            # socket listening until one more connection has been accepted and forwarded
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
             listener.close()
         with self._lock:
             for sock in self._open:

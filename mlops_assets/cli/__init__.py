@@ -1,7 +1,7 @@
 """`mlops-assets`: seed demo data, run the demo pipeline, serve a model, and look after
 the registry and the GitOps repository. One module per command group."""
 
-from mlops_assets.cli import data, demo, gitops, kfp, monitor, registry, serve  # noqa: F401
+from mlops_assets.cli import data, demo, gitops, kfp, landing, monitor, registry, serve  # noqa: F401
 from mlops_assets.cli.base import main
 
 __all__ = ["main"]

@@ -65,13 +65,21 @@ class ObjectStorage(dg.ConfigurableResource):
         """Objects under `prefix` modified at or after `since_ns` (ns since the epoch)."""
         return [info for info in self.list(prefix) if info.modified_ns >= since_ns]
 
-    def list_after(self, prefix: str, start_after: str = "") -> list[ObjectInfo]:
+    def list_after(
+        self, prefix: str, start_after: str = "", limit: int | None = None
+    ) -> list[ObjectInfo]:
         """Objects under `prefix` whose key sorts after `start_after` (a key under `prefix`,
-        or "" for all), in key order: for zones whose names only grow, the cost of what is
-        new. The default filters a full listing; backends override it with a cheaper one."""
-        return sorted(
+        or "" for all), in key order, the first `limit` of them: for zones whose names only
+        grow, the cost of what is new. The default filters a full listing; backends
+        override it with a cheaper one."""
+        found = sorted(
             (info for info in self.list(prefix) if info.key > start_after), key=lambda i: i.key
         )
+        return found[:limit] if limit is not None else found
+
+    def info(self, key: str) -> ObjectInfo | None:
+        """What a listing would say of one object; None when it is absent."""
+        raise NotImplementedError
 
     def delete(self, key: str) -> None:
         """Remove an object; absent is not an error."""

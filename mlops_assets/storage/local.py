@@ -129,7 +129,9 @@ class LocalStorage(ObjectStorage):
                 )
         return found
 
-    def list_after(self, prefix: str, start_after: str = "") -> list[ObjectInfo]:
+    def list_after(
+        self, prefix: str, start_after: str = "", limit: int | None = None
+    ) -> list[ObjectInfo]:
         """A sorted scan that descends only into folders that can hold a key after
         `start_after`, and stats only what it returns: a date-partitioned zone
         (`2026/11/28/...`) costs its newest folders, a flat one a directory read."""
@@ -137,7 +139,7 @@ class LocalStorage(ObjectStorage):
         found: list[ObjectInfo] = []
         self._scan_after(root, root / safe_key(prefix), start_after, found)
         found.sort(key=lambda info: info.key)
-        return found
+        return found[:limit] if limit is not None else found
 
     def _scan_after(self, root: Path, folder: Path, after: str, found: list[ObjectInfo]) -> None:
         """`after` is "" (everything here) or a key under `folder`."""
@@ -168,6 +170,20 @@ class LocalStorage(ObjectStorage):
                         modified_ns=info.st_mtime_ns,
                     )
                 )
+
+    def info(self, key: str) -> ObjectInfo | None:
+        try:
+            found = self._path(key).lstat()
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISREG(found.st_mode):
+            return None
+        return ObjectInfo(
+            key=safe_key(key),
+            size=found.st_size,
+            version=f"{found.st_mtime_ns}-{found.st_size}",
+            modified_ns=found.st_mtime_ns,
+        )
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

@@ -135,7 +135,9 @@ class S3Storage(ObjectStorage):
             raise self._fail("list", prefix, error) from error
         return found
 
-    def list_after(self, prefix: str, start_after: str = "") -> list[ObjectInfo]:
+    def list_after(
+        self, prefix: str, start_after: str = "", limit: int | None = None
+    ) -> list[ObjectInfo]:
         """`StartAfter`: S3 lists keys in UTF-8 byte order, so a cursor at the newest key
         costs one LIST request per 1,000 new keys, whatever lies before it."""
         from botocore.exceptions import BotoCoreError, ClientError
@@ -147,11 +149,38 @@ class S3Storage(ObjectStorage):
             pages = (
                 self.client()
                 .get_paginator("list_objects_v2")
-                .paginate(Bucket=self.bucket, Prefix=full_prefix, **extra)
+                .paginate(
+                    Bucket=self.bucket,
+                    Prefix=full_prefix,
+                    PaginationConfig={"MaxItems": limit} if limit else {},
+                    **extra,
+                )
             )
             return [_object_info(obj, strip) for page in pages for obj in page.get("Contents", [])]
         except (ClientError, BotoCoreError) as error:
             raise self._fail("list", prefix, error) from error
+
+    def info(self, key: str) -> ObjectInfo | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            head = self.client().head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise self._fail("head", key, error) from error
+        except BotoCoreError as error:
+            raise self._fail("head", key, error) from error
+        return ObjectInfo(
+            key=safe_key(key),
+            size=int(head["ContentLength"]),
+            version=str(head.get("ETag", "")).strip('"'),
+            modified_ns=int(head["LastModified"].timestamp() * 1_000_000_000),
+        )
+
+    def full_key(self, key: str) -> str:
+        """The key in the bucket (with the storage's prefix), as S3 events name it."""
+        return self._key(key)
 
     def delete(self, key: str) -> None:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -26,6 +26,7 @@ from mlops_assets.kinds.tabular.landing import (
     landing_name,
 )
 from mlops_assets.kinds.tabular.landing_index import migrate_index, read_markers, write_markers
+from mlops_assets.kinds.tabular.notifications import current
 from mlops_assets.storage import Layout, ObjectStorage, UnsafeKeyError, relative_name
 
 
@@ -53,6 +54,7 @@ def run_acquire(
     run_id: str = "",
     max_file_bytes: int | None = None,
     discovery: Discovery = "listing",
+    files: list[str] | None = None,
 ) -> AcquireResult:
     """Ingest what is new. A file that cannot be ingested for any reason is quarantined
     with the reason and recorded at its version, so it never blocks the files behind it
@@ -62,14 +64,19 @@ def run_acquire(
     (`raw/<uc>/_landing_cursor.json`), and each of those costs a read of its marker: no
     state that grows with the history is read or rewritten. Writes go batch first, then
     the catalog segment, then the markers, then the cursor, so a run killed anywhere is
-    completed by the next one and nothing is cataloged twice."""
+    completed by the next one and nothing is cataloged twice. With `files` (storage keys,
+    as the notifications sensor names them), those are looked at and nothing else."""
     result = AcquireResult(storage=storage, layout=layout)
     migrate_index(storage, layout)
     migrate_catalog(storage, layout)
-    stored = storage.read_versioned(layout.landing_cursor)
-    state = json.loads(stored[0]) if stored else {}
-    cursor = state.get("cursor") if state.get("discovery") == discovery else None
-    changed, after = changed_since(storage, landing, cursor, discovery)
+    if files is not None:
+        cursor = after = None
+        changed, _ = current(storage, [k for k in files if _under(k, landing)])
+    else:
+        stored = storage.read_versioned(layout.landing_cursor)
+        state = json.loads(stored[0]) if stored else {}
+        cursor = state.get("cursor") if state.get("discovery") == discovery else None
+        changed, after = changed_since(storage, landing, cursor, discovery)
     result.landing_files = len(changed)
     markers = read_markers(storage, layout, [landing_name(i.key, landing) for i in changed])
     seen: dict[str, dict] = {}
@@ -109,13 +116,18 @@ def run_acquire(
     if result.new:
         append_segment(storage, layout, result.new)
     write_markers(storage, layout, seen)
-    if after != cursor:
+    if after is not None and after != cursor:
         storage.update_json(
             layout.landing_cursor,
             lambda now: _later(now, {"discovery": discovery, "cursor": after}),
             {},
         )
     return result
+
+
+def _under(key: str, landing: str) -> bool:
+    """A run config naming a key outside the landing zone does not make acquire read it."""
+    return key.startswith(landing.strip("/") + "/")
 
 
 def _later(stored: dict, ours: dict) -> dict:

@@ -17,6 +17,12 @@ if TYPE_CHECKING:
     from mlops_assets.kinds.tabular.component import TabularUseCase
 
 
+class AcquireRunConfig(dg.Config):
+    files: list[str] = []
+    """Storage keys of the landing files to look at (the notifications sensor names them);
+    empty: find what is new by listing."""
+
+
 class ObserveRunConfig(dg.Config):
     full: bool = False
     """Drift of every row after the reference batches, not just the new ones (the
@@ -48,7 +54,9 @@ def build_dataops_assets(uc: "TabularUseCase") -> list[dg.AssetsDefinition]:
         ],
         **common,
     )
-    def acquire(context: dg.AssetExecutionContext, storage: ObjectStorage):
+    def acquire(
+        context: dg.AssetExecutionContext, config: AcquireRunConfig, storage: ObjectStorage
+    ):
         started = perf_counter()
         from mlops_assets.kinds.tabular.acquire import run_acquire
         from mlops_assets.pipeline.report import md_table
@@ -59,7 +67,9 @@ def build_dataops_assets(uc: "TabularUseCase") -> list[dg.AssetsDefinition]:
             landing,
             context.run.run_id,
             uc.dataset.max_file_bytes,
-            uc.dataset.discovery,
+            # without a list of files, a notifications zone is caught up by listing it
+            "listing" if uc.dataset.discovery == "notifications" else uc.dataset.discovery,
+            files=config.files or None,
         )
         for name_, reason in result.refused:
             context.log.error(f"quarantined landing file {name_!r}: {reason}")

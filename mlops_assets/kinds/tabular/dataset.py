@@ -131,7 +131,7 @@ class TabularDataset(DatasetKind, dg.Model, dg.Resolvable):
         from mlops_assets.kinds.tabular.sensor import build_landing_sensor
 
         return build_landing_sensor(
-            use_case.name, use_case.landing, job, interval_seconds, running, self.discovery
+            use_case.name, use_case.landing, job, interval_seconds, running, self.landing_config
         )
 
     def extra_definitions(
