@@ -209,9 +209,9 @@ def write_old_root(storage: ObjectStorage, names: list[str]) -> None:
 
 
 def test_an_older_root_is_migrated_on_first_use(storage):
-    """Three files ingested under the old layout, one new: the first tick launches a run
-    for the new one only, the old index and catalog become markers and a first segment,
-    and acquire ingests only the new file, after the old batches in the catalog."""
+    """Three files ingested under the old layout, one new: the first tick (read-only)
+    launches a run for the new one only; acquire turns the old index and catalog into
+    markers and a first segment, and ingests only the new file, after the old batches."""
     old = seed_digits(storage, 5, [1, 2, 3])
     write_old_root(storage, [key.removeprefix("landing/digits/") for key in old])
     (new,) = seed_digits(storage, 5, [4])
@@ -220,13 +220,14 @@ def test_an_older_root_is_migrated_on_first_use(storage):
     first = tick(storage, sensor, definitions)
     (request,) = first.run_requests
     assert request.tags["mlops/new_files"] == "1"
-    assert not storage.exists(LAYOUT.landing_index)
+    assert storage.exists(LAYOUT.landing_index)  # the sensor wrote nothing
     names = [key.removeprefix("landing/digits/") for key in [*old, new]]
-    assert sorted(read_markers(storage, LAYOUT, names)) == sorted(names[:3])
+    assert read_markers(storage, LAYOUT, names) == {}
 
     result = run_acquire(storage, LAYOUT, "landing/digits")
     assert [b["source"] for b in result.new] == [names[3]]
-    assert not storage.exists(LAYOUT.raw_catalog)
+    assert not storage.exists(LAYOUT.raw_catalog) and not storage.exists(LAYOUT.landing_index)
+    assert sorted(read_markers(storage, LAYOUT, names)) == sorted(names)
     assert [b["source"] for b in load_catalog(storage, LAYOUT)] == names
     assert run_acquire(storage, LAYOUT, "landing/digits").new == []
     assert tick(storage, sensor, definitions, first.cursor).run_requests == []

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-from mlops_assets.kinds.tabular.landing_index import migrate_index, read_markers
+from mlops_assets.kinds.tabular.landing_index import read_markers
 from mlops_assets.storage import Layout, ObjectInfo, ObjectStorage
 
 Discovery = Literal["listing", "lexical", "notifications"]
@@ -83,13 +83,17 @@ def changed_since(
 def not_ingested(
     storage: ObjectStorage, layout: Layout, landing: str, files: list[ObjectInfo]
 ) -> list[ObjectInfo]:
-    """The files whose marker does not record their current version: one small read each."""
-    migrate_index(storage, layout)
-    markers = read_markers(storage, layout, [landing_name(f.key, landing) for f in files])
+    """The files whose marker does not record their current version: one small read each.
+    Read-only (the sensor's principal writes nothing to storage): a root from before markers
+    is read through its old index until acquire migrates it."""
+    names = [landing_name(f.key, landing) for f in files]
+    markers = read_markers(storage, layout, names)
+    if len(markers) < len(names) and storage.exists(layout.landing_index):
+        markers = {**storage.read_json(layout.landing_index, default={}), **markers}
     return [
         f
-        for f in files
-        if markers.get(landing_name(f.key, landing), {}).get("version") != f.version
+        for f, name in zip(files, names, strict=True)
+        if markers.get(name, {}).get("version") != f.version
     ]
 
 
