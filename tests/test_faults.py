@@ -22,6 +22,7 @@ from tcp_proxy import TcpProxy
 from mlops_assets.definitions import build_definitions
 from mlops_assets.demo.digits_data import seed_digits, synthetic_batch, to_bytes
 from mlops_assets.kinds.tabular.catalog import load_catalog
+from mlops_assets.kinds.tabular.split import read_split_ids
 from mlops_assets.resources import build_storage
 from mlops_assets.settings import load_settings
 from mlops_assets.storage import Layout
@@ -171,10 +172,7 @@ def test_a_run_killed_during_acquire_neither_duplicates_nor_loses_a_batch(local_
     assert sources == [f"part-{n:03d}.parquet" for n in range(files)]  # each file once
     assert len({b["batch_id"] for b in catalog}) == files
     version = storage.read_json(layout.dataset_latest)["dataset_version"]
-    rows = sum(
-        len(storage.read_parquet(layout.dataset(version, f"{s}.parquet"), columns=["row_id"]))
-        for s in ("train", "val", "test")
-    )
+    rows = sum(len(read_split_ids(storage, layout, version, s)) for s in ("train", "val", "test"))
     quarantined = sum(
         len(storage.read_parquet(info.key))
         for info in storage.list("quarantine/digits")

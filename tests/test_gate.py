@@ -15,9 +15,11 @@ from scipy.stats import binomtest
 from mlops_assets.cli.monitor import drifted  # the traffic command's shift of the digits
 from mlops_assets.components.config import GateConfig
 from mlops_assets.demo.digits_data import seed_digits
+from mlops_assets.kinds.tabular.split import read_split
 from mlops_assets.mlops.evaluate import gate
 from mlops_assets.mlops.significance import compare, mcnemar, paired_bootstrap
 from mlops_assets.registry import ModelRegistry
+from mlops_assets.storage import Layout
 
 VALIDATE = dg.AssetKey(["digits", "validate"])
 
@@ -172,7 +174,6 @@ def test_shadow_evaluation_holds_or_rejects_a_candidate_worse_on_production(loca
         gate_settings = {"on_hold": on_hold, "shadow": shadow}
         return use_case_definitions(digits_with(gate=gate_settings))
 
-    root = local_env / ".mlops"
     defs = definitions("reject")
     with dg.instance_for_test() as instance:
         seed_digits(storage, 5, [1, 2, 3])
@@ -190,8 +191,7 @@ def test_shadow_evaluation_holds_or_rejects_a_candidate_worse_on_production(loca
         )
         version = storage.read_json("datasets/digits/latest.json")["dataset_version"]
         rows = pd.concat(
-            pd.read_parquet(root / f"datasets/digits/{version}/{s}.parquet")
-            for s in ("train", "val", "test")
+            read_split(storage, Layout("digits"), version, s) for s in ("train", "val", "test")
         )
         raw = drifted(rows[[f"pixel_{i}" for i in range(64)]].to_numpy() * 16, 64, 0, 16)
         ours = champion.adapter.predict(champion.model, (raw / 16).astype("float32"))
@@ -200,7 +200,7 @@ def test_shadow_evaluation_holds_or_rejects_a_candidate_worse_on_production(loca
         assert len(disagree) >= 40
         log = InferenceLog(storage, "digits", "dev", LogSettings(enabled=True, flush_seconds=0.1))
         labels = []
-        train = pd.read_parquet(root / f"datasets/digits/{version}/train.parquet")
+        train = read_split(storage, Layout("digits"), version, "train")
         seen = np.round(train[[f"pixel_{i}" for i in range(64)]].to_numpy()[:10] * 16)
         sent = np.concatenate([raw[disagree], seen])  # and 10 rows the candidate trained on
         truth = np.concatenate([ours[disagree], train["label"].to_numpy()[:10]])

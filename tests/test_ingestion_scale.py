@@ -250,3 +250,94 @@ def test_a_migration_cut_short_is_finished_by_the_next_use(local_env):
     catalog = load_catalog(storage, LAYOUT)
     assert [b["source"] for b in catalog] == [k.removeprefix("landing/digits/") for k in old]
     assert json.loads(storage.read_bytes(LAYOUT.landing_cursor))["discovery"] == "listing"
+
+
+def dataops(instance) -> dg.ExecuteInProcessResult:
+    from mlops_assets.definitions import build_definitions
+
+    return (
+        build_definitions().resolve_job_def("digits_dataops").execute_in_process(instance=instance)
+    )
+
+
+def split_checks(result) -> dict[str, bool]:
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def test_a_new_dataset_version_writes_only_the_new_batch(storage):
+    """Version 2 is version 1's part files plus the new batch's: the old parts are not
+    written again, the split checks hold, and the id is a content hash (cut again from
+    scratch, the same batches give the same id)."""
+    from mlops_assets.kinds.tabular.split import SPLITS, read_split_ids, split_files
+
+    seed_digits(storage, 5, [1, 2])
+    with dg.instance_for_test() as instance:
+        assert dataops(instance).success
+        first = storage.read_json(LAYOUT.dataset_latest)["dataset_version"]
+        before = {i.key: i.version for i in storage.list("staged/digits/split")}
+        seed_digits(storage, 5, [3])
+        second_run = dataops(instance)
+    assert second_run.success
+    checks = split_checks(second_run)
+    assert checks["no_row_in_two_splits"] and checks["test_set_keeps_earlier_rows"]
+    second = storage.read_json(LAYOUT.dataset_latest)["dataset_version"]
+    assert second != first
+    after = {i.key: i.version for i in storage.list("staged/digits/split")}
+    assert {k: after[k] for k in before} == before  # nothing of version 1 rewritten
+    (batch,) = {k.split("/")[-2] for k in set(after) - set(before)}  # one batch's parts
+    for name in SPLITS:
+        old = split_files(storage, LAYOUT, first, name)
+        new = split_files(storage, LAYOUT, second, name)
+        assert new[: len(old)] == old and all(f"/{batch}/" in k for k in new[len(old) :])
+    ids = {name: read_split_ids(storage, LAYOUT, second, name) for name in SPLITS}
+    assert not (ids["train"] & ids["test"]) and not (ids["val"] & ids["test"])
+    rows = storage.read_json(LAYOUT.dataset(second, "manifest.json"))["rows"]
+    assert rows == {name: len(ids[name]) for name in SPLITS}
+
+    for info in storage.list("staged/digits/split") + storage.list("datasets/digits"):
+        storage.delete(info.key)
+    with dg.instance_for_test() as instance:
+        assert dataops(instance).success
+    assert storage.read_json(LAYOUT.dataset_latest)["dataset_version"] == second
+
+
+def test_a_version_from_before_parts_is_the_base_of_the_next(local_env):
+    """A root whose dataset version is whole split files (as written before parts): the
+    next version keeps those files and adds the new batch's parts; its test set keeps
+    every earlier test row."""
+    import pandas as pd
+
+    from mlops_assets.kinds.tabular.split import SPLITS, read_split, split_files
+    from mlops_assets.storage.local import LocalStorage
+
+    storage = LocalStorage(root=str(local_env / ".mlops"))
+    seed_digits(storage, 5, [1, 2])
+    with dg.instance_for_test() as instance:
+        assert dataops(instance).success
+    version = storage.read_json(LAYOUT.dataset_latest)["dataset_version"]
+    manifest = storage.read_json(LAYOUT.dataset(version, "manifest.json"))
+    legacy = "0123456789abcdef"
+    for name in SPLITS:
+        frame = read_split(storage, LAYOUT, version, name).sort_values("row_id")
+        storage.write_parquet(LAYOUT.dataset(legacy, f"{name}.parquet"), frame)
+    old = {k: v for k, v in manifest.items() if k not in ("files", "base")}
+    storage.write_json(LAYOUT.dataset(legacy, "manifest.json"), {**old, "dataset_version": legacy})
+    storage.write_json(
+        LAYOUT.dataset_latest,
+        {"dataset_version": legacy, "batches": manifest["batches"], "previous": None},
+    )
+    for info in storage.list("staged/digits/split") + storage.list(f"datasets/digits/{version}"):
+        storage.delete(info.key)
+
+    seed_digits(storage, 5, [3])
+    with dg.instance_for_test() as instance:
+        result = dataops(instance)
+    assert result.success and split_checks(result)["test_set_keeps_earlier_rows"]
+    new = storage.read_json(LAYOUT.dataset_latest)["dataset_version"]
+    assert split_files(storage, LAYOUT, new, "test")[0] == LAYOUT.dataset(legacy, "test.parquet")
+    before = read_split(storage, LAYOUT, legacy, "test")
+    after = read_split(storage, LAYOUT, new, "test")
+    assert set(before["row_id"]) < set(after["row_id"])
+    assert len(pd.concat([read_split(storage, LAYOUT, new, s) for s in SPLITS])) == sum(
+        storage.read_json(LAYOUT.dataset(new, "manifest.json"))["rows"].values()
+    )

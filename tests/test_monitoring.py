@@ -22,10 +22,12 @@ from scipy.stats import binomtest
 from mlops_assets.cli import main
 from mlops_assets.definitions import build_definitions
 from mlops_assets.demo.digits_data import seed_digits
+from mlops_assets.kinds.tabular.split import read_split
 from mlops_assets.serving.app import create_app
 from mlops_assets.serving.inference_log import InferenceLog, LogSettings
 from mlops_assets.serving.limits import Limits
 from mlops_assets.serving.loader import load_from_registry
+from mlops_assets.storage import Layout
 
 MONITOR = dg.AssetKey(["digits", "monitor"])
 
@@ -105,7 +107,7 @@ def test_feedback_joins_and_the_monitor_equals_the_raw_records(
 
     with dg.instance_for_test() as instance:
         version = released(storage, instance)
-        test = frame(f"datasets/digits/{version}/test.parquet")
+        test = read_split(storage, Layout("digits"), version, "test")
         features = [c for c in test.columns if c.startswith("pixel_")]
         raw = np.round(test[features].to_numpy() * 16)
         sent = []
@@ -176,7 +178,7 @@ def test_feedback_joins_and_the_monitor_equals_the_raw_records(
         assert monitor["labelled"] == len(joined) == len(good)
         assert monitor["live_metric"] == pytest.approx(correct / len(joined))
         assert (monitor["live_ci_low"], monitor["live_ci_high"]) == pytest.approx((ci.low, ci.high))
-        train = frame(f"datasets/digits/{version}/train.parquet")
+        train = read_split(storage, Layout("digits"), version, "train")
         inputs = np.stack(log["inputs"].to_numpy())
         for j, name in enumerate(features):
             cut = np.unique(np.quantile(train[name].to_numpy(), np.arange(1, 10) / 10))
@@ -233,8 +235,7 @@ def test_drift_fails_the_check_and_one_retraining_lands_the_labelled_rows(local_
     with dg.instance_for_test() as instance:
         version = released(storage, instance)
         rows_before = sum(
-            len(pd.read_parquet(root / f"datasets/digits/{version}/{s}.parquet"))
-            for s in ("train", "val", "test")
+            len(read_split(storage, Layout("digits"), version, s)) for s in ("train", "val", "test")
         )
         landing_cursor = tick(landing_sensor, instance).cursor
         with serving(storage) as url:
@@ -278,10 +279,7 @@ def test_drift_fails_the_check_and_one_retraining_lands_the_labelled_rows(local_
         assert defs.resolve_job_def("digits_dataops").execute_in_process(instance=instance).success
         new = storage.read_json("datasets/digits/latest.json")["dataset_version"]
         assert new != version
-        frames = [
-            pd.read_parquet(root / f"datasets/digits/{new}/{s}.parquet")
-            for s in ("train", "val", "test")
-        ]
+        frames = [read_split(storage, Layout("digits"), new, s) for s in ("train", "val", "test")]
         assert sum(len(f) for f in frames) == rows_before + len(landed.drop_duplicates())
         features = [c for c in landed.columns if c.startswith("pixel_")]
         everything = pd.concat(frames)
@@ -301,7 +299,7 @@ def test_a_killed_server_loses_its_buffer_and_never_breaks_the_monitor(local_env
     root = local_env / ".mlops"
     with dg.instance_for_test() as instance:
         version = released(storage, instance)
-        test = pd.read_parquet(root / f"datasets/digits/{version}/test.parquet")
+        test = read_split(storage, Layout("digits"), version, "test")
         raw = np.round(test[[c for c in test.columns if c.startswith("pixel_")]].to_numpy() * 16)
         port = free_port()
         env = {

@@ -17,11 +17,13 @@ from model_servers import ask
 from mlops_assets.cli.monitor import drifted  # the traffic command's shift of the digits
 from mlops_assets.definitions import build_definitions
 from mlops_assets.demo.digits_data import seed_digits
+from mlops_assets.kinds.tabular.split import read_split
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.serving.app import create_app
 from mlops_assets.serving.inference_log import InferenceLog, LogSettings
 from mlops_assets.serving.limits import Limits
 from mlops_assets.serving.loader import load_from_registry
+from mlops_assets.storage import Layout
 
 MONITOR = dg.AssetKey(["digits", "monitor"])
 
@@ -72,8 +74,7 @@ def test_a_regressed_deploy_is_rolled_back_through_git(storage, monkeypatch, git
         assert head(bare).splitlines()[1].startswith("Deploy digits v1 to dev")
         version = storage.read_json("datasets/digits/latest.json")["dataset_version"]
         rows = pd.concat(
-            storage.read_parquet(f"datasets/digits/{version}/{s}.parquet")
-            for s in ("test", "val", "train")
+            read_split(storage, Layout("digits"), version, s) for s in ("test", "val", "train")
         )
         pixels = np.round(rows[[f"pixel_{i}" for i in range(64)]].to_numpy() * 16)[:220]
         labels = rows["label"].to_numpy()[:220]
@@ -148,7 +149,6 @@ def test_the_error_rate_alone_decides_and_an_older_version_is_a_persons_rollback
 
     from mlops_assets.components.config import RollbackConfig
     from mlops_assets.monitoring.rollback import decide_rollback
-    from mlops_assets.storage import Layout
 
     layout = Layout("digits")
     now = datetime(2026, 11, 28, 12, 30, tzinfo=UTC)

@@ -32,6 +32,7 @@ def server(released):
 def test_predictions_equal_the_models_own(server, released):
     import tritonclient.http as httpclient
 
+    from mlops_assets.kinds.tabular.split import read_split
     from mlops_assets.registry import ModelRegistry
     from mlops_assets.serving.loader import load_from_registry
     from mlops_assets.storage import Layout
@@ -40,7 +41,7 @@ def test_predictions_equal_the_models_own(server, released):
     root, _ = released
     storage = LocalStorage(root=str(root / ".mlops"))
     version = storage.read_json(Layout("digits").dataset_latest)["dataset_version"]
-    test = storage.read_parquet(Layout("digits").dataset(version, "test.parquet"))
+    test = read_split(storage, Layout("digits"), version, "test")
     x = test[[f"pixel_{i}" for i in range(64)]].to_numpy(dtype="float32")
     latest = ModelRegistry(storage, "digits").versions()[-1]
     local = load_from_registry(storage, "digits", latest, adapter="sklearn_svc")

@@ -158,20 +158,23 @@ class TabularDataset(DatasetKind, dg.Model, dg.Resolvable):
     def load_split(
         self, storage: ObjectStorage, layout: Layout, version: str, split: str
     ) -> SplitData:
+        from mlops_assets.kinds.tabular.split import split_files
         from mlops_assets.pipeline.split_data import SplitData
 
-        key = layout.dataset(version, f"{split}.parquet")
-        columns = self.features.columns
-        frame = storage.read_parquet(key)
-        x = frame[columns].to_numpy(dtype="float32")
-        y = frame[self.label.column].to_numpy(dtype="int64")
+        columns, label = self.features.columns, self.label.column
+        manifest = storage.read_json(layout.dataset(version, "manifest.json"))
+
+        def load(key: str):
+            frame = storage.read_parquet(key, [*columns, label])
+            return frame[columns].to_numpy(dtype="float32"), frame[label].to_numpy(dtype="int64")
+
         return SplitData(
             name=split,
             classes=list(range(self.label.min, self.label.max + 1)),
             item_shape=[len(columns)],
-            rows=len(y),
-            _load=lambda _: (x, y),
-            _shards=[key],
+            rows=int(manifest["rows"][split]),
+            _load=load,
+            _shards=split_files(storage, layout, version, split),
         )
 
     def request_contract(self) -> dict[str, Any]:
