@@ -38,7 +38,8 @@ from mlops_assets.settings import load_settings
 from mlops_assets.storage import Layout
 
 storage = build_storage(load_settings())
-cursor = json.loads(storage.read_bytes(Layout("digits").landing_cursor))["cursor"]
+cursor = (json.loads(storage.read_bytes(Layout("digits").landing_cursor))["cursor"]
+          if what != "split" else None)
 if what == "tick":
     loaded = time.perf_counter()
     attributes = yaml.safe_load(open(sys.argv[3]))["attributes"]
@@ -58,6 +59,24 @@ if what == "tick":
             seconds = time.perf_counter() - started
     detail = {"new_files": int(result.run_requests[0].tags["mlops/new_files"])
               if result.run_requests else 0, "definitions_load_seconds": loaded}
+elif what == "split":
+    import yaml
+    from mlops_assets.kinds.tabular import TabularUseCase
+    from mlops_assets.kinds.tabular.split import run_split
+    attributes = yaml.safe_load(open(sys.argv[3]))["attributes"]
+    use_case = TabularUseCase.from_attributes_dict(attributes=attributes)
+    layout = Layout("digits")
+    new = json.loads(storage.read_bytes("bench/new.json"))
+    started = time.perf_counter()  # the baseline: only writing the new rows, one file each
+    for batch in new:
+        frame = storage.read_parquet(layout.staged("transform", batch, "parquet"))
+        storage.write_parquet(f"bench/copy/{batch}.parquet", frame)
+    writing = time.perf_counter() - started
+    started = time.perf_counter()
+    result = run_split(storage, layout, use_case.dataset, use_case.split)
+    seconds = time.perf_counter() - started
+    detail = {"write_new_rows_seconds": writing, "ratio_to_writing": seconds / writing,
+              "new_rows": sum(len(v) for v in result.new_ids.values())}
 else:
     from mlops_assets.kinds.tabular.acquire import run_acquire
     started = time.perf_counter()
@@ -126,6 +145,55 @@ def history(root: Path, count: int, new: int, discovery: str) -> None:
     )
 
 
+def split_history(root: Path, count: int, new: int, rows: int = 20) -> None:
+    """`count` batches in a dataset version written before parts (whole split files), and
+    `new` transformed since: what the next split adds. The history's transform outputs are
+    empty placeholders (split only lists them); the new ones are real."""
+    import numpy as np
+    import pandas as pd
+
+    from mlops_assets.storage import Layout
+
+    layout = Layout("digits")
+    ids = [f"{n:016x}" for n in range(count + new)]
+    segments = root / layout.catalog_segment()
+    segments.mkdir(parents=True)
+    for start in range(0, len(ids), 1000):
+        chunk = [{"batch_id": b, "source": f"{b}.csv"} for b in ids[start : start + 1000]]
+        (segments / f"20261128T000000{start:012d}-bench.json").write_text(json.dumps(chunk))
+    staged = root / "staged/digits/transform"
+    staged.mkdir(parents=True)
+    for batch in ids[:count]:
+        (staged / f"{batch}.parquet").touch()
+    rng = np.random.default_rng(0)
+    for n, batch in enumerate(ids[count:]):
+        frame = pd.DataFrame(rng.random((rows, 64), dtype="float32"))
+        frame.columns = [f"pixel_{i}" for i in range(64)]
+        frame.insert(0, "row_id", [f"{batch}-{r}" for r in range(rows)])
+        frame["label"] = (np.arange(rows) + n) % 10
+        frame.to_parquet(staged / f"{batch}.parquet", index=False)
+    base = "00000000bench000"
+    version = root / layout.dataset(base)
+    version.mkdir(parents=True)
+    for name in ("train", "val", "test"):
+        frame = pd.DataFrame({"row_id": ["x"], **{f"pixel_{i}": [0.0] for i in range(64)}})
+        frame["label"] = 0
+        frame.to_parquet(version / f"{name}.parquet", index=False)
+    manifest = {
+        "dataset_version": base,
+        "batches": ids[:count],
+        "rows": {"train": 1, "val": 1, "test": 1},
+        "class_balance": {"train": {"0": 1}, "val": {"0": 1}, "test": {"0": 1}},
+        "fractions": {"train": 0.7, "val": 0.15, "test": 0.15},
+    }
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    (root / layout.dataset_latest).write_text(
+        json.dumps({"dataset_version": base, "batches": ids[:count], "previous": None})
+    )
+    (root / "bench").mkdir()
+    (root / "bench/new.json").write_text(json.dumps(ids[count:]))
+
+
 def measure(root: Path, what: str, discovery: str) -> dict:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")},
@@ -158,6 +226,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--new", type=int, default=100)
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--split-sizes", default="10000,100000")
     parser.add_argument(
         "--s3-ingested", type=int, default=100_000, help="history on moto S3; 0 skips it"
     )
@@ -191,6 +260,22 @@ def main() -> None:
         base = next(r for r in results if r["discovery"] == result["discovery"])
         for what in ("tick", "acquire"):
             result[what]["ratio_to_smallest"] = result[what]["seconds"] / base[what]["seconds"]
+    splits = []
+    for size in [int(s) for s in args.split_sizes.split(",") if s]:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp) / ".mlops"
+            split_history(root, size, args.new)
+            split = measure(root, "split", "listing")
+        split["ingested"] = size
+        splits.append(split)
+        print(
+            f"{size:>9,} batches in the dataset + {args.new} new: new dataset version "
+            f"{split['seconds']:.3f} s ({split['peak_mb']:.0f} MB), "
+            f"{split['ratio_to_writing']:.1f}x writing the new rows alone",
+            flush=True,
+        )
+    for split in splits:
+        split["ratio_to_smallest"] = split["seconds"] / splits[0]["seconds"]
     s3 = []
     if args.s3_ingested:
         from landing_scale_s3 import measure as s3_requests
@@ -208,6 +293,7 @@ def main() -> None:
         "machine": machine(),
         "storage": "local",
         "results": results,
+        "new_dataset_version": splits,
         "s3_requests_per_tick": s3,
         "goals": "1M ingested, 100 new: tick <= 1 s, acquire <= 5 s beyond reading the new "
         "files, peak < 300 MB, each within 2x of its value at 10k; S3: notifications <= 5 "

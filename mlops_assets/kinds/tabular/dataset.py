@@ -158,14 +158,14 @@ class TabularDataset(DatasetKind, dg.Model, dg.Resolvable):
     def load_split(
         self, storage: ObjectStorage, layout: Layout, version: str, split: str
     ) -> SplitData:
-        from mlops_assets.kinds.tabular.split import split_files
+        from mlops_assets.kinds.tabular.split import read_split_file, split_files
         from mlops_assets.pipeline.split_data import SplitData
 
         columns, label = self.features.columns, self.label.column
         manifest = storage.read_json(layout.dataset(version, "manifest.json"))
 
         def load(key: str):
-            frame = storage.read_parquet(key, [*columns, label])
+            frame = read_split_file(storage, key, split, [*columns, label])
             return frame[columns].to_numpy(dtype="float32"), frame[label].to_numpy(dtype="int64")
 
         return SplitData(

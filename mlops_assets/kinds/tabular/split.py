@@ -97,6 +97,7 @@ def split_part(
     which = assign(rows["row_id"], config)
     record: dict[str, Any] = {"batch_id": batch_id, "rows": {}, "hash": {}, "class_balance": {}}
     ids: dict[str, set[str]] = {}
+    frames = []
     for name in SPLITS:
         frame = rows[which == name].sort_values("row_id").reset_index(drop=True)
         record["rows"][name] = len(frame)
@@ -105,8 +106,9 @@ def split_part(
             str(k): int(v) for k, v in frame[label].value_counts().sort_index().items()
         }
         ids[name] = set(frame["row_id"])
-        if len(frame):
-            storage.write_parquet(part_key(layout, fractions, batch_id, f"{name}.parquet"), frame)
+        frames.append(frame.assign(split=name))
+    # one file per batch, the split a column: the batch's rows are written once
+    storage.write_parquet(part_key(layout, fractions, batch_id, "part.parquet"), pd.concat(frames))
     storage.write_json(record_key, record)  # last: a part is whole once its record is there
     return record, ids
 
@@ -201,9 +203,7 @@ def _manifest(
     for record in records:
         for name in SPLITS:
             if record["rows"][name]:
-                files[name].append(
-                    part_key(layout, fractions, record["batch_id"], f"{name}.parquet")
-                )
+                files[name].append(part_key(layout, fractions, record["batch_id"], "part.parquet"))
             rows[name] += record["rows"][name]
             for label, count in record["class_balance"][name].items():
                 balance[name][label] = balance[name].get(label, 0) + count
@@ -236,14 +236,27 @@ def split_files(storage: ObjectStorage, layout: Layout, version: str, name: str)
     return split_files_of(manifest, layout, name)
 
 
+def read_split_file(
+    storage: ObjectStorage, key: str, name: str, columns: list[str] | None = None
+) -> pd.DataFrame:
+    """The rows of split `name` in one of its files: a part holds a batch's three splits
+    (its `split` column says which); a file from before parts holds one split whole."""
+    if not key.startswith("staged/"):
+        return storage.read_parquet(key, columns)
+    frame = storage.read_parquet(key, [*columns, "split"] if columns else None)
+    return frame[frame["split"] == name].drop(columns="split").reset_index(drop=True)
+
+
 def read_split(storage: ObjectStorage, layout: Layout, version: str, name: str) -> pd.DataFrame:
     """One split of a version as one frame (its parts read as one, in order)."""
-    frames = [storage.read_parquet(key) for key in split_files(storage, layout, version, name)]
+    frames = [
+        read_split_file(storage, key, name) for key in split_files(storage, layout, version, name)
+    ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def read_split_ids(storage: ObjectStorage, layout: Layout, version: str, name: str) -> set[str]:
     ids: set[str] = set()
     for key in split_files(storage, layout, version, name):
-        ids |= set(storage.read_parquet(key, ["row_id"])["row_id"])
+        ids |= set(read_split_file(storage, key, name, ["row_id"])["row_id"])
     return ids
