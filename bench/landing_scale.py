@@ -1,14 +1,17 @@
 """The landing zone's cost against its history (issue: ingestion at scale).
 
-On the local default, a landing zone with N files already ingested (10k and 100k by
-default; `--sizes 10000,100000,1000000` for the million) and 100 new ones: the time of one
-`digits_landing_sensor` tick, evaluated through Dagster's sensor API as the daemon does,
-and of acquire on the 100 new files, each in its own process so that its peak memory
-(`ru_maxrss`) is its own. The ingested history is written as acquire leaves it (the raw
-copies, the catalog, the landing index) without running acquire N times. Writes JSON,
-prints a table with the ratio of each figure to its value at the smallest size.
+On the local default, a landing zone with N files already ingested (10k, 100k and 1M by
+default) and 100 new ones, per discovery mode (listing; lexical on one flat folder and on
+folders of 1,000 files): the time of one `digits_landing_sensor` tick, evaluated through
+Dagster's sensor API as the daemon does (definitions loaded before the clock starts), and
+of acquire on the 100 new files, each in its own process so that its peak memory
+(`ru_maxrss`) is its own. The ingested history is written as acquire leaves it (markers,
+catalog segments, acquire's cursor) without running acquire N times. Then the time of a
+new dataset version (split) over N batches plus 100 new, against only writing the new
+rows; and, on a moto S3 server, the requests of one tick per mode (landing_scale_s3.py).
+Writes JSON; prints each figure with its ratio to the smallest size.
 
-    uv run python bench/landing_scale.py [--sizes 10000,100000] [--new 100]
+    uv run python bench/landing_scale.py [--sizes 10000,100000,1000000] [--new 100]
 """
 
 from __future__ import annotations
@@ -87,10 +90,12 @@ peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, **detail}))
 """
 
-MODES = ("listing", "lexical")
+MODES = ("listing", "lexical", "lexical/partitioned")
+"""Discovery, and the zone's naming: flat (one folder) unless `/partitioned` (1,000 files a
+folder, as date partitions such as 2026/11/28/ give)."""
 
 
-def history(root: Path, count: int, new: int, discovery: str) -> None:
+def history(root: Path, count: int, new: int, discovery: str, partitioned: bool = False) -> None:
     """`count` landing files as acquire leaves them ingested (their markers, the catalog
     in segments of 1,000 batches, acquire's cursor after the last of them), and `new`
     landed since. The raw copies are left out: nothing on these paths reads them."""
@@ -102,9 +107,11 @@ def history(root: Path, count: int, new: int, discovery: str) -> None:
     segment: list[dict] = []
     last = None
     for n in range(count + new):
-        name = f"batch-{n:08d}.csv"
+        name = f"part-{n // 1000:05d}/batch-{n:08d}.csv" if partitioned else f"batch-{n:08d}.csv"
         pixels = ",".join(f"{n:064d}")  # distinct rows, every pixel a digit in range
         data = (HEADER + ROW.format(pixels=pixels, label=n % 10)).encode()
+        if partitioned and n % 1000 == 0:
+            (landing / name).parent.mkdir()
         (landing / name).write_bytes(data)
         if n >= count:
             continue
@@ -235,10 +242,11 @@ def main() -> None:
     compile_bytecode()
     results = []
     for size in [int(s) for s in args.sizes.split(",")]:
-        for discovery in args.modes.split(","):
+        for mode in args.modes.split(","):
+            discovery, _, naming = mode.partition("/")
             with tempfile.TemporaryDirectory() as tmp:
                 root = Path(tmp) / ".mlops"
-                history(root, size, args.new, discovery)
+                history(root, size, args.new, discovery, naming == "partitioned")
                 tick = measure(root, "tick", discovery)
                 acquire = measure(root, "acquire", discovery)
             results.append(
@@ -246,18 +254,23 @@ def main() -> None:
                     "ingested": size,
                     "new": args.new,
                     "discovery": discovery,
+                    "naming": naming or "flat",
                     "tick": tick,
                     "acquire": acquire,
                 }
             )
             print(
-                f"{size:>9,} ingested + {args.new} new, {discovery:>7}: "
+                f"{size:>9,} ingested + {args.new} new, {mode:>19}: "
                 f"tick {tick['seconds']:.3f} s ({tick['peak_mb']:.0f} MB), "
                 f"acquire {acquire['seconds']:.3f} s ({acquire['peak_mb']:.0f} MB)",
                 flush=True,
             )
     for result in results:
-        base = next(r for r in results if r["discovery"] == result["discovery"])
+        base = next(
+            r
+            for r in results
+            if (r["discovery"], r["naming"]) == (result["discovery"], result["naming"])
+        )
         for what in ("tick", "acquire"):
             result[what]["ratio_to_smallest"] = result[what]["seconds"] / base[what]["seconds"]
     splits = []
