@@ -235,6 +235,9 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--split-sizes", default="10000,100000")
     parser.add_argument(
+        "--plot", type=Path, default=REPO / "docs/images/landing-scale.png", help="log-log plot"
+    )
+    parser.add_argument(
         "--s3-ingested", type=int, default=100_000, help="history on moto S3; 0 skips it"
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/landing_scale.json")
@@ -315,6 +318,54 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"written to {args.out}")
+    if args.plot:
+        plot(report, args.plot)
+        print(f"plotted to {args.plot}")
+
+
+def plot(report: dict, path: Path) -> None:
+    """Cost against history on log-log axes: a flat line is a cost that does not grow."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, what in zip(axes, ("tick", "acquire"), strict=True):
+        modes = sorted({(r["discovery"], r.get("naming", "flat")) for r in report["results"]})
+        for discovery, naming in modes:
+            rows = [
+                r
+                for r in report["results"]
+                if (r["discovery"], r.get("naming", "flat")) == (discovery, naming)
+            ]
+            label = discovery if naming == "flat" else f"{discovery}, {naming}"
+            ax.plot(
+                [r["ingested"] for r in rows],
+                [r[what]["seconds"] for r in rows],
+                marker="o",
+                label=label,
+            )
+        if what == "acquire" and report.get("new_dataset_version"):
+            rows = report["new_dataset_version"]
+            ax.plot(
+                [r["ingested"] for r in rows],
+                [r["seconds"] for r in rows],
+                marker="s",
+                linestyle="--",
+                label="new dataset version (batches)",
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("files already ingested")
+        ax.set_title(f"{what} with {report['results'][0]['new']} new files")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("seconds")
+    figure.suptitle(f"landing zone cost vs history ({report['machine']['cpus']} cores, local disk)")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
