@@ -341,3 +341,20 @@ def test_a_version_from_before_parts_is_the_base_of_the_next(local_env):
     assert len(pd.concat([read_split(storage, LAYOUT, new, s) for s in SPLITS])) == sum(
         storage.read_json(LAYOUT.dataset(new, "manifest.json"))["rows"].values()
     )
+
+
+def test_files_named_in_a_run_config_outside_the_zone_are_refused_not_read(local_env):
+    """The notifications sensor names acquire's files in the run config; a key outside the
+    landing zone (or climbing out of it) is quarantined with its reason, never read."""
+    from mlops_assets.storage.local import LocalStorage
+
+    storage = LocalStorage(root=str(local_env / ".mlops"))
+    (good,) = seed_digits(storage, 5, [1])
+    storage.write_bytes("models/digits/secret.csv", storage.read_bytes(good))
+    named = [good, "models/digits/secret.csv", "landing/digits/../../models/digits/secret.csv"]
+    result = run_acquire(storage, LAYOUT, "landing/digits", files=named)
+    assert [b["source"] for b in result.new] == [good.removeprefix("landing/digits/")]
+    refused = dict(result.refused)
+    assert set(refused) == set(named[1:])
+    assert "not under 'landing/digits/'" in refused[named[1]]
+    assert all("named in the run config" in reason for reason in refused.values())

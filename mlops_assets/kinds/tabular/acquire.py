@@ -27,7 +27,7 @@ from mlops_assets.kinds.tabular.landing import (
 )
 from mlops_assets.kinds.tabular.landing_index import migrate_index, read_markers, write_markers
 from mlops_assets.kinds.tabular.notifications import current
-from mlops_assets.storage import Layout, ObjectStorage, UnsafeKeyError, relative_name
+from mlops_assets.storage import Layout, ObjectStorage, UnsafeKeyError, relative_name, safe_key
 
 
 @dataclass
@@ -71,7 +71,14 @@ def run_acquire(
     migrate_catalog(storage, layout)
     if files is not None:
         cursor = after = None
-        changed, _ = current(storage, [k for k in files if _under(k, landing)])
+        named = []
+        for key in files:
+            try:
+                relative_name(safe_key(key), landing)
+                named.append(key)
+            except UnsafeKeyError as error:  # never read; the others go on
+                _refuse(storage, layout, result, key, "", f"named in the run config: {error}")
+        changed, _ = current(storage, named)
     else:
         stored = storage.read_versioned(layout.landing_cursor)
         state = json.loads(stored[0]) if stored else {}
@@ -123,11 +130,6 @@ def run_acquire(
             {},
         )
     return result
-
-
-def _under(key: str, landing: str) -> bool:
-    """A run config naming a key outside the landing zone does not make acquire read it."""
-    return key.startswith(landing.strip("/") + "/")
 
 
 def _later(stored: dict, ours: dict) -> dict:
