@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -357,3 +358,16 @@ def uvicorn_thread(app) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def count_aws_requests(monkeypatch: pytest.MonkeyPatch, calls: Counter) -> None:
+    """Count every request any boto3 client sends (S3, SQS), by operation, into `calls`."""
+    from botocore.client import BaseClient
+
+    real = BaseClient._make_api_call
+
+    def counting(self, operation, params):
+        calls[operation] += 1
+        return real(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", counting)

@@ -11,7 +11,7 @@ from collections import Counter
 
 import dagster as dg
 import pytest
-from conftest import digits_with, use_case_definitions
+from conftest import count_aws_requests, digits_with, use_case_definitions
 
 from mlops_assets.demo.digits_data import seed_digits
 from mlops_assets.kinds.tabular.acquire import run_acquire
@@ -31,15 +31,7 @@ def counted(storage_env, storage, monkeypatch) -> ObjectStorage:
     """The test's storage, with every call it makes (or S3 request it sends) counted."""
     CALLS.clear()
     if storage_env == "s3":
-        from botocore.client import BaseClient
-
-        real = BaseClient._make_api_call
-
-        def counting(self, operation, params):
-            CALLS[operation] += 1
-            return real(self, operation, params)
-
-        monkeypatch.setattr(BaseClient, "_make_api_call", counting)
+        count_aws_requests(monkeypatch, CALLS)
         return storage
     for method in ("read_bytes", "read_versioned", "exists", "list", "list_after", "write_bytes"):
         real = getattr(type(storage), method)

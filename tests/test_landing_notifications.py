@@ -11,7 +11,7 @@ import boto3
 import dagster as dg
 import pytest
 from click.testing import CliRunner
-from conftest import digits_with, use_case_definitions
+from conftest import count_aws_requests, digits_with, use_case_definitions
 
 from mlops_assets.cli import main
 from mlops_assets.demo.digits_data import seed_digits
@@ -25,20 +25,12 @@ CALLS: Counter[str] = Counter()
 @pytest.fixture
 def queue(s3_env, moto_server, monkeypatch) -> str:
     """The landing queue, set up by the command a user runs; every AWS request counted."""
-    from botocore.client import BaseClient
-
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", moto_server)
     name = f"{s3_env}-landing"  # the moto server is shared: a queue of this test's own
     setup = CliRunner().invoke(main, ["landing", "setup-notifications", "--queue-name", name])
     assert setup.exit_code == 0, setup.output
     url = setup.output.split("queue_url: ")[1].strip()
-    real = BaseClient._make_api_call
-
-    def counting(self, operation, params):
-        CALLS[operation] += 1
-        return real(self, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", counting)
+    count_aws_requests(monkeypatch, CALLS)
     return url
 
 
