@@ -118,15 +118,7 @@ class LocalStorage(ObjectStorage):
                 if name.startswith(".") and name.endswith((".tmp", ".lock")):
                     continue  # an atomic write in progress, or a compare-and-swap lock
                 full = Path(dirpath) / name
-                stat = full.lstat()
-                found.append(
-                    ObjectInfo(
-                        key=full.relative_to(root).as_posix(),
-                        size=stat.st_size,
-                        version=f"{stat.st_mtime_ns}-{stat.st_size}",
-                        modified_ns=stat.st_mtime_ns,
-                    )
-                )
+                found.append(_info(full.relative_to(root).as_posix(), full.lstat()))
         return found
 
     def list_after(
@@ -162,14 +154,7 @@ class LocalStorage(ObjectStorage):
                     inner = after if rel.startswith(name + "/") else ""
                     self._scan_after(root, full, inner, found)
             elif name > rel:
-                found.append(
-                    ObjectInfo(
-                        key=head + name,
-                        size=info.st_size,
-                        version=f"{info.st_mtime_ns}-{info.st_size}",
-                        modified_ns=info.st_mtime_ns,
-                    )
-                )
+                found.append(_info(head + name, info))
 
     def info(self, key: str) -> ObjectInfo | None:
         try:
@@ -178,12 +163,7 @@ class LocalStorage(ObjectStorage):
             return None
         if not stat.S_ISREG(found.st_mode):
             return None
-        return ObjectInfo(
-            key=safe_key(key),
-            size=found.st_size,
-            version=f"{found.st_mtime_ns}-{found.st_size}",
-            modified_ns=found.st_mtime_ns,
-        )
+        return _info(safe_key(key), found)
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
@@ -196,3 +176,13 @@ class LocalStorage(ObjectStorage):
 
     def uri(self, key: str) -> str:
         return (self._root() / key).as_posix() if key else self._root().as_posix()
+
+
+def _info(key: str, found: os.stat_result) -> ObjectInfo:
+    """A file as a listing sees it: its version changes with its mtime or size."""
+    return ObjectInfo(
+        key=key,
+        size=found.st_size,
+        version=f"{found.st_mtime_ns}-{found.st_size}",
+        modified_ns=found.st_mtime_ns,
+    )

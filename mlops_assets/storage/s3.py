@@ -117,23 +117,7 @@ class S3Storage(ObjectStorage):
             raise self._fail("conditional write", key, error) from error
 
     def list(self, prefix: str) -> list[ObjectInfo]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        full_prefix = self._key(prefix) + "/"
-        strip = len(self.prefix.strip("/")) + 1 if self.prefix else 0
-        found: list[ObjectInfo] = []
-        try:
-            pages = (
-                self.client()
-                .get_paginator("list_objects_v2")
-                .paginate(Bucket=self.bucket, Prefix=full_prefix)
-            )
-            for page in pages:
-                for obj in page.get("Contents", []):
-                    found.append(_object_info(obj, strip))
-        except (ClientError, BotoCoreError) as error:
-            raise self._fail("list", prefix, error) from error
-        return found
+        return self.list_after(prefix)
 
     def list_after(
         self, prefix: str, start_after: str = "", limit: int | None = None

@@ -39,11 +39,14 @@ def read_markers(
     return {n: m for n, m in zip(names, each(storage, read, names), strict=True) if m}
 
 
-def write_markers(storage: ObjectStorage, layout: Layout, entries: dict[str, dict]) -> None:
+def write_markers(
+    storage: ObjectStorage, layout: Layout, entries: dict[str, dict], if_absent: bool = False
+) -> None:
+    """Each entry as its file's marker; with `if_absent`, a marker already there is kept."""
     each(
         storage,
         lambda item: storage.write_json(
-            layout.landing_marker(item[0]), {"name": item[0], **item[1]}
+            layout.landing_marker(item[0]), {"name": item[0], **item[1]}, if_absent=if_absent
         ),
         entries.items(),
     )
@@ -56,13 +59,7 @@ def migrate_index(storage: ObjectStorage, layout: Layout) -> int:
     if not storage.exists(layout.landing_index):
         return 0
     index: dict[str, dict] = storage.read_json(layout.landing_index, default={})
-    each(
-        storage,
-        lambda item: storage.write_json(
-            layout.landing_marker(item[0]), {"name": item[0], **item[1]}, if_absent=True
-        ),
-        index.items(),
-    )
+    write_markers(storage, layout, index, if_absent=True)
     storage.delete(layout.landing_index)
     return len(index)
 

@@ -126,10 +126,7 @@ def run_split(
     transformed = staged_ids(storage, layout, "transform")
     batches = [b["batch_id"] for b in catalog if b["batch_id"] in transformed]
     if not batches:
-        raise EmptyDatasetError(
-            f"no clean rows for {layout.use_case} yet: {len(catalog)} batches ingested, "
-            "none with a usable row (see quarantine/)"
-        )
+        raise _empty(layout, catalog)
     previous = storage.read_json(layout.dataset_latest, default={}) or None
     base = None
     if previous:
@@ -148,10 +145,7 @@ def run_split(
             new_ids[name] |= ids[name]
     records = [r for r in records if sum(r["rows"].values())]  # a batch of no usable row
     if not base and not records:
-        raise EmptyDatasetError(
-            f"no clean rows for {layout.use_case} yet: {len(catalog)} batches ingested, "
-            "none with a usable row (see quarantine/)"
-        )
+        raise _empty(layout, catalog)
     if base and not records:
         version, manifest = base["dataset_version"], base  # the same rows: the same version
     else:
@@ -176,6 +170,13 @@ def run_split(
         storage.write_json(layout.dataset_latest, {**previous, "catalog": state})
     return SplitResult(
         version=version, manifest=manifest, previous=previous, created=created, new_ids=new_ids
+    )
+
+
+def _empty(layout: Layout, catalog: list) -> EmptyDatasetError:
+    return EmptyDatasetError(
+        f"no clean rows for {layout.use_case} yet: {len(catalog)} batches ingested, "
+        "none with a usable row (see quarantine/)"
     )
 
 
