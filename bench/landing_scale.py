@@ -42,7 +42,7 @@ from mlops_assets.storage import Layout
 
 storage = build_storage(load_settings())
 cursor = (json.loads(storage.read_bytes(Layout("digits").landing_cursor))["cursor"]
-          if what != "split" else None)
+          if what in ("tick", "acquire") else None)
 if what == "tick":
     loaded = time.perf_counter()
     attributes = yaml.safe_load(open(sys.argv[3]))["attributes"]
@@ -62,24 +62,44 @@ if what == "tick":
             seconds = time.perf_counter() - started
     detail = {"new_files": int(result.run_requests[0].tags["mlops/new_files"])
               if result.run_requests else 0, "definitions_load_seconds": loaded}
-elif what == "split":
+elif what in ("split", "stages"):
     import yaml
     from mlops_assets.kinds.tabular import TabularUseCase
+    from mlops_assets.kinds.tabular.clean import run_clean
+    from mlops_assets.kinds.tabular.observe import run_observe
     from mlops_assets.kinds.tabular.split import run_split
+    from mlops_assets.kinds.tabular.split_report import split_metadata
+    from mlops_assets.kinds.tabular.transform import run_transform
     attributes = yaml.safe_load(open(sys.argv[3]))["attributes"]
-    use_case = TabularUseCase.from_attributes_dict(attributes=attributes)
+    uc = TabularUseCase.from_attributes_dict(attributes=attributes)
     layout = Layout("digits")
     new = json.loads(storage.read_bytes("bench/new.json"))
-    started = time.perf_counter()  # the baseline: only writing the new rows, one file each
-    for batch in new:
-        frame = storage.read_parquet(layout.staged("transform", batch, "parquet"))
-        storage.write_parquet(f"bench/copy/{batch}.parquet", frame)
-    writing = time.perf_counter() - started
-    started = time.perf_counter()
-    result = run_split(storage, layout, use_case.dataset, use_case.split)
-    seconds = time.perf_counter() - started
-    detail = {"write_new_rows_seconds": writing, "ratio_to_writing": seconds / writing,
-              "new_rows": sum(len(v) for v in result.new_ids.values())}
+    detail = {}
+    if what == "split":
+        started = time.perf_counter()  # the baseline: only writing the new rows, one file each
+        for batch in new:
+            frame = storage.read_parquet(layout.staged("transform", batch, "parquet"))
+            storage.write_parquet(f"bench/copy/{batch}.parquet", frame)
+        detail["write_new_rows_seconds"] = time.perf_counter() - started
+    steps = {"split": lambda: run_split(storage, layout, uc.dataset, uc.split)}
+    if what == "stages":
+        steps = {
+            "observe": lambda: run_observe(storage, layout, uc.dataset, uc.observe),
+            "clean": lambda: run_clean(storage, layout, uc.dataset),
+            "transform": lambda: run_transform(storage, layout, uc.dataset),
+            **steps,
+        }
+    seconds = 0.0
+    for name, step in steps.items():
+        started = time.perf_counter()
+        result = step()
+        if name == "split":  # the version's checks, as the asset runs them
+            split_metadata(storage, layout, result, uc.dataset)
+        detail[f"{name}_seconds"] = time.perf_counter() - started
+        seconds += detail[f"{name}_seconds"]
+    detail["new_rows"] = sum(len(v) for v in result.new_ids.values())
+    if what == "split":
+        detail["ratio_to_writing"] = seconds / detail["write_new_rows_seconds"]
 else:
     from mlops_assets.kinds.tabular.acquire import run_acquire
     started = time.perf_counter()
@@ -141,9 +161,11 @@ def history(root: Path, count: int, new: int, discovery: str, partitioned: bool 
             }
         )
         if len(segment) == 1000 or n == count - 1:
-            path = root / layout.catalog_segment(f"20261128T000000{n:012d}-bench.json")
+            head = f"s{n // 1000 + 1:012d}.json"
+            path = root / layout.catalog_segment(head)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(segment))
+            (root / layout.catalog_head).write_text(json.dumps({"segment": head}))
             segment = []
         last = (f"landing/digits/{name}", version, stat.st_mtime_ns)
     if discovery == "lexical":
@@ -155,50 +177,87 @@ def history(root: Path, count: int, new: int, discovery: str, partitioned: bool 
     )
 
 
-def split_history(root: Path, count: int, new: int, rows: int = 20) -> None:
-    """`count` batches in a dataset version written before parts (whole split files), and
-    `new` transformed since: what the next split adds. The history's transform outputs are
-    empty placeholders (split only lists them); the new ones are real."""
+def split_history(root: Path, count: int, new: int, what: str, rows: int = 20) -> None:
+    """`count` batches as the DataOps stages leave them (the catalog in segments of 1,000
+    batches, each stage's cursor after them, a dataset version holding them) and `new`
+    cataloged since in one segment, as one acquire leaves them: for `split`, transformed
+    already (what the next version adds); for `stages`, only ingested. The history's own
+    files (raw copies, outputs, parts, row markers) are left out: nothing on these paths
+    reads them."""
     import numpy as np
     import pandas as pd
 
+    from mlops_assets.kinds.tabular.profile import merge_profiles, profile_frame
+    from mlops_assets.kinds.tabular.rows import to_numeric
+    from mlops_assets.kinds.tabular.transform import transform_frame
     from mlops_assets.storage import Layout
 
+    sys.path.insert(0, str(REPO))
+    from mlops_assets.components.tree import load_use_case
+
+    use_case = load_use_case("digits")
+    dataset = use_case.dataset
     layout = Layout("digits")
     ids = [f"{n:016x}" for n in range(count + new)]
     segments = root / layout.catalog_segment()
     segments.mkdir(parents=True)
-    for start in range(0, len(ids), 1000):
-        chunk = [{"batch_id": b, "source": f"{b}.csv"} for b in ids[start : start + 1000]]
-        (segments / f"20261128T000000{start:012d}-bench.json").write_text(json.dumps(chunk))
-    staged = root / "staged/digits/transform"
-    staged.mkdir(parents=True)
-    for batch in ids[:count]:
-        (staged / f"{batch}.parquet").touch()
+    names = []
+    for n, start in enumerate([*range(0, count, 1000), count], start=1):
+        end = min(start + 1000, count) if start < count else count + new
+        chunk = [
+            {"batch_id": b, "source": f"{b}.csv", "raw_key": f"raw/digits/{b}/{b}.csv"}
+            for b in ids[start:end]
+        ]
+        names.append(f"s{n:012d}.json")
+        (segments / names[-1]).write_text(json.dumps(chunk))
+    (root / layout.catalog_head).write_text(json.dumps({"segment": names[-1]}))
     rng = np.random.default_rng(0)
+    profiles = []
     for n, batch in enumerate(ids[count:]):
-        frame = pd.DataFrame(rng.random((rows, 64), dtype="float32"))
-        frame.columns = [f"pixel_{i}" for i in range(64)]
-        frame.insert(0, "row_id", [f"{batch}-{r}" for r in range(rows)])
+        pixels = rng.integers(0, 17, (rows, 64))
+        frame = pd.DataFrame(pixels, columns=[f"pixel_{i}" for i in range(64)])
         frame["label"] = (np.arange(rows) + n) % 10
-        frame.to_parquet(staged / f"{batch}.parquet", index=False)
+        raw = root / f"raw/digits/{batch}/{batch}.csv"
+        raw.parent.mkdir(parents=True)
+        frame.to_csv(raw, index=False)
+        text = frame.astype(str)
+        profiles.append(profile_frame(text, to_numeric(text), dataset, use_case.observe.drift_bins))
+        if what == "split":
+            clean = frame.assign(content_hash=[f"{batch}-{r}" for r in range(rows)])
+            out = root / layout.staged("transform", batch, "parquet")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            transform_frame(clean, batch, dataset).to_parquet(out, index=False)
+    history = names[-2]
+    cursors = root / layout.stage_cursor("x")
+    cursors.parent.mkdir(parents=True)
+    done = names[-1] if what == "split" else history
+    merged = merge_profiles(profiles)  # stands for the history's running profiles
+    (root / layout.stage_cursor("observe")).write_text(
+        json.dumps(
+            {"segment": done, "dataset": merged, "reference": merged, "reference_batches": 99}
+        )
+    )
+    for stage in ("clean", "transform"):
+        (root / layout.stage_cursor(stage)).write_text(json.dumps({"segment": done}))
     base = "00000000bench000"
     version = root / layout.dataset(base)
     version.mkdir(parents=True)
-    for name in ("train", "val", "test"):
-        frame = pd.DataFrame({"row_id": ["x"], **{f"pixel_{i}": [0.0] for i in range(64)}})
-        frame["label"] = 0
-        frame.to_parquet(version / f"{name}.parquet", index=False)
     manifest = {
         "dataset_version": base,
-        "batches": ids[:count],
+        "base": None,
+        "content": "0" * 64,
+        "parts": {"train": [], "val": [], "test": []},
+        "added": [],
+        "batch_count": count,
         "rows": {"train": 1, "val": 1, "test": 1},
         "class_balance": {"train": {"0": 1}, "val": {"0": 1}, "test": {"0": 1}},
         "fractions": {"train": 0.7, "val": 0.15, "test": 0.15},
     }
     (version / "manifest.json").write_text(json.dumps(manifest))
     (root / layout.dataset_latest).write_text(
-        json.dumps({"dataset_version": base, "batches": ids[:count], "previous": None})
+        json.dumps(
+            {"dataset_version": base, "segment": history, "catalog": history, "previous": None}
+        )
     )
     (root / "bench").mkdir()
     (root / "bench/new.json").write_text(json.dumps(ids[count:]))
@@ -236,7 +295,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--new", type=int, default=100)
     parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--split-sizes", default="10000,100000")
+    parser.add_argument("--split-sizes", default="10000,100000,1000000")
     parser.add_argument(
         "--plot",
         default=str(REPO / "docs/images/landing-scale.png"),
@@ -283,20 +342,26 @@ def main() -> None:
             result[what]["ratio_to_smallest"] = result[what]["seconds"] / base[what]["seconds"]
     splits = []
     for size in [int(s) for s in args.split_sizes.split(",") if s]:
-        with tempfile.TemporaryDirectory() as tmp:
-            root = Path(tmp) / ".mlops"
-            split_history(root, size, args.new)
-            split = measure(root, "split", "listing")
-        split["ingested"] = size
+        measured = {}
+        for what in ("split", "stages"):
+            with tempfile.TemporaryDirectory() as tmp:
+                root = Path(tmp) / ".mlops"
+                split_history(root, size, args.new, what)
+                measured[what] = measure(root, what, "listing")
+        split = {**measured["split"], "ingested": size, "dataops_stages": measured["stages"]}
         splits.append(split)
+        stages = measured["stages"]
         print(
             f"{size:>9,} batches in the dataset + {args.new} new: new dataset version "
             f"{split['seconds']:.3f} s ({split['peak_mb']:.0f} MB), "
-            f"{split['ratio_to_writing']:.1f}x writing the new rows alone",
+            f"{split['ratio_to_writing']:.1f}x writing the new rows alone; observe, clean, "
+            f"transform and split {stages['seconds']:.3f} s ({stages['peak_mb']:.0f} MB)",
             flush=True,
         )
     for split in splits:
         split["ratio_to_smallest"] = split["seconds"] / splits[0]["seconds"]
+        stages = split["dataops_stages"]
+        stages["ratio_to_smallest"] = stages["seconds"] / splits[0]["dataops_stages"]["seconds"]
     s3 = []
     if args.s3_ingested:
         from landing_scale_s3 import measure as s3_requests

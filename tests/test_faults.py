@@ -22,7 +22,7 @@ from tcp_proxy import TcpProxy
 from mlops_assets.definitions import build_definitions
 from mlops_assets.demo.digits_data import seed_digits, synthetic_batch, to_bytes
 from mlops_assets.kinds.tabular.catalog import load_catalog
-from mlops_assets.kinds.tabular.split import read_split_ids
+from mlops_assets.kinds.tabular.split import read_split_ids, version_batches
 from mlops_assets.resources import build_storage
 from mlops_assets.settings import load_settings
 from mlops_assets.storage import Layout
@@ -117,8 +117,10 @@ def test_s3_going_away_mid_run_fails_naming_the_endpoint_and_reexecution_complet
     catalog = load_catalog(storage, layout)
     assert len(catalog) == 3 and len({b["batch_id"] for b in catalog}) == 3
     assert len(datasets(storage)) == 1  # one dataset version, not two
-    latest = storage.read_json(layout.dataset_latest)
-    assert sorted(latest["batches"]) == sorted(b["batch_id"] for b in catalog)
+    latest = storage.read_json(layout.dataset_latest)["dataset_version"]
+    assert sorted(version_batches(storage, layout, latest)) == sorted(
+        b["batch_id"] for b in catalog
+    )
 
 
 @pytest.mark.slow

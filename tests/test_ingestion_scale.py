@@ -131,7 +131,8 @@ def test_lexical_tick_and_acquire_cost_what_is_new(counted):
     CALLS.clear()
     result = run_acquire(storage, LAYOUT, "landing/digits", discovery="lexical")
     assert result.landing_files == 12 and len(result.new) == 12
-    assert CALLS["ListObjectsV2"] + CALLS["list_after"] == 1
+    # one listing of the landing zone from its cursor, one of the catalog after its head
+    assert CALLS["ListObjectsV2"] + CALLS["list_after"] == 2 and CALLS["list"] == 0
     assert len(load_catalog(storage, LAYOUT)) == history + 12
     assert len(segment_names(storage, LAYOUT)) == 3  # one per acquire, none rewritten
 
@@ -276,11 +277,11 @@ def test_a_new_dataset_version_writes_only_the_new_batch(storage):
     assert second != first
     after = {i.key: i.version for i in storage.list("staged/digits/split")}
     assert {k: after[k] for k in before} == before  # nothing of version 1 rewritten
-    (batch,) = {k.split("/")[-2] for k in set(after) - set(before)}  # one batch's parts
+    (batch,) = {k.rsplit("/", 1)[-1].split(".")[0] for k in set(after) - set(before)}
     for name in SPLITS:
         old = split_files(storage, LAYOUT, first, name)
         new = split_files(storage, LAYOUT, second, name)
-        assert new[: len(old)] == old and all(f"/{batch}/" in k for k in new[len(old) :])
+        assert new[: len(old)] == old and all(f"/{batch}." in k for k in new[len(old) :])
     ids = {name: read_split_ids(storage, LAYOUT, second, name) for name in SPLITS}
     assert not (ids["train"] & ids["test"]) and not (ids["val"] & ids["test"])
     rows = storage.read_json(LAYOUT.dataset(second, "manifest.json"))["rows"]
@@ -299,7 +300,7 @@ def test_a_version_from_before_parts_is_the_base_of_the_next(local_env):
     every earlier test row."""
     import pandas as pd
 
-    from mlops_assets.kinds.tabular.split import SPLITS, read_split, split_files
+    from mlops_assets.kinds.tabular.split import SPLITS, read_split, split_files, version_batches
     from mlops_assets.storage.local import LocalStorage
 
     storage = LocalStorage(root=str(local_env / ".mlops"))
@@ -312,11 +313,14 @@ def test_a_version_from_before_parts_is_the_base_of_the_next(local_env):
     for name in SPLITS:
         frame = read_split(storage, LAYOUT, version, name).sort_values("row_id")
         storage.write_parquet(LAYOUT.dataset(legacy, f"{name}.parquet"), frame)
-    old = {k: v for k, v in manifest.items() if k not in ("files", "base")}
-    storage.write_json(LAYOUT.dataset(legacy, "manifest.json"), {**old, "dataset_version": legacy})
+    batches = version_batches(storage, LAYOUT, version)
+    old = {k: v for k, v in manifest.items() if k in ("rows", "class_balance", "fractions")}
     storage.write_json(
-        LAYOUT.dataset_latest,
-        {"dataset_version": legacy, "batches": manifest["batches"], "previous": None},
+        LAYOUT.dataset(legacy, "manifest.json"),
+        {**old, "dataset_version": legacy, "batches": batches},
+    )
+    storage.write_json(
+        LAYOUT.dataset_latest, {"dataset_version": legacy, "batches": batches, "previous": None}
     )
     for info in storage.list("staged/digits/split") + storage.list(f"datasets/digits/{version}"):
         storage.delete(info.key)
@@ -350,3 +354,152 @@ def test_files_named_in_a_run_config_outside_the_zone_are_refused_not_read(local
     assert set(refused) == set(named[1:])
     assert "not under 'landing/digits/'" in refused[named[1]]
     assert all("named in the run config" in reason for reason in refused.values())
+
+
+def stages(storage: ObjectStorage, only: str = "") -> dict[str, Counter]:
+    """acquire (lexical), observe, clean, transform and split (or those named in `only`),
+    each one's calls counted."""
+    from mlops_assets.components.tree import load_use_case
+    from mlops_assets.kinds.tabular.clean import run_clean
+    from mlops_assets.kinds.tabular.observe import run_observe
+    from mlops_assets.kinds.tabular.split import run_split
+    from mlops_assets.kinds.tabular.transform import run_transform
+
+    uc = load_use_case("digits")
+    steps = {
+        "acquire": lambda: run_acquire(storage, LAYOUT, "landing/digits", discovery="lexical"),
+        "observe": lambda: run_observe(storage, LAYOUT, uc.dataset, uc.observe),
+        "clean": lambda: run_clean(storage, LAYOUT, uc.dataset),
+        "transform": lambda: run_transform(storage, LAYOUT, uc.dataset),
+        "split": lambda: run_split(storage, LAYOUT, uc.dataset, uc.split),
+    }
+    counts = {}
+    for name, step in steps.items():
+        if only and name not in only.split():
+            continue
+        CALLS.clear()
+        step()
+        counts[name] = Counter(CALLS)
+    return counts
+
+
+def test_each_dataops_stage_costs_what_was_cataloged_since_its_cursor(counted):
+    """Three new files after 6 and after 30 of history: every stage makes the same calls
+    (no listing of staged outputs, no read of the whole catalog or of earlier versions)."""
+    storage = counted
+    per_history = []
+    history = 0
+    for day, count in ((1, 6), (2, 24)):
+        land(storage, partitioned(day, count, start=history))
+        history += count
+        stages(storage)
+        land(storage, partitioned(day + 10, 3, start=history))
+        history += 3
+        per_history.append(stages(storage))
+    assert per_history[0] == per_history[1]
+    assert all(sum(c.values()) for c in per_history[0].values())  # each stage did its work
+
+
+def test_a_batch_cataloged_twice_is_processed_once(storage):
+    """A repaired acquire can catalog a batch again in a later segment: observe's dataset
+    profile, clean and the dataset version count it once."""
+    from mlops_assets.kinds.tabular.catalog import append_segment
+    from mlops_assets.kinds.tabular.split import version_batches
+
+    land(storage, partitioned(1, 2))
+    stages(storage)
+    first = load_catalog(storage, LAYOUT)
+    append_segment(storage, LAYOUT, first[:1])  # cataloged again
+    land(storage, partitioned(2, 1, start=2))
+    stages(storage)
+    append_segment(storage, LAYOUT, first[1:])  # and again, alone after the cursors
+    stages(storage)
+    latest = storage.read_json(LAYOUT.dataset_latest)
+    assert sorted(version_batches(storage, LAYOUT, latest["dataset_version"])) == sorted(
+        b["batch_id"] for b in load_catalog(storage, LAYOUT)
+    )
+    manifest = storage.read_json(LAYOUT.dataset(latest["dataset_version"], "manifest.json"))
+    assert sum(manifest["rows"].values()) == 3  # one row a file
+    observed = storage.read_json(LAYOUT.stage_cursor("observe"))
+    assert observed["dataset"]["rows"] == 3 and observed["segment"] == latest["segment"]
+
+
+def test_a_segment_with_a_batch_not_transformed_waits_whole(storage):
+    """Split takes whole catalog segments: one with a batch not transformed yet waits, with
+    the segments after it, and is taken once, whole, when it is transformed."""
+    from mlops_assets.components.tree import load_use_case
+    from mlops_assets.kinds.tabular.split import run_split, version_batches
+
+    uc = load_use_case("digits")
+    land(storage, partitioned(1, 2))
+    stages(storage)
+    first = storage.read_json(LAYOUT.dataset_latest)
+    land(storage, partitioned(2, 2, start=2))
+    stages(storage, "acquire")
+    land(storage, partitioned(3, 1, start=4))
+    stages(storage, "acquire observe clean")
+    waiting = load_catalog(storage, LAYOUT)[3]["batch_id"]  # the second of its segment
+    stages(storage, "transform")
+    key = LAYOUT.staged("transform", waiting, "parquet")
+    kept = storage.read_bytes(key)
+    storage.delete(key)  # as if not transformed yet
+    held = run_split(storage, LAYOUT, uc.dataset, uc.split)
+    assert held.version == first["dataset_version"] and not held.created
+    assert storage.read_json(LAYOUT.dataset_latest)["segment"] == first["segment"]
+    storage.write_bytes(key, kept)
+    done = run_split(storage, LAYOUT, uc.dataset, uc.split)
+    batches = version_batches(storage, LAYOUT, done.version)
+    assert batches == [b["batch_id"] for b in load_catalog(storage, LAYOUT)]
+    assert sum(done.manifest["rows"].values()) == 5
+    assert done.manifest["base"] == first["dataset_version"]
+
+
+def test_clean_cut_short_keeps_its_rows_and_an_old_root_keeps_finding_duplicates(storage):
+    """A clean run cut after claiming its rows' markers does not call its own rows
+    duplicates when run again; a root from before cursors and row markers gets them on
+    its first run, and a row landed again is still a duplicate of the first."""
+    from mlops_assets.components.tree import load_use_case
+    from mlops_assets.kinds.tabular.clean import run_clean
+
+    uc = load_use_case("digits")
+    land(storage, partitioned(1, 2))
+    stages(storage)
+    (batch, _) = load_catalog(storage, LAYOUT)
+    cursor = storage.read_json(LAYOUT.stage_cursor("clean"))
+    storage.delete(LAYOUT.staged("clean", batch["batch_id"], "parquet"))
+    storage.delete(LAYOUT.stage_cursor("clean"))  # the run that wrote it never finished
+    again = run_clean(storage, LAYOUT, uc.dataset)
+    assert [(b["batch_id"], b["clean"], b["quarantined"]) for b in again.batches] == [
+        (batch["batch_id"], 1, 0)
+    ]
+    assert storage.read_json(LAYOUT.stage_cursor("clean")) == cursor
+
+    for info in storage.list("staged/digits/_cursors") + storage.list("staged/digits/_rows"):
+        storage.delete(info.key)  # a root from before cursors
+    raw = storage.read_bytes(batch["raw_key"])
+    storage.write_bytes("landing/digits/2026/11/05/again.csv", raw + raw.splitlines()[1] + b"\n")
+    stages(storage)
+    (quarantined,) = [
+        info.key for info in storage.list("quarantine/digits") if info.key.endswith("rows.parquet")
+    ]
+    reasons = storage.read_parquet(quarantined)["reason"].tolist()
+    assert reasons == [f"exact duplicate of row 1 of {batch['source']}"] * 2
+    observed = storage.read_json(LAYOUT.stage_cursor("observe"))
+    assert observed["dataset"]["rows"] == 4  # two files of one row, one of two rows
+
+
+def test_two_acquires_at_once_take_different_segments(storage, monkeypatch):
+    """The sequence number is claimed by a create-if-absent write: a run that lost the race
+    (its view of the catalog's end was stale) takes the next number."""
+    from mlops_assets.kinds.tabular import catalog
+
+    first = catalog.append_segment(storage, LAYOUT, [{"batch_id": "a"}])
+    second = catalog.append_segment(storage, LAYOUT, [{"batch_id": "b"}])
+    monkeypatch.setattr(catalog, "last_segment", lambda storage, layout: first)  # stale
+    third = catalog.append_segment(storage, LAYOUT, [{"batch_id": "c"}])
+    assert (first, second, third) == (
+        "s000000000001.json",
+        "s000000000002.json",
+        "s000000000003.json",
+    )
+    assert [b["batch_id"] for b in load_catalog(storage, LAYOUT)] == ["a", "b", "c"]

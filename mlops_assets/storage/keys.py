@@ -70,6 +70,19 @@ class Layout:
         return safe_key("raw", self.use_case, "_catalog", name)
 
     @property
+    def catalog_head(self) -> str:
+        """A hint of the catalog's last segment, so finding it lists only what follows."""
+        return safe_key("raw", self.use_case, "_catalog_head.json")
+
+    def stage_cursor(self, stage: str) -> str:
+        """The last catalog segment a DataOps stage processed whole (and its running state)."""
+        return safe_key("staged", self.use_case, "_cursors", f"{stage}.json")
+
+    def row_marker(self, content_hash: str) -> str:
+        """The first clean row with this content: one small object per distinct row."""
+        return safe_key("staged", self.use_case, "_rows", content_hash[:2], f"{content_hash}.json")
+
+    @property
     def landing_index(self) -> str:
         """The landing index as one JSON object: read only to migrate an older root."""
         return safe_key("raw", self.use_case, "_landing_index.json")

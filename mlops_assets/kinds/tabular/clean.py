@@ -2,7 +2,9 @@
 
 Nothing is dropped silently and nothing is deleted: a file that cannot be
 used at all is quarantined whole (its bytes and the reason), a bad row is
-quarantined as it was written, with its row number in the file.
+quarantined as it was written, with its row number in the file. An exact
+duplicate of any earlier row is found by one create-if-absent write of the row's
+marker (`staged/<uc>/_rows/`), so a run costs its new rows, not the history.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_assets.kinds.tabular.catalog import load_catalog, staged_ids
+from mlops_assets.kinds.tabular.catalog import advance_cursor, new_segments, read_cursor
 from mlops_assets.kinds.tabular.dataset import TabularDataset
 from mlops_assets.kinds.tabular.rows import BatchRejected, check_rows, parse_batch, row_hashes
 from mlops_assets.storage import Layout, ObjectStorage
@@ -36,24 +38,46 @@ def clean_columns(dataset: TabularDataset) -> list[str]:
 
 
 def run_clean(storage: ObjectStorage, layout: Layout, dataset: TabularDataset) -> CleanResult:
-    catalog = load_catalog(storage, layout)
-    done = staged_ids(storage, layout, STAGE)
-    files = {b["batch_id"]: b["source"] for b in catalog}
-    seen: dict[str, str] = {}  # content hash -> "row N of FILE", over every earlier clean row
-    for batch_id in (b["batch_id"] for b in catalog if b["batch_id"] in done):
-        earlier = storage.read_parquet(
-            layout.staged(STAGE, batch_id, "parquet"), columns=["row_number", "content_hash"]
-        )
-        for number, digest in zip(earlier["row_number"], earlier["content_hash"], strict=True):
-            seen.setdefault(digest, f"row {number} of {files[batch_id]}")
-
+    """Clean the batches cataloged since clean's cursor (a batch with an output already, from
+    a run cut short or cataloged twice, is skipped)."""
+    start = read_cursor(storage, layout, STAGE).get("segment", "")
     result = CleanResult()
-    for batch in (b for b in catalog if b["batch_id"] not in done):
-        result.batches.append(_clean_batch(storage, layout, dataset, batch, seen))
+    segment = start
+    for segment, batches in new_segments(storage, layout, start):  # noqa: B007 (kept: the last)
+        for batch in batches:
+            output = layout.staged(STAGE, batch["batch_id"], "parquet")
+            if storage.exists(output):
+                if not start:  # a root from before row markers: its rows get theirs once
+                    _mark_rows(storage, layout, batch, storage.read_parquet(output))
+                continue
+            result.batches.append(_clean_batch(storage, layout, dataset, batch))
+    if segment != start:
+        advance_cursor(storage, layout, STAGE, {"segment": segment})
     return result
 
 
-def _clean_batch(storage, layout, dataset, batch, seen) -> dict[str, Any]:
+def _mark_rows(storage: ObjectStorage, layout: Layout, batch: dict, clean: pd.DataFrame) -> None:
+    for number, digest in zip(clean["row_number"], clean["content_hash"], strict=True):
+        _first_seen(storage, layout, digest, batch, int(number))
+
+
+def _first_seen(
+    storage: ObjectStorage, layout: Layout, digest: str, batch: dict, number: int
+) -> str | None:
+    """Claim `digest` for this row; returns where it was seen first when another row (of an
+    earlier batch, or earlier in this one) claimed it: compare-and-swap, so two runs at
+    once never both keep the same row. A claim of this very row (a run cut short) holds."""
+    mine = {"batch_id": batch["batch_id"], "row": number, "file": batch["source"]}
+    key = layout.row_marker(digest)
+    if storage.write_json(key, mine, if_absent=True):
+        return None
+    first = storage.read_json(key)
+    if (first.get("batch_id"), first.get("row")) == (mine["batch_id"], number):
+        return None
+    return f"row {first.get('row')} of {first.get('file')}"
+
+
+def _clean_batch(storage, layout, dataset, batch) -> dict[str, Any]:
     batch_id, name = batch["batch_id"], batch["source"]
     summary = {
         "batch_id": batch_id,
@@ -83,10 +107,9 @@ def _clean_batch(storage, layout, dataset, batch, seen) -> dict[str, Any]:
     for i, digest in enumerate(hashes):
         if reasons.iat[i]:
             continue
-        if digest in seen:
-            reasons.iat[i] = f"exact duplicate of {seen[digest]}"
-        else:
-            seen[digest] = f"row {row_numbers[i]} of {name}"
+        first = _first_seen(storage, layout, digest, batch, int(row_numbers[i]))
+        if first:
+            reasons.iat[i] = f"exact duplicate of {first}"
     bad = (reasons != "").to_numpy()
     if bad.any():
         rows = text[bad].copy()

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets.kinds.tabular.dataset import TabularDataset
+from mlops_assets.kinds.tabular.rows import blanks
 from mlops_assets.pipeline.drift import psi
 
 Profile = dict[str, Any]
@@ -27,7 +28,7 @@ def profile_frame(
 ) -> Profile:
     """Profile of one parsed batch: rows, nulls, per-feature stats and histograms, labels."""
     edges = bin_edges(dataset, bins)
-    blank = text.apply(lambda col: col.str.strip() == "")
+    blank = blanks(text)
     features: dict[str, Any] = {}
     for column in dataset.features.columns:
         values = numeric[column].dropna().to_numpy()

@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 
 from mlops_assets.kinds.tabular.dataset import TabularDataset
-from mlops_assets.kinds.tabular.split import SPLITS, SplitResult, read_split_ids, split_files
+from mlops_assets.kinds.tabular.split import SPLITS, SplitResult, is_base_of, read_split_ids
 from mlops_assets.pipeline.report import bar_plot, md_table
 from mlops_assets.storage import Layout, ObjectStorage
 
@@ -35,7 +35,7 @@ def split_metadata(
                 normalize=True,
             )
         ),
-        "batches": len(manifest["batches"]),
+        "batches": manifest.get("batch_count", len(manifest.get("batches", []))),
         "new_rows": sum(len(v) for v in result.new_ids.values()),
         "new_version": result.created,
     }
@@ -75,11 +75,9 @@ def split_metadata(
 
 
 def _missing_test_rows(storage: ObjectStorage, layout: Layout, earlier: str, now: str) -> set[str]:
-    """Test rows of `earlier` not in `now`: none when every test file of `earlier` is one of
-    `now`'s (parts are immutable), else compared row by row (the fractions changed)."""
-    before = split_files(storage, layout, earlier, "test")
-    after = split_files(storage, layout, now, "test")
-    if set(before) <= set(after):
+    """Test rows of `earlier` not in `now`: none when `now` was built on `earlier` (it holds
+    its parts, which are immutable), else compared row by row (the fractions changed)."""
+    if is_base_of(storage, layout, earlier, now):
         return set()
     return read_split_ids(storage, layout, earlier, "test") - read_split_ids(
         storage, layout, now, "test"

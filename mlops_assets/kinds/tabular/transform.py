@@ -10,7 +10,7 @@ import hashlib
 
 import pandas as pd
 
-from mlops_assets.kinds.tabular.catalog import load_catalog, staged_ids
+from mlops_assets.kinds.tabular.catalog import advance_cursor, new_segments, read_cursor
 from mlops_assets.kinds.tabular.contract import scale_rows
 from mlops_assets.kinds.tabular.dataset import TabularDataset
 from mlops_assets.storage import Layout, ObjectStorage
@@ -32,16 +32,27 @@ def transform_frame(clean: pd.DataFrame, batch_id: str, dataset: TabularDataset)
 
 
 def run_transform(storage: ObjectStorage, layout: Layout, dataset: TabularDataset) -> list[dict]:
-    """Transform each cleaned batch not transformed yet; returns batch_id and rows per batch."""
-    cleaned = staged_ids(storage, layout, "clean")
-    done = staged_ids(storage, layout, STAGE)
+    """Transform each batch cataloged since transform's cursor and cleaned; returns batch_id
+    and rows per batch. The cursor stops before the first batch not cleaned yet."""
+    start = read_cursor(storage, layout, STAGE).get("segment", "")
     processed = []
-    for batch in load_catalog(storage, layout):
-        batch_id = batch["batch_id"]
-        if batch_id in done or batch_id not in cleaned:
-            continue
-        clean = storage.read_parquet(layout.staged("clean", batch_id, "parquet"))
-        out = transform_frame(clean, batch_id, dataset)
-        storage.write_parquet(layout.staged(STAGE, batch_id, "parquet"), out)
-        processed.append({"batch_id": batch_id, "file": batch["source"], "rows": len(out)})
+    done_through = start
+    waiting = False
+    for segment, batches in new_segments(storage, layout, start):
+        for batch in batches:
+            batch_id = batch["batch_id"]
+            output = layout.staged(STAGE, batch_id, "parquet")
+            if storage.exists(output):
+                continue
+            cleaned = layout.staged("clean", batch_id, "parquet")
+            if not storage.exists(cleaned):
+                waiting = True
+                continue
+            out = transform_frame(storage.read_parquet(cleaned), batch_id, dataset)
+            storage.write_parquet(output, out)
+            processed.append({"batch_id": batch_id, "file": batch["source"], "rows": len(out)})
+        if not waiting:
+            done_through = segment
+    if done_through != start:
+        advance_cursor(storage, layout, STAGE, {"segment": done_through})
     return processed
