@@ -19,8 +19,8 @@ def test_demo_command_runs_the_whole_pipeline(tmp_path):
     datasets = tmp_path / ".mlops" / "datasets" / "digits"
     (version,) = [p for p in datasets.iterdir() if p.is_dir()]
     assert {p.name for p in version.iterdir()} == {"manifest.json"}
-    files = json.loads((version / "manifest.json").read_text())["files"]
-    assert set(files) == {"train", "val", "test"}  # over the batches' parts, each there
+    files = json.loads((version / "manifest.json").read_text())["parts"]
+    assert set(files) == {"train", "val", "test"}  # the first version: all its parts, each there
     assert all((tmp_path / ".mlops" / key).is_file() for keys in files.values() for key in keys)
     # runs are kept in the Dagster home for `dagster dev` to show
     assert (tmp_path / ".dagster" / "history" / "runs.db").exists()
