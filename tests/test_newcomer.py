@@ -178,9 +178,9 @@ def test_loading_the_definitions_is_quiet_and_the_location_name_is_fixed(tmp_pat
 @pytest.mark.skipif(os.path.exists("/dev/nvidiactl"), reason="a GPU machine probes CUDA for real")
 def test_tensorflow_says_nothing_about_cuda_on_a_machine_without_a_gpu():
     code = (
-        "from mlops_assets.models.keras_sequence import _keras\n"
-        "keras, tf = _keras()\n"
-        "print(tf.config.list_physical_devices('GPU'))\n"
+        "from mlops_assets.models.keras_backend import accelerators, keras\n"
+        "keras()\n"
+        "print(accelerators('tensorflow'))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],

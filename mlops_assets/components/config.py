@@ -57,6 +57,12 @@ class ModelConfig(dg.Model, dg.Resolvable):
         description="hyperparameters; a run can override them in its config (Launchpad)",
     )
     seed: int = 0
+    keras_backend: Literal["tensorflow", "jax", "torch"] = Field(
+        "tensorflow",
+        description="for Keras adapters: the backend training runs on (its framework must be "
+        "installed: tensorflow by default, jax with the `jax` extra); the .keras artifact "
+        "loads on any backend",
+    )
     backend: Literal["dagster", "kubeflow"] = Field(
         "dagster",
         description="dagster: the train asset fits the model in its own process (the run "

@@ -118,6 +118,7 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
                 "code_version": candidate["code_version"],
                 "artifact_sha256": candidate["artifact_sha256"],
                 "backend": uc.training.backend,
+                "keras_backend": candidate.get("keras_backend") or "",
                 **kubeflow,
                 "compute_seconds": perf_counter() - started,
             }

@@ -68,6 +68,7 @@ def run_release(
         "training": {
             "params": candidate["params"],
             "seed": candidate["seed"],
+            "keras_backend": candidate.get("keras_backend"),
             "rows_train": candidate["rows_train"],
             "training_seconds": candidate["training_seconds"],
             "trained_at": candidate["trained_at"],

@@ -105,6 +105,8 @@ def run_train(
     override: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     adapter = load_adapter(model.adapter)
+    if hasattr(adapter, "keras_backend"):
+        adapter.keras_backend = model.keras_backend
     version = current_dataset(storage, layout)
     params = resolved_params(model, override)
     train = dataset.load_split(storage, layout, version, "train")
@@ -126,6 +128,8 @@ def run_train(
         "dataset_version": version,
         "params": params,
         "seed": model.seed,
+        # which framework trained it (the artifact loads on any): for the record
+        "keras_backend": getattr(adapter, "keras_backend", None),
         "rows_train": train.rows,
         "rows_val": val.rows,
         "training_seconds": seconds,

@@ -1,9 +1,11 @@
-"""A Keras (TensorFlow backend) sequence classifier over fixed-length landmark frames.
+"""A Keras sequence classifier over fixed-length landmark frames, on any Keras backend.
 
 Masked frames (zero padding) are skipped by a bidirectional GRU. Training reads
-the split shard by shard through `tf.data`, stops early on the validation loss
-and keeps the best weights. On a GPU it trains in mixed precision; on CPU in
-float32. The artifact is the native `.keras` format, loaded with `safe_mode`.
+ready batches from the split (`pipeline/batches.py`: numpy, no tf.data), stops
+early on the validation loss and keeps the best weights. On a GPU it trains in
+mixed precision; on CPU in float32. The backend is the use case's
+`model.keras_backend` (TensorFlow by default); the artifact is the native `.keras`
+format, the same on every backend, loaded with `safe_mode`.
 """
 
 from __future__ import annotations
@@ -14,22 +16,16 @@ from typing import Any
 
 import numpy as np
 
-
-def _keras():
-    # TensorFlow reads these at import. Without an NVIDIA device its CUDA probe logs an
-    # error ("failed call to cuInit") that means nothing here: keep only fatal messages then.
-    gpu = os.path.exists("/dev/nvidiactl")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if gpu else "3")  # env: read by TF
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # env: Keras picks its backend so
-    import keras
-    import tensorflow as tf
-
-    return keras, tf
+from mlops_assets.models.keras_backend import accelerators
+from mlops_assets.models.keras_backend import keras as _keras
+from mlops_assets.pipeline.batches import Batches
 
 
 class KerasSequenceClassifier:
     artifact_name = "model.keras"
     batchable = True  # fixed-length clips: a batch is one array
+    keras_backend: str | None = None
+    """Set from the use case's `model.keras_backend`; None: `KERAS_BACKEND`, or tensorflow."""
     default_params: dict[str, Any] = {
         "units": 64,
         "dense": 128,
@@ -39,10 +35,11 @@ class KerasSequenceClassifier:
         "epochs": 40,
         "patience": 5,
         "shuffle_buffer": 4096,
+        "in_memory_mb": 2048,
     }
 
     def build(self, item_shape: list[int], classes: int, params: dict[str, Any]):
-        keras, _ = _keras()
+        keras = _keras(self.keras_backend)
         inputs = keras.Input(shape=tuple(item_shape), name="frames")
         x = keras.layers.Masking(mask_value=0.0)(inputs)
         x = keras.layers.Dense(int(params["dense"]), activation="relu")(x)
@@ -51,26 +48,20 @@ class KerasSequenceClassifier:
         outputs = keras.layers.Dense(classes, activation="softmax", dtype="float32")(x)
         return keras.Model(inputs, outputs, name="lsfb_bigru")
 
-    def _dataset(self, split, params: dict[str, Any], seed: int, shuffle: bool):
-        _, tf = _keras()
-        spec = (
-            tf.TensorSpec((None, *split.item_shape), tf.float32),
-            tf.TensorSpec((None,), tf.int64),
-        )
-        data = tf.data.Dataset.from_generator(split.chunks, output_signature=spec).unbatch()
-        if shuffle:
-            data = data.shuffle(int(params["shuffle_buffer"]), seed=seed)
-        batches = -(-split.rows // int(params["batch_size"]))
-        return (
-            data.batch(int(params["batch_size"]))
-            .apply(tf.data.experimental.assert_cardinality(batches))  # epochs have a known end
-            .prefetch(tf.data.AUTOTUNE)
+    def batches(self, split, params: dict[str, Any], seed: int, shuffle: bool) -> Batches:
+        return Batches(
+            split,
+            batch_size=int(params["batch_size"]),
+            seed=seed,
+            shuffle=shuffle,
+            in_memory_mb=float(params.get("in_memory_mb", 2048)),
+            shuffle_buffer=int(params["shuffle_buffer"]),
         )
 
     def fit(self, train, val, params: dict[str, Any], seed: int):
-        keras, tf = _keras()
+        keras = _keras(self.keras_backend)
         keras.utils.set_random_seed(seed)
-        gpu = bool(tf.config.list_physical_devices("GPU"))
+        gpu = bool(accelerators(keras.config.backend()))
         previous = keras.mixed_precision.global_policy().name
         keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "float32")
         try:
@@ -83,9 +74,10 @@ class KerasSequenceClassifier:
             metrics=["accuracy"],
         )
         callbacks = []
-        validation = None
+        validation: dict[str, Any] = {}
         if val.rows:
-            validation = self._dataset(val, params, seed, shuffle=False)
+            batches = self.batches(val, params, seed, shuffle=False)
+            validation = {"validation_data": batches.forever(), "validation_steps": len(batches)}
             callbacks.append(
                 keras.callbacks.EarlyStopping(
                     monitor="val_loss",
@@ -93,13 +85,15 @@ class KerasSequenceClassifier:
                     restore_best_weights=True,
                 )
             )
+        batches = self.batches(train, params, seed, shuffle=True)
         model.fit(
-            self._dataset(train, params, seed, shuffle=True),
-            validation_data=validation,
+            batches.forever(),
+            steps_per_epoch=len(batches),
             epochs=int(params["epochs"]),
             callbacks=callbacks,
-            shuffle=False,  # tf.data shuffles
+            shuffle=False,  # the batches are shuffled already
             verbose=0,
+            **validation,
         )
         return model
 
@@ -120,7 +114,7 @@ class KerasSequenceClassifier:
                 return f.read()
 
     def loads(self, data: bytes):
-        keras, _ = _keras()
+        keras = _keras(self.keras_backend)
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, self.artifact_name)
             with open(path, "wb") as f:

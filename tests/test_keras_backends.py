@@ -1,0 +1,111 @@
+"""The Keras backend is a setting: the LSFB model trained on JAX (its own process, as a run's
+step is, where TensorFlow cannot be imported), released, and served by the model server on
+its default backend (TensorFlow)."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO, clean_env, model_server
+from test_lsfb import _test_shards, dataset, source, storage  # noqa: F401 (fixtures)
+
+from mlops_assets.models.keras_backend import KerasBackendError, use_backend
+from mlops_assets.registry import ModelRegistry
+from mlops_assets.settings import load_settings
+from mlops_assets.storage import Layout
+
+TRAIN_ON_JAX = """
+import sys
+
+
+class NoTensorFlow:  # as on a machine where TensorFlow is not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ModuleNotFoundError(f"No module named {{name!r}}")
+
+
+sys.meta_path.insert(0, NoTensorFlow())
+sys.path.insert(0, {tests!r})
+import dagster as dg
+from test_lsfb import OVERRIDES, lsfb_definitions, merged
+
+defs = lsfb_definitions(merged(OVERRIDES, {{"training": {{"keras_backend": "jax"}}}}))
+with dg.instance_for_test() as instance:
+    for job in ("lsfb_dataops", "lsfb_mlops"):
+        assert defs.resolve_job_def(job).execute_in_process(instance=instance).success, job
+import keras, sys
+print(keras.config.backend(), "tensorflow" in sys.modules)
+"""
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_jax_is_served_on_the_default_backend(
+    dataset,  # noqa: F811
+    source,  # noqa: F811
+    storage,  # noqa: F811
+):
+    done = subprocess.run(
+        [sys.executable, "-c", TRAIN_ON_JAX.format(tests=str(REPO / "tests"))],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert done.stdout.strip().splitlines()[-1] == "jax False"  # TensorFlow never imported
+
+    registry = ModelRegistry(storage, "lsfb")
+    assert registry.champion()["version"] == 1
+    _, metadata = registry.artifact(1)
+    assert metadata["training"]["keras_backend"] == "jax"
+    assert metadata["metrics"]["top1"] >= 0.9
+
+    import tritonclient.http as httpclient
+
+    layout = Layout("lsfb")
+    version = storage.read_json(layout.dataset_latest)["dataset_version"]
+    manifest = storage.read_json(layout.dataset(version, "_dataset.json"))
+    test = next(iter(_test_shards(storage, layout, manifest)))
+    snapshot = storage.read_json("raw/lsfb/_latest.json")["snapshot"]
+    clips = storage.read_parquet(f"raw/lsfb/{snapshot}/clips.parquet").set_index("id")
+    settings = load_settings()
+    env = {**clean_env(), "MLOPS_STORAGE_ROOT": str(settings.local_root)}
+    predicted = []
+    with model_server(
+        settings.local_root.parent, env, "--use-case", "lsfb", "--environment", "dev"
+    ) as address:
+        client = httpclient.InferenceServerClient(url=address)
+        for clip_id in test["id"][:8]:
+            tensors = []
+            for landmark_set in ("pose", "left_hand", "right_hand"):
+                key = clips.loc[clip_id, f"key_{landmark_set}"]
+                array = np.load(io.BytesIO(storage.read_bytes(key))).astype("float32")
+                tensor = httpclient.InferInput(landmark_set, list(array.shape), "FP32")
+                tensor.set_data_from_numpy(array, binary_data=True)
+                tensors.append(tensor)
+            predicted.append(int(client.infer("lsfb", tensors).as_numpy("output-0")[0]))
+    assert np.mean(np.asarray(predicted) == test["label"][:8]) >= 0.75
+
+
+def test_a_process_keeps_the_backend_keras_was_imported_with():
+    code = (
+        "from mlops_assets.models.keras_backend import keras, use_backend\n"
+        "keras('jax')\n"
+        "try:\n"
+        "    use_backend('torch')\n"
+        "except Exception as error:\n"
+        "    print(type(error).__name__, error)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=clean_env(), capture_output=True, text=True, timeout=300
+    )
+    assert done.stdout.startswith("KerasBackendError Keras is already running on jax"), (
+        done.stdout + done.stderr[-2000:]
+    )
+    with pytest.raises(KerasBackendError, match="unknown Keras backend 'mxnet'"):
+        use_backend("mxnet")
