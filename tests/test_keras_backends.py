@@ -109,3 +109,71 @@ def test_a_process_keeps_the_backend_keras_was_imported_with():
     )
     with pytest.raises(KerasBackendError, match="unknown Keras backend 'mxnet'"):
         use_backend("mxnet")
+
+
+MIXED_ROUND_TRIP = """
+import json, sys
+import numpy as np
+from mlops_assets.models.keras_sequence import KerasSequenceClassifier
+from mlops_assets.pipeline.split_data import SplitData
+
+rng = np.random.default_rng(0)
+y = rng.integers(0, 4, 500)
+x = (rng.normal(size=(500, 8, 6)) * 0.3).astype("float32")
+x[np.arange(500), :, y] += 1.0
+x[:, 6:, :] = 0  # padding, masked
+
+def split(a, b):
+    return SplitData(name="s", classes=[0, 1, 2, 3], item_shape=[8, 6], rows=b - a,
+                     _load=lambda key: (x[a:b], y[a:b]), _shards=["all"])
+
+adapter = KerasSequenceClassifier()
+params = {**adapter.default_params, "epochs": 4, "units": 16, "dense": 32,
+          "batch_size": 32, "precision": "mixed_float16"}
+model = adapter.fit(split(0, 400), split(400, 450), params, seed=0)
+print(json.dumps({"dtype": model.layers[2].compute_dtype,
+                  "predicted": adapter.predict(model, x[450:]).tolist(),
+                  "labels": y[450:].tolist()}))
+sys.stdout.flush()
+open(sys.argv[1], "wb").write(adapter.dumps(model))
+"""
+
+SERVE_IT = """
+import json, sys
+import numpy as np
+import keras
+from mlops_assets.models.keras_sequence import KerasSequenceClassifier
+
+rng = np.random.default_rng(0)
+y = rng.integers(0, 4, 500)
+x = (rng.normal(size=(500, 8, 6)) * 0.3).astype("float32")
+x[np.arange(500), :, y] += 1.0
+x[:, 6:, :] = 0
+adapter = KerasSequenceClassifier()
+model = adapter.loads(open(sys.argv[1], "rb").read())
+print(json.dumps({"policy": keras.mixed_precision.global_policy().name,
+                  "predicted": adapter.predict(model, x[450:]).tolist()}))
+"""
+
+
+def test_a_mixed_precision_model_predicts_the_same_classes_on_a_float32_server(tmp_path):
+    """Trained under mixed_float16 (forced: this machine has no GPU), saved, then loaded in
+    another process, as the CPU-only model server does, with the float32 policy."""
+    import json
+
+    artifact = str(tmp_path / "model.keras")
+    runs = []
+    for code in (MIXED_ROUND_TRIP, SERVE_IT):
+        done = subprocess.run(
+            [sys.executable, "-c", code, artifact],
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    trained, served = runs
+    assert trained["dtype"] == "float16" and served["policy"] == "float32"
+    assert served["predicted"] == trained["predicted"]
+    assert np.mean(np.equal(trained["predicted"], trained["labels"])) >= 0.9

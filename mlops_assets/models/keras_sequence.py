@@ -36,6 +36,7 @@ class KerasSequenceClassifier:
         "patience": 5,
         "shuffle_buffer": 4096,
         "in_memory_mb": 2048,
+        "precision": "auto",  # mixed_float16 on an accelerator, else float32; or either
     }
 
     def build(self, item_shape: list[int], classes: int, params: dict[str, Any]):
@@ -61,9 +62,12 @@ class KerasSequenceClassifier:
     def fit(self, train, val, params: dict[str, Any], seed: int):
         keras = _keras(self.keras_backend)
         keras.utils.set_random_seed(seed)
-        gpu = bool(accelerators(keras.config.backend()))
+        precision = str(params.get("precision", "auto"))
+        if precision == "auto":
+            gpu = bool(accelerators(keras.config.backend()))
+            precision = "mixed_float16" if gpu else "float32"
         previous = keras.mixed_precision.global_policy().name
-        keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "float32")
+        keras.mixed_precision.set_global_policy(precision)
         try:
             model = self.build(train.item_shape, len(train.classes), params)
         finally:
