@@ -177,3 +177,87 @@ def test_a_mixed_precision_model_predicts_the_same_classes_on_a_float32_server(t
     assert trained["dtype"] == "float16" and served["policy"] == "float32"
     assert served["predicted"] == trained["predicted"]
     assert np.mean(np.equal(trained["predicted"], trained["labels"])) >= 0.9
+
+
+DATA_PARALLEL = """
+import json, os, sys
+backend, replicas = sys.argv[1], int(sys.argv[2])
+if backend == "tensorflow":
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import numpy as np
+from mlops_assets.models.keras_sequence import KerasSequenceClassifier
+from mlops_assets.pipeline.split_data import SplitData
+
+rng = np.random.default_rng(0)
+y = rng.integers(0, 4, 512)
+x = (rng.normal(size=(512, 8, 6)) * 0.3).astype("float32")
+x[np.arange(512), :, y] += 1.0
+train = SplitData(name="train", classes=[0, 1, 2, 3], item_shape=[8, 6], rows=512,
+                  _load=lambda key: (x, y), _shards=["all"])
+empty = SplitData(name="val", classes=[0, 1, 2, 3], item_shape=[8, 6], rows=0,
+                  _load=None, _shards=[])
+adapter = KerasSequenceClassifier()
+adapter.keras_backend = backend
+# the same global batch (64) and learning rate either way: one replica of 64, or two of 32
+params = {**adapter.default_params, "epochs": 1, "units": 16, "dense": 32, "dropout": 0.0,
+          "batch_size": 64 // replicas, "replicas": replicas, "scale_learning_rate": False}
+model = adapter.fit(train, empty, params, seed=0)
+spread = 1
+if backend == "jax":
+    spread = len(model.weights[0].value.sharding.device_set)
+print(json.dumps({"replicas": adapter.replicas, "variables_on": spread,
+                  "loss": adapter.history["loss"][-1]}))
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_training_is_data_parallel_over_two_emulated_devices(backend):
+    """Two CPU devices stand for two GPUs (an XLA flag for JAX, two logical devices for
+    TensorFlow): the model trains on two replicas, and its loss after one epoch is that of
+    one device on the same global batch, within float tolerance."""
+    import json
+
+    env = {**clean_env(), "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    runs = {}
+    for replicas in (1, 2):
+        done = subprocess.run(
+            [sys.executable, "-c", DATA_PARALLEL, backend, str(replicas)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[replicas] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert runs[1]["replicas"] == 1 and runs[2]["replicas"] == 2
+    if backend == "jax":
+        assert runs[2]["variables_on"] == 2  # the weights are replicated on both devices
+    assert runs[2]["loss"] == pytest.approx(runs[1]["loss"], rel=0.02)
+
+
+def test_parameters_for_an_accelerator_apply_only_where_there_is_one(monkeypatch):
+    from mlops_assets.models import keras_sequence
+    from mlops_assets.pipeline.split_data import SplitData
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 4, 3)).astype("float32"), rng.integers(0, 2, 64)
+    train = SplitData(
+        name="t", classes=[0, 1], item_shape=[4, 3], rows=64, _load=lambda k: (x, y), _shards=["a"]
+    )
+    empty = SplitData(name="v", classes=[0, 1], item_shape=[4, 3], rows=0, _load=None, _shards=[])
+    adapter = keras_sequence.KerasSequenceClassifier()
+    params = {
+        **adapter.default_params,
+        "epochs": 1,
+        "units": 4,
+        "dense": 4,
+        "precision": "float32",
+        "on_accelerator": {"batch_size": 32, "learning_rate": 0.01},
+    }
+    adapter.fit(train, empty, params, seed=0)
+    assert adapter.params_used["batch_size"] == 64 and adapter.params_used["learning_rate"] == 0.002
+    monkeypatch.setattr(keras_sequence, "accelerators", lambda backend: ["gpu:0"])
+    adapter.fit(train, empty, params, seed=0)
+    assert adapter.params_used["batch_size"] == 32 and adapter.params_used["learning_rate"] == 0.01

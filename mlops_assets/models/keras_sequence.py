@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from mlops_assets.models.data_parallel import replica_devices, replicated
 from mlops_assets.models.keras_backend import accelerators
 from mlops_assets.models.keras_backend import keras as _keras
 from mlops_assets.pipeline.batches import Batches
@@ -26,6 +27,10 @@ class KerasSequenceClassifier:
     batchable = True  # fixed-length clips: a batch is one array
     keras_backend: str | None = None
     """Set from the use case's `model.keras_backend`; None: `KERAS_BACKEND`, or tensorflow."""
+    replicas: int = 1
+    """How many replicas the last `fit` trained on."""
+    params_used: dict[str, Any] | None = None
+    """The parameters the last `fit` trained with (`on_accelerator` applied where it was)."""
     default_params: dict[str, Any] = {
         "units": 64,
         "dense": 128,
@@ -37,6 +42,9 @@ class KerasSequenceClassifier:
         "shuffle_buffer": 4096,
         "in_memory_mb": 2048,
         "precision": "auto",  # mixed_float16 on an accelerator, else float32; or either
+        "replicas": "auto",  # every accelerator when there are several; or a number
+        "scale_learning_rate": True,  # by the number of replicas (the global batch grows)
+        "on_accelerator": {},  # parameters that replace these on a GPU, e.g. batch_size 1024
     }
 
     def build(self, item_shape: list[int], classes: int, params: dict[str, Any]):
@@ -49,10 +57,12 @@ class KerasSequenceClassifier:
         outputs = keras.layers.Dense(classes, activation="softmax", dtype="float32")(x)
         return keras.Model(inputs, outputs, name="lsfb_bigru")
 
-    def batches(self, split, params: dict[str, Any], seed: int, shuffle: bool) -> Batches:
+    def batches(
+        self, split, params: dict[str, Any], seed: int, shuffle: bool, replicas: int = 1
+    ) -> Batches:
         return Batches(
             split,
-            batch_size=int(params["batch_size"]),
+            batch_size=int(params["batch_size"]) * replicas,
             seed=seed,
             shuffle=shuffle,
             in_memory_mb=float(params.get("in_memory_mb", 2048)),
@@ -62,25 +72,38 @@ class KerasSequenceClassifier:
     def fit(self, train, val, params: dict[str, Any], seed: int):
         keras = _keras(self.keras_backend)
         keras.utils.set_random_seed(seed)
+        gpu = bool(accelerators(keras.config.backend()))
+        if gpu and isinstance(params.get("on_accelerator"), dict):
+            params = {**params, **params["on_accelerator"]}  # e.g. a larger batch and rate
+        self.params_used = params
         precision = str(params.get("precision", "auto"))
         if precision == "auto":
-            gpu = bool(accelerators(keras.config.backend()))
             precision = "mixed_float16" if gpu else "float32"
+        devices = replica_devices(keras, params.get("replicas", "auto"))
+        with replicated(keras, devices) as replicas:
+            model = self._fit(keras, train, val, params, seed, precision, replicas)
+        self.replicas = replicas
+        return model
+
+    def _fit(self, keras, train, val, params, seed, precision, replicas):
         previous = keras.mixed_precision.global_policy().name
         keras.mixed_precision.set_global_policy(precision)
         try:
             model = self.build(train.item_shape, len(train.classes), params)
         finally:
             keras.mixed_precision.set_global_policy(previous)
+        rate = float(params["learning_rate"])
+        if params.get("scale_learning_rate", True):
+            rate *= replicas
         model.compile(
-            optimizer=keras.optimizers.Adam(float(params["learning_rate"])),
+            optimizer=keras.optimizers.Adam(rate),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
         callbacks = []
         validation: dict[str, Any] = {}
         if val.rows:
-            batches = self.batches(val, params, seed, shuffle=False)
+            batches = self.batches(val, params, seed, shuffle=False, replicas=replicas)
             validation = {"validation_data": batches.forever(), "validation_steps": len(batches)}
             callbacks.append(
                 keras.callbacks.EarlyStopping(
@@ -89,8 +112,8 @@ class KerasSequenceClassifier:
                     restore_best_weights=True,
                 )
             )
-        batches = self.batches(train, params, seed, shuffle=True)
-        model.fit(
+        batches = self.batches(train, params, seed, shuffle=True, replicas=replicas)
+        self.history = model.fit(
             batches.forever(),
             steps_per_epoch=len(batches),
             epochs=int(params["epochs"]),
@@ -98,7 +121,7 @@ class KerasSequenceClassifier:
             shuffle=False,  # the batches are shuffled already
             verbose=0,
             **validation,
-        )
+        ).history
         return model
 
     def predict_scores(self, model, x) -> np.ndarray:
