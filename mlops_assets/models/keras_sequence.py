@@ -29,6 +29,10 @@ class KerasSequenceClassifier:
     """Set from the use case's `model.keras_backend`; None: `KERAS_BACKEND`, or tensorflow."""
     replicas: int = 1
     """How many replicas the last `fit` trained on."""
+    epoch_seconds: list[float] | None = None
+    """Wall time of each epoch of the last `fit`, and the share of it spent waiting for input
+    (`input_wait_share`): what a GPU benchmark reports."""
+    input_wait_share: float | None = None
     params_used: dict[str, Any] | None = None
     """The parameters the last `fit` trained with (`on_accelerator` applied where it was)."""
     default_params: dict[str, Any] = {
@@ -113,6 +117,8 @@ class KerasSequenceClassifier:
                 )
             )
         batches = self.batches(train, params, seed, shuffle=True, replicas=replicas)
+        self.epoch_seconds = []
+        callbacks.append(_EpochTimes(keras, self.epoch_seconds))
         self.history = model.fit(
             batches.forever(),
             steps_per_epoch=len(batches),
@@ -122,6 +128,7 @@ class KerasSequenceClassifier:
             verbose=0,
             **validation,
         ).history
+        self.input_wait_share = batches.waited / max(sum(self.epoch_seconds), 1e-9)
         return model
 
     def predict_scores(self, model, x) -> np.ndarray:
@@ -148,3 +155,17 @@ class KerasSequenceClassifier:
                 f.write(data)
             # safe_mode refuses lambda layers and other code hidden in the archive
             return keras.saving.load_model(path, safe_mode=True, compile=False)
+
+
+def _EpochTimes(keras: Any, into: list[float]) -> Any:  # noqa: N802 (a class, made late)
+    """A callback recording each epoch's wall time (Keras is imported late, on its backend)."""
+    from time import perf_counter
+
+    class EpochTimes(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.began = perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            into.append(perf_counter() - self.began)
+
+    return EpochTimes()

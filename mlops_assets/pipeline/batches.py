@@ -20,6 +20,7 @@ import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from time import perf_counter
 
 import numpy as np
 
@@ -38,6 +39,9 @@ class Batches:
     """A split up to this size is held in memory (its features, float32)."""
     shuffle_buffer: int = 4096
     read_ahead: int = 2
+    waited: float = field(default=0.0, init=False)
+    """Seconds a consumer of `forever` waited for its next batch: how far the input
+    pipeline held training back."""
     _arrays: Batch | None = field(default=None, init=False, repr=False)
 
     def __len__(self) -> int:
@@ -60,7 +64,14 @@ class Batches:
         """Epoch after epoch, for `fit(..., steps_per_epoch=len(batches))`."""
         number = 0
         while True:
-            yield from self.epoch(number)
+            batches = self.epoch(number)
+            while True:
+                began = perf_counter()
+                item = next(batches, None)
+                self.waited += perf_counter() - began
+                if item is None:
+                    break
+                yield item
             number += 1
 
     def arrays(self) -> Batch:

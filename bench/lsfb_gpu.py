@@ -1,0 +1,201 @@
+"""The LSFB model's training on this machine's GPU, through the project's own code.
+
+Generates a dataset of the transform's layout (frames [32, 130] float32, zero-padded after
+each clip's 12-48 frames, 500 signs; the shard format `x`/`label` in `.npz`) in a temporary
+folder, then, on the first Keras backend available (TensorFlow if it sees a GPU, else JAX,
+else PyTorch; or --backend):
+  - the input pipeline on its own (pipeline/batches.py; samples/s of ready batches),
+  - training through the project's adapter (models/keras_sequence.py: the LSFB model at its
+    shipped size, mixed precision on a GPU) at batch 128 and 1024: samples/s over the
+    epochs after the first (which compiles), the share of the step time the training loop
+    spent waiting for its next batch, and the accelerator's peak memory,
+  - the same training on the CPU (a child process that hides the GPU), for the ratio.
+Imports neither Dagster nor anything that does, and downloads nothing. Prints one JSON.
+
+    python bench/lsfb_gpu.py [--clips 20000] [--epochs 3] [--backend jax] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from time import perf_counter
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+FRAMES, FEATURES, SIGNS = 32, 130, 500
+LSFB_MODEL = {"units": 128, "dense": 256, "dropout": 0.3, "learning_rate": 0.001}
+
+
+def backend_available(name: str, need_gpu: bool) -> bool:
+    probe = {
+        "tensorflow": "import tensorflow as tf; assert tf.config.list_physical_devices('GPU')",
+        "jax": "import jax; assert any(d.platform == 'gpu' for d in jax.devices())",
+        "torch": "import torch; assert torch.cuda.is_available()",
+    }[name]
+    if not need_gpu:
+        probe = probe.split(";")[0]
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=300)
+    return done.returncode == 0
+
+
+def pick_backend() -> str:
+    for need_gpu in (True, False):
+        for name in ("tensorflow", "jax", "torch"):
+            if backend_available(name, need_gpu):
+                return name
+    raise SystemExit("no Keras backend is installed (tensorflow, jax or torch)")
+
+
+def generate(folder: Path, clips: int, shard: int, seed: int = 0) -> list[str]:
+    """Clips of the transform's layout: each sign a smooth trajectory plus noise, zero
+    frames after the clip's length (what the Masking layer skips)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(SIGNS, FEATURES)).astype("float32")
+    keys = []
+    for start in range(0, clips, shard):
+        n = min(shard, clips - start)
+        labels = rng.integers(0, SIGNS, n)
+        t = np.linspace(0, 1, FRAMES, dtype="float32")[None, :, None]
+        x = centres[labels][:, None, :] * (0.5 + t) + rng.normal(
+            scale=0.3, size=(n, FRAMES, FEATURES)
+        ).astype("float32")
+        lengths = rng.integers(12, 49, n)
+        x[np.arange(FRAMES)[None, :] >= lengths[:, None]] = 0.0
+        key = folder / f"shard-{start // shard:05d}.npz"
+        np.savez(key, x=x.astype("float32"), label=labels.astype("int64"))
+        keys.append(str(key))
+    return keys
+
+
+def split_of(keys: list[str], clips: int):
+    import numpy as np
+
+    from mlops_assets.pipeline.split_data import SplitData
+
+    def load(key: str):
+        with np.load(key, allow_pickle=False) as shard:  # the shard format: arrays only
+            return shard["x"], shard["label"]
+
+    return SplitData(
+        name="train",
+        classes=list(range(SIGNS)),
+        item_shape=[FRAMES, FEATURES],
+        rows=clips,
+        _load=load,
+        _shards=keys,
+    )
+
+
+def peak_memory_mb(backend: str) -> float | None:
+    try:
+        if backend == "jax":
+            import jax
+
+            gpus = [d for d in jax.devices() if d.platform == "gpu"]
+            return gpus[0].memory_stats()["peak_bytes_in_use"] / 2**20 if gpus else None
+        if backend == "torch":
+            import torch
+
+            return torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+        import tensorflow as tf
+
+        if tf.config.list_physical_devices("GPU"):
+            return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    except Exception:  # a backend without memory statistics: reported as unknown
+        return None
+    return None
+
+
+def measure(backend: str, keys: list[str], clips: int, epochs: int, batches: list[int]) -> dict:
+    """In this process: the loader alone, then training at each batch size."""
+    from mlops_assets.models.keras_backend import accelerators, keras
+    from mlops_assets.models.keras_sequence import KerasSequenceClassifier
+    from mlops_assets.pipeline.batches import Batches
+
+    keras(backend)
+    split = split_of(keys, clips)
+    empty = split_of([], 0)
+    result: dict = {"backend": backend, "accelerators": accelerators(backend), "train": {}}
+    loader = Batches(split, batch_size=128, seed=0)
+    for number in range(2):
+        started = perf_counter()
+        served = sum(len(y) for _, y in loader.epoch(number))
+        result[f"loader_epoch{number + 1}_samples_per_second"] = served / (perf_counter() - started)
+
+    for batch in batches:
+        adapter = KerasSequenceClassifier()
+        adapter.keras_backend = backend
+        params = {**adapter.default_params, **LSFB_MODEL, "batch_size": batch, "epochs": epochs}
+        adapter.fit(split, empty, params, seed=0)
+        seconds = adapter.epoch_seconds
+        steady = seconds[1:] or seconds
+        result["train"][str(batch)] = {
+            "samples_per_second": sum(clips for _ in steady) / sum(steady),
+            "first_epoch_seconds": seconds[0],
+            "input_wait_share": adapter.input_wait_share,
+            "precision": "mixed_float16" if result["accelerators"] else "float32",
+            "replicas": adapter.replicas,
+        }
+    result["accelerator_peak_memory_mb"] = peak_memory_mb(backend)
+    result["imports_dagster"] = "dagster" in sys.modules
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clips", type=int, default=20_000)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batches", default="128,1024")
+    parser.add_argument("--backend", choices=["tensorflow", "jax", "torch"])
+    parser.add_argument("--cpu-clips", type=int, default=4096, help="0: no CPU run")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    batches = [int(b) for b in args.batches.split(",")]
+    if args.child:  # the CPU run: the accelerator hidden before any framework starts
+        keys = sorted(str(p) for p in args.data.glob("shard-*.npz"))
+        print(json.dumps(measure(args.backend, keys, args.clips, args.epochs, batches)))
+        return
+    backend = args.backend or pick_backend()
+    with tempfile.TemporaryDirectory() as tmp:
+        data, small = Path(tmp) / "clips", Path(tmp) / "cpu"
+        data.mkdir()
+        small.mkdir()
+        keys = generate(data, args.clips, shard=1024)
+        report = {
+            "benchmark": "lsfb_gpu",
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+            "clips": args.clips,
+            "model": {**LSFB_MODEL, "frames": FRAMES, "features": FEATURES, "signs": SIGNS},
+            "main": measure(backend, keys, args.clips, args.epochs, batches),
+        }
+        if args.cpu_clips:
+            generate(small, args.cpu_clips, shard=1024)
+            env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"}
+            command = [sys.executable, __file__, "--child", "--backend", backend]
+            command += ["--data", str(small), "--clips", str(args.cpu_clips)]
+            command += ["--epochs", "2", "--batches", "128"]
+            done = subprocess.run(command, env=env, capture_output=True, text=True)
+            if done.returncode:
+                raise SystemExit(f"the CPU run failed:\n{done.stderr[-3000:]}")
+            report["cpu"] = json.loads(done.stdout.strip().splitlines()[-1])
+    text = json.dumps(report, indent=2)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
