@@ -86,6 +86,12 @@ VARIABLES: dict[str, Variable] = {
         Variable("MLOPS_GITOPS_KNOWN_HOSTS_FILE", "", "the SSH remote's host keys"),
         Variable("MLOPS_IMAGE_TAG", "", "the image tag CI built this code into"),
         Variable("MLOPS_CODE_VERSION", "", "the commit the image was built from"),
+        Variable(
+            "KERAS_BACKEND",
+            "tensorflow",
+            "Keras's own: the backend of a process that loads a Keras model (the model "
+            "server); training uses the use case's training.keras_backend",
+        ),
         Variable("MLOPS_LSFB_SOURCE", "", "base URL of LSFB-ISOL (a mirror)"),
         Variable("MLOPS_CACHE_DIR", "~/.cache/mlops_assets", "the LSFB download cache"),
         Variable("XDG_CACHE_HOME", "~/.cache", "where caches go, when MLOPS_CACHE_DIR is unset"),

@@ -13,6 +13,7 @@ import sys
 from typing import Any, Literal
 
 from mlops_assets.errors import MlopsError
+from mlops_assets.settings import env
 
 KerasBackend = Literal["tensorflow", "jax", "torch"]
 BACKENDS: tuple[str, ...] = ("tensorflow", "jax", "torch")
@@ -25,7 +26,7 @@ class KerasBackendError(MlopsError, RuntimeError):
 def use_backend(name: str | None = None) -> str:
     """Make `name` (or `KERAS_BACKEND`, or tensorflow) this process's Keras backend; an
     error naming both when Keras was imported with another one already."""
-    wanted = name or os.environ.get("KERAS_BACKEND") or "tensorflow"
+    wanted = name or env("KERAS_BACKEND") or "tensorflow"
     if wanted not in BACKENDS:
         raise KerasBackendError(f"unknown Keras backend {wanted!r} (one of {', '.join(BACKENDS)})")
     if "keras" in sys.modules:
