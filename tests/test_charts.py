@@ -337,6 +337,16 @@ def test_the_inference_log_is_turned_on_by_the_chart(gitops_repo):
     assert env["MLOPS_INFERENCE_LOG_INPUTS"] == "summary"
     assert "MLOPS_INFERENCE_LOG_SAMPLE" not in env  # null: the use case's own setting
     assert env["MLOPS_STORAGE_ROOT"] == "s3://models/mlops" and env["MODEL_ENVIRONMENT"] == "dev"
+    assert "KERAS_BACKEND" not in env  # the image's default
+    values["kerasBackend"] = "jax"
+    (jax,) = [
+        d
+        for d in manifests(chart.render(values, name="dev", namespace="mlops-dev"))
+        if d["kind"] == "Deployment"
+    ]
+    assert {"name": "KERAS_BACKEND", "value": "jax"} in (
+        jax["spec"]["template"]["spec"]["containers"][0]["env"]
+    )
     for doc in docs:
         validate(doc)
     from mlops_assets.components.config import InferenceLogConfig

@@ -65,6 +65,10 @@ spec:
           value: {{ .Values.model.adapter | quote }}
         - name: MODEL_METADATA_SHA256
           value: {{ .Values.model.metadataSha256 | quote }}
+        {{- with .Values.kerasBackend }}
+        - name: KERAS_BACKEND
+          value: {{ . | quote }}
+        {{- end }}
         {{- range $key, $variable := dict "maxBodyMb" "MAX_BODY_MB" "maxRows" "MAX_ROWS" "maxDepth" "MAX_DEPTH" "readTimeoutSeconds" "READ_TIMEOUT_SECONDS" "batching" "BATCHING" "maxBatchRows" "MAX_BATCH_ROWS" "maxBatchWaitMs" "MAX_BATCH_WAIT_MS" "drainSeconds" "DRAIN_SECONDS" "graceSeconds" "GRACE_SECONDS" }}
         {{- $value := index $.Values.serving $key }}
         {{- if not (kindIs "invalid" $value) }}
