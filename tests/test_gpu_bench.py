@@ -14,8 +14,8 @@ from conftest import REPO, clean_env
 @pytest.mark.slow
 def test_the_gpu_bench_runs_end_to_end_on_a_machine_without_a_gpu(tmp_path):
     out = tmp_path / "lsfb_gpu.json"
-    command = ["bash", "bench/lsfb_gpu.sh", "--clips", "600", "--epochs", "2"]
-    command += ["--batches", "64,256", "--cpu-clips", "300", "--out", str(out)]
+    command = ["bash", "bench/lsfb_gpu.sh", "--clips", "400", "--epochs", "2", "--backend"]
+    command += ["jax", "--batches", "64,256", "--cpu-clips", "200", "--out", str(out)]
     done = subprocess.run(
         command,
         cwd=REPO,
@@ -27,7 +27,8 @@ def test_the_gpu_bench_runs_end_to_end_on_a_machine_without_a_gpu(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report == json.loads(done.stdout)
-    assert report["model"]["signs"] == 500 and report["clips"] == 600
+    assert report["model"]["signs"] == 500 and report["clips"] == 400
+    assert report["main"]["backend"] == report["cpu"]["backend"] == "jax"
     for run, batches in ((report["main"], ["64", "256"]), (report["cpu"], ["128"])):
         assert run["imports_dagster"] is False
         assert run["accelerators"] == []

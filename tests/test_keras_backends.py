@@ -181,7 +181,7 @@ def test_a_mixed_precision_model_predicts_the_same_classes_on_a_float32_server(t
 
 DATA_PARALLEL = """
 import json, os, sys
-backend, replicas = sys.argv[1], int(sys.argv[2])
+backend = sys.argv[1]
 if backend == "tensorflow":
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
@@ -198,17 +198,20 @@ train = SplitData(name="train", classes=[0, 1, 2, 3], item_shape=[8, 6], rows=51
                   _load=lambda key: (x, y), _shards=["all"])
 empty = SplitData(name="val", classes=[0, 1, 2, 3], item_shape=[8, 6], rows=0,
                   _load=None, _shards=[])
-adapter = KerasSequenceClassifier()
-adapter.keras_backend = backend
-# the same global batch (64) and learning rate either way: one replica of 64, or two of 32
-params = {**adapter.default_params, "epochs": 1, "units": 16, "dense": 32, "dropout": 0.0,
-          "batch_size": 64 // replicas, "replicas": replicas, "scale_learning_rate": False}
-model = adapter.fit(train, empty, params, seed=0)
-spread = 1
-if backend == "jax":
-    spread = len(model.weights[0].value.sharding.device_set)
-print(json.dumps({"replicas": adapter.replicas, "variables_on": spread,
-                  "loss": adapter.history["loss"][-1]}))
+runs = {}
+for replicas in (1, 2):
+    adapter = KerasSequenceClassifier()
+    adapter.keras_backend = backend
+    # the same global batch (64) and learning rate either way: one replica of 64, or two of 32
+    params = {**adapter.default_params, "epochs": 1, "units": 16, "dense": 32, "dropout": 0.0,
+              "batch_size": 64 // replicas, "replicas": replicas, "scale_learning_rate": False}
+    model = adapter.fit(train, empty, params, seed=0)
+    spread = 1
+    if backend == "jax":
+        spread = len(model.weights[0].value.sharding.device_set)
+    runs[replicas] = {"replicas": adapter.replicas, "variables_on": spread,
+                      "loss": adapter.history["loss"][-1]}
+print(json.dumps(runs))
 """
 
 
@@ -220,17 +223,15 @@ def test_training_is_data_parallel_over_two_emulated_devices(backend):
     import json
 
     env = {**clean_env(), "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    runs = {}
-    for replicas in (1, 2):
-        done = subprocess.run(
-            [sys.executable, "-c", DATA_PARALLEL, backend, str(replicas)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        runs[replicas] = json.loads(done.stdout.strip().splitlines()[-1])
+    done = subprocess.run(
+        [sys.executable, "-c", DATA_PARALLEL, backend],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = {int(k): v for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
     assert runs[1]["replicas"] == 1 and runs[2]["replicas"] == 2
     if backend == "jax":
         assert runs[2]["variables_on"] == 2  # the weights are replicated on both devices
