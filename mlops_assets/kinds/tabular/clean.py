@@ -17,6 +17,7 @@ import pandas as pd
 
 from mlops_assets.kinds.tabular.catalog import advance_cursor, new_segments, read_cursor
 from mlops_assets.kinds.tabular.dataset import TabularDataset
+from mlops_assets.kinds.tabular.landing_index import each
 from mlops_assets.kinds.tabular.rows import BatchRejected, check_rows, parse_batch, row_hashes
 from mlops_assets.storage import Layout, ObjectStorage
 
@@ -57,8 +58,8 @@ def run_clean(storage: ObjectStorage, layout: Layout, dataset: TabularDataset) -
 
 
 def _mark_rows(storage: ObjectStorage, layout: Layout, batch: dict, clean: pd.DataFrame) -> None:
-    for number, digest in zip(clean["row_number"], clean["content_hash"], strict=True):
-        _first_seen(storage, layout, digest, batch, int(number))
+    rows = zip(clean["content_hash"], clean["row_number"], strict=True)
+    each(storage, lambda row: _first_seen(storage, layout, row[0], batch, int(row[1])), rows)
 
 
 def _first_seen(
@@ -104,12 +105,29 @@ def _clean_batch(storage, layout, dataset, batch) -> dict[str, Any]:
     reasons = check.reasons.copy()
     hashes = row_hashes(check.numeric)
     row_numbers = np.arange(1, len(text) + 1)
+    # within the batch first (no storage call), then one claim per distinct row, as many
+    # at once as the backend gains from (S3: one conditional PUT each)
+    claims: dict[str, int] = {}
+    repeats: list[tuple[int, str]] = []
     for i, digest in enumerate(hashes):
         if reasons.iat[i]:
             continue
-        first = _first_seen(storage, layout, digest, batch, int(row_numbers[i]))
+        if digest in claims:
+            repeats.append((i, digest))
+        else:
+            claims[digest] = i
+    found = each(
+        storage,
+        lambda item: _first_seen(storage, layout, item[0], batch, int(row_numbers[item[1]])),
+        claims.items(),
+    )
+    first_of: dict[str, str] = {}
+    for (digest, i), first in zip(claims.items(), found, strict=True):
         if first:
             reasons.iat[i] = f"exact duplicate of {first}"
+        first_of[digest] = first or f"row {row_numbers[i]} of {name}"
+    for i, digest in repeats:  # the same row again in this file: a duplicate of the first
+        reasons.iat[i] = f"exact duplicate of {first_of[digest]}"
     bad = (reasons != "").to_numpy()
     if bad.any():
         rows = text[bad].copy()
