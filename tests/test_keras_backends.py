@@ -4,7 +4,6 @@ its default backend (TensorFlow)."""
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
@@ -12,7 +11,13 @@ import sys
 import numpy as np
 import pytest
 from conftest import REPO, clean_env, model_server
-from test_lsfb import _test_shards, dataset, source, storage  # noqa: F401 (fixtures)
+from test_lsfb import (  # noqa: F401 (fixtures)
+    _test_shards,
+    clip_request,
+    dataset,
+    source,
+    storage,
+)
 
 from mlops_assets.models.keras_backend import KerasBackendError, use_backend
 from mlops_assets.registry import ModelRegistry
@@ -81,14 +86,8 @@ def test_a_model_trained_on_jax_is_served_on_the_default_backend(
     ) as address:
         client = httpclient.InferenceServerClient(url=address)
         for clip_id in test["id"][:8]:
-            tensors = []
-            for landmark_set in ("pose", "left_hand", "right_hand"):
-                key = clips.loc[clip_id, f"key_{landmark_set}"]
-                array = np.load(io.BytesIO(storage.read_bytes(key))).astype("float32")
-                tensor = httpclient.InferInput(landmark_set, list(array.shape), "FP32")
-                tensor.set_data_from_numpy(array, binary_data=True)
-                tensors.append(tensor)
-            predicted.append(int(client.infer("lsfb", tensors).as_numpy("output-0")[0]))
+            answer = client.infer("lsfb", clip_request(storage, clips, clip_id))
+            predicted.append(int(answer.as_numpy("output-0")[0]))
     assert np.mean(np.asarray(predicted) == test["label"][:8]) >= 0.75
 
 

@@ -169,14 +169,7 @@ def test_whole_graph_from_the_server_to_a_gitops_commit_and_an_inference(
         ]
         predicted = []
         for clip_id in ids:
-            tensors = []
-            for landmark_set in ("pose", "left_hand", "right_hand"):
-                key = clips.loc[clip_id, f"key_{landmark_set}"]
-                array = np.load(io.BytesIO(storage.read_bytes(key))).astype("float32")
-                tensor = httpclient.InferInput(landmark_set, list(array.shape), "FP32")
-                tensor.set_data_from_numpy(array, binary_data=True)
-                tensors.append(tensor)
-            answer = client.infer("lsfb", tensors)
+            answer = client.infer("lsfb", clip_request(storage, clips, clip_id))
             predicted.append(int(answer.as_numpy("output-0")[0]))
             request_ids.append(answer.get_response()["id"])
         assert any(
@@ -242,6 +235,21 @@ def test_whole_graph_from_the_server_to_a_gitops_commit_and_an_inference(
     assert "champion v1 takes examples of shape [32, 130]" in gate
     assert "gives [24, 130]: not comparable" in gate
     assert registry.versions() == [1, 2] and registry.champion()["version"] == 2
+
+
+def clip_request(storage, clips: pd.DataFrame, clip_id: str) -> list:
+    """One clip as LSFB-ISOL stores it (each landmark set's frames, NaN where nothing was
+    detected), as the inputs of an OIP request."""
+    import tritonclient.http as httpclient
+
+    tensors = []
+    for landmark_set in ("pose", "left_hand", "right_hand"):
+        key = clips.loc[clip_id, f"key_{landmark_set}"]
+        array = np.load(io.BytesIO(storage.read_bytes(key))).astype("float32")
+        tensor = httpclient.InferInput(landmark_set, list(array.shape), "FP32")
+        tensor.set_data_from_numpy(array, binary_data=True)
+        tensors.append(tensor)
+    return tensors
 
 
 def _test_shards(storage, layout, manifest):
