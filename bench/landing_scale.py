@@ -63,7 +63,6 @@ if what == "tick":
     detail = {"new_files": int(result.run_requests[0].tags["mlops/new_files"])
               if result.run_requests else 0, "definitions_load_seconds": loaded}
 elif what in ("split", "stages"):
-    import yaml
     from mlops_assets.kinds.tabular import TabularUseCase
     from mlops_assets.kinds.tabular.clean import run_clean
     from mlops_assets.kinds.tabular.observe import run_observe

@@ -24,9 +24,9 @@ def replica_devices(keras: Any, replicas: Any) -> list[str]:
     more (none: one device, no replication); with a number, that many of the backend's
     devices, CPUs included (how tests emulate a multi-device pod)."""
     backend = keras.config.backend()
-    if replicas in (None, "auto", 1, "1"):
-        if replicas != "auto":
-            return []
+    if replicas in (None, 1, "1"):
+        return []
+    if replicas == "auto":
         found = _devices(keras, backend, accelerators_only=True)
         return found if len(found) > 1 else []
     wanted = int(replicas)
