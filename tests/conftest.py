@@ -252,6 +252,14 @@ def git_server(tmp_path):
             "environments/prod/digits/values.yaml": HAND_WRITTEN,
         },
     )
+    with git_daemon(base) as url:
+        yield f"{url}/gitops.git", base / "gitops.git"
+
+
+@contextmanager
+def git_daemon(base: Path) -> Iterator[str]:
+    """`git daemon` serving the bare repositories under `base` on loopback (push enabled);
+    yields git://127.0.0.1:<port>."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -281,7 +289,7 @@ def git_server(tmp_path):
                 raise
             time.sleep(0.05)
     try:
-        yield f"git://127.0.0.1:{port}/gitops.git", base / "gitops.git"
+        yield f"git://127.0.0.1:{port}"
     finally:
         stop(daemon)
 

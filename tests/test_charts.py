@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import fnmatch
 import re
+import subprocess
 from pathlib import Path
 
 import helm_python as helm
@@ -138,14 +139,18 @@ def test_gitops_seed_and_chart_defaults_agree_on_the_model_keys():
     assert chart_model.keys() == seed_model.keys()
 
 
-def test_argocd_apps_point_at_the_files_deploy_writes():
+def test_argocd_apps_point_at_the_files_deploy_writes(gitops_repo, tmp_path):
+    from applicationset import generate
+
     rendered = helm.Chart.load(ARGOCD).render(name="mlops", namespace="argocd")
     docs = manifests(rendered)
-    apps = [d for d in docs if d["kind"] == "Application"]
+    (appset,) = [d for d in docs if d["kind"] == "ApplicationSet"]
     projects = [d for d in docs if d["kind"] == "AppProject" and d["metadata"]["name"] == "mlops"]
     assert len(projects) == 1
     assert projects[0]["spec"]["clusterResourceWhitelist"] == []  # models get no cluster RBAC
-    apps = [a for a in apps if "mlops-assets/environment" in a["metadata"]["labels"]]
+    checkout = tmp_path / "checkout"
+    subprocess.run(["git", "clone", "-q", gitops_repo.remote, str(checkout)], check=True)
+    apps = generate(appset, checkout)
     assert {a["metadata"]["name"] for a in apps} == {f"digits-{e}" for e in ENVIRONMENTS}
     for app in apps:
         env = app["metadata"]["labels"]["mlops-assets/environment"]
@@ -153,9 +158,11 @@ def test_argocd_apps_point_at_the_files_deploy_writes():
         expected = DeployRequest(environment=env, use_case="digits", model={"version": "1"}).path
         assert chart_source["helm"]["valueFiles"] == [f"$values/{expected}"]
         assert chart_source["path"] == "charts/model-api" and values_source["ref"] == "values"
-        assert app["spec"]["destination"]["namespace"] in {
-            d["namespace"] for d in projects[0]["spec"]["destinations"]
-        }
+        assert app["spec"]["project"] == "mlops"
+        assert any(
+            fnmatch.fnmatch(app["spec"]["destination"]["namespace"], d["namespace"])
+            for d in projects[0]["spec"]["destinations"]
+        )
     assert (
         "automated"
         not in next(a for a in apps if a["metadata"]["name"] == "digits-prod")["spec"]["syncPolicy"]
@@ -277,9 +284,13 @@ def test_least_privilege_of_the_rendered_charts(gitops_repo):
     )
     (root,) = [d for d in root_docs if d["kind"] == "Application"]
     assert root["spec"]["project"] == "mlops-root"
-    for app in (d for d in argocd_docs if d["kind"] == "Application"):
+    (appset,) = [d for d in argocd_docs if d["kind"] == "ApplicationSet"]
+    for app in [d for d in argocd_docs if d["kind"] == "Application"] + [
+        appset["spec"]["template"]
+    ]:
         assert app["spec"]["project"] in ("mlops", "platform")
         assert "CreateNamespace=true" not in app["spec"]["syncPolicy"].get("syncOptions", [])
+    assert "CreateNamespace" not in appset["spec"]["templatePatch"]
 
     images = re.findall(
         r"image: *\"?([^\s\"]+)", "\n".join(yaml.safe_dump(d) for d in model_docs + argocd_docs)

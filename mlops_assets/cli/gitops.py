@@ -81,3 +81,45 @@ def gitops_rollback(use_case: str, environment: str, version: int, reason: str) 
         f"pinned v{version} as {use_case}'s champion: automatic releases will not replace it "
         "until `mlops-assets registry unpin`"
     )
+
+
+@gitops.command("init-environment")
+@click.option("--environment", required=True, help="The environment's name (a folder).")
+@click.option("--namespace", default="", help="Where its models run; default mlops-<env>.")
+@click.option(
+    "--auto-sync/--manual-sync",
+    default=None,
+    help="Argo CD syncs each commit, or a person syncs; default auto but for prod.",
+)
+@click.option("--sync-wave", type=int, default=0, help="Argo CD sync wave of its Applications.")
+def gitops_init_environment(
+    environment: str, namespace: str, auto_sync: bool | None, sync_wave: int
+) -> None:
+    """Add an environment to the GitOps repository: its environment.yaml, which the
+    ApplicationSet reads (namespace, sync policy). Use cases deployed to it then get their
+    Applications by themselves."""
+    from mlops_assets.gitops.environments import (
+        EnvironmentPolicy,
+        default_policy,
+        environment_yaml,
+    )
+    from mlops_assets.gitops.repository import GitOpsError
+
+    try:
+        default = default_policy(environment)
+        policy = EnvironmentPolicy(
+            namespace or default.namespace,
+            default.auto_sync if auto_sync is None else auto_sync,
+            sync_wave,
+        )
+        result = (
+            _gitops().repo(()).init_environment(environment, environment_yaml(environment, policy))
+        )
+    except (ValueError, GitOpsError) as error:
+        raise CommandError(str(error)) from None
+    click.echo(result.reason)
+    if result.changed:
+        click.echo(
+            f"the namespace {policy.namespace} must exist in the cluster (charts/argocd "
+            "`namespaces`); each use case's first deploy to it adds its Application"
+        )

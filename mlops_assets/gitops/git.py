@@ -152,8 +152,11 @@ def ensure_local_remote(path: Path, branch: str, seed: dict[str, str]) -> str:
         seed = {k: v for k, v in seed.items() if k not in present}
         if not seed or listed.returncode:
             return path.as_uri()
-        names = sorted({k.split("/")[2] for k in seed})
-        message = f"Add the model-api values of {', '.join(names)}"
+        names = sorted({k.split("/")[2] for k in seed if k.count("/") == 3})
+        parts = [f"the model-api values of {', '.join(names)}"] if names else []
+        if any(k.endswith("/environment.yaml") for k in seed):
+            parts.append("the environments' Argo CD policy (environment.yaml)")
+        message = f"Add {' and '.join(parts)}"
     else:
         path.mkdir(parents=True, exist_ok=True)
         subprocess.run(["git", "init", "--bare", "-q", "-b", branch, str(path)], check=True)

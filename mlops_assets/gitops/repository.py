@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlops_assets.errors import MlopsError, redact
+from mlops_assets.gitops.environments import environment_path, values_template
 from mlops_assets.gitops.git import Git
 from mlops_assets.gitops.values import read_model, set_keys, set_model
 
@@ -162,8 +163,12 @@ class GitOpsRepo:
             for attempt in range(1, self.attempts + 1):
                 git = self._checkout(workdir)
                 target = inside(workdir, request.path)
-                if not target.exists():
-                    raise GitOpsError(self._missing(request.path))
+                first = not target.exists()
+                if first:  # a use case's first deploy to an environment people set up
+                    if not inside(workdir, environment_path(request.environment)).exists():
+                        raise GitOpsError(self._missing(request.path))
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text(values_template(request.use_case))
                 text = target.read_text()
                 current = read_model(text, request.path)
                 previous = str(current.get("version")) if current.get("version") else None
@@ -211,7 +216,7 @@ class GitOpsRepo:
                     if same_registry or not previous
                     else f"{previous} of {_registry(current)}"
                 )
-                git.run("commit", "-q", "-F", "-", input=self._message(request, was))
+                git.run("commit", "-q", "-F", "-", input=self._message(request, was, first))
                 commit = git.run("rev-parse", "HEAD").strip()
                 approval = request.approval and not self.base_branch
                 branch = request.approval_branch if approval else self.branch
@@ -269,9 +274,60 @@ class GitOpsRepo:
         return f"{redact(self.remote)} (branch {self.branch})"
 
     def _missing(self, path: str) -> str:
-        return f"{self._where()} has no {path}: add the environment to the GitOps repository first"
+        environment = path.split("/")[1]
+        return (
+            f"{self._where()} has no {path}, and no {environment_path(environment)}: set the "
+            f"environment up first (mlops-assets gitops init-environment --environment "
+            f"{environment})"
+        )
 
-    def _message(self, request: DeployRequest, previous: str | None) -> str:
+    def init_environment(self, environment: str, text: str) -> DeployResult:
+        """Commit environments/<env>/environment.yaml; one that exists is left as it is
+        (changed by pull request, not by a command)."""
+        values_path(environment, "x")  # a plain name
+        relative = environment_path(environment)
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = Path(tmp)
+            for attempt in range(1, self.attempts + 1):
+                git = self._checkout(workdir)
+                target = inside(workdir, relative)
+                if target.exists():
+                    same = target.read_text() == text
+                    if not same:
+                        raise GitOpsError(
+                            f"{relative} exists in {self._where()} with another policy; "
+                            "change it by pull request"
+                        )
+                    return DeployResult(
+                        False, f"{relative} is as asked", None, self.branch, None, attempt
+                    )
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
+                git.run("add", relative)
+                message = (
+                    f"Add the {environment} environment\n\nIts Argo CD policy ({relative}); "
+                    "each use case deployed to it gets an Application from the ApplicationSet.\n"
+                )
+                git.run("commit", "-q", "-F", "-", input=message)
+                commit = git.run("rev-parse", "HEAD").strip()
+                code, out = git.try_run(
+                    "push", "--porcelain", "origin", f"HEAD:refs/heads/{self.branch}"
+                )
+                if code == 0:
+                    return DeployResult(
+                        True,
+                        f"committed {commit[:12]} to {self.branch}",
+                        commit,
+                        self.branch,
+                        None,
+                        attempt,
+                    )
+                if not _rejected(out):
+                    raise GitOpsError(f"push to {self._where()} failed: {out}")
+                time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
+            raise GitOpsError(f"push to {self._where()} was rejected {self.attempts} times")
+
+    def _message(self, request: DeployRequest, previous: str | None, first: bool = False) -> str:
         version = request.model["version"]
         was = f" (was v{previous})" if previous and previous != "0" else ""
         head = (
@@ -281,7 +337,12 @@ class GitOpsRepo:
             f" and image.tag ({request.image_tag})" if request.image_tag else ""
         )
         body = [
-            f"Set {keys} in {request.path}.",
+            f"Set {keys} in {request.path}"
+            + (
+                " (new: the use case's first deploy here, from the values template)."
+                if first
+                else "."
+            ),
             *request.summary,
         ]
         trailers = [f"{k}: {v}" for k, v in request.trailers.items()]

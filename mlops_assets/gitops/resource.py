@@ -7,11 +7,17 @@ from pathlib import Path
 import dagster as dg
 
 from mlops_assets.errors import redact
+from mlops_assets.gitops.environments import (
+    ENVIRONMENTS,
+    TEMPLATE,
+    default_policy,
+    environment_path,
+    environment_yaml,
+    values_template,
+)
 from mlops_assets.gitops.repository import GitOpsRepo
 
-TEMPLATE = Path(__file__).parent / "templates" / "values.yaml"
-# Seeded in the local default's repository: the promotion path dev -> staging -> prod.
-ENVIRONMENTS = ("dev", "staging", "prod")
+__all__ = ["ENVIRONMENTS", "TEMPLATE", "GitOpsResource"]
 
 
 class GitOpsResource(dg.ConfigurableResource):
@@ -35,11 +41,13 @@ class GitOpsResource(dg.ConfigurableResource):
             from mlops_assets.gitops.git import ensure_local_remote
 
             seed = {
-                f"environments/{env}/{name}/values.yaml": TEMPLATE.read_text().replace(
-                    "name: digits", f"name: {name}"
-                )
+                f"environments/{env}/{name}/values.yaml": values_template(name)
                 for env in ENVIRONMENTS
                 for name in use_cases
+            }
+            seed |= {
+                environment_path(env): environment_yaml(env, default_policy(env))
+                for env in ENVIRONMENTS
             }
             local = Path(self.local_path)
             if self.base_branch and (local / "HEAD").exists():

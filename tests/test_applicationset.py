@@ -1,0 +1,118 @@
+"""The ApplicationSet of charts/argocd against a real GitOps repository (git daemon on
+loopback) written by the deploy path: every values file gets its Application with its
+environment's policy, including a use case deployed for the first time and an environment
+added by `mlops-assets gitops init-environment`."""
+
+from __future__ import annotations
+
+import subprocess
+
+import helm_python as helm
+import pytest
+import yaml
+from applicationset import generate
+from conftest import git_daemon
+from crd_schemas import crd_errors
+from test_charts import ARGOCD, SHA, manifests
+
+from mlops_assets.gitops.environments import default_policy, environment_yaml
+from mlops_assets.gitops.repository import DeployRequest, GitOpsError, GitOpsRepo
+from mlops_assets.gitops.resource import GitOpsResource
+
+
+def _model(name: str, version: str) -> dict[str, str]:
+    return {
+        "name": name,
+        "version": version,
+        "uri": f"s3://models/models/{name}/{version}/model.skops",
+        "sha256": SHA,
+    }
+
+
+@pytest.fixture
+def served_gitops(tmp_path):
+    base = tmp_path / "server"
+    GitOpsResource(local_path=str(base / "gitops.git")).repo(("digits",))  # the seed
+    with git_daemon(base) as url:
+        yield GitOpsRepo(f"{url}/gitops.git", backoff_seconds=0.05)
+
+
+def _applications(repo: GitOpsRepo, tmp_path) -> dict[str, dict]:
+    (appset,) = [
+        d
+        for d in manifests(helm.Chart.load(ARGOCD).render(name="mlops", namespace="argocd"))
+        if d["kind"] == "ApplicationSet"
+    ]
+    checkout = tmp_path / "checkout"
+    subprocess.run(["git", "clone", "-q", repo.remote, str(checkout)], check=True)
+    apps = generate(appset, checkout)
+    assert crd_errors([appset, *apps]) == [None] * (len(apps) + 1)
+    return {a["metadata"]["name"]: a for a in apps}
+
+
+def test_every_values_file_gets_an_application_with_its_environments_policy(
+    served_gitops, tmp_path
+):
+    repo = served_gitops
+    apps = _applications(repo, tmp_path)
+    assert set(apps) == {"digits-dev", "digits-staging", "digits-prod"}
+
+    # a use case's first deploy, and an environment a person added
+    assert repo.init_environment("qa", environment_yaml("qa", default_policy("qa"))).changed
+    first = repo.deploy(DeployRequest("dev", "wine_quality", _model("wine_quality", "1")))
+    assert first.changed and first.previous_version == "0"
+    assert repo.deploy(DeployRequest("qa", "digits", _model("digits", "4"))).changed
+    apps = _applications(repo, tmp_path / "again")
+    assert set(apps) == {
+        "digits-dev",
+        "digits-staging",
+        "digits-prod",
+        "digits-qa",
+        "wine-quality-dev",
+    }
+    wine = apps["wine-quality-dev"]
+    chart, values = wine["spec"]["sources"]
+    assert chart["helm"]["valueFiles"] == ["$values/environments/dev/wine_quality/values.yaml"]
+    assert chart["helm"]["releaseName"] == "dev" and values["ref"] == "values"
+    assert wine["spec"]["destination"]["namespace"] == "mlops-dev"
+    assert wine["metadata"]["labels"] == {
+        "mlops-assets/use-case": "wine-quality",
+        "mlops-assets/environment": "dev",
+    }
+    assert wine["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+    assert apps["digits-qa"]["spec"]["destination"]["namespace"] == "mlops-qa"
+    assert "automated" not in apps["digits-prod"]["spec"]["syncPolicy"]  # a person syncs prod
+    assert apps["digits-prod"]["spec"]["syncPolicy"]["syncOptions"] == ["PruneLast=true"]
+    assert {
+        a["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] for a in apps.values()
+    } == {"0"}
+    # what deploy committed is a values file the model chart takes
+    text = repo.read_values("dev", "wine_quality")
+    assert yaml.safe_load(text)["model"]["name"] == "wine_quality"
+
+
+def test_deploy_to_an_environment_nobody_set_up_is_refused_and_commits_nothing(served_gitops):
+    repo = served_gitops
+    with pytest.raises(GitOpsError, match="init-environment --environment perf"):
+        repo.deploy(DeployRequest("perf", "digits", _model("digits", "2")))
+    assert "perf" not in repo.deployed_everywhere("digits")
+    # a policy in place is changed by pull request, not overwritten by the command
+    with pytest.raises(GitOpsError, match="pull request"):
+        repo.init_environment("prod", environment_yaml("prod", default_policy("dev")))
+
+
+def test_the_applicationset_keeps_applications_and_workloads_by_default():
+    docs = manifests(helm.Chart.load(ARGOCD).render(name="mlops", namespace="argocd"))
+    (appset,) = [d for d in docs if d["kind"] == "ApplicationSet"]
+    assert appset["spec"]["syncPolicy"] == {
+        "applicationsSync": "create-update",
+        "preserveResourcesOnDeletion": True,
+    }
+    allowing = manifests(
+        helm.Chart.load(ARGOCD).render(
+            {"applicationSet": {"applicationsSync": "sync"}}, name="mlops", namespace="argocd"
+        )
+    )
+    (appset,) = [d for d in allowing if d["kind"] == "ApplicationSet"]
+    assert appset["spec"]["syncPolicy"]["applicationsSync"] == "sync"
+    assert crd_errors([appset]) == [None]
