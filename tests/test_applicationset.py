@@ -116,3 +116,25 @@ def test_the_applicationset_keeps_applications_and_workloads_by_default():
     (appset,) = [d for d in allowing if d["kind"] == "ApplicationSet"]
     assert appset["spec"]["syncPolicy"]["applicationsSync"] == "sync"
     assert crd_errors([appset]) == [None]
+
+
+def test_init_environment_from_the_command_line(served_gitops, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from mlops_assets.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLOPS_GITOPS_REMOTE", served_gitops.remote)
+    args = ["gitops", "init-environment", "--environment", "perf", "--manual-sync"]
+    done = CliRunner().invoke(main, [*args, "--sync-wave", "2"])
+    assert done.exit_code == 0, done.output
+    assert "committed" in done.output and "mlops-perf must exist" in done.output
+    again = CliRunner().invoke(main, [*args, "--sync-wave", "2"])
+    assert again.exit_code == 0 and "as asked" in again.output  # nothing to commit twice
+    refused = CliRunner().invoke(main, [*args, "--namespace", "Not_A_Name"])
+    assert refused.exit_code != 0 and "Not_A_Name" in refused.output
+    assert served_gitops.deploy(DeployRequest("perf", "digits", _model("digits", "1"))).changed
+    apps = _applications(served_gitops, tmp_path)
+    perf = apps["digits-perf"]
+    assert perf["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == "2"
+    assert "automated" not in perf["spec"]["syncPolicy"]
