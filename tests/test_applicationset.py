@@ -5,6 +5,7 @@ added by `mlops-assets gitops init-environment`."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import helm_python as helm
@@ -17,7 +18,7 @@ from test_charts import ARGOCD, SHA, manifests
 
 from mlops_assets.gitops.environments import default_policy, environment_yaml
 from mlops_assets.gitops.repository import DeployRequest, GitOpsError, GitOpsRepo
-from mlops_assets.gitops.resource import GitOpsResource
+from mlops_assets.gitops.resource import TEMPLATE, GitOpsResource
 
 
 def _model(name: str, version: str) -> dict[str, str]:
@@ -116,6 +117,10 @@ def test_the_applicationset_keeps_applications_and_workloads_by_default():
     (appset,) = [d for d in allowing if d["kind"] == "ApplicationSet"]
     assert appset["spec"]["syncPolicy"]["applicationsSync"] == "sync"
     assert crd_errors([appset]) == [None]
+    # the matrix refuses a key both files hold: no model-api values file may have `argocd:`
+    schema = json.loads((ARGOCD.parent / "model-api" / "values.schema.json").read_text())
+    assert "argocd" not in schema["properties"]
+    assert "argocd" not in yaml.safe_load(TEMPLATE.read_text())
 
 
 def test_init_environment_from_the_command_line(served_gitops, monkeypatch, tmp_path):

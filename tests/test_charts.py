@@ -13,6 +13,7 @@ import helm_python as helm
 import kubernetes_validate
 import pytest
 import yaml
+from crd_schemas import crd_errors, is_custom
 
 from mlops_assets.gitops.repository import DeployRequest, GitOpsRepo
 from mlops_assets.gitops.resource import ENVIRONMENTS, TEMPLATE, GitOpsResource
@@ -30,7 +31,13 @@ def manifests(rendered: dict[str, str]) -> list[dict]:
 
 
 def validate(doc: dict) -> None:
-    if doc["kind"] == "Rollout":  # an Argo Rollouts CRD: check its pod template as a Deployment's
+    """Core kinds against Kubernetes' schemas; custom ones against their CRDs' (and a
+    Rollout's pod template as a Deployment's too)."""
+    if is_custom(doc):
+        assert crd_errors([doc]) == [None], (doc["kind"], crd_errors([doc]))
+        if doc["kind"] != "Rollout":
+            return
+    if doc["kind"] == "Rollout":
         doc = {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -365,3 +372,69 @@ def test_the_inference_log_is_turned_on_by_the_chart(gitops_repo):
 
     settings = log_settings_of(InferenceLogConfig(), env)  # what the server makes of them
     assert settings.enabled and settings.inputs == "summary" and settings.sample == 1.0
+
+
+OPTIONS = {
+    "rollout": {"rollout": {"enabled": True}},
+    "rollout without analysis": {"rollout": {"enabled": True, "analysis": {"enabled": False}}},
+    "service monitor": {"metrics": {"serviceMonitor": True}},
+    "pod annotations": {"metrics": {"podAnnotations": True}},
+    "external secrets": {"externalSecrets": {"enabled": True}},
+}
+
+
+def test_each_option_on_and_off_in_every_environment_renders_valid_and_lints(tmp_path):
+    chart = helm.Chart.load(MODEL_API)
+    for environment in ENVIRONMENTS:
+        base = yaml.safe_load(TEMPLATE.read_text())
+        base["model"].update(version="3", uri="s3://models/models/digits/3/model.skops")
+        base["model"]["sha256"] = SHA
+        base["storage"] = {"existingSecret": "mlops-model-reader"}
+        combos = {"all off": {}, **OPTIONS}
+        combos["all on"] = {
+            "rollout": {"enabled": True},
+            "metrics": {"serviceMonitor": True, "podAnnotations": True},
+            "externalSecrets": {"enabled": True},
+        }
+        for name, option in combos.items():
+            values = {**copy.deepcopy(base), **option}
+            chart.validate_schema(values)
+            report = helm.lint(MODEL_API, values, strict=True)
+            assert not report["errors"] and all(m["severity"] < 2 for m in report["messages"])
+            docs = manifests(chart.render(values, name=environment, namespace=f"m-{environment}"))
+            for doc in docs:
+                validate(doc)
+            kinds = {d["kind"] for d in docs}
+            rollout = option.get("rollout", {})
+            assert ("Rollout" in kinds) == bool(rollout)
+            assert ("AnalysisTemplate" in kinds) == (
+                bool(rollout) and rollout.get("analysis", {}).get("enabled", True)
+            ), name
+            assert ("ServiceMonitor" in kinds) == bool(
+                option.get("metrics", {}).get("serviceMonitor")
+            )
+            (workload,) = [d for d in docs if d["kind"] in ("Rollout", "Deployment")]
+            (container,) = workload["spec"]["template"]["spec"]["containers"]
+            external = option.get("externalSecrets", {}).get("enabled", False)
+            assert ("ExternalSecret" in kinds) == external
+            secret = f"{environment}-digits-storage" if external else "mlops-model-reader"
+            assert container["envFrom"] == [{"secretRef": {"name": secret}}], name
+            (policy,) = [d for d in docs if d["kind"] == "NetworkPolicy"]
+            scraped = option.get("metrics", {})
+            prometheus_let_in = {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+            } in policy["spec"]["ingress"][0]["from"]
+            assert prometheus_let_in == bool(
+                scraped.get("serviceMonitor") or scraped.get("podAnnotations")
+            )
+
+
+def test_values_hold_references_to_secrets_never_the_secrets():
+    chart = helm.Chart.load(MODEL_API)
+    values = yaml.safe_load(TEMPLATE.read_text())
+    values["externalSecrets"] = {
+        "enabled": True,
+        "storage": {"AWS_SECRET_ACCESS_KEY": {"value": "inline-credential"}},
+    }
+    with pytest.raises(helm.HelmValuesError):
+        chart.validate_schema(values)

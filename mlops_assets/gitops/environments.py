@@ -1,6 +1,8 @@
 """An environment of the GitOps repository: its Argo CD policy and its use cases' values.
 
-`environments/<env>/environment.yaml` is what the ApplicationSet of charts/argocd reads for
+`environments/<env>/environment.yaml` (its `argocd:` mapping: a key no model-api values
+file has, since the ApplicationSet's matrix refuses a key both files hold) is what the
+ApplicationSet of charts/argocd reads for
 every Application of that environment (namespace, automated sync or not, sync wave). People
 write it (`mlops-assets gitops init-environment`) and review it; the deploy asset never
 edits it. A use case's first deploy to an environment that has one adds its values file
@@ -65,7 +67,7 @@ def environment_yaml(environment: str, policy: EnvironmentPolicy) -> str:
         "# asset never edits it).\n"
         + yaml.safe_dump(
             {
-                "environment": {
+                "argocd": {
                     "namespace": policy.namespace,
                     "autoSync": policy.auto_sync,
                     "syncWave": str(policy.sync_wave),
@@ -80,21 +82,21 @@ def environment_yaml(environment: str, policy: EnvironmentPolicy) -> str:
 def read_policy(text: str, where: str) -> EnvironmentPolicy:
     """The policy of an environment.yaml; the error names the file and the field."""
     try:
-        found = (yaml.safe_load(text) or {}).get("environment")
+        found = (yaml.safe_load(text) or {}).get("argocd")
     except (yaml.YAMLError, AttributeError) as error:
         raise ValueError(f"{where}: not a YAML mapping ({error})") from None
     if not isinstance(found, dict):
-        raise ValueError(f"{where}: no `environment:` mapping")
+        raise ValueError(f"{where}: no `argocd:` mapping")
     namespace, auto = found.get("namespace"), found.get("autoSync")
     if not isinstance(namespace, str):
-        raise ValueError(f"{where}: environment.namespace must be a string")
+        raise ValueError(f"{where}: argocd.namespace must be a string")
     if not isinstance(auto, bool):
-        raise ValueError(f"{where}: environment.autoSync must be true or false")
+        raise ValueError(f"{where}: argocd.autoSync must be true or false")
     try:
         wave = int(str(found.get("syncWave", "0")))
     except ValueError:
-        raise ValueError(f"{where}: environment.syncWave must be a whole number") from None
+        raise ValueError(f"{where}: argocd.syncWave must be a whole number") from None
     try:
         return EnvironmentPolicy(namespace, auto, wave)
     except ValueError as error:
-        raise ValueError(f"{where}: environment.{error}") from None
+        raise ValueError(f"{where}: argocd.{error}") from None

@@ -15,6 +15,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 mlops-assets/use-case: {{ .Values.model.name | replace "_" "-" }}
 {{- end -}}
 
+{{/* The Secret with the storage credentials: External Secrets' when on, else an existing one. */}}
+{{- define "model-api.storageSecret" -}}
+{{- if .Values.externalSecrets.enabled -}}
+{{- printf "%s-storage" (include "model-api.fullname" .) -}}
+{{- else -}}
+{{- .Values.storage.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "model-api.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "model-api.fullname" .) .Values.serviceAccount.name -}}
@@ -34,6 +43,11 @@ metadata:
     {{- toYaml . | nindent 4 }}
     {{- end }}
     mlops-assets/model-sha256: {{ .Values.model.sha256 | quote }}
+    {{- if .Values.metrics.podAnnotations }}
+    prometheus.io/scrape: "true"
+    prometheus.io/port: "8080"
+    prometheus.io/path: /metrics
+    {{- end }}
 spec:
   serviceAccountName: {{ include "model-api.serviceAccountName" . }}
   # the server never calls the Kubernetes API
@@ -96,7 +110,7 @@ spec:
         - name: AWS_REGION
           value: {{ . | quote }}
         {{- end }}
-      {{- with .Values.storage.existingSecret }}
+      {{- with include "model-api.storageSecret" . }}
       envFrom:
         - secretRef:
             name: {{ . }}
