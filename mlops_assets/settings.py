@@ -118,6 +118,18 @@ VARIABLES: dict[str, Variable] = {
         Variable("MLOPS_INFERENCE_LOG_FLUSH_SECONDS", "10", "or when the oldest is this old"),
         Variable("MLOPS_INFERENCE_LOG_MAX_BUFFER_ROWS", "100000", "bound of the buffer"),
         Variable("MODEL_ENVIRONMENT", "dev", "the environment a served model is in (the log)"),
+        Variable(
+            "MLOPS_ROLLOUT_STATUS",
+            "off",
+            "on: the monitor reads the Argo Rollout of its environment through the Kubernetes "
+            "API and rolls git back to what serves when a canary was aborted",
+        ),
+        Variable("KUBECONFIG", "", "kubectl's own: the monitor's cluster when not in a pod"),
+        Variable(
+            "MLOPS_ROLLOUT_NAMESPACE",
+            "mlops-{environment}",
+            "where the monitor looks for that Rollout ({environment} is replaced)",
+        ),
     )
 }
 

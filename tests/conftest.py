@@ -294,7 +294,7 @@ def git_daemon(base: Path) -> Iterator[str]:
         stop(daemon)
 
 
-def plain_release(root: Path, candidate_id: str = "c1", batches: tuple[int, ...] = (1, 2)):
+def plain_release(root: Path, candidate_id: str = "c1", batches: tuple[int, ...] = (1, 2), **gate):
     """Digits from landing to a GitOps commit by the asset bodies' own functions (no Dagster
     run): storage under `root/.mlops`, the local GitOps remote beside it. Returns the
     storage and the GitOps resource."""
@@ -321,7 +321,8 @@ def plain_release(root: Path, candidate_id: str = "c1", batches: tuple[int, ...]
     run_transform(storage, layout, dataset)
     run_split(storage, layout, dataset, SplitConfig())
     run_train(storage, layout, dataset, model, candidate_id)
-    run_validate(storage, layout, dataset, GateConfig(threshold=0.5), candidate_id, model.adapter)
+    gate_config = GateConfig(threshold=0.5, **gate)
+    run_validate(storage, layout, dataset, gate_config, candidate_id, model.adapter)
     run_release(storage, layout, candidate_id, adapter=model.adapter)
     gitops = GitOpsResource(local_path=str(root / ".mlops" / "gitops.git"))
     run_deploy(storage, gitops, "digits", DeployConfig(), "", model.adapter)

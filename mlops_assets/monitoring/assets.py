@@ -153,7 +153,8 @@ def build_monitoring(
         from mlops_assets.monitoring.checks import TRIGGERS, verdicts
         from mlops_assets.monitoring.monitor import run_monitor
         from mlops_assets.monitoring.report import monitor_metadata
-        from mlops_assets.monitoring.rollback import decide_rollback
+        from mlops_assets.monitoring.rollback import decide_cluster_rollback, decide_rollback
+        from mlops_assets.monitoring.rollout_status import read_rollout, reading_enabled
 
         report = run_monitor(storage, layout, uc.dataset, config, environment, uc.gate.metric)
         found = verdicts(
@@ -167,7 +168,21 @@ def build_monitoring(
         retrain = "; ".join(
             v.description for v in found if v.name in TRIGGERS and v.status == "ERROR"
         )
-        rollback = decide_rollback(
+        cluster = None
+        if reading_enabled():
+            try:
+                cluster = read_rollout(environment, uc.name)
+            except Exception as error:  # the monitor's other findings still count
+                context.log.warning(f"the Rollout of {environment} could not be read: {error}")
+        if cluster is not None and cluster.diverged:
+            context.log.warning(
+                f"{cluster.name}: git names v{cluster.git_version}, the cluster serves "
+                f"v{cluster.serving_version} (canary aborted: {cluster.message})"
+            )
+        rollback = None
+        if config.rollback.enabled:
+            rollback = decide_cluster_rollback(storage, layout, environment, cluster)
+        rollback = rollback or decide_rollback(
             storage, layout, environment, config.rollback, config.window_hours, datetime.now(UTC)
         )
         if rollback:
@@ -178,6 +193,7 @@ def build_monitoring(
             (context.log.info if verdict.passed else context.log.warning)(verdict.description)
         metadata = monitor_metadata(report, found, retrain)
         metadata["rollback"] = dg.MetadataValue.json(rollback.as_dict() if rollback else {})
+        metadata["rollout"] = dg.MetadataValue.json(cluster.as_dict() if cluster else {})
         metadata["compute_seconds"] = perf_counter() - started
         return dg.MaterializeResult(
             metadata=metadata,

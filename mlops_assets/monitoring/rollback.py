@@ -15,6 +15,7 @@ from typing import Any
 
 from mlops_assets.components.config import RollbackConfig
 from mlops_assets.monitoring.digest import hour_of, merge_version
+from mlops_assets.monitoring.rollout_status import RolloutState
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.storage import Layout, ObjectStorage
 
@@ -112,4 +113,27 @@ def decide_rollback(
         f"v{before}'s {live_old:.4f} on {old['labelled']} over its last {window_hours} h "
         f"({100 * (live_new - live_old):+.1f} points, Fisher's exact test, one-sided "
         f"p={p_value:.2g})",
+    )
+
+
+def decide_cluster_rollback(
+    storage: ObjectStorage, layout: Layout, environment: str, state: RolloutState | None
+) -> RollbackDecision | None:
+    """Git back to what the cluster serves, when Argo Rollouts aborted the canary of the
+    version git names (rollout_status.py)."""
+    if state is None or not state.diverged:
+        return None
+    named, serving = state.git_version, state.serving_version
+    if not (named.isdigit() and serving.isdigit()):
+        return None
+    registry = ModelRegistry(storage, layout.use_case)
+    if registry.status(int(named)).get("status") == "rolled_back":
+        return None  # decided before; the commit has not reached the cluster yet
+    why = f" ({state.message})" if state.message else ""
+    return RollbackDecision(
+        environment,
+        int(named),
+        int(serving),
+        f"canary aborted by analysis: v{named} in {environment}{why}; the cluster serves "
+        f"v{serving} again",
     )
