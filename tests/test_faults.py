@@ -123,13 +123,18 @@ def test_s3_going_away_mid_run_fails_naming_the_endpoint_and_reexecution_complet
     )
 
 
+ROWS = 1_000
+"""Per landing file of the killed run: enough that acquire is still going when it is
+killed, few enough that clean (a marker per row) does not dominate the test."""
+
+
 @pytest.mark.slow
 def test_a_run_killed_during_acquire_neither_duplicates_nor_loses_a_batch(local_env):
     storage = build_storage(load_settings())
     files = 40
     for n in range(files):
         storage.write_bytes(
-            f"landing/digits/part-{n:03d}.parquet", to_bytes(synthetic_batch(5_000, n), "parquet")
+            f"landing/digits/part-{n:03d}.parquet", to_bytes(synthetic_batch(ROWS, n), "parquet")
         )
     env = {
         **clean_env(),
@@ -180,7 +185,7 @@ def test_a_run_killed_during_acquire_neither_duplicates_nor_loses_a_batch(local_
         for info in storage.list("quarantine/digits")
         if info.key.endswith("rows.parquet")
     )
-    assert rows + quarantined == files * 5_000  # every row in a split or in quarantine
+    assert rows + quarantined == files * ROWS  # every row in a split or in quarantine
 
 
 @pytest.mark.slow
