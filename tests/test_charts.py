@@ -438,3 +438,34 @@ def test_values_hold_references_to_secrets_never_the_secrets():
     }
     with pytest.raises(helm.HelmValuesError):
         chart.validate_schema(values)
+
+
+def test_the_dagster_external_secrets_cover_every_secret_the_dagster_values_name():
+    chart_dir = REPO / "charts" / "dagster" / "external-secrets"
+    report = helm.lint(chart_dir, strict=True)
+    assert not report["errors"] and all(m["severity"] < 2 for m in report["messages"])
+    chart = helm.Chart.load(chart_dir)
+    docs = manifests(chart.render({"vault": {"createStore": True}}, name="s", namespace="dagster"))
+    for doc in docs:
+        validate(doc)
+    made = {d["spec"]["target"]["name"] for d in docs if d["kind"] == "ExternalSecret"}
+    (store,) = [d for d in docs if d["kind"] == "ClusterSecretStore"]
+    assert {d["spec"]["secretStoreRef"]["name"] for d in docs if "secretStoreRef" in d["spec"]} == {
+        store["metadata"]["name"]
+    }
+    values = yaml.safe_load((REPO / "charts/dagster/values.yaml").read_text())
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    named = {s["name"] for s in deployment["envSecrets"]}
+    named |= {s["name"] for s in values["runLauncher"]["config"]["k8sRunLauncher"]["envSecrets"]}
+    named.add(values["global"]["postgresqlSecretName"])
+    from mlops_assets.components.config import GitOpsSecrets
+
+    named.add(GitOpsSecrets().token_secret)
+    assert named <= made, named - made
+    ssh = manifests(
+        chart.render({"secrets": {GitOpsSecrets().ssh_secret: {"enabled": True}}}, name="s")
+    )
+    assert GitOpsSecrets().ssh_secret in {d["metadata"]["name"] for d in ssh}
+    # the Argo CD platform project may sync them; nothing cluster-scoped by default
+    default = manifests(chart.render({}, name="s", namespace="dagster"))
+    assert {d["kind"] for d in default} == {"ExternalSecret"}
