@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import HAND_WRITTEN, TEMPLATE, git_log
 
-from mlops_assets.gitops.repository import DeployRequest, GitOpsError, GitOpsRepo
-from mlops_assets.gitops.values import read_model, set_model
+from mlops_assets.gitops.repository import DeployRequest, GitOpsError, GitOpsRepo, ImageRequest
+from mlops_assets.gitops.values import read_model, read_section, set_model
 
 
 def request(version: int, env: str = "dev", **kw) -> DeployRequest:
@@ -245,12 +245,66 @@ def test_promotion_and_rollback_of_environments(local_env):
         rollback(storage, gitops, "digits", "dev", 9, "no such version", "sklearn_svc")
 
 
-def test_image_tag_is_set_when_configured(git_server):
+def test_set_image_moves_only_image_tag_and_a_model_deploy_never_does(git_server, monkeypatch):
     url, bare = git_server
-    import dataclasses
+    repo = GitOpsRepo(url, backoff_seconds=0.05)
+    assert repo.deploy(request(8)).changed
+    before = show(bare, "main", "environments/dev/digits/values.yaml")
+    result = repo.set_image(ImageRequest("dev", "0.2.0", trailers={"Code-Version": "abc123"}))
+    assert result.changed and result.previous_version == "unset"
+    after = show(bare, "main", "environments/dev/digits/values.yaml")
+    changed = [
+        line for line in difflib.ndiff(before.splitlines(), after.splitlines()) if line[:1] in "+-"
+    ]
+    comment = "# set by `mlops-assets gitops set-image` (CI, on a release)"
+    assert changed == [
+        f'-   tag: ""               {comment}',
+        f'+   tag: "0.2.0"               {comment}',
+    ]
+    message = log(bare, "-1", "--format=%B", "main")
+    assert message.startswith("Set the model-api image of dev to 0.2.0 (was unset)")
+    assert "Image-Tag: 0.2.0" in message and "Code-Version: abc123" in message
+    prod = show(bare, "main", "environments/prod/digits/values.yaml")
+    assert "0.2.0" not in prod  # other environments move by promotion
+    again = repo.set_image(ImageRequest("dev", "0.2.0"))
+    assert not again.changed and "already" in again.reason
+    # a model deploy leaves the image as it is
+    assert repo.deploy(request(9)).changed
+    assert (
+        read_section(show(bare, "main", "environments/dev/digits/values.yaml"), "image")["tag"]
+        == "0.2.0"
+    )
+    # under approval: a branch to review, main unchanged
+    review = repo.set_image(ImageRequest("dev", "0.3.0", approval=True))
+    assert review.changed and review.branch == "image/dev/0.3.0"
+    assert '"0.2.0"' in show(bare, "main", "environments/dev/digits/values.yaml")
+    for bad in ("0.3.0;rm -rf /", "-x", ""):
+        with pytest.raises(GitOpsError):
+            ImageRequest("dev", bad)
+    with pytest.raises(GitOpsError, match="wine"):
+        repo.set_image(ImageRequest("dev", "0.3.1", use_cases=("wine",)))
 
-    result = GitOpsRepo(url).deploy(dataclasses.replace(request(8), image_tag="v0.4.1"))
-    assert result.changed
-    values = show(bare, "main", "environments/dev/digits/values.yaml")
-    assert '  tag: "v0.4.1"               # set by deploy' in values
-    assert "image.tag (v0.4.1)" in log(bare, "-1", "--format=%B", "main")
+
+def test_set_image_from_the_command_line(git_server, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from mlops_assets.cli import main
+
+    url, bare = git_server
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLOPS_GITOPS_REMOTE", url)
+    monkeypatch.setenv("MLOPS_CODE_VERSION", "0123abcd")
+    done = CliRunner().invoke(
+        main, ["gitops", "set-image", "--environment", "prod", "--tag", "1.4.0", "--reason", "r"]
+    )
+    assert done.exit_code == 0, done.output
+    assert "committed" in done.output
+    prod = show(bare, "main", "environments/prod/digits/values.yaml")
+    assert read_section(prod, "image") == {"tag": "1.4.0"}  # a file without image: gets it
+    assert read_model(prod) == read_model(HAND_WRITTEN)
+    message = log(bare, "-1", "--format=%B", "main")
+    assert "Code-Version: 0123abcd" in message and "\nr\n" in message
+    refused = CliRunner().invoke(
+        main, ["gitops", "set-image", "--environment", "prod", "--tag", "$(id)"]
+    )
+    assert refused.exit_code != 0 and "not a Docker tag" in refused.output

@@ -123,3 +123,39 @@ def gitops_init_environment(
             f"the namespace {policy.namespace} must exist in the cluster (charts/argocd "
             "`namespaces`); each use case's first deploy to it adds its Application"
         )
+
+
+@gitops.command("set-image")
+@click.option("--environment", required=True)
+@click.option("--tag", required=True, help="The model-api image tag (a release's).")
+@click.option(
+    "--use-case",
+    "use_cases",
+    multiple=True,
+    help="Only this use case (repeatable); default: every one in the environment.",
+)
+@click.option("--reason", default="", help="A line for the commit body.")
+@click.option("--approval", is_flag=True, help="Push an image/... branch for a pull request.")
+def gitops_set_image(
+    environment: str, tag: str, use_cases: tuple[str, ...], reason: str, approval: bool
+) -> None:
+    """Set the model server's image tag of an environment's values files: one commit, the
+    model keys untouched (a model deploy, in turn, never changes the image)."""
+    from mlops_assets.gitops.repository import GitOpsError, ImageRequest
+    from mlops_assets.settings import env
+
+    trailers = {"Code-Version": code} if (code := env("MLOPS_CODE_VERSION")) else {}
+    try:
+        request = ImageRequest(
+            environment,
+            tag,
+            use_cases,
+            summary=[reason] if reason else [],
+            trailers=trailers,
+            approval=approval,
+        )
+        repo = _gitops().repo(use_cases) if use_cases else _gitops().repo()
+        result = repo.set_image(request)
+    except GitOpsError as error:
+        raise CommandError(str(error)) from None
+    click.echo(result.reason)

@@ -128,11 +128,6 @@ class DeployConfig(dg.Model, dg.Resolvable):
     approval: bool = Field(
         False, description="push a deploy/<env>/<use case>/<version> branch instead of main"
     )
-    image_tag: str = Field(
-        "",
-        description="also set image.tag of the values file; empty: MLOPS_IMAGE_TAG if set "
-        "(the tag CI built this code into), else leave image.tag alone",
-    )
 
 
 # The service account's token for the `pipelines.kubeflow.org` audience, projected (and

@@ -11,13 +11,14 @@ from __future__ import annotations
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlops_assets.errors import MlopsError, redact
 from mlops_assets.gitops.environments import environment_path, values_template
 from mlops_assets.gitops.git import Git
-from mlops_assets.gitops.values import read_model, set_keys, set_model
+from mlops_assets.gitops.values import read_model, read_section, set_keys, set_model
 
 
 class GitOpsError(MlopsError, RuntimeError):
@@ -62,8 +63,6 @@ class DeployRequest:
     trailers: dict[str, str] = field(default_factory=dict)
     approval: bool = False
     allow_older: bool = False
-    image_tag: str = ""
-    """Also set `image.tag` (the server image that can load this model), when given."""
     headline: str = ""
     """The commit's first line; by default 'Deploy <use case> v<N> to <env> (was v<M>)'."""
 
@@ -74,6 +73,45 @@ class DeployRequest:
     @property
     def approval_branch(self) -> str:
         return f"deploy/{self.environment}/{self.use_case}/{self.model['version']}"
+
+
+_IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """The model server's image tag for an environment (a release's, from CI)."""
+
+    environment: str
+    tag: str
+    use_cases: tuple[str, ...] = ()
+    """Empty: every use case with a values file in the environment."""
+    summary: list[str] = field(default_factory=list)
+    trailers: dict[str, str] = field(default_factory=dict)
+    approval: bool = False
+
+    def __post_init__(self) -> None:
+        if not _IMAGE_TAG.match(self.tag):
+            raise GitOpsError(f"image tag {self.tag!r} is not a Docker tag")
+        values_path(self.environment, "x")  # a plain name
+
+    @property
+    def approval_branch(self) -> str:
+        return f"image/{self.environment}/{self.tag}"
+
+
+@dataclass(frozen=True)
+class Edit:
+    """A change made in a checkout, to commit; or, with `unchanged`, why there is none."""
+
+    paths: list[str]
+    message: str
+    previous: str | None
+    unchanged: str = ""
+
+    @classmethod
+    def none(cls, why: str, previous: str | None) -> Edit:
+        return cls([], "", previous, why)
 
 
 @dataclass(frozen=True)
@@ -158,75 +196,140 @@ class GitOpsRepo:
             return sorted(p.parent.parent.name for p in root.glob(f"*/{use_case}/values.yaml"))
 
     def deploy(self, request: DeployRequest) -> DeployResult:
+        """The model keys of one values file (never image.tag: set_image's)."""
+        approval = request.approval_branch if request.approval else ""
+        return self._commit(lambda workdir: self._model_edit(workdir, request), approval)
+
+    def _model_edit(self, workdir: Path, request: DeployRequest) -> Edit:
+        target = inside(workdir, request.path)
+        first = not target.exists()
+        if first:  # a use case's first deploy to an environment people set up
+            if not inside(workdir, environment_path(request.environment)).exists():
+                raise GitOpsError(self._missing(request.path))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(values_template(request.use_case))
+        text = target.read_text()
+        current = read_model(text, request.path)
+        previous = str(current.get("version")) if current.get("version") else None
+        wanted = request.model
+        if all(str(current.get(k, "")) == str(v) for k, v in wanted.items()):
+            return Edit.none(
+                f"v{previous} is already deployed in {request.environment}; nothing to commit",
+                previous,
+            )
+        # version numbers compare within one registry only (a branch deployment's
+        # starts at v1 beside production's, under its own prefix)
+        same_registry = _registry(current) in ("", _registry(wanted))
+        if same_registry and previous == str(wanted["version"]):
+            _same_version_same_bytes(current, wanted, request)
+        if (
+            same_registry
+            and not request.allow_older
+            and previous
+            and previous.isdigit()
+            and int(previous) > int(wanted["version"])
+        ):
+            return Edit.none(
+                f"a newer version v{previous} is deployed in {request.environment}; not going "
+                f"back to v{wanted['version']}",
+                previous,
+            )
+        target.write_text(set_model(text, wanted, request.path))
+        # another registry's version (production's, on a preview branch) is named so
+        was = previous if same_registry or not previous else f"{previous} of {_registry(current)}"
+        return Edit([request.path], self._message(request, was, first), previous)
+
+    def set_image(self, request: ImageRequest) -> DeployResult:
+        """image.tag of the environment's values files (every use case there, or the ones
+        named), in one commit; the model keys stay as they are."""
+        approval = request.approval_branch if request.approval else ""
+        return self._commit(lambda workdir: self._image_edit(workdir, request), approval)
+
+    def _image_edit(self, workdir: Path, request: ImageRequest) -> Edit:
+        folder = inside(workdir, f"environments/{request.environment}")
+        found = sorted(p.parent.name for p in folder.glob("*/values.yaml"))
+        names = list(request.use_cases) or found
+        unknown = sorted(set(names) - set(found))
+        if unknown or not names:
+            raise GitOpsError(
+                f"{self._where()} has no values file of {', '.join(unknown) or 'any use case'} "
+                f"in environments/{request.environment}"
+            )
+        changed, previous = [], set()
+        for name in names:
+            relative = values_path(request.environment, name)
+            target = inside(workdir, relative)
+            text = target.read_text()
+            image = read_section(text, "image", relative)
+            had = str(image.get("tag") or "")
+            previous.add(had)
+            if had == request.tag:
+                continue
+            if image:
+                text = set_keys(text, "image", {"tag": request.tag}, relative)
+            else:  # a hand-written file on the chart's image: the tag alone (a Docker tag)
+                text = text.rstrip("\n") + f'\n\nimage:\n  tag: "{request.tag}"\n'
+            target.write_text(text)
+            changed.append(relative)
+        was = ", ".join(sorted(p or "unset" for p in previous))
+        if not changed:
+            return Edit.none(f"image.tag is {request.tag} already in {request.environment}", was)
+        head = f"Set the model-api image of {request.environment} to {request.tag} (was {was})"
+        body = [f"Set image.tag in {', '.join(changed)}.", *request.summary]
+        trailers = [f"{k}: {v}" for k, v in {"Image-Tag": request.tag, **request.trailers}.items()]
+        message = "\n\n".join([head, "\n".join(body), "\n".join(trailers)]) + "\n"
+        return Edit(changed, message, was)
+
+    def init_environment(self, environment: str, text: str) -> DeployResult:
+        """Commit environments/<env>/environment.yaml; one that exists is left as it is
+        (changed by pull request, not by a command)."""
+        values_path(environment, "x")  # a plain name
+        relative = environment_path(environment)
+
+        def edit(workdir: Path) -> Edit:
+            target = inside(workdir, relative)
+            if target.exists():
+                if target.read_text() != text:
+                    raise GitOpsError(
+                        f"{relative} exists in {self._where()} with another policy; "
+                        "change it by pull request"
+                    )
+                return Edit.none(f"{relative} is as asked", None)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+            message = (
+                f"Add the {environment} environment\n\nIts Argo CD policy ({relative}); "
+                "each use case deployed to it gets an Application from the ApplicationSet.\n"
+            )
+            return Edit([relative], message, None)
+
+        return self._commit(edit)
+
+    def _commit(self, change: Callable[[Path], Edit], approval_branch: str = "") -> DeployResult:
+        """Make `change` on a fresh checkout, commit it and push it (to `approval_branch`
+        when given, outside a branch deployment); a rejected push is fetched, the change
+        made again on the new head and pushed again with backoff; never forced."""
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
             for attempt in range(1, self.attempts + 1):
                 git = self._checkout(workdir)
-                target = inside(workdir, request.path)
-                first = not target.exists()
-                if first:  # a use case's first deploy to an environment people set up
-                    if not inside(workdir, environment_path(request.environment)).exists():
-                        raise GitOpsError(self._missing(request.path))
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(values_template(request.use_case))
-                text = target.read_text()
-                current = read_model(text, request.path)
-                previous = str(current.get("version")) if current.get("version") else None
-                wanted = request.model
-                if all(str(current.get(k, "")) == str(v) for k, v in wanted.items()):
+                edit = change(workdir)
+                if edit.unchanged:
                     return DeployResult(
-                        False,
-                        f"v{previous} is already deployed in "
-                        f"{request.environment}; nothing to commit",
-                        None,
-                        self.branch,
-                        previous,
-                        attempt,
+                        False, edit.unchanged, None, self.branch, edit.previous, attempt
                     )
-                # version numbers compare within one registry only (a branch deployment's
-                # starts at v1 beside production's, under its own prefix)
-                same_registry = _registry(current) in ("", _registry(wanted))
-                if same_registry and previous == str(wanted["version"]):
-                    _same_version_same_bytes(current, wanted, request)
-                if (
-                    same_registry
-                    and not request.allow_older
-                    and previous
-                    and previous.isdigit()
-                    and int(previous) > int(wanted["version"])
-                ):
-                    return DeployResult(
-                        False,
-                        f"a newer version v{previous} is deployed in "
-                        f"{request.environment}; not going back to "
-                        f"v{wanted['version']}",
-                        None,
-                        self.branch,
-                        previous,
-                        attempt,
-                    )
-                text = set_model(text, wanted, request.path)
-                if request.image_tag:
-                    text = set_keys(text, "image", {"tag": request.image_tag}, request.path)
-                target.write_text(text)
-                git.run("add", request.path)
-                # another registry's version (production's, on a preview branch) is named so
-                was = (
-                    previous
-                    if same_registry or not previous
-                    else f"{previous} of {_registry(current)}"
-                )
-                git.run("commit", "-q", "-F", "-", input=self._message(request, was, first))
+                git.run("add", "--", *edit.paths)
+                git.run("commit", "-q", "-F", "-", input=edit.message)
                 commit = git.run("rev-parse", "HEAD").strip()
-                approval = request.approval and not self.base_branch
-                branch = request.approval_branch if approval else self.branch
+                approval = bool(approval_branch) and not self.base_branch
+                branch = approval_branch if approval else self.branch
                 if approval and self._remote_branch_exists(git, branch):
                     return DeployResult(
                         False,
                         f"approval branch {branch} exists already",
                         None,
                         branch,
-                        previous,
+                        edit.previous,
                         attempt,
                     )
                 code, out = git.try_run(
@@ -238,7 +341,7 @@ class GitOpsRepo:
                         f"committed {commit[:12]} to {branch}",
                         commit,
                         branch,
-                        previous,
+                        edit.previous,
                         attempt,
                     )
                 if not _rejected(out):
@@ -281,61 +384,13 @@ class GitOpsRepo:
             f"{environment})"
         )
 
-    def init_environment(self, environment: str, text: str) -> DeployResult:
-        """Commit environments/<env>/environment.yaml; one that exists is left as it is
-        (changed by pull request, not by a command)."""
-        values_path(environment, "x")  # a plain name
-        relative = environment_path(environment)
-        with tempfile.TemporaryDirectory() as tmp:
-            workdir = Path(tmp)
-            for attempt in range(1, self.attempts + 1):
-                git = self._checkout(workdir)
-                target = inside(workdir, relative)
-                if target.exists():
-                    same = target.read_text() == text
-                    if not same:
-                        raise GitOpsError(
-                            f"{relative} exists in {self._where()} with another policy; "
-                            "change it by pull request"
-                        )
-                    return DeployResult(
-                        False, f"{relative} is as asked", None, self.branch, None, attempt
-                    )
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text)
-                git.run("add", relative)
-                message = (
-                    f"Add the {environment} environment\n\nIts Argo CD policy ({relative}); "
-                    "each use case deployed to it gets an Application from the ApplicationSet.\n"
-                )
-                git.run("commit", "-q", "-F", "-", input=message)
-                commit = git.run("rev-parse", "HEAD").strip()
-                code, out = git.try_run(
-                    "push", "--porcelain", "origin", f"HEAD:refs/heads/{self.branch}"
-                )
-                if code == 0:
-                    return DeployResult(
-                        True,
-                        f"committed {commit[:12]} to {self.branch}",
-                        commit,
-                        self.branch,
-                        None,
-                        attempt,
-                    )
-                if not _rejected(out):
-                    raise GitOpsError(f"push to {self._where()} failed: {out}")
-                time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
-            raise GitOpsError(f"push to {self._where()} was rejected {self.attempts} times")
-
     def _message(self, request: DeployRequest, previous: str | None, first: bool = False) -> str:
         version = request.model["version"]
         was = f" (was v{previous})" if previous and previous != "0" else ""
         head = (
             request.headline or f"Deploy {request.use_case} v{version} to {request.environment}"
         ) + was
-        keys = ", ".join(f"model.{k}" for k in request.model if k != "name") + (
-            f" and image.tag ({request.image_tag})" if request.image_tag else ""
-        )
+        keys = ", ".join(f"model.{k}" for k in request.model if k != "name")
         body = [
             f"Set {keys} in {request.path}"
             + (

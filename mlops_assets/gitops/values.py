@@ -32,9 +32,14 @@ def _load(text: str, path: str):
 
 def read_model(text: str, path: str = "values.yaml") -> dict[str, Any]:
     """The `model:` mapping of a values file (empty when absent)."""
+    return read_section(text, "model", path)
+
+
+def read_section(text: str, section: str, path: str = "values.yaml") -> dict[str, Any]:
+    """A top-level mapping of a values file (empty when absent or not a mapping)."""
     document = _load(text, path) or {}
-    model = document.get("model") or {}
-    return {k: v for k, v in model.items()}
+    found = document.get(section) if isinstance(document, dict) else None
+    return dict(found) if isinstance(found, dict) else {}
 
 
 def _double_quoted(value: str) -> str:

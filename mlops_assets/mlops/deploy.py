@@ -12,7 +12,6 @@ from mlops_assets.gitops.repository import DeployRequest, DeployResult
 from mlops_assets.gitops.resource import GitOpsResource
 from mlops_assets.models import adapter_name, check_stored_adapter
 from mlops_assets.registry import ModelRegistry
-from mlops_assets.settings import env
 from mlops_assets.storage import ObjectStorage
 
 
@@ -67,7 +66,6 @@ def deploy_request(
         approval=config.approval,
         allow_older=allow_older,
         headline=headline,
-        image_tag=config.image_tag or env("MLOPS_IMAGE_TAG") or "",
     )
 
 
