@@ -278,6 +278,16 @@ def test_set_image_moves_only_image_tag_and_a_model_deploy_never_does(git_server
     review = repo.set_image(ImageRequest("dev", "0.3.0", approval=True))
     assert review.changed and review.branch == "image/dev/0.3.0"
     assert '"0.2.0"' in show(bare, "main", "environments/dev/digits/values.yaml")
+    # promotion moves the image on with the model
+    from mlops_assets.gitops.resource import GitOpsResource
+    from mlops_assets.mlops.deploy import promote_image
+
+    moved = promote_image(GitOpsResource(remote=url), "digits", "dev", "prod")
+    assert moved is not None and moved.changed
+    assert read_section(show(bare, "main", "environments/prod/digits/values.yaml"), "image") == {
+        "tag": "0.2.0"
+    }
+    assert "Promoted from dev." in log(bare, "-1", "--format=%B", "main")
     for bad in ("0.3.0;rm -rf /", "-x", ""):
         with pytest.raises(GitOpsError):
             ImageRequest("dev", bad)

@@ -47,17 +47,20 @@ def gitops_status(use_case: str) -> None:
 @click.option("--to", "target", required=True, help="Environment to promote to (staging).")
 @click.option("--approval", is_flag=True, help="Push a deploy/... branch for a pull request.")
 def gitops_promote(use_case: str, source: str, target: str, approval: bool) -> None:
-    """Deploy to the next environment what the previous one deploys."""
-    from mlops_assets.mlops.deploy import promote
+    """Deploy to the next environment what the previous one deploys: its model, then its
+    model server's image tag (each its own commit)."""
+    from mlops_assets.mlops.deploy import promote, promote_image
 
     try:
         adapter = load_use_case(use_case).training.adapter
-        result = promote(
-            storage_of_settings(), _gitops(), use_case, source, target, adapter, approval
-        )
+        gitops = _gitops()
+        result = promote(storage_of_settings(), gitops, use_case, source, target, adapter, approval)
+        click.echo(result.reason)
+        image = promote_image(gitops, use_case, source, target, approval)
     except (LookupError, RuntimeError) as error:
         raise CommandError(str(error)) from None
-    click.echo(result.reason)
+    if image is not None:
+        click.echo(f"image: {image.reason}")
 
 
 @gitops.command("rollback")

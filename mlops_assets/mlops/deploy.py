@@ -121,6 +121,25 @@ def promote(
     return repo.deploy(request)
 
 
+def promote_image(
+    gitops: GitOpsResource, use_case: str, source: str, target: str, approval: bool = False
+) -> DeployResult | None:
+    """The model server's image tag of `source` to `target` (a release moving on with its
+    model), in a commit of its own; None when `source` names no tag."""
+    from mlops_assets.gitops.repository import ImageRequest
+    from mlops_assets.gitops.values import read_section
+
+    repo = gitops.repo((use_case,))
+    path = f"environments/{source}/{use_case}/values.yaml"
+    tag = str(read_section(repo.read_values(source, use_case), "image", path).get("tag") or "")
+    if not tag:
+        return None
+    request = ImageRequest(
+        target, tag, (use_case,), summary=[f"Promoted from {source}."], approval=approval
+    )
+    return repo.set_image(request)
+
+
 def rollback(
     storage: ObjectStorage,
     gitops: GitOpsResource,
