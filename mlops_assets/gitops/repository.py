@@ -247,7 +247,10 @@ class GitOpsRepo:
 
     def _image_edit(self, workdir: Path, request: ImageRequest) -> Edit:
         folder = inside(workdir, f"environments/{request.environment}")
-        found = sorted(p.parent.name for p in folder.glob("*/values.yaml"))
+        # folders that are no plain name are not a use case deploy wrote: left alone
+        found = sorted(
+            p.parent.name for p in folder.glob("*/values.yaml") if _NAME.match(p.parent.name)
+        )
         names = list(request.use_cases) or found
         unknown = sorted(set(names) - set(found))
         if unknown or not names:
