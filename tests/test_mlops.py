@@ -278,6 +278,8 @@ def test_new_dataset_version_starts_the_mlops_job_once(storage):
         assert [r.run_key for r in again.run_requests] in ([], [request.run_key])
 
 
+# the storage is not the point here (test_gate_registry_and_history_end_to_end runs on S3)
+@pytest.mark.parametrize("storage_env", ["local"], indirect=True)
 def test_the_same_inputs_are_not_trained_twice_and_a_pinned_champion_stays(local_env, storage):
     """With v1 pinned, new data gives v2 (released, not promoted); running again trains and
     releases nothing and says which version it matches; a rejected candidate is not

@@ -13,6 +13,8 @@ from mlops_assets.definitions import build_definitions
 from mlops_assets.demo.digits_data import seed_digits
 
 
+# the instance is the point; the pipeline on S3 is run by the other end-to-end tests
+@pytest.mark.parametrize("storage_env", ["local"], indirect=True)
 @pytest.mark.slow
 def test_demo_pipeline_on_a_postgres_instance(local_env, storage, tmp_path, monkeypatch):
     with postgres_server() as pg:

@@ -1,5 +1,5 @@
-"""Automatic rollback, end to end on the local default and on moto S3, with the real model
-server and a git daemon: v2 is deployed over v1, labelled traffic shows v2 worse live, the
+"""Automatic rollback, end to end on the local default, with the real model server and a git
+daemon: v2 is deployed over v1, labelled traffic shows v2 worse live, the
 monitor decides, the rollback sensor starts the deploy step, the GitOps remote gets the
 rollback commit, the registry has v1 champion and v2 rolled back, and nothing puts v2 back."""
 
@@ -51,9 +51,10 @@ def served(storage, version: int, rows: np.ndarray, labels: np.ndarray) -> None:
     )
 
 
+# the registry's compare-and-swap on S3 is run by tests/test_mlops.py and test_faults.py
+@pytest.mark.parametrize("storage_env", ["local"], indirect=True)
 @pytest.mark.slow
 def test_a_regressed_deploy_is_rolled_back_through_git(storage, monkeypatch, git_server):
-    """On the local default and on moto S3 (the conftest's `storage`)."""
     url, bare = git_server
     monkeypatch.setenv("MLOPS_GITOPS_REMOTE", url)
     defs = build_definitions()
