@@ -270,6 +270,8 @@ class GitOpsRepo:
                 continue
             if image:
                 text = set_keys(text, "image", {"tag": request.tag}, relative)
+            elif re.search(r"(?m)^image\s*:", text):
+                raise GitOpsError(f"{relative}: `image:` holds no mapping to set the tag in")
             else:  # a hand-written file on the chart's image: the tag alone (a Docker tag)
                 text = text.rstrip("\n") + f'\n\nimage:\n  tag: "{request.tag}"\n'
             target.write_text(text)
