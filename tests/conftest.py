@@ -349,6 +349,39 @@ def https_git_server(tmp_path, monkeypatch):
 
 
 @contextmanager
+def json_api(answer) -> Iterator[tuple[str, list[str | None]]]:
+    """An HTTP API on loopback for a client under test: `answer(path)` gives (status, JSON
+    body) for each GET. Yields its URL and the Authorization header of every request."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            seen.append(self.headers.get("Authorization"))
+            status, body = answer(self.path)
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args) -> None:  # the test's output stays its own
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
 def uvicorn_thread(app) -> Iterator[str]:
     """`app` under uvicorn on a free loopback port in this process, until the block ends."""
     import threading

@@ -177,33 +177,17 @@ def test_a_failed_cluster_run_is_reported_with_its_failing_task():
 def test_cluster_client_sends_the_given_token_or_the_pods_projected_one(tmp_path, monkeypatch):
     """kfp.Client against an HTTP endpoint on loopback that records what it is sent: with a
     host set, kfp only authenticates with what `credentials()` hands it."""
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from conftest import json_api
 
     from mlops_assets.components.config import KubeflowConfig
     from mlops_assets.kubeflow.backend import _client
 
-    seen: list[str | None] = []
+    def healthz(path: str) -> tuple[int, dict]:
+        return (200 if path == "/apis/v2beta1/healthz" else 404), {"multi_user": False}
 
-    class Healthz(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
-            seen.append(self.headers.get("Authorization"))
-            body = json.dumps({"multi_user": False}).encode()
-            self.send_response(200 if self.path == "/apis/v2beta1/healthz" else 404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Healthz)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    config = KubeflowConfig(host=f"http://127.0.0.1:{server.server_port}")
-    projected = tmp_path / "token"
-    try:
+    with json_api(healthz) as (url, seen):
+        config = KubeflowConfig(host=url)
+        projected = tmp_path / "token"
         monkeypatch.delenv("MLOPS_KFP_TOKEN", raising=False)
         monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(tmp_path / "absent"))
         _client(config)  # no namespace: the client asks /healthz whether KFP is multi-user
@@ -212,7 +196,4 @@ def test_cluster_client_sends_the_given_token_or_the_pods_projected_one(tmp_path
         _client(config)
         monkeypatch.setenv("MLOPS_KFP_TOKEN", "given-token")
         _client(config)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert seen == [None, "Bearer projected-sa-token", "Bearer given-token"]

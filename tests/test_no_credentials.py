@@ -7,11 +7,11 @@ with every option on. Then every output is searched for them."""
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 
 import helm_python as helm
 import yaml
+from conftest import git_log
 from test_charts import ARGOCD, MODEL_API, REPO, SHA
 
 from mlops_assets.gitops.environments import default_policy, environment_yaml
@@ -53,12 +53,7 @@ def test_no_output_holds_a_credential(https_git_server, monkeypatch, tmp_path):
         "sha256": SHA,
     }
     outputs["deploy"] = repr(repo.deploy(DeployRequest("qa", "digits", model)))
-    history = subprocess.run(
-        ["git", "-C", str(bare), "log", "-p", "--all", "--format=%H %an %ae%n%B"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    history = git_log(bare, "-p", "--all", "--format=%H %an %ae%n%B")
     assert "Add the qa environment" in history and "environments/qa/digits/values.yaml" in history
     outputs["gitops history"] = history
     values = yaml.safe_load(repo.read_values("qa", "digits"))

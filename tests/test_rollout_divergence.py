@@ -6,19 +6,13 @@ existing path (rollback sensor, deploy step) commits, so that git names what ser
 from __future__ import annotations
 
 import copy
-import json
-import subprocess
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dagster as dg
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import plain_release
+from conftest import git_log, json_api, plain_release
 from crd_schemas import crd_errors
 from test_charts import K8S, SHA, manifests
 
@@ -82,42 +76,24 @@ def test_the_recorded_states(state, diverged, serving):
         assert 'Metric "error-ratio" assessed Failed' in found.message
 
 
-@contextmanager
-def api_server(rollout: dict | None, replica_sets: dict[str, dict]) -> Iterator[tuple[str, list]]:
+def api_server(rollout: dict | None, replica_sets: dict[str, dict]):
     """A Kubernetes API on loopback that answers GETs of the Rollout and ReplicaSets."""
-    seen: list[str] = []
+    prefix = "/apis/apps/v1/namespaces/mlops-dev/replicasets/"
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            seen.append(self.headers.get("Authorization", ""))
-            prefix = "/apis/apps/v1/namespaces/mlops-dev/replicasets/"
-            body = None
-            if rollout and self.path == (
-                "/apis/argoproj.io/v1alpha1/namespaces/mlops-dev/rollouts/dev-digits"
-            ):
-                body = rollout
-            elif self.path.startswith(prefix):
-                body = replica_sets.get(self.path.removeprefix(prefix))
-            status = 200 if body else 404
-            if body is None:
-                body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404}
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def answer(path: str) -> tuple[int, dict]:
+        found = None
+        if (
+            rollout
+            and path == "/apis/argoproj.io/v1alpha1/namespaces/mlops-dev/rollouts/dev-digits"
+        ):
+            found = rollout
+        elif path.startswith(prefix):
+            found = replica_sets.get(path.removeprefix(prefix))
+        if found is None:
+            return 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404}
+        return 200, found
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
+    return json_api(answer)
 
 
 def kubeconfig(path: Path, url: str) -> Path:
@@ -147,12 +123,7 @@ def test_read_through_the_kubernetes_api(tmp_path, monkeypatch):
 
 
 def head(bare: Path) -> str:
-    return subprocess.run(
-        ["git", "--git-dir", str(bare), "log", "-1", "--format=%B", "main"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    return git_log(bare, "-1", "--format=%B", "main")
 
 
 def test_an_aborted_canary_is_rolled_back_in_git(tmp_path, monkeypatch):
