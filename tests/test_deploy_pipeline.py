@@ -6,6 +6,7 @@ import json
 import subprocess
 
 import dagster as dg
+import pytest
 from conftest import git_log
 
 from mlops_assets.definitions import build_definitions
@@ -27,6 +28,8 @@ def prepare_dataset(instance, storage) -> None:
     assert job.execute_in_process(instance=instance).success
 
 
+# the remote is the point; deploy on S3 storage runs in test_no_credential_in_logs_...
+@pytest.mark.parametrize("storage_env", ["local"], indirect=True)
 def test_unreachable_remote_fails_deploy_only_and_a_later_run_deploys(
     local_env, storage, monkeypatch, git_server
 ):
@@ -99,6 +102,8 @@ def test_no_credential_in_logs_metadata_commits_or_git_config(
     assert authorizations  # the push did authenticate with it
 
 
+# git against the registry, whatever holds it (the registry on S3: tests/test_mlops.py)
+@pytest.mark.parametrize("storage_env", ["local"], indirect=True)
 def test_consistency_check_warns_until_the_champion_is_deployed(
     local_env, storage, monkeypatch, git_server
 ):

@@ -88,6 +88,8 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     return float(np.sum((q - p) * np.log(q / p)))
 
 
+# the join and the summaries are the point; the log on S3 runs in tests/test_inference_log.py
+@pytest.mark.parametrize("storage_env", ["local"], indirect=True)
 @pytest.mark.slow
 def test_feedback_joins_and_the_monitor_equals_the_raw_records(
     storage_env, monkeypatch: pytest.MonkeyPatch
