@@ -94,8 +94,8 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
 def test_feedback_joins_and_the_monitor_equals_the_raw_records(
     storage_env, monkeypatch: pytest.MonkeyPatch
 ):
-    """On the local default and on S3 (moto server): the files are read back as bytes
-    through the storage, the figures computed here with pandas and scipy."""
+    """The files are read back as bytes through the storage, the figures computed here
+    with pandas and scipy."""
     from mlops_assets.resources import build_storage
     from mlops_assets.settings import load_settings
 
