@@ -522,3 +522,38 @@ def test_a_landing_file_that_cannot_be_ingested_never_blocks_the_others(local_en
     (landing / "a-big.csv").write_bytes(b"pixel_0\n1\n")  # changed: tried again
     third = run_acquire(storage, layout, "landing/digits", max_file_bytes=limit)
     assert [b["source"] for b in third.new] == ["a-big.csv"]
+
+
+def test_a_forged_dataset_manifest_reads_nothing_outside_its_use_case(tmp_path):
+    """A manifest is data: one naming another use case's files, or bases that loop, is
+    refused with the manifest named, and a well-formed chain still reads."""
+    from mlops_assets.kinds.tabular.split import ManifestError, split_files
+    from mlops_assets.storage import Layout
+    from mlops_assets.storage.local import LocalStorage
+
+    storage, layout = LocalStorage(root=str(tmp_path)), Layout("digits")
+
+    def manifest(version: str, parts: list[str], base: str | None) -> None:
+        storage.write_json(
+            layout.dataset(version, "manifest.json"),
+            {
+                "dataset_version": version,
+                "parts": {s: parts for s in ("train", "val", "test")},
+                "base": base,
+            },
+        )
+
+    own = "staged/digits/split/70-15-15/b1.parquet"
+    manifest("aaaa", [own], None)
+    manifest("bbbb", ["staged/digits/split/70-15-15/b2.parquet"], "aaaa")
+    assert split_files(storage, layout, "bbbb", "train") == [
+        own,
+        "staged/digits/split/70-15-15/b2.parquet",
+    ]
+    manifest("cccc", ["staged/lsfb/split/70-15-15/b9.parquet"], "aaaa")
+    with pytest.raises(ManifestError, match="staged/lsfb/split"):
+        split_files(storage, layout, "cccc", "train")
+    manifest("dddd", [own], "eeee")
+    manifest("eeee", [own], "dddd")
+    with pytest.raises(ManifestError, match="loops back"):
+        split_files(storage, layout, "dddd", "train")

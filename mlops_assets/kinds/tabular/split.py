@@ -269,16 +269,27 @@ def _manifest(
     return version, manifest
 
 
+class ManifestError(MlopsError, ValueError):
+    """A dataset manifest that names what no split wrote (a loop of bases, another use
+    case's files): refused, naming the manifest."""
+
+
 def _chain(storage: ObjectStorage, layout: Layout, version: str) -> list[dict[str, Any]]:
     """A version's manifest and its bases', newest first, down to one that names its files
     whole (a version from before chained manifests) or the first."""
-    chain = []
-    manifest = storage.read_json(layout.dataset(version, "manifest.json"))
+    chain, seen = [], {version}
+    key = layout.dataset(version, "manifest.json")
+    manifest = storage.read_json(key)
     while True:
         chain.append(manifest)
         if "parts" not in manifest or not manifest.get("base"):
             return chain
-        manifest = storage.read_json(layout.dataset(manifest["base"], "manifest.json"))
+        base = str(manifest["base"])
+        if base in seen or "/" in base:
+            raise ManifestError(f"{key}: its base {base!r} loops back or is no version id")
+        seen.add(base)
+        key = layout.dataset(base, "manifest.json")
+        manifest = storage.read_json(key)
 
 
 def is_base_of(storage: ObjectStorage, layout: Layout, earlier: str, version: str) -> bool:
@@ -303,12 +314,22 @@ def version_batches(storage: ObjectStorage, layout: Layout, version: str) -> lis
 
 def _files_of(manifest: dict[str, Any], layout: Layout, name: str) -> list[str]:
     """The files one manifest adds to split `name`: its parts; or, for a manifest from before
-    chaining, every file of the split (its `files`, or its one whole file)."""
+    chaining, every file of the split (its `files`, or its one whole file). Only this use
+    case's split output can be named: a manifest is data, not a pointer to anything."""
     if "parts" in manifest:
-        return list(manifest["parts"][name])
-    if "files" in manifest:
-        return list(manifest["files"][name])
-    return [layout.dataset(manifest["dataset_version"], f"{name}.parquet")]
+        files = list(manifest["parts"][name])
+    elif "files" in manifest:
+        files = list(manifest["files"][name])
+    else:
+        return [layout.dataset(manifest["dataset_version"], f"{name}.parquet")]
+    own = (f"staged/{layout.use_case}/split/", f"datasets/{layout.use_case}/")
+    for key in files:
+        if not isinstance(key, str) or not safe_key(key).startswith(own):
+            raise ManifestError(
+                f"the manifest of dataset {manifest.get('dataset_version')} names {key!r} in "
+                f"its {name} split, which is not {layout.use_case}'s split output: refused"
+            )
+    return files
 
 
 def split_files(storage: ObjectStorage, layout: Layout, version: str, name: str) -> list[str]:
