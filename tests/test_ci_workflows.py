@@ -163,12 +163,17 @@ def test_the_image_file_set_installed_from_the_lock_runs_the_image_commands(tmp_
     venv = tmp_path / "venv" / "bin"
     assert not (venv / "pytest").exists() and not (venv / "ruff").exists()  # no dev group
     image_env = {"PATH": f"{venv}:/usr/bin:/bin", "HOME": str(tmp_path)}
-    for command in (
+    commands = [
         ["mlops-assets", "serve", "--help"],
         ["dagster", "api", "grpc", "--help"],
         ["dagster", "definitions", "validate", "--module-name", "mlops_assets.definitions"],
-    ):
-        done = subprocess.run(
-            command, cwd=app, env=image_env, capture_output=True, text=True, timeout=300
+    ]
+    running = [  # at once: each is mostly imports
+        subprocess.Popen(
+            c, cwd=app, env=image_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-2000:])
+        for c in commands
+    ]
+    for command, process in zip(commands, running, strict=True):
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, (command, out[-2000:], err[-2000:])

@@ -123,7 +123,7 @@ def test_s3_going_away_mid_run_fails_naming_the_endpoint_and_reexecution_complet
     )
 
 
-ROWS = 1_000
+ROWS = 300
 """Per landing file of the killed run: enough that acquire is still going when it is
 killed, few enough that clean (a marker per row) does not dominate the test."""
 
