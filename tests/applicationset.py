@@ -9,7 +9,6 @@ rendered and merged in."""
 from __future__ import annotations
 
 import copy
-import fnmatch
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -36,12 +35,10 @@ def _git_files(generator: dict, params: dict, checkout: Path) -> list[dict]:
     (pattern,) = [f["path"] for f in generator["files"]]
     (pattern,) = render_strings([pattern], params) if "{{" in pattern else [pattern]
     found = []
-    for path in sorted(checkout.rglob("*")):
+    for path in sorted(checkout.glob(pattern)):  # `*` does not cross folders, as in Argo CD
+        if not path.is_file():
+            continue
         relative = path.relative_to(checkout).as_posix()
-        if not path.is_file() or not fnmatch.fnmatchcase(relative, pattern):
-            continue
-        if relative.count("/") != pattern.count("/"):  # `*` does not cross folders
-            continue
         folder = relative.rsplit("/", 1)[0]
         where = {
             "path": folder,
