@@ -39,6 +39,14 @@ ingress:
 """
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with slow end-to-end tests first. The suite runs in two workers that take a
+    file at a time in this order; a slow file taken last would leave one worker idle while
+    the other finishes it."""
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])  # stable: within a file, as written
+
+
 def digits_with(training: dict | None = None, **blocks: dict):
     """The digits use case of the shipped YAML, with `training` settings (and those of any
     other block, `gate={...}`) replaced."""

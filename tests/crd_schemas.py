@@ -14,11 +14,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+from file_lock import exclusive
+
 CRDS = Path(__file__).parent / "crds"
 BIN = Path(sys.executable).parent
 
 
 def _installed() -> None:
+    with exclusive(CRDS / "node_modules.lock"):
+        _install()
+
+
+def _install() -> None:
     marker = CRDS / "node_modules" / ".package-lock.json"
     lock = CRDS / "package-lock.json"
     if marker.exists() and marker.stat().st_mtime >= lock.stat().st_mtime:

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from conftest import free_port, stop
+from file_lock import exclusive
 
 DEB = "pool/main/p/prometheus/prometheus_2.42.0+ds-5+deb12u1_amd64.deb"
 DEB_SHA256 = "81d59a24fce84f7fbe97a45a4f2914b6a5881b5cd1db2a6a0e129e515e1a5f55"
@@ -30,6 +31,11 @@ def prometheus_binary() -> str:
     found = shutil.which("prometheus")
     if found:
         return found
+    with exclusive(CACHE.parent / "prometheus.lock"):
+        return _cached_binary()
+
+
+def _cached_binary() -> str:
     binary = CACHE / "usr" / "bin" / "prometheus"
     if binary.exists():
         return str(binary)
