@@ -12,13 +12,18 @@ from mlops_assets.storage import ObjectStorage
 
 # One process per run by default: per-step processes cost seconds each (README, Performance).
 EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
+STEP_POD_CONFIG = {"pod_spec_config": {"automount_service_account_token": False}}
 
 
 def _executor(name: str) -> dg.ExecutorDefinition:
     if name == "k8s_job":  # a pod per step; the train step's op_tags put it on the GPU pool
         from dagster_k8s import k8s_job_executor
 
-        return k8s_job_executor
+        # No step calls the Kubernetes API (the run pod creates the steps' Jobs): no step
+        # pod gets a service-account token, whatever its op tags leave out.
+        return k8s_job_executor.configured(
+            {"step_k8s_config": STEP_POD_CONFIG}, name=k8s_job_executor.name
+        )
     return EXECUTORS[name]
 
 

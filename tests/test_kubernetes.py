@@ -10,8 +10,10 @@ import kubernetes_validate
 import pytest
 import yaml
 from conftest import REPO, digits_with, use_case_definitions
+from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import (
     DagsterK8sJobConfig,
+    UserDefinedDagsterK8sConfig,
     construct_dagster_k8s_job,
     get_user_defined_k8s_config,
 )
@@ -62,6 +64,27 @@ def build(tags: dict, name: str) -> dict:
         get_user_defined_k8s_config({k: str(v) for k, v in tags.items()}),
     )
     manifest = ApiClient().sanitize_for_serialization(job)
+    kubernetes_validate.validate(manifest, K8S, strict=True)
+    return manifest
+
+
+def build_step(job: dg.JobDefinition, step_tags: dict) -> dict:
+    """A step's pod as the k8s_job_executor makes it: the executor's step_k8s_config, then
+    the step's own dagster-k8s/config (the job's tags are left out, as dagster-k8s does),
+    merged by dagster-k8s's K8sContainerContext."""
+    executor = job.executor_def.apply_config_mapping({}).value["config"]
+    steps = UserDefinedDagsterK8sConfig.from_dict(executor["step_k8s_config"])
+    own = get_user_defined_k8s_config({k: str(v) for k, v in step_tags.items()})
+    merged = K8sContainerContext(run_k8s_config=steps).merge(
+        K8sContainerContext(run_k8s_config=own)
+    )
+    job_spec = construct_dagster_k8s_job(
+        job_config(),
+        ["dagster", "api", "execute_step", "{}"],
+        "dagster-step",
+        merged.run_k8s_config,
+    )
+    manifest = ApiClient().sanitize_for_serialization(job_spec)
     kubernetes_validate.validate(manifest, K8S, strict=True)
     return manifest
 
@@ -124,12 +147,7 @@ def test_per_step_executor_puts_only_train_on_gpu(k8s_env, monkeypatch):
     assert job.executor_def.name == "k8s"
     assert not gpu(build(job.tags, "dagster-run-coordinator"))  # the run pod only coordinates
     for node in job.nodes:
-        step_tags = (
-            {**job.tags, **node.definition.tags}
-            if node.name == "digits__train"
-            else dict(node.definition.tags)
-        )
-        manifest = build(step_tags, f"dagster-step-{node.name.replace('_', '-')}")
+        manifest = build_step(job, node.definition.tags)
         assert gpu(manifest) == (node.name == "digits__train"), node.name
 
 
@@ -210,15 +228,16 @@ def test_least_privilege_of_every_pod_dagster_k8s_would_run(k8s_env, monkeypatch
 
     monkeypatch.setenv("MLOPS_EXECUTOR", "k8s_job")
     definitions = build_definitions()
-    for name in ("digits_mlops", "lsfb_mlops", "digits_rollback"):
-        job = definitions.resolve_job_def(name)
+    deployers = set()
+    for job in definitions.jobs:
+        job = definitions.resolve_job_def(job.name)
         coordinator = build(job.tags, "dagster-run-coordinator")
         assert not holds_gitops(coordinator) and api_token(coordinator)  # it creates the steps
-        holders = []
         for node in job.nodes:
-            step = build({**job.tags, **node.definition.tags}, "dagster-step")
+            step = build_step(job, node.definition.tags)
             if holds_gitops(step):
-                holders.append(node.name)
-            if node.name.endswith(("__train", "__deploy")):
-                assert not api_token(step), node.name
-        assert holders == [f"{name.split('_')[0]}__deploy"]
+                deployers.add(f"{job.name}/{node.name}")
+            assert not api_token(step), node.name  # only the coordinator calls the API
+    assert deployers == {
+        f"{uc}_{job}/{uc}__deploy" for uc in ("digits", "lsfb") for job in ("mlops", "rollback")
+    }

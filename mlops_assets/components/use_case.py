@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import dagster as dg
-from pydantic import field_validator
+from pydantic import PrivateAttr, field_validator
 
 from mlops_assets.components.config import (
     DeployConfig,
@@ -56,6 +56,9 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
     name: str
     description: str = ""
     sensor: SensorConfig = SensorConfig()
+    _per_step: bool = PrivateAttr(default=False)
+    """Whether the definitions being built run a pod per step: then every run pod creates
+    its step pods, so it (and no step pod) may call the Kubernetes API."""
     training: ModelConfig = ModelConfig()
     gate: GateConfig = GateConfig()
     deploy: DeployConfig = DeployConfig()
@@ -122,6 +125,7 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         from mlops_assets.monitoring.assets import build_monitoring
         from mlops_assets.pipeline.steps import step_key
 
+        self._per_step = options.executor == "k8s_job"
         assets = self.dataset.build_dataops(self)
         split_key = step_key(self.name, "split")
         mlops_assets = build_mlops_assets(self, split_key)
@@ -129,13 +133,13 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
             self.dataops_job_name,
             selection=dg.AssetSelection.assets(*assets),
             description=f"DataOps of {self.name}: acquire, observe, clean, transform, split.",
-            tags=self._run_tags("dataops", self.kubernetes.dataops.k8s_config()),
+            tags=self.run_tags("dataops"),
         )
         # on a branch deployment nothing starts a run by itself until someone turns it on
         running = self.sensor.default_status == "running" and not options.branch_deployment
         interval = options.sensor_interval_seconds or self.sensor.interval_seconds
         sensor = self.dataset.build_trigger_sensor(self, dataops_job, interval, running)
-        per_step = options.executor == "k8s_job"
+        per_step = self._per_step
         mlops_job = dg.define_asset_job(
             self.mlops_job_name,
             selection=dg.AssetSelection.assets(*mlops_assets),
@@ -173,8 +177,9 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         )
 
     def run_tags(self, stage: str) -> dict:
-        """Tags of a DataOps-placed job of this use case (a kind's extra jobs use them)."""
-        return self._run_tags(stage, self.kubernetes.dataops.k8s_config())
+        """Tags of a DataOps-placed job of this use case (a kind's extra jobs use them);
+        under the per-step executor its run pod coordinates, with the API token to do so."""
+        return self._run_tags(stage, self.kubernetes.dataops.k8s_config(api=self._per_step))
 
     def _retrain_schedule(self, mlops_job, running: bool) -> dg.ScheduleDefinition:
         return dg.ScheduleDefinition(

@@ -48,8 +48,11 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
     key = {step: step_key(name, step) for step in MLOPS_STEPS}
     common = {"group_name": name, "tags": {"mlops/stage": "mlops"}}
     # For the per-step k8s_job_executor: the train step's own pod goes to the GPU pool (or,
-    # when a KFP cluster trains, gets the token to call its API).
+    # when a KFP cluster trains, gets the token to call its API). validate and release get
+    # a CPU pod without the coordinator's service-account token, which they would otherwise
+    # inherit from the run's tags (they call no Kubernetes API).
     train_op_tags = {"dagster-k8s/config": uc.training_pod_config()}
+    cpu_op_tags = {"dagster-k8s/config": uc.kubernetes.dataops.k8s_config()}
     metric = uc.gate.metric
 
     @dg.asset(
@@ -127,6 +130,7 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
     @dg.asset(
         key=key["validate"],
         deps=[key["train"]],
+        op_tags=cpu_op_tags,
         description="Candidate and champion on the same test split; the gate decides.",
         check_specs=[
             dg.AssetCheckSpec(
@@ -194,6 +198,7 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
     @dg.asset(
         key=key["release"],
         deps=[key["validate"]],
+        op_tags=cpu_op_tags,
         output_required=False,  # a HOLD that keeps the champion releases nothing
         description=f"The validated candidate as a new version in models/{name}/, moving the "
         "champion alias atomically unless it is pinned.",
