@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_assets.storage import Layout, UnsafeKeyError, relative_name, safe_key
+from mlops_assets.storage import Layout, ObjectStorage, UnsafeKeyError, relative_name, safe_key
 
 
 @pytest.mark.parametrize(
@@ -49,6 +49,16 @@ def test_listing_is_not_capped_at_a_page(storage):
     for i in range(1100):
         storage.write_bytes(f"many/{i:05d}", b"")
     assert len(storage.list("many")) == 1100
+
+
+def test_folders_are_the_names_directly_under_a_prefix(storage):
+    for key in ("zone/prod/2026/a.parquet", "zone/prod/b", "zone/dev/x/y/z", "zone/top.json"):
+        storage.write_bytes(key, b"")
+    storage.write_bytes("zone-other/qa/c", b"")  # shares the prefix's characters, not its folder
+    assert storage.folders("zone") == ["dev", "prod"]  # files directly under it are no folders
+    assert storage.folders("zone/prod") == ["2026"]
+    assert storage.folders("zone/dev/x/y") == [] and storage.folders("absent") == []
+    assert ObjectStorage.folders(storage, "zone") == storage.folders("zone")  # as a listing says
 
 
 def test_writes_refuse_keys_that_escape(storage):

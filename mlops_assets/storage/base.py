@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
 
+from mlops_assets.storage.keys import safe_key
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -64,6 +66,19 @@ class ObjectStorage(dg.ConfigurableResource):
     def list_modified_since(self, prefix: str, since_ns: int) -> list[ObjectInfo]:
         """Objects under `prefix` modified at or after `since_ns` (ns since the epoch)."""
         return [info for info in self.list(prefix) if info.modified_ns >= since_ns]
+
+    def folders(self, prefix: str) -> list[str]:
+        """The names of the folders directly under `prefix`, sorted: a zone partitioned by
+        environment is walked one folder at a time instead of listed whole. The default
+        derives them from a full listing; backends override it with a cheaper one."""
+        head = safe_key(prefix) + "/"
+        return sorted(
+            {
+                rest.split("/", 1)[0]
+                for rest in (info.key[len(head) :] for info in self.list(prefix))
+                if "/" in rest
+            }
+        )
 
     def list_after(
         self, prefix: str, start_after: str = "", limit: int | None = None

@@ -121,6 +121,17 @@ class LocalStorage(ObjectStorage):
                 found.append(_info(full.relative_to(root).as_posix(), full.lstat()))
         return found
 
+    def folders(self, prefix: str) -> list[str]:
+        """One directory read."""
+        try:
+            entries = os.scandir(self._root() / safe_key(prefix))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        with entries:
+            return sorted(
+                e.name for e in entries if e.is_dir(follow_symlinks=False) and e.name[0] != "."
+            )
+
     def list_after(
         self, prefix: str, start_after: str = "", limit: int | None = None
     ) -> list[ObjectInfo]:

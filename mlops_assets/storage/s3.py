@@ -119,6 +119,25 @@ class S3Storage(ObjectStorage):
     def list(self, prefix: str) -> list[ObjectInfo]:
         return self.list_after(prefix)
 
+    def folders(self, prefix: str) -> list[str]:
+        """`Delimiter`: one LIST request per 1,000 folders, whatever they hold."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        full_prefix = self._key(prefix) + "/"
+        try:
+            pages = (
+                self.client()
+                .get_paginator("list_objects_v2")
+                .paginate(Bucket=self.bucket, Prefix=full_prefix, Delimiter="/")
+            )
+            return sorted(
+                common["Prefix"][len(full_prefix) :].rstrip("/")
+                for page in pages
+                for common in page.get("CommonPrefixes", [])
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise self._fail("list", prefix, error) from error
+
     def list_after(
         self, prefix: str, start_after: str = "", limit: int | None = None
     ) -> list[ObjectInfo]:
