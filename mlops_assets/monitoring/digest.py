@@ -89,6 +89,13 @@ def checked_log(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     return frame
 
 
+def environment_folders(storage: ObjectStorage, prefix: str) -> list[str]:
+    """The environments under `prefix` (`inference/<uc>`, `monitor/<uc>/hours`) whose
+    folder is a plain name: a reader walks them one at a time, from the window's start,
+    instead of listing the whole history; any other folder is left alone."""
+    return [name for name in storage.folders(prefix) if _NAME.fullmatch(name)]
+
+
 COUNTS = ("rows", "errors", "requests", "labelled", "correct")
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from mlops_assets.monitoring.digest import (
     DigestResult,
     digest_new,
+    environment_folders,
     histograms,
     hour_of,
     merge_version,
@@ -198,15 +199,17 @@ def run_monitor(
     last = hour_of(now)
     totals: dict[tuple[str, str], dict[str, Any]] = {}
     hours = 0
-    for info in storage.list(layout.monitor("hours")):
-        parts = info.key.rsplit("/", 2)
-        hour = parts[-1].removesuffix(".json")
-        if not (first <= hour <= last):
-            continue
-        hours += 1
-        summary = storage.read_json(info.key)
-        for version, stats in summary.get("versions", {}).items():
-            totals[(parts[-2], version)] = merge_version(totals.get((parts[-2], version)), stats)
+    summaries = layout.monitor("hours")
+    for env in environment_folders(storage, summaries):
+        folder = f"{summaries}/{env}"
+        for info in storage.list_after(folder, f"{folder}/{first}"):  # the window's, in order
+            hour = info.key.rsplit("/", 1)[-1].removesuffix(".json")
+            if not (first <= hour <= last):
+                continue
+            hours += 1
+            summary = storage.read_json(info.key)
+            for version, stats in summary.get("versions", {}).items():
+                totals[(env, version)] = merge_version(totals.get((env, version)), stats)
     reports = []
     for (env, version), stats in sorted(totals.items()):
         report = VersionReport(
