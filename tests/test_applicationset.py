@@ -38,14 +38,14 @@ def served_gitops(tmp_path):
         yield GitOpsRepo(f"{url}/gitops.git", backoff_seconds=0.05)
 
 
-def _applications(repo: GitOpsRepo, tmp_path) -> dict[str, dict]:
+def _applications(repo: GitOpsRepo, tmp_path, branch: str = "main") -> dict[str, dict]:
     (appset,) = [
         d
         for d in manifests(helm.Chart.load(ARGOCD).render(name="mlops", namespace="argocd"))
         if d["kind"] == "ApplicationSet"
     ]
     checkout = tmp_path / "checkout"
-    subprocess.run(["git", "clone", "-q", repo.remote, str(checkout)], check=True)
+    subprocess.run(["git", "clone", "-q", "-b", branch, repo.remote, str(checkout)], check=True)
     apps = generate(appset, checkout)
     assert crd_errors([appset, *apps]) == [None] * (len(apps) + 1)
     return {a["metadata"]["name"]: a for a in apps}
@@ -90,6 +90,29 @@ def test_every_values_file_gets_an_application_with_its_environments_policy(
     # what deploy committed is a values file the model chart takes
     text = repo.read_values("dev", "wine_quality")
     assert yaml.safe_load(text)["model"]["name"] == "wine_quality"
+
+
+def test_a_branch_deployment_seeds_a_new_use_cases_values_on_its_branch_only(
+    served_gitops, tmp_path
+):
+    """A pull request that adds a use case: its branch deployment's first deploy writes the
+    values file from the template on preview/<name>, where an ApplicationSet pointed at
+    that branch finds it; main is left as it was."""
+    main = served_gitops
+    preview = GitOpsRepo(
+        main.remote, branch="preview/pr-9", base_branch="main", backoff_seconds=0.05
+    )
+    first = preview.deploy(DeployRequest("dev", "wine_quality", _model("wine_quality", "1")))
+    assert first.changed and first.branch == "preview/pr-9" and first.previous_version == "0"
+    assert yaml.safe_load(preview.read_values("dev", "wine_quality"))["model"]["version"] == "1"
+    assert "wine-quality-dev" in _applications(main, tmp_path / "preview", "preview/pr-9")
+    assert set(_applications(main, tmp_path / "main")) == {
+        "digits-dev",
+        "digits-staging",
+        "digits-prod",
+    }
+    with pytest.raises(GitOpsError, match="wine_quality"):
+        main.read_values("dev", "wine_quality")
 
 
 def test_deploy_to_an_environment_nobody_set_up_is_refused_and_commits_nothing(served_gitops):
