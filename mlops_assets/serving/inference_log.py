@@ -3,7 +3,9 @@ the model server to the object storage as Parquet, for the monitor and for feedb
 
 Records are buffered in memory and flushed by a background task when the buffer holds
 `flush_rows` records or its oldest is `flush_seconds` old, to
-`inference/<use case>/<environment>/<date>/<hour>/<server id>-<sequence>.parquet`. Logging
+`inference/<use case>/<environment>/<date>/<hour>/<server id>-<sequence>.parquet`, where
+date and hour are those of the write (not of the records, which may have waited out a
+storage outage): the monitor finds new files by listing the last hours only. Logging
 never blocks or fails a request: the buffer is bounded, and when it is full the oldest
 records are dropped and counted; when the storage is down the flush is retried with
 backoff and the records stay buffered (within the bound). Each file is written whole
@@ -172,7 +174,7 @@ class InferenceLog:
             return 0
         rows = sum(c.rows for c in chunks)
         try:
-            when = datetime.fromtimestamp(chunks[0].time, UTC)
+            when = datetime.now(UTC)  # the write's hour: where the monitor looks for it
             self.storage.write_bytes(self.key(when, self._sequence), self._parquet(chunks))
         except Exception:
             self.buffer.extendleft(reversed(chunks))
