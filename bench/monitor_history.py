@@ -95,8 +95,9 @@ def main() -> None:
             shutil.copytree(demo / ".mlops", root, ignore=shutil.ignore_patterns("inference"))
             storage = Counting(root=str(root))
             version = storage.read_json(layout.dataset_latest)["dataset_version"]
-            test = storage.read_parquet(layout.dataset(version, "test.parquet"))
-            inputs = test[[f"pixel_{i}" for i in range(64)]].to_numpy("float32")
+            # the test split's model inputs, through the kind (a version is a manifest)
+            inputs, _ = uc.dataset.load_split(storage, layout, version, "test").arrays()
+            inputs = inputs.astype("float32")
             rng = np.random.default_rng(factor)
             now = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
             history_files = factor * args.new_files
@@ -107,7 +108,7 @@ def main() -> None:
                 storage.write_bytes(key, log_file(rng, inputs, args.rows_per_file, when, n << 20))
             run_monitor(storage, layout, uc.dataset, uc.monitor, "dev", uc.gate.metric, now=now)
             setup = time.perf_counter() - started
-            timings, reads = [], []
+            timings, reads, listed = [], [], []
             for repeat in range(REPEATS):
                 for n in range(args.new_files):
                     key = (
@@ -123,6 +124,7 @@ def main() -> None:
                 )
                 timings.append(time.perf_counter() - started)
                 reads.append(sum(k.startswith("inference/") for k in READS))
+                listed.append(report.digest.log_files_listed)
                 assert report.digest.log_files == args.new_files
             results.append(
                 {
@@ -135,12 +137,13 @@ def main() -> None:
                     "monitor_seconds": timings,
                     "median_seconds": statistics.median(timings),
                     "log_files_read": reads,
+                    "log_keys_listed": listed,
                 }
             )
             print(
                 f"history {factor:>3}x ({history_files * args.rows_per_file:>9,} requests): "
                 f"monitor {statistics.median(timings):.3f} s for {new_rows:,} new, "
-                f"log files read {reads}",
+                f"log files read {reads}, log keys listed {listed}",
                 flush=True,
             )
     base = results[0]["median_seconds"]

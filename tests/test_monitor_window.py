@@ -1,8 +1,10 @@
-"""The monitor and the feedback join read their window, not the history.
+"""The monitor and the feedback join read their window, and the digest the last hours of
+the log, not the history.
 
 Every key the storage's listings return is recorded: with twenty days of hour summaries
-and inference logs in two environments, nothing older than the window is listed, on the
-local default and on S3, and the figures are those of the window.
+and inference logs, nothing older than the window (or, for the digest of new log files,
+than LAG_HOURS before its cursor) is listed, on the local default and on S3, and the
+figures are those of the window.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mlops_assets.components.tree import load_use_case
-from mlops_assets.monitoring.digest import hour_of
+from mlops_assets.monitoring.digest import LAG_HOURS, digest_new, hour_of, recent_log_files
 from mlops_assets.monitoring.feedback import logged_requests
 from mlops_assets.monitoring.monitor import run_monitor
 from mlops_assets.storage import Layout, ObjectStorage
@@ -111,3 +113,120 @@ def test_the_feedback_join_lists_the_logs_of_its_window_only(storage, listed):
         if f"{today - timedelta(days=day):%Y-%m-%d}" >= since
     }
     assert len(logs) == len(set(log["request_id"]))
+
+
+def write_log(storage: ObjectStorage, env: str, when: datetime, name: str) -> str:
+    """One logged request in the hour folder of `when`, as a server writing then would."""
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "request_id": [name],
+            "row": [0],
+            "time": [pd.Timestamp(when)],
+            "environment": [env],
+            "model_version": ["1"],
+            "prediction": [3],
+        }
+    )
+    key = f"{LAYOUT.inference(env)}/{when:%Y-%m-%d}/{when:%H}/{name}.parquet"
+    storage.write_parquet(key, frame)
+    return key
+
+
+def no_edges(version: str, mode: str) -> None:
+    return None
+
+
+def rows_in_summaries(storage: ObjectStorage, env: str) -> int:
+    return sum(
+        sum(v["rows"] for v in storage.read_json(info.key)["versions"].values())
+        for info in storage.list(LAYOUT.monitor("hours", env))
+    )
+
+
+@pytest.mark.parametrize("days", [2, 8])
+def test_the_digest_lists_the_last_hours_of_the_log_whatever_its_history(storage, listed, days):
+    now = datetime(2026, 12, 5, 12, 30, tzinfo=UTC)
+    for h in range(1, days * 24):
+        write_log(storage, "prod", now - timedelta(hours=h), f"old-{h:05d}")
+    first = digest_new(storage, LAYOUT, no_edges, now - timedelta(hours=1))
+    assert first.log_files == days * 24 - 1  # the first run lists the environment whole
+    assert storage.read_json(LAYOUT.monitor("_cursors", "prod.json")) == {
+        "hour": hour_of(now - timedelta(hours=1))
+    }
+
+    new = [write_log(storage, "prod", now, f"new-{n}") for n in range(3)]
+    # a server flushing late into the hour before, after the cursor reached it
+    new.append(write_log(storage, "prod", now - timedelta(hours=1, minutes=10), "late"))
+    listed.clear()
+    second = digest_new(storage, LAYOUT, no_edges, now)
+
+    assert second.log_files == 4 and second.refused == []
+    logs = [key for key in listed if key.startswith(LAYOUT.inference() + "/")]
+    assert set(new) <= set(logs)
+    assert second.log_files_listed == len(logs) <= (LAG_HOURS + 1) + 4  # not the history's
+    assert rows_in_summaries(storage, "prod") == days * 24 - 1 + 4  # each file counted once
+    assert digest_new(storage, LAYOUT, no_edges, now).log_files == 0
+
+
+def test_a_server_clock_ahead_does_not_move_the_cursor_past_now(storage):
+    now = datetime(2026, 12, 5, 12, 30, tzinfo=UTC)
+    write_log(storage, "prod", now, "on-time")
+    write_log(storage, "prod", now + timedelta(hours=5), "ahead")
+    assert digest_new(storage, LAYOUT, no_edges, now).log_files == 2
+    assert storage.read_json(LAYOUT.monitor("_cursors", "prod.json")) == {"hour": hour_of(now)}
+    # the servers on time still write into this hour, and are found
+    write_log(storage, "prod", now + timedelta(minutes=20), "on-time-2")
+    assert digest_new(storage, LAYOUT, no_edges, now + timedelta(minutes=25)).log_files == 1
+
+
+def test_a_cursor_that_is_no_hour_lists_the_environment_whole(storage):
+    now = datetime(2026, 12, 5, 12, 30, tzinfo=UTC)
+    write_log(storage, "prod", now - timedelta(days=3), "older")
+    storage.write_json(LAYOUT.monitor("_cursors", "prod.json"), {"hour": "../../../etc"})
+    assert digest_new(storage, LAYOUT, no_edges, now).log_files == 1
+    assert storage.read_json(LAYOUT.monitor("_cursors", "prod.json"))["hour"] == hour_of(
+        now - timedelta(days=3)
+    )
+
+
+def test_an_older_roots_index_of_every_log_file_is_migrated(storage):
+    """Before per-folder indexes, digested.json named every log file ever folded."""
+    now = datetime(2026, 12, 5, 12, 30, tzinfo=UTC)
+    folded = [write_log(storage, "prod", now - timedelta(hours=h), f"f{h}") for h in (1, 30)]
+    digest_new(storage, LAYOUT, no_edges, now)
+    for key in (LAYOUT.monitor("_cursors", "prod.json"), LAYOUT.monitor("digested.json")):
+        storage.delete(key)
+    for info in storage.list(LAYOUT.monitor("_digested")):
+        storage.delete(info.key)
+    labelled = {"monitor/digits/labelled/b.parquet": "v1"}  # the index's other entries stay
+    old_index = {info.key: info.version for info in storage.list(LAYOUT.inference())}
+    storage.write_json(LAYOUT.monitor("digested.json"), {**old_index, **labelled})
+    assert set(old_index) == set(folded)
+    new = write_log(storage, "prod", now, "new")
+
+    result = digest_new(storage, LAYOUT, no_edges, now)
+
+    assert result.log_files == 1  # the new file; the two folded before are not read again
+    assert rows_in_summaries(storage, "prod") == 3
+    assert storage.read_json(LAYOUT.monitor("digested.json")) == labelled
+    indexed = {
+        key
+        for info in storage.list(LAYOUT.monitor("_digested", "prod"))
+        for key in storage.read_json(info.key)
+    }
+    assert indexed == {*folded, new}
+    assert digest_new(storage, LAYOUT, no_edges, now).log_files == 0
+
+
+def test_the_inference_log_asset_lists_the_last_day_only(storage, listed):
+    now = datetime.now(UTC)
+    for h in range(3 * 24):
+        write_log(storage, "prod" if h % 2 else "dev", now - timedelta(hours=h), f"f{h:03d}")
+    listed.clear()
+    files = recent_log_files(storage, LAYOUT, hours=24, now=now)
+    assert sorted(info.key.rsplit("/", 1)[-1] for info in files) == [
+        f"f{h:03d}.parquet" for h in range(24)
+    ]
+    assert len([key for key in listed if key.startswith(LAYOUT.inference())]) == 24

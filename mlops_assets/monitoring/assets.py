@@ -48,13 +48,15 @@ def build_monitoring(
         deps=[step_key(name, "deploy")],
         description=f"What the deployed model is asked and answers: the Parquet files model "
         f"servers write under inference/{name}/<environment>/<date>/<hour>/ (inference_log: in "
-        "defs.yaml, or the chart's inferenceLog: values). Materializing it lists them.",
+        "defs.yaml, or the chart's inferenceLog: values). Materializing it lists the last "
+        "24 hours' of them.",
         **common,
     )
     def inference_log(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        from mlops_assets.monitoring.digest import recent_log_files
         from mlops_assets.pipeline.report import md_table
 
-        files = [i for i in storage.list(layout.inference()) if i.key.endswith(".parquet")]
+        files = recent_log_files(storage, layout, hours=24)
         per_environment: dict[str, list[int]] = {}
         for info in files:
             counts = per_environment.setdefault(info.key.split("/")[2], [0, 0])
@@ -63,7 +65,7 @@ def build_monitoring(
         newest = max(files, key=lambda i: i.modified_ns).key if files else ""
         return dg.MaterializeResult(
             data_version=dg.DataVersion(f"{len(files)}-{newest}"),
-            metadata={
+            metadata={  # of the files written in the last 24 hours (not the history)
                 "files": len(files),
                 "bytes": sum(i.size for i in files),
                 "newest": newest,

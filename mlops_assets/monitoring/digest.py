@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -63,6 +63,8 @@ class DigestResult:
     log_files: int = 0
     labelled_files: int = 0
     rows: int = 0
+    log_files_listed: int = 0
+    """Log keys the listings returned: the last hours', whatever the history."""
     refused: list[tuple[str, str]] = field(default_factory=list)
     """(key, reason) of files that could not be folded; each is skipped until it changes."""
 
@@ -132,29 +134,79 @@ def _add(summary: dict, source: str, contributions: dict[str, dict]) -> dict:
     return {"files": [*summary.get("files", []), source], "versions": versions}
 
 
+LAG_HOURS = 2
+"""How many hours before the newest hour folder already digested a new log file may still
+appear. Servers key their files by the hour of the write, so only a server whose clock is
+more than this behind the others' is missed."""
+
+_HOUR_KEY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}")
+
+
+def _folder_hour(key: str) -> str | None:
+    """`inference/<uc>/<env>/<date>/<HH>/<file>.parquet`: "<date>T<HH>"; None otherwise."""
+    parts = key.split("/")
+    if len(parts) != 6 or not key.endswith(".parquet"):
+        return None
+    hour = f"{parts[3]}T{parts[4]}"
+    return hour if _HOUR_KEY.fullmatch(hour) else None
+
+
+def _listing_start(logs: str, cursor: Any) -> str:
+    """The key to list `logs` after: LAG_HOURS before the cursor's hour folder, or "" (the
+    whole environment: its first run, or a cursor that is not an hour)."""
+    if not isinstance(cursor, str) or not _HOUR_KEY.fullmatch(cursor):
+        return ""
+    try:
+        hour = datetime.strptime(cursor, "%Y-%m-%dT%H")
+    except ValueError:
+        return ""
+    back = hour - timedelta(hours=LAG_HOURS)
+    return f"{logs}/{back:%Y-%m-%d}/{back:%H}"
+
+
+def recent_log_files(
+    storage: ObjectStorage, layout: Layout, hours: int, now: datetime | None = None
+) -> list[Any]:
+    """The log files written in the last `hours` hours, every environment: listed from
+    that hour's folder on, so their number, not the history's, sets the cost."""
+    logs = layout.inference()
+    since = (now or datetime.now(UTC)) - timedelta(hours=hours - 1)
+    return [
+        info
+        for env in environment_folders(storage, logs)
+        for info in storage.list_after(f"{logs}/{env}", f"{logs}/{env}/{since:%Y-%m-%d}/{since:%H}")
+        if _folder_hour(info.key) is not None
+    ]
+
+
 def digest_new(
     storage: ObjectStorage,
     layout: Layout,
     edges_of: Callable[[str, str], list[list[float]] | None],
+    now: datetime | None = None,
 ) -> DigestResult:
     """Fold every log file and labelled file not folded before into its hour summaries.
-    `edges_of(version, mode)` gives the bin edges of a model version's reference."""
+    `edges_of(version, mode)` gives the bin edges of a model version's reference.
+
+    Log files are found per environment by listing from LAG_HOURS before its cursor (the
+    newest hour folder digested, never later than `now`'s hour), and told apart from the
+    ones already folded by a small index per hour folder: a run costs the last hours of
+    the log, not its history. Labelled files (one per feedback file) keep one index."""
     result = DigestResult()
+    now = now or datetime.now(UTC)
     index_key = layout.monitor("digested.json")
     index: dict[str, str] = storage.read_json(index_key, default={})
+    logs = layout.inference()
+    legacy = {k: v for k, v in index.items() if k.startswith(logs + "/")}
+    for env in environment_folders(storage, logs):
+        _digest_environment(storage, layout, env, edges_of, hour_of(now), legacy, result)
+    if legacy:  # an older root's index of every log file: its entries now live per folder
+        storage.update_json(
+            index_key,
+            lambda stored: {k: v for k, v in stored.items() if not k.startswith(logs + "/")},
+            {},
+        )
     done: dict[str, str] = {}
-    for info in storage.list(layout.inference()):
-        if not info.key.endswith(".parquet") or index.get(info.key) == info.version:
-            continue
-        done[info.key] = info.version  # folded, or refused: either way not read again
-        try:
-            frame = checked_log(storage.read_parquet(info.key), info.key)
-            _fold_log(storage, layout, info.key, frame, edges_of)
-        except Exception as error:  # one bad file blocks none behind it
-            result.refused.append((info.key, f"{type(error).__name__}: {error}"))
-            continue
-        result.log_files += 1
-        result.rows += len(frame)
     for info in storage.list(layout.monitor("labelled")):
         if not info.key.endswith(".parquet") or index.get(info.key) == info.version:
             continue
@@ -170,6 +222,54 @@ def digest_new(
     if done:
         storage.update_json(index_key, lambda stored: {**stored, **done}, {})
     return result
+
+
+def _digest_environment(
+    storage: ObjectStorage,
+    layout: Layout,
+    env: str,
+    edges_of: Callable[[str, str], list[list[float]] | None],
+    now_hour: str,
+    legacy: dict[str, str],
+    result: DigestResult,
+) -> None:
+    logs = f"{layout.inference()}/{env}"
+    cursor_key = layout.monitor("_cursors", f"{env}.json")
+    cursor = storage.read_json(cursor_key, default={}).get("hour")
+    folders: dict[str, list] = {}
+    for info in storage.list_after(logs, _listing_start(logs, cursor)):
+        result.log_files_listed += 1
+        hour = _folder_hour(info.key)
+        if hour is not None:
+            folders.setdefault(hour, []).append(info)
+    newest = cursor if isinstance(cursor, str) and _HOUR_KEY.fullmatch(cursor) else ""
+    for hour, infos in sorted(folders.items()):
+        folder_key = layout.monitor("_digested", env, f"{hour}.json")
+        seen: dict[str, str] = storage.read_json(folder_key, default={})
+        done: dict[str, str] = {}
+        for info in infos:
+            if seen.get(info.key) == info.version:
+                continue
+            done[info.key] = info.version  # folded, or refused: either way not read again
+            if legacy.get(info.key) == info.version:
+                continue  # folded under the older root's index
+            try:
+                frame = checked_log(storage.read_parquet(info.key), info.key)
+                _fold_log(storage, layout, info.key, frame, edges_of)
+            except Exception as error:  # one bad file blocks none behind it
+                result.refused.append((info.key, f"{type(error).__name__}: {error}"))
+                continue
+            result.log_files += 1
+            result.rows += len(frame)
+        if done:
+            storage.update_json(folder_key, lambda stored, d=done: {**stored, **d}, {})
+        newest = max(newest, min(hour, now_hour))  # a server's clock ahead moves nothing
+    if newest and newest != cursor:
+        storage.update_json(
+            cursor_key,
+            lambda stored: {"hour": max(str(stored.get("hour", "")), newest)},
+            {},
+        )
 
 
 def _groups(frame: pd.DataFrame):

@@ -193,8 +193,8 @@ def run_monitor(
     now: datetime | None = None,
 ) -> MonitorReport:
     references = References(storage, layout, dataset, gate_metric, config.drift_bins)
-    digest = digest_new(storage, layout, references.edges)
     now = now or datetime.now(UTC)
+    digest = digest_new(storage, layout, references.edges, now)
     first = hour_of(now - timedelta(hours=config.window_hours - 1))
     last = hour_of(now)
     totals: dict[tuple[str, str], dict[str, Any]] = {}
