@@ -79,6 +79,24 @@ def test_the_monitor_lists_and_reads_the_summaries_of_its_window_only(storage, l
     assert report.judged is not None and report.judged.environment == "prod"
 
 
+def test_the_rollback_decision_lists_its_lookback_only(storage, listed):
+    from mlops_assets.components.config import RollbackConfig
+    from mlops_assets.monitoring.rollback import LOOKBACK_HOURS, decide_rollback
+
+    now = datetime(2026, 12, 5, 12, 30, tzinfo=UTC)
+    hours = LOOKBACK_HOURS + 48
+    for h in range(hours):
+        when = now - timedelta(hours=h)
+        version = "1" if h > 30 else "2"  # v2 deployed 30 hours ago, v1 before
+        summary = {"files": [f"f{h}"], "versions": {version: counts(10, when)}}
+        storage.write_json(LAYOUT.monitor("hours", "prod", f"{hour_of(when)}.json"), summary)
+    listed.clear()
+    decision = decide_rollback(storage, LAYOUT, "prod", RollbackConfig(), 24, now)
+    assert decision is None  # no labels and no errors: nothing to roll back for
+    summaries = [key for key in listed if key.startswith(LAYOUT.monitor("hours") + "/")]
+    assert len(summaries) == LOOKBACK_HOURS + 1  # of the lookback + 48 hours stored
+
+
 def test_the_feedback_join_lists_the_logs_of_its_window_only(storage, listed):
     import pandas as pd
 

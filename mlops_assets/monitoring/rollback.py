@@ -57,7 +57,8 @@ def decide_rollback(
         return None
     earliest = hour_of(now - timedelta(hours=LOOKBACK_HOURS))
     summaries = {}
-    for info in storage.list(layout.monitor("hours", environment)):
+    folder = layout.monitor("hours", environment)
+    for info in storage.list_after(folder, f"{folder}/{earliest}"):  # the lookback's only
         hour = info.key.rsplit("/", 1)[-1].removesuffix(".json")
         if hour >= earliest:
             summaries[hour] = storage.read_json(info.key)
