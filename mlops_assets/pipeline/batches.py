@@ -111,21 +111,27 @@ class Batches:
             if held < self.shuffle_buffer + self.batch_size:
                 continue
             x, y = np.concatenate(pending_x), np.concatenate(pending_y)
-            if self.shuffle:
-                order = rng.permutation(len(x))
-                x, y = x[order], y[order]
+            order = rng.permutation(len(x)) if self.shuffle else np.arange(len(x))
             whole = (len(x) // self.batch_size) * self.batch_size
-            for start in range(0, whole, self.batch_size):
-                yield x[start : start + self.batch_size], y[start : start + self.batch_size]
-            pending_x, pending_y = [x[whole:]], [y[whole:]]
-            held = len(x) - whole
+            yield from self._gathered(x, y, order[:whole])
+            rest = np.sort(order[whole:])  # what no batch took waits for the next window
+            pending_x, pending_y = [x[rest]], [y[rest]]
+            held = len(rest)
         if held:
             x, y = np.concatenate(pending_x), np.concatenate(pending_y)
+            order = rng.permutation(len(x)) if self.shuffle else np.arange(len(x))
+            yield from self._gathered(x, y, order)
+
+    def _gathered(self, x: np.ndarray, y: np.ndarray, order: np.ndarray) -> Iterator[Batch]:
+        """Batches of `order`'s rows, each gathered in memory order, as from memory: one
+        copy of a batch rather than a permuted copy of the whole window first."""
+        for start in range(0, len(order), self.batch_size):
+            picked = order[start : start + self.batch_size]
             if self.shuffle:
-                order = rng.permutation(len(x))
-                x, y = x[order], y[order]
-            for start in range(0, len(x), self.batch_size):
-                yield x[start : start + self.batch_size], y[start : start + self.batch_size]
+                picked = np.sort(picked)
+                yield x[picked], y[picked]
+            else:
+                yield x[picked[0] : picked[-1] + 1], y[picked[0] : picked[-1] + 1]
 
 
 def _read_ahead(split: SplitData, shards: list[str], depth: int) -> Iterator[Batch]:
