@@ -98,24 +98,10 @@ def test_the_rollback_decision_lists_its_lookback_only(storage, listed):
 
 
 def test_the_feedback_join_lists_the_logs_of_its_window_only(storage, listed):
-    import pandas as pd
-
     today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     for env in ("dev", "prod"):
         for day in range(DAYS):
-            when = today - timedelta(days=day)
-            frame = pd.DataFrame(
-                {
-                    "request_id": [f"{env}-{day}"],
-                    "row": [0],
-                    "time": [pd.Timestamp(when)],
-                    "environment": [env],
-                    "model_version": ["1"],
-                    "prediction": [3],
-                }
-            )
-            key = f"{LAYOUT.inference(env)}/{when:%Y-%m-%d}/{when:%H}/server-{day:06d}.parquet"
-            storage.write_parquet(key, frame)
+            write_log(storage, env, today - timedelta(days=day), f"{env}-{day}")
     storage.write_bytes(f"{LAYOUT.inference('bad name')}/2026-12-05/12/x.parquet", b"")
     listed.clear()
 
