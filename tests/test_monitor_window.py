@@ -188,11 +188,14 @@ def test_a_server_clock_ahead_does_not_move_the_cursor_past_now(storage):
 def test_a_cursor_that_is_no_hour_lists_the_environment_whole(storage):
     now = datetime(2026, 12, 5, 12, 30, tzinfo=UTC)
     write_log(storage, "prod", now - timedelta(days=3), "older")
-    storage.write_json(LAYOUT.monitor("_cursors", "prod.json"), {"hour": "../../../etc"})
-    assert digest_new(storage, LAYOUT, no_edges, now).log_files == 1
-    assert storage.read_json(LAYOUT.monitor("_cursors", "prod.json"))["hour"] == hour_of(
-        now - timedelta(days=3)
-    )
+    for stored in ({"hour": "zz/../../etc"}, {"hour": "2026-13-45T99"}, ["not", "a", "map"]):
+        storage.write_json(LAYOUT.monitor("_cursors", "prod.json"), stored)
+        for info in storage.list(LAYOUT.monitor("_digested")):
+            storage.delete(info.key)
+        assert digest_new(storage, LAYOUT, no_edges, now).log_files == 1
+        assert storage.read_json(LAYOUT.monitor("_cursors", "prod.json")) == {
+            "hour": hour_of(now - timedelta(days=3))  # repaired
+        }
 
 
 def test_an_older_roots_index_of_every_log_file_is_migrated(storage):

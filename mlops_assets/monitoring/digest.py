@@ -151,17 +151,35 @@ def _folder_hour(key: str) -> str | None:
     return hour if _HOUR_KEY.fullmatch(hour) else None
 
 
+def _hour_folder(logs: str, when: datetime) -> str:
+    """The key of `when`'s hour folder under an environment's log, as servers write it."""
+    return f"{logs}/{when:%Y-%m-%d}/{when:%H}"
+
+
+def _mapping(stored: Any) -> dict:
+    """A stored index or cursor as a mapping; anything else written there counts as none."""
+    return stored if isinstance(stored, dict) else {}
+
+
+def _hour_or_none(value: Any) -> str | None:
+    """A stored cursor's hour when it is one ("YYYY-MM-DDTHH", a real date and hour)."""
+    if not isinstance(value, str) or not _HOUR_KEY.fullmatch(value):
+        return None
+    try:
+        datetime.strptime(value, "%Y-%m-%dT%H")
+    except ValueError:
+        return None
+    return value
+
+
 def _listing_start(logs: str, cursor: Any) -> str:
     """The key to list `logs` after: LAG_HOURS before the cursor's hour folder, or "" (the
     whole environment: its first run, or a cursor that is not an hour)."""
-    if not isinstance(cursor, str) or not _HOUR_KEY.fullmatch(cursor):
+    hour = _hour_or_none(cursor)
+    if hour is None:
         return ""
-    try:
-        hour = datetime.strptime(cursor, "%Y-%m-%dT%H")
-    except ValueError:
-        return ""
-    back = hour - timedelta(hours=LAG_HOURS)
-    return f"{logs}/{back:%Y-%m-%d}/{back:%H}"
+    back = datetime.strptime(hour, "%Y-%m-%dT%H") - timedelta(hours=LAG_HOURS)
+    return _hour_folder(logs, back)
 
 
 def recent_log_files(
@@ -174,7 +192,7 @@ def recent_log_files(
     return [
         info
         for env in environment_folders(storage, logs)
-        for info in storage.list_after(f"{logs}/{env}", f"{logs}/{env}/{since:%Y-%m-%d}/{since:%H}")
+        for info in storage.list_after(f"{logs}/{env}", _hour_folder(f"{logs}/{env}", since))
         if _folder_hour(info.key) is not None
     ]
 
@@ -195,7 +213,7 @@ def digest_new(
     result = DigestResult()
     now = now or datetime.now(UTC)
     index_key = layout.monitor("digested.json")
-    index: dict[str, str] = storage.read_json(index_key, default={})
+    index: dict[str, str] = _mapping(storage.read_json(index_key, default={}))
     logs = layout.inference()
     legacy = {k: v for k, v in index.items() if k.startswith(logs + "/")}
     for env in environment_folders(storage, logs):
@@ -235,17 +253,17 @@ def _digest_environment(
 ) -> None:
     logs = f"{layout.inference()}/{env}"
     cursor_key = layout.monitor("_cursors", f"{env}.json")
-    cursor = storage.read_json(cursor_key, default={}).get("hour")
+    cursor = _mapping(storage.read_json(cursor_key, default={})).get("hour")
     folders: dict[str, list] = {}
     for info in storage.list_after(logs, _listing_start(logs, cursor)):
         result.log_files_listed += 1
         hour = _folder_hour(info.key)
         if hour is not None:
             folders.setdefault(hour, []).append(info)
-    newest = cursor if isinstance(cursor, str) and _HOUR_KEY.fullmatch(cursor) else ""
+    newest = _hour_or_none(cursor) or ""
     for hour, infos in sorted(folders.items()):
         folder_key = layout.monitor("_digested", env, f"{hour}.json")
-        seen: dict[str, str] = storage.read_json(folder_key, default={})
+        seen = _mapping(storage.read_json(folder_key, default={}))
         done: dict[str, str] = {}
         for info in infos:
             if seen.get(info.key) == info.version:
@@ -262,12 +280,12 @@ def _digest_environment(
             result.log_files += 1
             result.rows += len(frame)
         if done:
-            storage.update_json(folder_key, lambda stored, d=done: {**stored, **d}, {})
+            storage.update_json(folder_key, lambda stored, d=done: {**_mapping(stored), **d}, {})
         newest = max(newest, min(hour, now_hour))  # a server's clock ahead moves nothing
     if newest and newest != cursor:
         storage.update_json(
             cursor_key,
-            lambda stored: {"hour": max(str(stored.get("hour", "")), newest)},
+            lambda stored: {"hour": max(_hour_or_none(_mapping(stored).get("hour")) or "", newest)},
             {},
         )
 
