@@ -48,9 +48,8 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
     key = {step: step_key(name, step) for step in MLOPS_STEPS}
     common = {"group_name": name, "tags": {"mlops/stage": "mlops"}}
     # For the per-step k8s_job_executor: the train step's own pod goes to the GPU pool (or,
-    # when a KFP cluster trains, gets the token to call its API). validate and release get
-    # a CPU pod without the coordinator's service-account token, which they would otherwise
-    # inherit from the run's tags (they call no Kubernetes API).
+    # when a KFP cluster trains, gets the token to call its API); validate and release get
+    # the DataOps CPU placement (dagster-k8s builds a step's pod from its own tags only).
     train_op_tags = {"dagster-k8s/config": uc.training_pod_config()}
     cpu_op_tags = {"dagster-k8s/config": uc.kubernetes.dataops.k8s_config()}
     metric = uc.gate.metric

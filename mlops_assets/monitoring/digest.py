@@ -182,18 +182,35 @@ def _listing_start(logs: str, cursor: Any) -> str:
     return _hour_folder(logs, back)
 
 
-def recent_log_files(
-    storage: ObjectStorage, layout: Layout, hours: int, now: datetime | None = None
-) -> list[Any]:
-    """The log files written in the last `hours` hours, every environment: listed from
-    that hour's folder on, so their number, not the history's, sets the cost."""
+def logs_from(storage: ObjectStorage, layout: Layout, folder: str) -> list[Any]:
+    """Every environment's log keys in `folder` ("YYYY-MM-DD" or "YYYY-MM-DD/HH") and the
+    folders after it: each listed from there, so the window, not the history, sets the
+    cost."""
     logs = layout.inference()
-    since = (now or datetime.now(UTC)) - timedelta(hours=hours - 1)
     return [
         info
         for env in environment_folders(storage, logs)
-        for info in storage.list_after(f"{logs}/{env}", _hour_folder(f"{logs}/{env}", since))
-        if _folder_hour(info.key) is not None
+        for info in storage.list_after(f"{logs}/{env}", f"{logs}/{env}/{folder}")
+    ]
+
+
+def recent_log_files(
+    storage: ObjectStorage, layout: Layout, hours: int, now: datetime | None = None
+) -> list[Any]:
+    """The log files written in the last `hours` hours, every environment."""
+    since = (now or datetime.now(UTC)) - timedelta(hours=hours - 1)
+    folder = f"{since:%Y-%m-%d}/{since:%H}"
+    return [i for i in logs_from(storage, layout, folder) if _folder_hour(i.key) is not None]
+
+
+def hour_summaries(
+    storage: ObjectStorage, layout: Layout, environment: str, first: str
+) -> list[tuple[str, str]]:
+    """(hour, key) of an environment's hour summaries from hour `first` on, in order."""
+    folder = layout.monitor("hours", environment)
+    return [
+        (info.key.rsplit("/", 1)[-1].removesuffix(".json"), info.key)
+        for info in storage.list_after(folder, f"{folder}/{first}")
     ]
 
 
@@ -221,7 +238,9 @@ def digest_new(
     if legacy:  # an older root's index of every log file: its entries now live per folder
         storage.update_json(
             index_key,
-            lambda stored: {k: v for k, v in stored.items() if not k.startswith(logs + "/")},
+            lambda stored: {
+                k: v for k, v in _mapping(stored).items() if not k.startswith(logs + "/")
+            },
             {},
         )
     done: dict[str, str] = {}

@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from mlops_assets.errors import MlopsError
-from mlops_assets.monitoring.digest import checked_log, environment_folders
+from mlops_assets.monitoring.digest import checked_log, logs_from
 from mlops_assets.storage import Layout, ObjectStorage, UnsafeKeyError, relative_name
 
 if TYPE_CHECKING:
@@ -99,13 +99,7 @@ def logged_requests(storage: ObjectStorage, layout: Layout, days: int) -> pd.Dat
 
     since = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%d")
     frames = []
-    logs = layout.inference()
-    infos = [  # each environment listed from the window's first date, not from the start
-        info
-        for env in environment_folders(storage, logs)
-        for info in storage.list_after(f"{logs}/{env}", f"{logs}/{env}/{since}")
-    ]
-    for info in infos:
+    for info in logs_from(storage, layout, since):  # the window's dates, not the history
         parts = info.key.split("/")
         if not info.key.endswith(".parquet") or len(parts) != 6 or parts[3] < since:
             continue  # inference/<uc>/<env>/<date>/<hour>/<file>

@@ -21,6 +21,7 @@ from mlops_assets.monitoring.digest import (
     environment_folders,
     histograms,
     hour_of,
+    hour_summaries,
     merge_version,
 )
 from mlops_assets.pipeline.drift import psi
@@ -199,15 +200,12 @@ def run_monitor(
     last = hour_of(now)
     totals: dict[tuple[str, str], dict[str, Any]] = {}
     hours = 0
-    summaries = layout.monitor("hours")
-    for env in environment_folders(storage, summaries):
-        folder = f"{summaries}/{env}"
-        for info in storage.list_after(folder, f"{folder}/{first}"):  # the window's, in order
-            hour = info.key.rsplit("/", 1)[-1].removesuffix(".json")
+    for env in environment_folders(storage, layout.monitor("hours")):
+        for hour, key in hour_summaries(storage, layout, env, first):  # the window's only
             if not (first <= hour <= last):
                 continue
             hours += 1
-            summary = storage.read_json(info.key)
+            summary = storage.read_json(key)
             for version, stats in summary.get("versions", {}).items():
                 totals[(env, version)] = merge_version(totals.get((env, version)), stats)
     reports = []

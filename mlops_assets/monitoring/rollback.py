@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mlops_assets.components.config import RollbackConfig
-from mlops_assets.monitoring.digest import hour_of, merge_version
+from mlops_assets.monitoring.digest import hour_of, hour_summaries, merge_version
 from mlops_assets.monitoring.rollout_status import RolloutState
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.storage import Layout, ObjectStorage
@@ -57,11 +57,8 @@ def decide_rollback(
         return None
     earliest = hour_of(now - timedelta(hours=LOOKBACK_HOURS))
     summaries = {}
-    folder = layout.monitor("hours", environment)
-    for info in storage.list_after(folder, f"{folder}/{earliest}"):  # the lookback's only
-        hour = info.key.rsplit("/", 1)[-1].removesuffix(".json")
-        if hour >= earliest:
-            summaries[hour] = storage.read_json(info.key)
+    for hour, key in hour_summaries(storage, layout, environment, earliest):  # the lookback's
+        summaries[hour] = storage.read_json(key)
     last_seen: dict[str, str] = {}
     for summary in summaries.values():
         for version, stats in summary.get("versions", {}).items():
