@@ -82,6 +82,13 @@ VARIABLES: dict[str, Variable] = {
         Variable(GITOPS_AUTHOR_VAR, DEFAULT_AUTHOR, "Name <email> of the deploy commits"),
         Variable(GITOPS_WEB_URL_VAR, "", "a link template for commits, with {sha}"),
         Variable(GITOPS_TOKEN_VAR, "", "an HTTPS token for the GitOps remote", secret=True),
+        Variable(
+            "MLOPS_GITOPS_READ_TOKEN",
+            "",
+            "a token that can only read the GitOps remote (the monitor's and feedback's: "
+            "which versions git deployed)",
+            secret=True,
+        ),
         Variable("MLOPS_GITOPS_SSH_KEY_FILE", "", "an SSH key file for the GitOps remote"),
         Variable("MLOPS_GITOPS_KNOWN_HOSTS_FILE", "", "the SSH remote's host keys"),
         Variable("MLOPS_IMAGE_TAG", "", "the image tag CI built this code into"),
@@ -108,6 +115,7 @@ VARIABLES: dict[str, Variable] = {
         Variable("MLOPS_SERVING_BATCHING", "true", "coalesce concurrent requests"),
         Variable("MLOPS_SERVING_MAX_BATCH_ROWS", "256", "rows of one coalesced predict"),
         Variable("MLOPS_SERVING_MAX_BATCH_WAIT_MS", "0", "wait for more requests (0: none)"),
+        Variable("MLOPS_SERVING_MAX_BISECT_CALLS", "16", "to find a batch's failing requests"),
         Variable("MLOPS_SERVING_GRACE_SECONDS", "20", "in-flight requests' time on SIGTERM"),
         Variable("MLOPS_SERVING_DRAIN_SECONDS", "0", "not ready but serving, on SIGTERM"),
         # the model server's inference log: the use case's inference_log: block overridden
@@ -117,6 +125,7 @@ VARIABLES: dict[str, Variable] = {
         Variable("MLOPS_INFERENCE_LOG_FLUSH_ROWS", "1000", "a file per this many records"),
         Variable("MLOPS_INFERENCE_LOG_FLUSH_SECONDS", "10", "or when the oldest is this old"),
         Variable("MLOPS_INFERENCE_LOG_MAX_BUFFER_ROWS", "100000", "bound of the buffer"),
+        Variable("MLOPS_INFERENCE_LOG_MAX_BUFFER_MB", "64", "bound of the buffer, in MiB"),
         Variable("MODEL_ENVIRONMENT", "dev", "the environment a served model is in (the log)"),
         Variable(
             "MLOPS_ROLLOUT_STATUS",

@@ -209,7 +209,8 @@ def test_dagster_values_dagster_cloud_and_the_platform_app_agree_with_the_code()
     (location,) = cloud.locations
     assert location.code_source.module_name == "mlops_assets.definitions"
     context = K8sContainerContext.create_from_config(location.container_context)
-    assert context.namespace == "dagster-plus"
+    # changed on purpose (trust boundaries): each agent's own namespace, not this file's
+    assert context.namespace is None
     run_container = context.run_k8s_config.container_config
     assert run_container["env_from"] == [  # the GitOps token: only the deploy pod's tags
         {"config_map_ref": {"name": "mlops-settings"}},
@@ -461,6 +462,7 @@ def test_the_dagster_external_secrets_cover_every_secret_the_dagster_values_name
     from mlops_assets.components.config import GitOpsSecrets
 
     named.add(GitOpsSecrets().token_secret)
+    named.add(GitOpsSecrets().read_token_secret)
     assert named <= made, named - made
     ssh = manifests(
         chart.render({"secrets": {GitOpsSecrets().ssh_secret: {"enabled": True}}}, name="s")
@@ -469,3 +471,55 @@ def test_the_dagster_external_secrets_cover_every_secret_the_dagster_values_name
     # the Argo CD platform project may sync them; nothing cluster-scoped by default
     default = manifests(chart.render({}, name="s", namespace="dagster"))
     assert {d["kind"] for d in default} == {"ExternalSecret"}
+
+
+def test_a_model_namespace_reads_only_its_own_key_through_its_own_store():
+    """A values file in environments/dev/ could map any variable to any Vault key through
+    a ClusterSecretStore (the GitOps token, Dagster's read/write storage keys). Now the
+    store is the namespace's own, its Vault role is that namespace's, the key is fixed, and
+    the schema refuses a store, a key or another variable."""
+    chart = helm.Chart.load(MODEL_API)
+    values = yaml.safe_load(TEMPLATE.read_text())
+    values["model"].update(version="3", uri="s3://models/models/digits/3/model.skops")
+    values["externalSecrets"] = {"enabled": True}
+    chart.validate_schema(values)
+    docs = manifests(chart.render(values, name="dev", namespace="mlops-dev"))
+    for doc in docs:
+        validate(doc)
+    (store,) = [d for d in docs if d["kind"] == "SecretStore"]
+    (external,) = [d for d in docs if d["kind"] == "ExternalSecret"]
+    assert not [d for d in docs if d["kind"] == "ClusterSecretStore"]
+    auth = store["spec"]["provider"]["vault"]["auth"]["kubernetes"]
+    (account,) = [d for d in docs if d["kind"] == "ServiceAccount"]
+    assert auth["role"] == "mlops-model-api-mlops-dev"
+    assert auth["serviceAccountRef"] == {"name": account["metadata"]["name"]}
+    assert external["spec"]["secretStoreRef"] == {
+        "name": store["metadata"]["name"],
+        "kind": "SecretStore",
+    }
+    keys = {(d["secretKey"], d["remoteRef"]["key"]) for d in external["spec"]["data"]}
+    assert keys == {
+        ("AWS_ACCESS_KEY_ID", "mlops/model-api/mlops-dev/digits/storage"),
+        ("AWS_SECRET_ACCESS_KEY", "mlops/model-api/mlops-dev/digits/storage"),
+    }
+    hostile = [
+        {"storage": {"AWS_SECRET_ACCESS_KEY": {"key": "mlops/dagster/s3", "property": "x"}}},
+        {"storage": {"MLOPS_GITOPS_TOKEN": {"property": "token"}}},
+        {"storeRef": {"name": "vault", "kind": "ClusterSecretStore"}},
+        {"vault": {"role": "external-secrets"}},
+    ]
+    for change in hostile:
+        attempt = copy.deepcopy(values)
+        attempt["externalSecrets"].update(change)
+        with pytest.raises(helm.HelmValuesError):
+            chart.validate_schema(attempt)
+    # the models' project may sync the namespace's store, nothing cluster-scoped
+    project = [
+        d
+        for d in manifests(helm.Chart.load(ARGOCD).render({}, name="mlops", namespace="argocd"))
+        if d["kind"] == "AppProject" and d["spec"]["description"] == "Models served by mlops_assets"
+    ]
+    assert project and project[0]["spec"]["clusterResourceWhitelist"] == []
+    assert {"group": "external-secrets.io", "kind": "SecretStore"} in project[0]["spec"][
+        "namespaceResourceWhitelist"
+    ]

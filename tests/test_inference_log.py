@@ -65,8 +65,10 @@ def test_the_log_holds_every_request_as_it_was_answered(svc, tmp_path):
             rows = raw_rows[i : i + 1 + i % 3]
             body = infer_body(rows.tolist(), **({"id": f"caller-{i}"} if i % 2 else {}))
             status, answer, header = post(url, body)
-            assert status == 200 and answer["id"] == header
-            assert header == (f"caller-{i}" if i % 2 else header)  # a given id is kept
+            # changed on purpose (trust boundaries): the log holds the server's id, the
+            # response echoes the caller's id where it gave one
+            assert status == 200 and answer["parameters"]["request_id"] == header
+            assert answer["id"] == (f"caller-{i}" if i % 2 else header)
             sent.append((header, rows, answer["outputs"][0]["data"]))
     # the server has stopped: its last buffer was flushed at shutdown
     frame = logged(storage)
@@ -78,6 +80,7 @@ def test_the_log_holds_every_request_as_it_was_answered(svc, tmp_path):
         records = by_id[rid]
         assert records["prediction"].tolist() == answered
         assert set(records["model_version"]) == {"1"} and set(records["environment"]) == {"dev"}
+        assert len(set(records["client_id"])) == 1
         inputs = np.stack(records["inputs"].to_numpy())
         assert np.allclose(inputs, rows / 16)  # the model's input: after the transform
     assert (frame["latency_ms"] > 0).all()

@@ -17,10 +17,13 @@ from mlops_assets.components.tree import load_use_case
 from mlops_assets.monitoring.digest import LAG_HOURS, digest_new, hour_of, recent_log_files
 from mlops_assets.monitoring.feedback import logged_requests
 from mlops_assets.monitoring.monitor import run_monitor
+from mlops_assets.monitoring.provenance import DeployedVersions
 from mlops_assets.storage import Layout, ObjectStorage
 
 LAYOUT = Layout("digits")
 DAYS = 20
+GIT = DeployedVersions({"dev": frozenset({"1"}), "prod": frozenset({"1"})}, "the test's git")
+"""What git deployed, as the monitor reads it from the GitOps repository."""
 
 
 @pytest.fixture
@@ -65,7 +68,14 @@ def test_the_monitor_lists_and_reads_the_summaries_of_its_window_only(storage, l
     listed.clear()
 
     report = run_monitor(
-        storage, LAYOUT, use_case.dataset, use_case.monitor, "prod", use_case.gate.metric, now
+        storage,
+        LAYOUT,
+        use_case.dataset,
+        use_case.monitor,
+        "prod",
+        use_case.gate.metric,
+        now,
+        deployed=GIT,
     )
 
     summaries = [key for key in listed if key.startswith(LAYOUT.monitor("hours") + "/")]
@@ -105,7 +115,7 @@ def test_the_feedback_join_lists_the_logs_of_its_window_only(storage, listed):
     storage.write_bytes(f"{LAYOUT.inference('bad name')}/2026-12-05/12/x.parquet", b"")
     listed.clear()
 
-    log = logged_requests(storage, LAYOUT, days=7)
+    log = logged_requests(storage, LAYOUT, days=7, deployed=GIT)
 
     logs = [key for key in listed if key.startswith(LAYOUT.inference() + "/")]
     since = (datetime.now(UTC) - timedelta(days=7)).strftime("%Y-%m-%d")
@@ -154,7 +164,7 @@ def test_the_digest_lists_the_last_hours_of_the_log_whatever_its_history(storage
     now = datetime(2026, 12, 5, 12, 30, tzinfo=UTC)
     for h in range(1, days * 24):
         write_log(storage, "prod", now - timedelta(hours=h), f"old-{h:05d}")
-    first = digest_new(storage, LAYOUT, no_edges, now - timedelta(hours=1))
+    first = digest_new(storage, LAYOUT, no_edges, now - timedelta(hours=1), deployed=GIT)
     assert first.log_files == days * 24 - 1  # the first run lists the environment whole
     assert storage.read_json(LAYOUT.monitor("_cursors", "prod.json")) == {
         "hour": hour_of(now - timedelta(hours=1))
@@ -164,25 +174,34 @@ def test_the_digest_lists_the_last_hours_of_the_log_whatever_its_history(storage
     # a server flushing late into the hour before, after the cursor reached it
     new.append(write_log(storage, "prod", now - timedelta(hours=1, minutes=10), "late"))
     listed.clear()
-    second = digest_new(storage, LAYOUT, no_edges, now)
+    second = digest_new(storage, LAYOUT, no_edges, now, deployed=GIT)
 
     assert second.log_files == 4 and second.refused == []
     logs = [key for key in listed if key.startswith(LAYOUT.inference() + "/")]
     assert set(new) <= set(logs)
     assert second.log_files_listed == len(logs) <= (LAG_HOURS + 1) + 4  # not the history's
     assert rows_in_summaries(storage, "prod") == days * 24 - 1 + 4  # each file counted once
-    assert digest_new(storage, LAYOUT, no_edges, now).log_files == 0
+    assert digest_new(storage, LAYOUT, no_edges, now, deployed=GIT).log_files == 0
 
 
 def test_a_server_clock_ahead_does_not_move_the_cursor_past_now(storage):
+    """Changed on purpose (the trust boundaries issue): a file in an hour folder later than
+    now was folded at once; it now waits for its hour, since no summary later than now is
+    read."""
     now = datetime(2026, 12, 5, 12, 30, tzinfo=UTC)
     write_log(storage, "prod", now, "on-time")
     write_log(storage, "prod", now + timedelta(hours=5), "ahead")
-    assert digest_new(storage, LAYOUT, no_edges, now).log_files == 2
+    first = digest_new(storage, LAYOUT, no_edges, now, deployed=GIT)
+    assert (first.log_files, first.ahead) == (1, 1)
     assert storage.read_json(LAYOUT.monitor("_cursors", "prod.json")) == {"hour": hour_of(now)}
     # the servers on time still write into this hour, and are found
     write_log(storage, "prod", now + timedelta(minutes=20), "on-time-2")
-    assert digest_new(storage, LAYOUT, no_edges, now + timedelta(minutes=25)).log_files == 1
+    later = now + timedelta(minutes=25)
+    assert digest_new(storage, LAYOUT, no_edges, later, deployed=GIT).log_files == 1
+    # the file ahead is folded when its hour comes
+    assert (
+        digest_new(storage, LAYOUT, no_edges, now + timedelta(hours=5), deployed=GIT).log_files == 1
+    )
 
 
 def test_a_cursor_that_is_no_hour_lists_the_environment_whole(storage):
@@ -192,7 +211,7 @@ def test_a_cursor_that_is_no_hour_lists_the_environment_whole(storage):
         storage.write_json(LAYOUT.monitor("_cursors", "prod.json"), stored)
         for info in storage.list(LAYOUT.monitor("_digested")):
             storage.delete(info.key)
-        assert digest_new(storage, LAYOUT, no_edges, now).log_files == 1
+        assert digest_new(storage, LAYOUT, no_edges, now, deployed=GIT).log_files == 1
         assert storage.read_json(LAYOUT.monitor("_cursors", "prod.json")) == {
             "hour": hour_of(now - timedelta(days=3))  # repaired
         }
@@ -202,7 +221,7 @@ def test_an_older_roots_index_of_every_log_file_is_migrated(storage):
     """Before per-folder indexes, digested.json named every log file ever folded."""
     now = datetime(2026, 12, 5, 12, 30, tzinfo=UTC)
     folded = [write_log(storage, "prod", now - timedelta(hours=h), f"f{h}") for h in (1, 30)]
-    digest_new(storage, LAYOUT, no_edges, now)
+    digest_new(storage, LAYOUT, no_edges, now, deployed=GIT)
     for key in (LAYOUT.monitor("_cursors", "prod.json"), LAYOUT.monitor("digested.json")):
         storage.delete(key)
     for info in storage.list(LAYOUT.monitor("_digested")):
@@ -213,7 +232,7 @@ def test_an_older_roots_index_of_every_log_file_is_migrated(storage):
     assert set(old_index) == set(folded)
     new = write_log(storage, "prod", now, "new")
 
-    result = digest_new(storage, LAYOUT, no_edges, now)
+    result = digest_new(storage, LAYOUT, no_edges, now, deployed=GIT)
 
     assert result.log_files == 1  # the new file; the two folded before are not read again
     assert rows_in_summaries(storage, "prod") == 3
@@ -224,7 +243,7 @@ def test_an_older_roots_index_of_every_log_file_is_migrated(storage):
         for key in storage.read_json(info.key)
     }
     assert indexed == {*folded, new}
-    assert digest_new(storage, LAYOUT, no_edges, now).log_files == 0
+    assert digest_new(storage, LAYOUT, no_edges, now, deployed=GIT).log_files == 0
 
 
 def test_the_inference_log_asset_lists_the_last_day_only(storage, listed):
@@ -237,3 +256,40 @@ def test_the_inference_log_asset_lists_the_last_day_only(storage, listed):
         f"f{h:03d}.parquet" for h in range(24)
     ]
     assert len([key for key in listed if key.startswith(LAYOUT.inference())]) == 24
+
+
+def test_labelled_batches_are_listed_by_their_window(storage, listed):
+    """Feedback writes each labelled batch into the folder of its day: the digest, the
+    join's labels-seen-before and retraining's window list those days, not the history."""
+    import pandas as pd
+
+    from mlops_assets.monitoring.digest import labelled_key
+    from mlops_assets.monitoring.feedback import labelled_so_far
+    from mlops_assets.monitoring.retrain import labelled_in_window
+
+    now = datetime.now(UTC)
+    for day in range(DAYS):
+        when = now - timedelta(days=day)
+        frame = pd.DataFrame(
+            {
+                "request_id": [f"r{day}"],
+                "row": [0],
+                "time": [pd.Timestamp(when)],
+                "environment": ["prod"],
+                "model_version": ["1"],
+                "prediction": [3],
+                "label": [3],
+            }
+        )
+        storage.write_parquet(labelled_key(LAYOUT, when, f"b{day:02d}"), frame)
+    listed.clear()
+    assert sorted(labelled_so_far(storage, LAYOUT, days=7)["request_id"]) == sorted(
+        f"r{day}" for day in range(8)
+    )
+    window = labelled_in_window(storage, LAYOUT, now - timedelta(hours=30), now)
+    assert sorted(window["request_id"]) == ["r0", "r1"]
+    result = digest_new(storage, LAYOUT, no_edges, now, deployed=GIT)
+    assert result.labelled_files == 3  # the last LABELLED_LAG_DAYS' folders and today's
+    labelled = [key for key in listed if key.startswith(LAYOUT.monitor("labelled") + "/")]
+    oldest = min(key.split("/")[3] for key in labelled)
+    assert oldest >= f"{now - timedelta(days=7):%Y-%m-%d}" and len(labelled) == 8 + 2 + 3

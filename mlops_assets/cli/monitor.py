@@ -51,14 +51,17 @@ def write_feedback(storage, use_case: str, rows: list[dict], stem: str) -> str:
     nargs=2,
     multiple=True,
     metavar="REQUEST_ID LABEL",
-    help="The true label of a logged request (repeatable).",
+    help="The true label of a logged request (repeatable). REQUEST_ID is the server's id of "
+    "the request: its response's X-Request-Id header (also parameters.request_id), not the "
+    "caller's own `id`.",
 )
 @click.option("--row", default=0, show_default=True, help="The row of a multi-row request.")
 @click.option(
     "--file",
     "path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A CSV or Parquet file of request_id, label[, row, labelled_by, labelled_at].",
+    help="A CSV or Parquet file of request_id (the server's X-Request-Id), label[, row, "
+    "environment, labelled_by, labelled_at].",
 )
 @click.option("--by", envvar="USER", default="", help="Who labelled them (default: $USER).")
 def feedback(use_case: str, labels, row: int, path: Path | None, by: str) -> None:
@@ -108,7 +111,8 @@ def _post(url: str, body: bytes, timeout: float) -> tuple[str, int]:
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         answer = json.loads(response.read())
-        return answer["id"], int(answer["outputs"][0]["data"][0])
+        # the server's id (what feedback joins on), never the caller's own `id`
+        return response.headers["x-request-id"], int(answer["outputs"][0]["data"][0])
 
 
 @main.command()

@@ -165,6 +165,17 @@ class GitOpsSecrets(dg.Model, dg.Resolvable):
         "mlops-gitops-ssh", description="keys ssh-privatekey and known_hosts, for ssh:// remotes"
     )
     ssh_mount_path: str = "/etc/mlops-gitops"
+    read_token_secret: str = Field(
+        "mlops-gitops-read",
+        description="holds MLOPS_GITOPS_READ_TOKEN, a token that can only read the GitOps "
+        "repository: given to the monitor's and feedback's pods (which versions git "
+        "deployed), never the one that can push",
+    )
+
+    def add_reader_to(self, container: dict[str, Any]) -> None:
+        container.setdefault("env_from", []).append(
+            {"secret_ref": {"name": self.read_token_secret, "optional": True}}
+        )
 
     def add_to(self, container: dict[str, Any], pod: dict[str, Any]) -> None:
         container.setdefault("env_from", []).append(
@@ -196,7 +207,11 @@ class PodPlacement(dg.Model, dg.Resolvable):
         return {k: str(v) for k, v in value.items()}
 
     def k8s_config(
-        self, kfp_token: bool = False, gitops: GitOpsSecrets | None = None, api: bool = False
+        self,
+        kfp_token: bool = False,
+        gitops: GitOpsSecrets | None = None,
+        api: bool = False,
+        gitops_reader: GitOpsSecrets | None = None,
     ) -> dict[str, Any]:
         """The value of a `dagster-k8s/config` tag; with `kfp_token`, the pod can also call
         the KFP API from inside the cluster; with `gitops`, it holds the GitOps credentials
@@ -215,6 +230,8 @@ class PodPlacement(dg.Model, dg.Resolvable):
             pod["volumes"] = [_KFP_TOKEN_VOLUME]
         if gitops is not None:
             gitops.add_to(container, pod)
+        if gitops_reader is not None:
+            gitops_reader.add_reader_to(container)
         if not api:
             pod["automount_service_account_token"] = False
         sections = (("container_config", container), ("pod_spec_config", pod))
@@ -269,6 +286,12 @@ class ServingConfig(dg.Model, dg.Resolvable):
         description="wait this long for more requests before predicting; 0: predict at once "
         "when idle, and coalesce whatever queued while the previous call ran",
     )
+    max_bisect_calls: int = Field(
+        16,
+        ge=0,
+        description="extra predict calls a failed coalesced call may make to find the "
+        "requests that failed it (the others are answered); 0: the whole call fails",
+    )
     grace_seconds: float = Field(
         20.0, ge=0, description="on SIGTERM, requests in flight get this long to finish"
     )
@@ -296,6 +319,11 @@ class InferenceLogConfig(dg.Model, dg.Resolvable):
     flush_seconds: float = Field(10.0, gt=0, description="or when the oldest is this old")
     max_buffer_rows: int = Field(
         100_000, ge=1, description="past this (storage down) the oldest records are dropped"
+    )
+    max_buffer_mb: float = Field(
+        64.0,
+        gt=0,
+        description="or past this many MiB (well under the chart's 512Mi memory limit)",
     )
 
 
@@ -356,3 +384,9 @@ class MonitorConfig(dg.Model, dg.Resolvable):
         6.0, ge=0, description="no second retraining from the monitor within this time"
     )
     rollback: RollbackConfig = RollbackConfig()
+    max_file_mb: float = Field(
+        256.0,
+        gt=0,
+        description="a log or labelled file decoding to more than this is refused, unread "
+        "past it (the pod's memory is the bound: a tiny compressed file can decode to GBs)",
+    )

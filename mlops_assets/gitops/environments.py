@@ -21,7 +21,14 @@ TEMPLATE = Path(__file__).parent / "templates" / "values.yaml"
 ENVIRONMENTS = ("dev", "staging", "prod")
 """Seeded in the local default's repository: the promotion path dev -> staging -> prod."""
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def application_name(use_case: str, environment: str) -> str:
+    """The name charts/argocd's ApplicationSet gives the Application of a use case in an
+    environment: `<use case, _ as ->-<environment>`. Two pairs can share it (digits-v2 in
+    dev, digits in v2-dev): deploy and init-environment refuse such a pair."""
+    return f"{use_case.replace('_', '-')}-{environment}"
 
 
 def environment_path(environment: str) -> str:
@@ -40,7 +47,7 @@ class EnvironmentPolicy:
     sync_wave: int = 0
 
     def __post_init__(self) -> None:
-        if not _DNS_LABEL.match(self.namespace):
+        if not _DNS_LABEL.fullmatch(self.namespace):
             raise ValueError(
                 f"namespace {self.namespace!r} is not a Kubernetes name (lower case letters, "
                 "digits and -, at most 63)"
@@ -50,7 +57,7 @@ class EnvironmentPolicy:
 def default_policy(environment: str) -> EnvironmentPolicy:
     """mlops-<env>; Argo CD syncs every environment by itself but prod, which a person syncs
     after review."""
-    if not _DNS_LABEL.match(environment) or len(environment) > 40:
+    if not _DNS_LABEL.fullmatch(environment) or len(environment) > 40:
         raise ValueError(
             f"environment {environment!r} must be lower case letters, digits and - (at most "
             "40: it is part of Application and namespace names)"

@@ -23,11 +23,14 @@ from mlops_assets.errors import MlopsError, redact
 from mlops_assets.settings import env
 
 TOKEN_VAR = "MLOPS_GITOPS_TOKEN"
+READ_TOKEN_VAR = "MLOPS_GITOPS_READ_TOKEN"
+"""A token that can only read the GitOps repository: what the monitor and feedback pods hold
+to learn which versions git deployed (docs/architecture.md, the trust model)."""
 SSH_KEY_VAR = "MLOPS_GITOPS_SSH_KEY_FILE"
 KNOWN_HOSTS_VAR = "MLOPS_GITOPS_KNOWN_HOSTS_FILE"
 
 
-def credential_helper(host: str) -> str:
+def credential_helper(host: str, token_var: str = TOKEN_VAR) -> str:
     """An inline helper that answers `get` with the token only when git asks on behalf of
     https://`host` (git passes protocol= and host= on stdin); the helper text holds only the
     variable's name, never the token."""
@@ -35,7 +38,7 @@ def credential_helper(host: str) -> str:
         '!f() { test "$1" = get || exit 0; p=; h=; while read -r l; do case "$l" in '
         'protocol=*) p="${l#protocol=}";; host=*) h="${l#host=}";; esac; done; '
         f'test "$p" = https && test "$h" = {shlex.quote(host)} || exit 0; '
-        f'echo username=x-access-token; echo "password=${{{TOKEN_VAR}}}"; }}; f'
+        f'echo username=x-access-token; echo "password=${{{token_var}}}"; }}; f'
     )
 
 
@@ -75,9 +78,11 @@ class GitError(MlopsError, RuntimeError):
 
 
 def scrub(text: str) -> str:
-    """`text` without the token, nor a user and password in any URL."""
-    token = env(TOKEN_VAR)
-    return redact(text.replace(token, "***") if token else text)
+    """`text` without either token, nor a user and password in any URL."""
+    for name in (TOKEN_VAR, READ_TOKEN_VAR):
+        token = env(name)
+        text = text.replace(token, "***") if token else text
+    return redact(text)
 
 
 @dataclass
@@ -90,6 +95,8 @@ class Git:
     env: dict[str, str] = field(default_factory=dict)
     remote: str = ""
     """The remote the token is for: the credential helper answers only for its host."""
+    token_var: str = TOKEN_VAR
+    """READ_TOKEN_VAR for a reader: it never sees the token that can push."""
 
     def run(self, *args: str, input: str | None = None) -> str:
         code, out = self.try_run(*args, input=input)
@@ -107,12 +114,12 @@ class Git:
             "-c",
             "credential.helper=",  # ignore helpers configured on the machine
         ]
-        if env(TOKEN_VAR):
+        if env(self.token_var):
             # An authenticated remote must not send git (and the token) somewhere else.
             config += ["-c", "http.followRedirects=false"]
             host = token_host(self.remote)
             if host:
-                config += ["-c", f"credential.helper={credential_helper(host)}"]
+                config += ["-c", f"credential.helper={credential_helper(host, self.token_var)}"]
         environment = {
             **os.environ,  # env: git runs with the process environment (PATH, HOME, ...)
             **self.env,

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlops_assets.errors import MlopsError, redact
-from mlops_assets.gitops.environments import environment_path, values_template
-from mlops_assets.gitops.git import Git
+from mlops_assets.gitops.environments import application_name, environment_path, values_template
+from mlops_assets.gitops.git import READ_TOKEN_VAR, TOKEN_VAR, Git
 from mlops_assets.gitops.values import read_model, read_section, set_keys, set_model
 
 
@@ -25,13 +25,13 @@ class GitOpsError(MlopsError, RuntimeError):
     """The deploy could not be written; the message says where and why."""
 
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def values_path(environment: str, use_case: str) -> str:
     """environments/<environment>/<use case>/values.yaml, each part a plain name."""
     for what, name in (("environment", environment), ("use case", use_case)):
-        if not _NAME.match(name) or ".." in name:
+        if not _NAME.fullmatch(name) or ".." in name:
             raise GitOpsError(f"{what} {name!r} is not a plain name (letters, digits, _ . -)")
     return f"environments/{environment}/{use_case}/values.yaml"
 
@@ -75,7 +75,7 @@ class DeployRequest:
         return f"deploy/{self.environment}/{self.use_case}/{self.model['version']}"
 
 
-_IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class ImageRequest:
     approval: bool = False
 
     def __post_init__(self) -> None:
-        if not _IMAGE_TAG.match(self.tag):
+        if not _IMAGE_TAG.fullmatch(self.tag):
             raise GitOpsError(f"image tag {self.tag!r} is not a Docker tag")
         values_path(self.environment, "x")  # a plain name
 
@@ -124,6 +124,11 @@ class DeployResult:
     attempts: int
 
 
+HISTORY_DEPTH = 500
+"""How many commits back `deployed_versions` reads (a version deployed before that and not
+named now is no longer deployed)."""
+
+
 @dataclass
 class GitOpsRepo:
     remote: str
@@ -135,6 +140,9 @@ class GitOpsRepo:
     base_branch: str | None = None
     """A branch deployment's: `branch` (preview/<deployment>) starts from it when it does
     not exist yet, and deploys go to `branch` only (no approval branches)."""
+    read_only: bool = False
+    """A reader's (the monitor, feedback): git gets MLOPS_GITOPS_READ_TOKEN, never the token
+    that can push."""
 
     def read_values(self, environment: str, use_case: str) -> str:
         relative = values_path(environment, use_case)
@@ -169,6 +177,37 @@ class GitOpsRepo:
                 commit = git.run("log", "-1", "--format=%h %s", "--", relative).strip()
                 found[path.parent.parent.name] = (read_model(path.read_text(), relative), commit)
             return found
+
+    def deployed_versions(
+        self, use_case: str, depth: int = HISTORY_DEPTH
+    ) -> dict[str, frozenset[str]]:
+        """Per environment, every model version its values file of `use_case` has named in
+        the last `depth` commits (the `Model-Version` trailer of each commit that touched it,
+        and the file as it is now): what git, which only deploy pods may push to, deployed."""
+        found: dict[str, frozenset[str]] = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            git = self._checkout(Path(tmp), depth=depth)
+            for values in sorted((Path(tmp) / "environments").glob(f"*/{use_case}/values.yaml")):
+                environment = values.parent.parent.name
+                if not _NAME.fullmatch(environment):
+                    continue
+                relative = values_path(environment, use_case)
+                named = {
+                    str(
+                        read_model(inside(Path(tmp), relative).read_text(), relative).get(
+                            "version", ""
+                        )
+                    )
+                }
+                trailers = git.run(
+                    "log",
+                    "--format=%(trailers:key=Model-Version,valueonly,separator=%x20)",
+                    "--",
+                    relative,
+                )
+                named |= set(trailers.split())
+                found[environment] = frozenset(v for v in named if v.isdigit() and v != "0")
+        return found
 
     def approval_branches(self, use_case: str) -> list[tuple[str, str]]:
         """deploy/<env>/<use case>/<version> branches waiting for review, with their
@@ -206,6 +245,7 @@ class GitOpsRepo:
         if first:  # a use case's first deploy to an environment people set up
             if not inside(workdir, environment_path(request.environment)).exists():
                 raise GitOpsError(self._missing(request.path))
+            _refuse_collision(workdir, [(request.environment, request.use_case)])
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(values_template(request.use_case))
         text = target.read_text()
@@ -249,7 +289,7 @@ class GitOpsRepo:
         folder = inside(workdir, f"environments/{request.environment}")
         # folders that are no plain name are not a use case deploy wrote: left alone
         found = sorted(
-            p.parent.name for p in folder.glob("*/values.yaml") if _NAME.match(p.parent.name)
+            p.parent.name for p in folder.glob("*/values.yaml") if _NAME.fullmatch(p.parent.name)
         )
         names = list(request.use_cases) or found
         unknown = sorted(set(names) - set(found))
@@ -300,6 +340,8 @@ class GitOpsRepo:
                         "change it by pull request"
                     )
                 return Edit.none(f"{relative} is as asked", None)
+            use_cases = {p.parent.name for p in (workdir / "environments").glob("*/*/values.yaml")}
+            _refuse_collision(workdir, [(environment, name) for name in sorted(use_cases)])
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
             message = (
@@ -358,7 +400,13 @@ class GitOpsRepo:
             )
 
     def _checkout(self, workdir: Path, depth: int = 1) -> Git:
-        git = Git(workdir, self.author_name, self.author_email, remote=self.remote)
+        git = Git(
+            workdir,
+            self.author_name,
+            self.author_email,
+            remote=self.remote,
+            token_var=READ_TOKEN_VAR if self.read_only else TOKEN_VAR,
+        )
         if not (workdir / ".git").exists():
             git.run("init", "-q")
             git.run("remote", "add", "origin", self.remote)
@@ -407,6 +455,24 @@ class GitOpsRepo:
         ]
         trailers = [f"{k}: {v}" for k, v in request.trailers.items()]
         return "\n\n".join([head, "\n".join(body), "\n".join(trailers)]) + "\n"
+
+
+def _refuse_collision(workdir: Path, new: list[tuple[str, str]]) -> None:
+    """GitOpsError when a new (environment, use case) pair would get the Application name
+    of another pair of the repository (names both)."""
+    taken = {
+        application_name(p.parent.name, p.parent.parent.name): (p.parent.parent.name, p.parent.name)
+        for p in (workdir / "environments").glob("*/*/values.yaml")
+    }
+    for environment, use_case in new:
+        name = application_name(use_case, environment)
+        other = taken.get(name)
+        if other is not None and other != (environment, use_case):
+            raise GitOpsError(
+                f"{use_case} in {environment} would be the Argo CD Application {name!r}, the "
+                f"name of {other[1]} in {other[0]} already; rename the use case or the "
+                "environment"
+            )
 
 
 def _registry(model: dict) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -61,6 +62,11 @@ class GitOpsResource(dg.ConfigurableResource):
             self.author_email,
             base_branch=self.base_branch or None,
         )
+
+    def reader(self, use_cases: tuple[str, ...] = ("digits",)) -> GitOpsRepo:
+        """The repository as the monitor and feedback read it: git is given
+        MLOPS_GITOPS_READ_TOKEN, never the token that can push."""
+        return replace(self.repo(use_cases), read_only=True)
 
     def link(self, commit: str | None) -> str:
         if not commit:

@@ -13,7 +13,7 @@ from typing import Any
 
 from mlops_assets.errors import MlopsError
 
-_PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_./:@+-]+$")
+_PLAIN_SAFE = re.compile(r"[A-Za-z0-9_./:@+-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
 
 
@@ -52,7 +52,7 @@ def _render(value: str, old_token: str, where: str) -> str:
         raise ValuesFileError(f"{where}: refusing a value with a line break or control character")
     if old_token.startswith("'"):
         return "'" + value.replace("'", "''") + "'"
-    if old_token.startswith('"') or not _PLAIN_SAFE.match(value) or not _reads_as(value, value):
+    if old_token.startswith('"') or not _PLAIN_SAFE.fullmatch(value) or not _reads_as(value, value):
         return _double_quoted(value)
     return value
 

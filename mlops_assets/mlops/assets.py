@@ -247,21 +247,33 @@ def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsD
         gitops: GitOpsResource,
     ):
         started = perf_counter()
-        from mlops_assets.mlops.deploy import auto_rollback, run_deploy
+        from mlops_assets.mlops.deploy import RollbackRefused, auto_rollback, run_deploy
 
         rollback: dict[str, Any] = {}
         if config.rollback_from:
-            result, request, moved = auto_rollback(
-                storage,
-                gitops,
-                name,
-                uc.deploy,
-                context.run.run_id,
-                uc.training.adapter,
-                config.rollback_from,
-                config.rollback_to,
-                config.reason,
-            )
+            try:
+                result, request, moved = auto_rollback(
+                    storage,
+                    gitops,
+                    name,
+                    uc.deploy,
+                    context.run.run_id,
+                    uc.training.adapter,
+                    config.rollback_from,
+                    config.rollback_to,
+                    config.reason,
+                )
+            except RollbackRefused as refused:  # recorded, not retried: nothing changed
+                context.log.warning(str(refused))
+                return dg.MaterializeResult(
+                    metadata={
+                        "environment": uc.deploy.environment,
+                        "changed": False,
+                        "result": str(refused),
+                        "rollback_refused": str(refused),
+                        "compute_seconds": perf_counter() - started,
+                    }
+                )
             context.log.warning(f"rollback of v{config.rollback_from}: {moved}; {config.reason}")
             rollback = {"rolled_back_version": config.rollback_from, "rollback": config.reason}
         else:

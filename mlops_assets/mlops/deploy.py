@@ -166,6 +166,11 @@ def rollback(
     return gitops.repo((use_case,)).deploy(request)
 
 
+class RollbackRefused(MlopsError, RuntimeError):
+    """The monitor's rollback would roll back something git does not deploy, or the
+    registry's champion moved meanwhile: nothing was changed."""
+
+
 def auto_rollback(
     storage: ObjectStorage,
     gitops: GitOpsResource,
@@ -177,11 +182,28 @@ def auto_rollback(
     to: int,
     reason: str,
 ) -> tuple[DeployResult, DeployRequest, str]:
-    """The monitor's rollback: the champion alias back from `version` to `to` (no pin),
-    `version` marked rolled back, and `to` committed to the environment (a branch under
-    approval), saying it is a rollback and why."""
+    """The monitor's rollback: only when the environment's values file names `version`
+    (what git deploys, not what a log or the registry says) and the champion alias moves
+    from `version` to `to` by compare-and-swap; then `version` is marked rolled back and
+    `to` committed to the environment (a branch under approval), saying it is a rollback
+    and why. Otherwise RollbackRefused, and the registry and git stay as they were."""
+    repo = gitops.repo((use_case,))
+    model, _ = repo.deployed(config.environment, use_case)
+    named = str(model.get("version") or "")
     registry = ModelRegistry(storage, use_case)
-    moved = registry.roll_back(version, to, reason, run_id)
+    status = registry.status(version)
+    redone = status.get("status") == "rolled_back" and status.get("to") == to
+    if named != str(version) and not (redone and named == str(to)):
+        raise RollbackRefused(
+            f"rollback of {use_case} v{version} in {config.environment} refused: git "
+            f"deploys v{named or 'nothing'} there, not v{version}; nothing changed"
+        )
+    done, moved = registry.roll_back(version, to, reason, run_id)
+    if not done:
+        raise RollbackRefused(
+            f"rollback of {use_case} v{version} to v{to} in {config.environment} refused: "
+            f"{moved}; nothing committed"
+        )
     request = deploy_request(
         registry,
         config,
@@ -197,4 +219,4 @@ def auto_rollback(
         ],
         trailers={"Rolled-Back-Version": str(version)},
     )
-    return gitops.repo((use_case,)).deploy(request), request, moved
+    return repo.deploy(request), request, moved

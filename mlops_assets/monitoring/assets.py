@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from mlops_assets.gitops.resource import GitOpsResource
+from mlops_assets.monitoring.provenance import read_deployed
 from mlops_assets.pipeline.steps import step_key
 from mlops_assets.storage import Layout, ObjectStorage
 
@@ -42,6 +44,10 @@ def build_monitoring(
     config = uc.monitor
     environment = config.environment or uc.deploy.environment
     threshold = config.drift_threshold or uc.dataset.drift_threshold(uc)
+    # under the per-step executor, the steps that read git get the read-only token only
+    reads_git = {
+        "dagster-k8s/config": uc.kubernetes.dataops.k8s_config(gitops_reader=uc.kubernetes.gitops)
+    }
 
     @dg.asset(
         key=key["inference_log"],
@@ -81,11 +87,12 @@ def build_monitoring(
     @dg.asset(
         key=key["feedback"],
         deps=[key["inference_log"]],
+        op_tags=reads_git,
         description=f"Ground-truth labels landed under feedback/{name}/ (request_id, label), "
         "joined to the inference log; bad rows quarantined with their reason.",
         **common,
     )
-    def feedback(context: dg.AssetExecutionContext, storage: ObjectStorage):
+    def feedback(context: dg.AssetExecutionContext, storage: ObjectStorage, gitops: GitOpsResource):
         started = perf_counter()
         from mlops_assets.monitoring.feedback import run_feedback
         from mlops_assets.monitoring.monitor import References
@@ -93,7 +100,13 @@ def build_monitoring(
 
         references = References(storage, layout, uc.dataset, uc.gate.metric, config.drift_bins)
         result = run_feedback(
-            storage, layout, references.classes, config.feedback_days, context.run.run_id
+            storage,
+            layout,
+            references.classes,
+            config.feedback_days,
+            context.run.run_id,
+            deployed=read_deployed(gitops.reader((name,)), name),
+            budget_bytes=int(config.max_file_mb * 1024 * 1024),
         )
         for file, reason in result.refused:
             context.log.warning(f"quarantined {file}: {reason}")
@@ -126,6 +139,7 @@ def build_monitoring(
     @dg.asset(
         key=key["monitor"],
         deps=[step_key(name, "deploy"), key["inference_log"], key["feedback"]],
+        op_tags=reads_git,
         description=f"Requests, label coverage, input drift and the live {uc.gate.metric} of "
         f"the version serving {environment}, over the last {config.window_hours} h, against "
         "its release.",
@@ -150,7 +164,7 @@ def build_monitoring(
         ],
         **common,
     )
-    def monitor(context: dg.AssetExecutionContext, storage: ObjectStorage):
+    def monitor(context: dg.AssetExecutionContext, storage: ObjectStorage, gitops: GitOpsResource):
         started = perf_counter()
         from mlops_assets.monitoring.checks import TRIGGERS, verdicts
         from mlops_assets.monitoring.monitor import run_monitor
@@ -158,7 +172,10 @@ def build_monitoring(
         from mlops_assets.monitoring.rollback import decide_cluster_rollback, decide_rollback
         from mlops_assets.monitoring.rollout_status import read_rollout, reading_enabled
 
-        report = run_monitor(storage, layout, uc.dataset, config, environment, uc.gate.metric)
+        deployed = read_deployed(gitops.reader((name,)), name)  # read-only: MLOPS_GITOPS_READ_TOKEN
+        report = run_monitor(
+            storage, layout, uc.dataset, config, environment, uc.gate.metric, deployed=deployed
+        )
         found = verdicts(
             report,
             min_labelled=config.min_labelled,
@@ -189,8 +206,8 @@ def build_monitoring(
         )
         if rollback:
             context.log.warning(f"rollback decided: {rollback.reason}")
-        for key, reason in report.digest.refused:
-            context.log.warning(f"not summarised (skipped until it changes): {key}: {reason}")
+        for _, reason in report.digest.refused:
+            context.log.warning(f"refused and quarantined: {reason}")
         for verdict in found:
             (context.log.info if verdict.passed else context.log.warning)(verdict.description)
         metadata = monitor_metadata(report, found, retrain)
@@ -213,12 +230,14 @@ def build_monitoring(
             ],
         )
 
+    reader = uc.kubernetes.dataops.k8s_config(api=per_step, gitops_reader=uc.kubernetes.gitops)
     job = dg.define_asset_job(
         f"{name}_monitor",
         selection=dg.AssetSelection.assets(inference_log, feedback, monitor),
         description=f"Production side of {name}: the inference log's files, feedback, then "
         "the monitor.",
-        tags=uc.run_tags("monitor"),
+        # the run pod reads git with the read-only token (which versions were deployed)
+        tags={**uc.run_tags("monitor"), "dagster-k8s/config": reader},
     )
     schedule = dg.ScheduleDefinition(
         name=f"{name}_monitor_schedule",

@@ -9,6 +9,7 @@ compare-and-swap, so a file counted once is never counted again, even by two run
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlops_assets.monitoring.provenance import (
+    DEFAULT_MAX_FILE_MB,
+    DeployedVersions,
+    RefusedFile,
+    provenance_problem,
+    read_bounded,
+)
 from mlops_assets.storage import Layout, ObjectStorage
 
 if TYPE_CHECKING:
@@ -66,7 +74,10 @@ class DigestResult:
     log_files_listed: int = 0
     """Log keys the listings returned: the last hours', whatever the history."""
     refused: list[tuple[str, str]] = field(default_factory=list)
-    """(key, reason) of files that could not be folded; each is skipped until it changes."""
+    """(key, reason) of files that could not be folded or were not believed; each is
+    quarantined with its reason and skipped until it changes."""
+    ahead: int = 0
+    """Log files in an hour folder later than now: left for when that hour comes."""
 
 
 class UnusableLogFile(ValueError):
@@ -204,14 +215,58 @@ def recent_log_files(
 
 
 def hour_summaries(
-    storage: ObjectStorage, layout: Layout, environment: str, first: str
+    storage: ObjectStorage, layout: Layout, environment: str, first: str, last: str
 ) -> list[tuple[str, str]]:
-    """(hour, key) of an environment's hour summaries from hour `first` on, in order."""
+    """(hour, key) of an environment's hour summaries from hour `first` to hour `last`
+    (now's, for every reader: a summary dated later was made of records no server could
+    have written yet), in order."""
     folder = layout.monitor("hours", environment)
-    return [
-        (info.key.rsplit("/", 1)[-1].removesuffix(".json"), info.key)
-        for info in storage.list_after(folder, f"{folder}/{first}")
-    ]
+    found = []
+    for info in storage.list_after(folder, f"{folder}/{first}"):
+        hour = info.key.rsplit("/", 1)[-1].removesuffix(".json")
+        if first <= hour <= last:
+            found.append((hour, info.key))
+    return found
+
+
+MAX_ATTEMPTS = 2
+"""A log file whose reading ended this many monitor runs before they marked it (a pod killed
+for memory or time) is quarantined instead of read a third time."""
+
+
+def quarantine_log(
+    storage: ObjectStorage, layout: Layout, key: str, version: str, reason: str
+) -> str:
+    """Write why the log file at `key` was refused (the file stays where it is, unread
+    again until it changes); returns the quarantine folder."""
+    env, hour = key.split("/")[2], _folder_hour(key) or "unknown"
+    name = f"inference-{env}-{hour}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    storage.write_json(
+        layout.quarantine(name, "reason.json"),
+        {
+            "source": key,
+            "version": version,
+            "reason": reason,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
+    return layout.quarantine(name)
+
+
+def believed_log(
+    storage: ObjectStorage,
+    info: Any,
+    deployed: DeployedVersions,
+    budget_bytes: int,
+    columns: list[str] | None = None,
+) -> pd.DataFrame:
+    """The log file at `info`, read within `budget_bytes`, when its rows agree with its key
+    and git (provenance.py); RefusedFile or UnusableLogFile with the reason otherwise."""
+    frame = checked_log(read_bounded(storage, info, budget_bytes, columns), info.key)
+    problem = provenance_problem(frame, info.key, deployed)
+    if problem:
+        raise RefusedFile(f"{info.key}: {problem}")
+    return frame
 
 
 def digest_new(
@@ -219,9 +274,14 @@ def digest_new(
     layout: Layout,
     edges_of: Callable[[str, str], list[list[float]] | None],
     now: datetime | None = None,
+    *,
+    deployed: DeployedVersions,
+    budget_bytes: int = int(DEFAULT_MAX_FILE_MB * 1024 * 1024),
 ) -> DigestResult:
     """Fold every log file and labelled file not folded before into its hour summaries.
-    `edges_of(version, mode)` gives the bin edges of a model version's reference.
+    `edges_of(version, mode)` gives the bin edges of a model version's reference; a log
+    file is folded only when `deployed` and its key vouch for it (provenance.py), and each
+    file is read within `budget_bytes`.
 
     Log files are found per environment by listing from LAG_HOURS before its cursor (the
     newest hour folder digested, never later than `now`'s hour), and told apart from the
@@ -234,7 +294,8 @@ def digest_new(
     logs = layout.inference()
     legacy = {k: v for k, v in index.items() if k.startswith(logs + "/")}
     for env in environment_folders(storage, logs):
-        _digest_environment(storage, layout, env, edges_of, hour_of(now), legacy, result)
+        reader = _Reader(storage, layout, deployed, budget_bytes, result)
+        _digest_environment(reader, env, edges_of, hour_of(now), legacy)
     if legacy:  # an older root's index of every log file: its entries now live per folder
         storage.update_json(
             index_key,
@@ -244,32 +305,71 @@ def digest_new(
             {},
         )
     done: dict[str, str] = {}
-    for info in storage.list(layout.monitor("labelled")):
-        if not info.key.endswith(".parquet") or index.get(info.key) == info.version:
+    since = now - timedelta(days=LABELLED_LAG_DAYS)
+    for info in labelled_since(storage, layout, since):  # the last days', not the history
+        if index.get(info.key) == info.version:
             continue
         done[info.key] = info.version
         try:
             columns = ["time", "environment", "model_version", "prediction", "label"]
-            frame = checked_log(storage.read_parquet(info.key, columns=columns), info.key)
+            frame = checked_log(read_bounded(storage, info, budget_bytes, columns), info.key)
             _fold_labels(storage, layout, info.key, frame)
         except Exception as error:
             result.refused.append((info.key, f"{type(error).__name__}: {error}"))
             continue
         result.labelled_files += 1
     if done:
-        storage.update_json(index_key, lambda stored: {**stored, **done}, {})
+        first = labelled_key(layout, since, "")
+        storage.update_json(  # entries of folders the listing no longer reaches go
+            index_key,
+            lambda stored: {
+                **{k: v for k, v in _mapping(stored).items() if k >= first},
+                **done,
+            },
+            {},
+        )
     return result
 
 
+LABELLED_LAG_DAYS = 2
+"""Labelled batches are written into the folder of their write's day: the digest lists the
+last days' folders only."""
+
+
+def labelled_key(layout: Layout, when: datetime, batch: str) -> str:
+    """`monitor/<uc>/labelled/<YYYY-MM-DD>/<batch>.parquet`: the day feedback wrote it."""
+    folder = layout.monitor("labelled", f"{when:%Y-%m-%d}")
+    return f"{folder}/{batch}.parquet" if batch else folder
+
+
+def labelled_since(storage: ObjectStorage, layout: Layout, since: datetime) -> list[Any]:
+    """The labelled batches written on `since`'s day or later (each holds requests logged
+    before its write, so a window starting at `since` finds all of its labels here)."""
+    prefix = layout.monitor("labelled")
+    return [
+        info
+        for info in storage.list_after(prefix, labelled_key(layout, since, ""))
+        if info.key.endswith(".parquet") and info.key.count("/") == prefix.count("/") + 2
+    ]
+
+
+@dataclass
+class _Reader:
+    storage: ObjectStorage
+    layout: Layout
+    deployed: DeployedVersions
+    budget_bytes: int
+    result: DigestResult
+
+
 def _digest_environment(
-    storage: ObjectStorage,
-    layout: Layout,
+    reader: _Reader,
     env: str,
     edges_of: Callable[[str, str], list[list[float]] | None],
     now_hour: str,
     legacy: dict[str, str],
-    result: DigestResult,
 ) -> None:
+    storage, layout, result = reader.storage, reader.layout, reader.result
     logs = f"{layout.inference()}/{env}"
     cursor_key = layout.monitor("_cursors", f"{env}.json")
     cursor = _mapping(storage.read_json(cursor_key, default={})).get("hour")
@@ -277,36 +377,66 @@ def _digest_environment(
     for info in storage.list_after(logs, _listing_start(logs, cursor)):
         result.log_files_listed += 1
         hour = _folder_hour(info.key)
-        if hour is not None:
-            folders.setdefault(hour, []).append(info)
+        if hour is None:
+            continue
+        if hour > now_hour:  # a clock ahead, or a forged date: read when that hour comes
+            result.ahead += 1
+            continue
+        folders.setdefault(hour, []).append(info)
     newest = _hour_or_none(cursor) or ""
     for hour, infos in sorted(folders.items()):
+        # per file: its version once folded or refused, {"reading": version, "runs": n}
+        # while runs are at it (written before reading: a run killed on it is counted)
         folder_key = layout.monitor("_digested", env, f"{hour}.json")
         seen = _mapping(storage.read_json(folder_key, default={}))
-        done: dict[str, str] = {}
         for info in infos:
             if seen.get(info.key) == info.version:
                 continue
-            done[info.key] = info.version  # folded, or refused: either way not read again
-            if legacy.get(info.key) == info.version:
-                continue  # folded under the older root's index
-            try:
-                frame = checked_log(storage.read_parquet(info.key), info.key)
-                _fold_log(storage, layout, info.key, frame, edges_of)
-            except Exception as error:  # one bad file blocks none behind it
-                result.refused.append((info.key, f"{type(error).__name__}: {error}"))
-                continue
-            result.log_files += 1
-            result.rows += len(frame)
-        if done:
-            storage.update_json(folder_key, lambda stored, d=done: {**_mapping(stored), **d}, {})
-        newest = max(newest, min(hour, now_hour))  # a server's clock ahead moves nothing
+            if legacy.get(info.key) != info.version:  # else folded under the older index
+                _digest_file(reader, info, seen.get(info.key), folder_key, edges_of)
+            # folded, or refused: either way not read again
+            storage.update_json(
+                folder_key, lambda stored, i=info: {**_mapping(stored), i.key: i.version}, {}
+            )
+        newest = max(newest, hour)
     if newest and newest != cursor:
         storage.update_json(
             cursor_key,
             lambda stored: {"hour": max(_hour_or_none(_mapping(stored).get("hour")) or "", newest)},
             {},
         )
+
+
+def _digest_file(reader: _Reader, info: Any, marked: Any, folder_key: str, edges_of) -> None:
+    """Fold one log file, or refuse it with its reason. The runs that started on it are
+    counted in its folder's index before it is read, so a file that kills its reader (a pod
+    out of memory) is quarantined after MAX_ATTEMPTS runs instead of killing every run."""
+    storage, layout, result = reader.storage, reader.layout, reader.result
+    runs = 0
+    if isinstance(marked, dict) and marked.get("reading") == info.version:
+        runs = marked.get("runs", 0) if isinstance(marked.get("runs"), int) else MAX_ATTEMPTS
+    if runs >= MAX_ATTEMPTS:
+        reason = (
+            f"{info.key}: {runs} monitor runs started reading it and none finished (killed: "
+            "memory or time); not read again"
+        )
+        quarantine_log(storage, layout, info.key, info.version, reason)
+        result.refused.append((info.key, reason))
+        return
+    attempt = {"reading": info.version, "runs": runs + 1}
+    storage.update_json(folder_key, lambda stored: {**_mapping(stored), info.key: attempt}, {})
+    try:
+        frame = believed_log(storage, info, reader.deployed, reader.budget_bytes)
+        _fold_log(storage, layout, info.key, frame, edges_of)
+    except Exception as error:  # one bad file blocks none behind it
+        reason = (
+            str(error) if isinstance(error, RefusedFile) else f"{type(error).__name__}: {error}"
+        )
+        quarantine_log(storage, layout, info.key, info.version, reason)
+        result.refused.append((info.key, reason))
+        return
+    result.log_files += 1
+    result.rows += len(frame)
 
 
 def _groups(frame: pd.DataFrame):

@@ -1,11 +1,15 @@
 """feedback: ground-truth labels for logged requests, ingested like landing files.
 
-Files (CSV or Parquet with `request_id`, `label`, optional `row`, `labelled_by`,
-`labelled_at`) land under `feedback/<use case>/`. Each new file version is read once;
-the rows that name a logged request and one of the answering model's classes are joined
-to the inference log and written to `monitor/<use case>/labelled/<batch>.parquet`; every
-other row goes to `quarantine/<use case>/feedback-<batch>/rows.csv` with its reason, and a
-file that cannot be read at all is quarantined whole. Nothing is dropped silently.
+Files (CSV or Parquet with `request_id`, `label`, optional `row`, `environment`,
+`labelled_by`, `labelled_at`) land under `feedback/<use case>/`. `request_id` is the
+server's id of the request (the response's `X-Request-Id` header and its
+`parameters.request_id`), never the caller's own `id`: only the server's is unique. Each
+new file version is read once; the rows that name a logged request (in `environment`, when
+given) and one of the answering model's classes are joined to the inference log and written
+to `monitor/<use case>/labelled/<batch>.parquet`; every other row goes to
+`quarantine/<use case>/feedback-<batch>/rows.csv` with its reason (an id the log holds more
+than once is ambiguous: quarantined, never resolved by taking one), and a file that cannot
+be read at all is quarantined whole. Nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -18,14 +22,15 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from mlops_assets.errors import MlopsError
-from mlops_assets.monitoring.digest import checked_log, logs_from
+from mlops_assets.monitoring.digest import believed_log, labelled_key, labelled_since, logs_from
+from mlops_assets.monitoring.provenance import DEFAULT_MAX_FILE_MB, DeployedVersions
 from mlops_assets.storage import Layout, ObjectStorage, UnsafeKeyError, relative_name
 
 if TYPE_CHECKING:
     import pandas as pd
 
 REQUIRED = ("request_id", "label")
-OPTIONAL = ("row", "labelled_by", "labelled_at")
+OPTIONAL = ("row", "environment", "labelled_by", "labelled_at")
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 LOG_COLUMNS = ["request_id", "row", "time", "environment", "model_version", "prediction"]
 
@@ -75,7 +80,7 @@ def parse_feedback(data: bytes, name: str) -> pd.DataFrame:
         )
         raise FeedbackRejected(
             f"{name}: wrong columns: {'; '.join(parts)} (expected request_id, label and "
-            "optionally row, labelled_by, labelled_at)"
+            "optionally row, environment, labelled_by, labelled_at)"
         )
     if frame.empty:
         raise FeedbackRejected(f"{name}: no data rows")
@@ -92,9 +97,18 @@ def _integers(values: pd.Series) -> pd.Series:
     return number.where(number == number.round())
 
 
-def logged_requests(storage: ObjectStorage, layout: Layout, days: int) -> pd.DataFrame:
+def logged_requests(
+    storage: ObjectStorage,
+    layout: Layout,
+    days: int,
+    *,
+    deployed: DeployedVersions,
+    budget_bytes: int = int(DEFAULT_MAX_FILE_MB * 1024 * 1024),
+) -> pd.DataFrame:
     """The inference log of the last `days` days (every environment), without inputs
-    except where they were logged in full (for the retraining batch)."""
+    except where they were logged in full (for the retraining batch): only files the
+    monitor believes (their key and git vouch for them), each read within `budget_bytes`.
+    A (request_id, row) logged more than once is kept once, with `ambiguous` set."""
     import pandas as pd
 
     since = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%d")
@@ -104,24 +118,28 @@ def logged_requests(storage: ObjectStorage, layout: Layout, days: int) -> pd.Dat
         if not info.key.endswith(".parquet") or len(parts) != 6 or parts[3] < since:
             continue  # inference/<uc>/<env>/<date>/<hour>/<file>
         try:  # a file the monitor refuses is no evidence of a request here either
-            frame = checked_log(storage.read_parquet(info.key), info.key)
+            frame = believed_log(storage, info, deployed, budget_bytes)
         except Exception:
             continue
         keep = [c for c in [*LOG_COLUMNS, "inputs"] if c in frame.columns]
         frames.append(frame[keep])
     if not frames:
-        return pd.DataFrame(columns=LOG_COLUMNS)
+        return pd.DataFrame(columns=[*LOG_COLUMNS, "ambiguous"])
     frame = pd.concat(frames, ignore_index=True)
-    return frame.drop_duplicates(["request_id", "row"], keep="last")
+    twice = frame.duplicated(["request_id", "row"], keep=False)
+    frame = frame.assign(ambiguous=twice.to_numpy())
+    return frame.drop_duplicates(["request_id", "row"], keep="first")
 
 
-def labelled_so_far(storage: ObjectStorage, layout: Layout) -> pd.DataFrame:
+def labelled_so_far(storage: ObjectStorage, layout: Layout, days: int) -> pd.DataFrame:
+    """The labels of the batches written in the last `days` days: a request older than that
+    is not in the log window, so no new label can be joined to it (or conflict with one)."""
     import pandas as pd
 
+    since = datetime.now(UTC) - timedelta(days=days)
     frames = [
         storage.read_parquet(info.key, columns=["request_id", "row", "label"])
-        for info in storage.list(layout.monitor("labelled"))
-        if info.key.endswith(".parquet")
+        for info in labelled_since(storage, layout, since)
     ]
     if not frames:
         return pd.DataFrame({"request_id": [], "row": [], "label": []})
@@ -134,9 +152,13 @@ def run_feedback(
     classes_of: Any,
     days: int = 7,
     run_id: str = "",
+    *,
+    deployed: DeployedVersions,
+    budget_bytes: int = int(DEFAULT_MAX_FILE_MB * 1024 * 1024),
 ) -> FeedbackResult:
     """Ingest what is new under `feedback/<use case>/`. `classes_of(version)` gives the
-    classes of a registered model version (the labels it can be told)."""
+    classes of a registered model version (the labels it can be told); `deployed` decides
+    which log files are believed, as for the monitor."""
     result = FeedbackResult()
     landing = layout.feedback_landing
     index: dict[str, dict] = storage.read_json(layout.monitor("feedback_index.json"), default={})
@@ -152,8 +174,8 @@ def run_feedback(
             new.append((name, info))
     if not new:
         return result
-    log = logged_requests(storage, layout, days)
-    seen = labelled_so_far(storage, layout)
+    log = logged_requests(storage, layout, days, deployed=deployed, budget_bytes=budget_bytes)
+    seen = labelled_so_far(storage, layout, days)
     done: dict[str, dict] = {}
     for name, info in new:
         data = storage.read_bytes(info.key)
@@ -205,6 +227,20 @@ def _ingest(
         f"request {r!r} row {n} is not in the inference log of the last {days} days"
         for r, n in zip(joined["request_id"][unknown], joined["row"][unknown], strict=True)
     ]
+    ambiguous = joined["ambiguous"].fillna(False).to_numpy(bool) & (reasons == "")
+    reasons[ambiguous] = [
+        f"request {r!r} row {n} is logged more than once: ambiguous, not joined"
+        for r, n in zip(joined["request_id"][ambiguous], joined["row"][ambiguous], strict=True)
+    ]
+    wanted = joined["environment"].str.strip().to_numpy(str)
+    served = joined["environment_log"].astype(str).to_numpy(str)
+    elsewhere = (wanted != "") & (wanted != served) & (reasons == "")
+    reasons[elsewhere] = [
+        f"request {r!r} was served in {s}, not in {w}"
+        for r, s, w in zip(
+            joined["request_id"][elsewhere], served[elsewhere], wanted[elsewhere], strict=True
+        )
+    ]
     for i in np.flatnonzero(reasons == ""):
         version = str(joined.at[i, "model_version"])
         classes = classes_of(version)
@@ -251,8 +287,11 @@ def _ingest(
     labelled = None
     if ok.any():
         labelled = joined[ok].reset_index(drop=True)
+        # the environment that served it (the log's, which the feedback row agreed with)
+        labelled["environment"] = labelled.pop("environment_log")
+        labelled = labelled.drop(columns=["ambiguous"])
         labelled["feedback_file"] = name
-        storage.write_parquet(layout.monitor("labelled", f"{batch}.parquet"), labelled)
+        storage.write_parquet(labelled_key(layout, datetime.now(UTC), batch), labelled)
     outcome = {
         "accepted": int(ok.sum()),
         "quarantined": int(bad.sum()),
@@ -264,6 +303,10 @@ def _ingest(
 def _kind(reason: str) -> str:
     if "not in the inference log" in reason:
         return "unknown request id"
+    if "ambiguous" in reason:
+        return "ambiguous request id"
+    if "was served in" in reason:
+        return "other environment"
     if "is not a class" in reason:
         return "label out of range"
     if "labelled" in reason and "before" in reason:

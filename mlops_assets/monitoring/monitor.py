@@ -24,6 +24,7 @@ from mlops_assets.monitoring.digest import (
     hour_summaries,
     merge_version,
 )
+from mlops_assets.monitoring.provenance import DeployedVersions
 from mlops_assets.pipeline.drift import psi
 from mlops_assets.registry import ModelRegistry, UnknownVersionError
 from mlops_assets.serving.inference_log import row_summary  # what the server logs
@@ -192,18 +193,23 @@ def run_monitor(
     environment: str,
     gate_metric: str,
     now: datetime | None = None,
+    *,
+    deployed: DeployedVersions,
 ) -> MonitorReport:
+    """The report over the window ending at `now`; `deployed` (what git deployed, per
+    environment) decides which log files are believed."""
     references = References(storage, layout, dataset, gate_metric, config.drift_bins)
     now = now or datetime.now(UTC)
-    digest = digest_new(storage, layout, references.edges, now)
+    budget = int(config.max_file_mb * 1024 * 1024)
+    digest = digest_new(
+        storage, layout, references.edges, now, deployed=deployed, budget_bytes=budget
+    )
     first = hour_of(now - timedelta(hours=config.window_hours - 1))
     last = hour_of(now)
     totals: dict[tuple[str, str], dict[str, Any]] = {}
     hours = 0
     for env in environment_folders(storage, layout.monitor("hours")):
-        for hour, key in hour_summaries(storage, layout, env, first):  # the window's only
-            if not (first <= hour <= last):
-                continue
+        for _, key in hour_summaries(storage, layout, env, first, last):  # the window's only
             hours += 1
             summary = storage.read_json(key)
             for version, stats in summary.get("versions", {}).items():

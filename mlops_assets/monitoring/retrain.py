@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from mlops_assets.monitoring.digest import labelled_since
 from mlops_assets.storage import Layout, ObjectStorage, safe_key
 
 if TYPE_CHECKING:
@@ -32,10 +33,9 @@ def labelled_in_window(
     import pandas as pd
 
     frames = []
-    for info in storage.list(layout.monitor("labelled")):
-        if info.key.endswith(".parquet"):
-            frame = storage.read_parquet(info.key)
-            frames.append(frame[(frame["time"] >= since) & (frame["time"] <= until)])
+    for info in labelled_since(storage, layout, since):  # the window's batches only
+        frame = storage.read_parquet(info.key)
+        frames.append(frame[(frame["time"] >= since) & (frame["time"] <= until)])
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True).drop_duplicates(["request_id", "row"])

@@ -57,7 +57,8 @@ def decide_rollback(
         return None
     earliest = hour_of(now - timedelta(hours=LOOKBACK_HOURS))
     summaries = {}
-    for hour, key in hour_summaries(storage, layout, environment, earliest):  # the lookback's
+    # the lookback's, and none later than now: a summary dated ahead is no server's
+    for hour, key in hour_summaries(storage, layout, environment, earliest, hour_of(now)):
         summaries[hour] = storage.read_json(key)
     last_seen: dict[str, str] = {}
     for summary in summaries.values():

@@ -294,20 +294,21 @@ class ModelRegistry:
         """What happened to a version after its release (`rolled_back`), or {}."""
         return self.storage.read_json(self.layout.model(version, STATUS), default={}) or {}
 
-    def roll_back(self, version: int, to: int, reason: str, run_id: str = "") -> str:
-        """Move the champion from `version` back to `to` (compare-and-swap: only while
-        `version` is champion and not pinned) and mark `version` rolled back. Idempotent: a
-        re-executed rollback finds it done. No pin is set: `version` is kept out by its
-        status, not by a pin, so later candidates still go through the gate."""
+    def roll_back(self, version: int, to: int, reason: str, run_id: str = "") -> tuple[bool, str]:
+        """Move the champion from `version` back to `to` by compare-and-swap (only while
+        `version` is champion and not pinned), then mark `version` rolled back: (True, what
+        happened), or (False, why not) with nothing changed. Idempotent: a re-executed
+        rollback finds its own work done. No pin is set: `version` is kept out by its status,
+        not by a pin, so later candidates still go through the gate."""
         _, meta = self.artifact(to)  # must exist and pass its sha256 check
-        self.storage.write_json(
-            self.layout.model(version, STATUS),
-            {"status": "rolled_back", "to": to, "reason": reason, "run_id": run_id, "at": _now()},
-            if_absent=True,
-        )
+        status = self.status(version)
         champion = self.champion() or {}
-        if champion.get("version") == to:
-            return f"v{to} is champion already"
+        if (
+            status.get("status") == "rolled_back"
+            and status.get("to") == to
+            and champion.get("version") == to
+        ):
+            return True, f"v{version} was rolled back to v{to} already"
         moved, why = self._move_alias(
             to,
             meta["artifact_sha256"],
@@ -318,7 +319,14 @@ class ModelRegistry:
             action="rollback",
             allow_rolled_back=True,
         )
-        return f"rolled back v{version} to v{to}" if moved else why
+        if not moved:
+            return False, why
+        self.storage.write_json(
+            self.layout.model(version, STATUS),
+            {"status": "rolled_back", "to": to, "reason": reason, "run_id": run_id, "at": _now()},
+            if_absent=True,
+        )
+        return True, f"rolled back v{version} to v{to}"
 
     def note_hold(self, reason: str, candidate_id: str, run_id: str = "") -> None:
         """Record in the history that the gate held a candidate and the champion stayed

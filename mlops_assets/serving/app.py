@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
+import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from time import perf_counter
@@ -207,25 +207,34 @@ class InferenceEndpoint:
                 self.metrics.rejected.labels(loaded.name, "depth").inc()
             await self._error(send, 400, str(bad))
             return
+        # the server's own id, never the caller's: unique across restarts and replicas, so
+        # feedback naming it names this request and no other
+        request_id = str(uuid.uuid4())
+        client_id = parsed.id or ""
         try:
             predicted = await self.batcher.submit(x)
         except PredictError as error:
-            await self._error(send, 500, str(error))
+            await self._error(send, 500, str(error), request_id=request_id)
             if self.inference_log is not None and self.inference_log.wants():
                 elapsed_ms = (perf_counter() - started) * 1e3
-                request_id = parsed.id or os.urandom(12).hex()
                 self.inference_log.record(
-                    request_id, loaded.version, x, None, elapsed_ms, error=True
+                    request_id,
+                    loaded.version,
+                    x,
+                    None,
+                    elapsed_ms,
+                    error=True,
+                    client_id=client_id,
                 )
             return
         self.metrics.rows.labels(loaded.name).inc(len(x))
         self.metrics.requests.labels(loaded.name, "200").inc()
-        # the caller's id when it gave one (its feedback will name it), else a new one
-        request_id = parsed.id or os.urandom(12).hex()
         elapsed_ms = (perf_counter() - started) * 1e3
         await self._respond(send, parsed, predicted, request_id)
         if self.inference_log is not None and self.inference_log.wants():  # after answering
-            self.inference_log.record(request_id, loaded.version, x, predicted, elapsed_ms)
+            self.inference_log.record(
+                request_id, loaded.version, x, predicted, elapsed_ms, client_id=client_id
+            )
 
     def _prepare(
         self, body: bytes | bytearray, length: bytes | None
@@ -277,7 +286,9 @@ class InferenceEndpoint:
         head = {
             "model_name": self.loaded.name,
             "model_version": self.loaded.version,
-            "id": request_id,
+            # OIP: the caller's id echoed; without one, the server's
+            "id": parsed.id if parsed.id is not None else request_id,
+            "parameters": {"request_id": request_id},
             "outputs": [output],
         }
         if _wants_binary(parsed):
@@ -311,9 +322,12 @@ class InferenceEndpoint:
         message: str,
         model: str | None = None,
         close: bool = False,
+        request_id: str = "",
     ) -> None:
         self.metrics.requests.labels(model or self.loaded.name, str(status)).inc()
         extra = [(b"connection", b"close")] if close else []
+        if request_id:
+            extra.append((b"x-request-id", request_id.encode()))
         await _send(send, status, json.dumps({"error": message}).encode(), extra=extra)
 
 
@@ -351,6 +365,7 @@ def create_app(
         # only where the adapter says predict is vectorised and row-independent
         enabled=limits.batching and bool(getattr(loaded.adapter, "batchable", False)),
         inline_rows=int(getattr(loaded.adapter, "inline_rows", 0)),
+        max_bisect_calls=limits.max_bisect_calls,
         on_batch=lambda requests, rows, seconds: (
             metrics.batch_requests.labels(loaded.name).observe(requests),
             metrics.batch_rows.labels(loaded.name).observe(rows),

@@ -5,8 +5,9 @@ requests that arrive while a call runs queue up and go together in the next one,
 `max_rows` rows (a request is never split). Predict runs on one dedicated thread: the
 models are CPU-bound and vectorised, so one call over many rows beats many calls over a
 few, and the event loop stays free for health probes. Each caller gets exactly its own
-rows back; a predict error fails only the callers of that call, with a message that names
-no one else's data.
+rows back. When a coalesced call fails, it is bisected (at most `max_bisect_calls` more
+calls) until the requests that fail on their own are found: only they fail, with a message
+that names no one else's data, and the others are answered.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Batcher:
         inline_rows: int = 0,
         on_batch: Callable[[int, int, float], None] | None = None,
         on_wait: Callable[[float], None] | None = None,
+        max_bisect_calls: int = 16,
     ) -> None:
         """`on_batch(requests, rows, seconds)` after each predict call, `on_wait(seconds)`
         with each request's time in the queue (the server's metrics). A call of at most
@@ -61,6 +63,7 @@ class Batcher:
         self._max_wait = max_wait_seconds
         self._enabled = enabled
         self._inline_rows = inline_rows
+        self._max_bisect = max_bisect_calls
         self._on_batch = on_batch or (lambda requests, rows, seconds: None)
         self._on_wait = on_wait or (lambda seconds: None)
         self._queue: deque[_Waiting] = deque()
@@ -87,7 +90,6 @@ class Batcher:
         return batch
 
     async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
         while self._queue:
             if self._enabled and self._max_wait:
                 rows = sum(len(w.x) for w in self._queue)
@@ -99,32 +101,49 @@ class Batcher:
             started = perf_counter()
             for waiting in batch:
                 self._on_wait(started - waiting.queued_at)
-            x = batch[0].x if len(batch) == 1 else np.concatenate([w.x for w in batch])
-            try:
-                self.calls += 1
-                if len(x) <= self._inline_rows:  # the thread hop would cost more
-                    predicted = np.asarray(self._predict(x))
-                else:
-                    predicted = np.asarray(
-                        await loop.run_in_executor(self._thread, self._predict, x)
-                    )
-                if len(predicted) != len(x):
-                    raise ValueError(f"{len(predicted)} predictions for {len(x)} rows")
-            except Exception:  # the model's failure is this batch's alone
-                # the callers learn only that it failed; the operator's log has the rest
-                log.exception("predict failed on a batch of %d requests", len(batch))
-                failure = PredictError("internal server error")
-                for waiting in batch:
-                    if not waiting.future.done():
-                        waiting.future.set_exception(failure)
-                continue
-            self._on_batch(len(batch), len(x), perf_counter() - started)
-            offset = 0
+            failed = await self._answer(batch, [self._max_bisect])
+            if failed:
+                log.error("predict failed on %d of %d coalesced requests", len(failed), len(batch))
+            self._on_batch(len(batch), sum(len(w.x) for w in batch), perf_counter() - started)
+
+    async def _predict_rows(self, x: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        if len(x) <= self._inline_rows:  # the thread hop would cost more
+            predicted = np.asarray(self._predict(x))
+        else:
+            loop = asyncio.get_running_loop()
+            predicted = np.asarray(await loop.run_in_executor(self._thread, self._predict, x))
+        if len(predicted) != len(x):
+            raise ValueError(f"{len(predicted)} predictions for {len(x)} rows")
+        return predicted
+
+    async def _answer(self, batch: list[_Waiting], budget: list[int]) -> list[_Waiting]:
+        """Predict `batch` in one call and hand each caller its rows; on failure, halve it
+        while `budget` (calls left, shared by the whole bisection) lasts. The callers that
+        failed, each told only that it failed (the operator's log has the rest)."""
+        x = batch[0].x if len(batch) == 1 else np.concatenate([w.x for w in batch])
+        try:
+            predicted = await self._predict_rows(x)
+        except Exception:
+            if len(batch) > 1 and budget[0] >= 2:
+                budget[0] -= 2
+                half = len(batch) // 2
+                return await self._answer(batch[:half], budget) + await self._answer(
+                    batch[half:], budget
+                )
+            log.exception("predict failed on a call of %d requests", len(batch))
+            failure = PredictError("internal server error")
             for waiting in batch:
-                rows = len(waiting.x)
                 if not waiting.future.done():
-                    waiting.future.set_result(predicted[offset : offset + rows])
-                offset += rows
+                    waiting.future.set_exception(failure)
+            return batch
+        offset = 0
+        for waiting in batch:
+            rows = len(waiting.x)
+            if not waiting.future.done():
+                waiting.future.set_result(predicted[offset : offset + rows])
+            offset += rows
+        return []
 
     def close(self) -> None:
         self._thread.shutdown(wait=False, cancel_futures=True)

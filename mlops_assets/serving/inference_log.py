@@ -30,9 +30,12 @@ from typing import Any, Literal
 import numpy as np
 
 from mlops_assets.storage import ObjectStorage
+from mlops_assets.storage.keys import MAX_RECORD_AGE_HOURS
 
 log = logging.getLogger(__name__)
 InputMode = Literal["full", "summary", "none"]
+CHUNK_OVERHEAD_BYTES = 256
+"""What a buffered record costs besides its arrays and ids (the object, its fields)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class LogSettings:
     flush_rows: int = 1000
     flush_seconds: float = 10.0
     max_buffer_rows: int = 100_000
+    max_buffer_mb: float = 64.0
+    """The buffer's bound in bytes too: a storage outage never holds more than this."""
 
 
 def inference_prefix(use_case: str, environment: str) -> str:
@@ -58,6 +63,7 @@ class Chunk:
     turns many chunks into columns (the request path does no per-row work)."""
 
     request_id: str
+    """The server's id of the request (unique: what feedback joins on)."""
     time: float
     model_version: str
     predicted: np.ndarray
@@ -66,10 +72,17 @@ class Chunk:
     """[rows, values] in `full` mode, [rows, 4] (mean, std, min, max) in `summary` mode."""
     error: bool = False
     """The model failed on it (the caller got a 500): the monitor's error rate."""
+    client_id: str = ""
+    """The caller's own OIP `id` (validated: at most 128 printable ASCII), kept as data."""
 
     @property
     def rows(self) -> int:
         return len(self.predicted)
+
+    @property
+    def nbytes(self) -> int:
+        arrays = self.predicted.nbytes + (0 if self.inputs is None else self.inputs.nbytes)
+        return arrays + len(self.request_id) + len(self.client_id) + CHUNK_OVERHEAD_BYTES
 
 
 @dataclass
@@ -82,6 +95,7 @@ class InferenceLog:
     buffer: deque[Chunk] = field(default_factory=deque)
     buffered: int = 0
     """Rows in the buffer."""
+    buffered_bytes: int = 0
     dropped: int = 0
     written: int = 0
     files: int = 0
@@ -111,6 +125,7 @@ class InferenceLog:
         ms: float,
         *,
         error: bool = False,
+        client_id: str = "",
     ) -> None:
         """Add a request's rows (`predicted` None and `error` for a request the model failed
         on); never raises, never waits."""
@@ -122,7 +137,8 @@ class InferenceLog:
             predicted = (
                 np.full(len(x), -1, "int64") if predicted is None else np.asarray(predicted).ravel()
             )
-            self._append(Chunk(request_id, time(), version, predicted, ms, inputs, error))
+            chunk = Chunk(request_id, time(), version, predicted, ms, inputs, error, client_id)
+            self._append(chunk)
         except Exception:  # a logging failure must not reach the caller
             log.exception("inference log: a record could not be made")
             return
@@ -134,14 +150,19 @@ class InferenceLog:
             self._oldest = monotonic()
         self.buffer.append(chunk)
         self.buffered += chunk.rows
+        self.buffered_bytes += chunk.nbytes
         self._bound()
 
     def _bound(self) -> None:
-        """Drop the oldest requests while the buffer holds more rows than allowed."""
+        """Drop the oldest requests while the buffer holds more rows or bytes than allowed."""
         excess = 0
-        while self.buffered > self.settings.max_buffer_rows and self.buffer:
+        limit = self.settings.max_buffer_mb * 1024 * 1024
+        while self.buffer and (
+            self.buffered > self.settings.max_buffer_rows or self.buffered_bytes > limit
+        ):
             oldest = self.buffer.popleft()
             self.buffered -= oldest.rows
+            self.buffered_bytes -= oldest.nbytes
             excess += oldest.rows
         if excess:
             self._dropped(excess)
@@ -169,16 +190,26 @@ class InferenceLog:
         while self.buffer:  # popleft is atomic: the event loop may append meanwhile
             chunk = self.buffer.popleft()
             self.buffered -= chunk.rows
+            self.buffered_bytes -= chunk.nbytes
             chunks.append(chunk)
+        when = datetime.now(UTC)  # the write's hour: where the monitor looks for it
+        # the hour folder's start, less the age the monitor allows: older records are dropped
+        oldest = when.replace(minute=0, second=0, microsecond=0).timestamp()
+        oldest -= MAX_RECORD_AGE_HOURS * 3600
+        stale = sum(c.rows for c in chunks if c.time < oldest)
+        if stale:
+            chunks = [c for c in chunks if c.time >= oldest]
+            self._dropped(stale)
         if not chunks:
+            self._oldest = monotonic() if self.buffer else None
             return 0
         rows = sum(c.rows for c in chunks)
         try:
-            when = datetime.now(UTC)  # the write's hour: where the monitor looks for it
             self.storage.write_bytes(self.key(when, self._sequence), self._parquet(chunks))
         except Exception:
             self.buffer.extendleft(reversed(chunks))
             self.buffered += rows
+            self.buffered_bytes += sum(c.nbytes for c in chunks)
             self._bound()
             raise
         self._sequence += 1
@@ -206,6 +237,7 @@ class InferenceLog:
         )
         columns: dict[str, Any] = {
             "request_id": per_row([c.request_id for c in chunks], pa.string()),
+            "client_id": per_row([c.client_id for c in chunks], pa.string()),
             "time": pa.array(times, pa.timestamp("us", tz="UTC")),
             "model_name": pa.array([self.use_case] * total, pa.string()),
             "model_version": per_row([c.model_version for c in chunks], pa.string()),

@@ -21,6 +21,7 @@ class Limits:
     batching: bool = True
     max_batch_rows: int = 256
     max_batch_wait_ms: float = 0.0
+    max_bisect_calls: int = 16
     grace_seconds: float = 20.0
     drain_seconds: float = 0.0
 

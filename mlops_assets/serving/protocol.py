@@ -40,8 +40,15 @@ class TensorIn(BaseModel):
     parameters: dict[str, Any] | None = None
 
 
+MAX_ID_CHARS = 128
+_CLIENT_ID = re.compile(r"[\x20-\x7e]{1,%d}" % MAX_ID_CHARS)  # noqa: UP031
+"""The caller's OIP `id`: printable ASCII, bounded (it is echoed in the response and logged)."""
+
+
 class InferRequest(BaseModel):
     id: str | None = None
+    """The caller's id, echoed in the response as the protocol says; the server's own id
+    (X-Request-Id) is what the log and feedback use."""
     inputs: list[TensorIn]
     outputs: list[dict[str, Any]] | None = None
     parameters: dict[str, Any] | None = None
@@ -100,11 +107,17 @@ def parse_request(body: bytes | bytearray, header_length: str | None) -> tuple[I
     else:
         head, rest = body, b""
     try:
-        return InferRequest.model_validate_json(head), rest
+        parsed = InferRequest.model_validate_json(head)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
         raise BadInput(f"invalid request: {where or 'body'}: {first.get('msg')}") from None
+    if parsed.id is not None and not _CLIENT_ID.fullmatch(parsed.id):
+        raise BadInput(
+            f"invalid request: id must be 1 to {MAX_ID_CHARS} printable ASCII characters "
+            f"(got {len(parsed.id)} characters starting {parsed.id[:16]!r})"
+        )
+    return parsed, rest
 
 
 FLOATS = {"FP16", "FP32", "FP64"}

@@ -19,6 +19,12 @@ class UnsafeKeyError(MlopsError, ValueError):
     """A key (or file name) would escape its storage root or is malformed."""
 
 
+def name_bytes(name: str) -> bytes:
+    """A name's bytes as the file system gave them: a local file name that is not valid
+    UTF-8 reaches Python with surrogate escapes, which plain `encode()` refuses."""
+    return name.encode("utf-8", "surrogateescape")
+
+
 def safe_key(*parts: str) -> str:
     """Join key parts with `/`, refusing anything that could escape the root."""
     raw = "/".join(parts)
@@ -37,6 +43,12 @@ def safe_key(*parts: str) -> str:
                 f"storage key {raw!r} has an empty, '.', '..', control-character "
                 "or backslash segment"
             )
+        try:
+            segment.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UnsafeKeyError(
+                f"storage key {raw!r} is not valid UTF-8 (S3 keys must be; rename the file)"
+            ) from None
     return "/".join(segments)
 
 
@@ -50,6 +62,13 @@ def relative_name(key: str, prefix: str) -> str:
         raise UnsafeKeyError(f"absolute path refused: {key!r}")
     safe_key(name)
     return name
+
+
+MAX_RECORD_AGE_HOURS = 2
+"""The inference log's contract between the servers that write it and the monitor that
+reads it: a record is written at most this long after the start of the hour folder it is
+written to (`inference/<uc>/<env>/<date>/<hour>/`, the hour of the write); the server drops
+older ones at the flush, and the monitor refuses a file holding one."""
 
 
 class Layout:
@@ -90,7 +109,7 @@ class Layout:
     def landing_marker(self, name: str) -> str:
         """Where acquire records a landing file's ingested version: one small object per
         file, at a key derived from its name (so any name, however long, has one)."""
-        digest = hashlib.sha256(name.encode()).hexdigest()[:32]
+        digest = hashlib.sha256(name_bytes(name)).hexdigest()[:32]
         return safe_key("raw", self.use_case, "_landing", digest[:2], f"{digest}.json")
 
     @property

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from mlops_assets.storage.base import ObjectInfo, ObjectStorage
-from mlops_assets.storage.keys import UnsafeKeyError, safe_key
+from mlops_assets.storage.keys import UnsafeKeyError, name_bytes, safe_key
 
 
 def _umask() -> int:
@@ -100,7 +100,7 @@ class LocalStorage(ObjectStorage):
         path = self._path(key)
         # An exclusive lock beside the object serialises compare-and-swaps across
         # processes; the swap itself is an atomic rename.
-        lock_name = f".{hashlib.sha256(path.name.encode()).hexdigest()[:16]}.lock"
+        lock_name = f".{hashlib.sha256(name_bytes(path.name)).hexdigest()[:16]}.lock"
         with open(path.with_name(lock_name), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             current = self.read_versioned(key)

@@ -28,6 +28,7 @@ from mlops_assets.kinds.tabular.landing import (
 from mlops_assets.kinds.tabular.landing_index import migrate_index, read_markers, write_markers
 from mlops_assets.kinds.tabular.notifications import current
 from mlops_assets.storage import Layout, ObjectStorage, UnsafeKeyError, relative_name, safe_key
+from mlops_assets.storage.keys import name_bytes
 
 
 @dataclass
@@ -157,7 +158,7 @@ def _refuse(
     """Record why a landing file was not ingested, under quarantine/<use case>/; the file
     itself stays where it landed (it could not be read, or must not be)."""
     result.refused.append((name, reason))
-    ref = "landing-" + hashlib.sha256(name.encode()).hexdigest()[:16]
+    ref = "landing-" + hashlib.sha256(name_bytes(name)).hexdigest()[:16]
     storage.write_json(
         layout.quarantine(ref, "reason.json"),
         {
