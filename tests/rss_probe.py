@@ -5,7 +5,6 @@ peak RSS in kB and what it measured, as JSON."""
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import tempfile
 import urllib.request
@@ -18,7 +17,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 def peak_kb() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """This process's peak RSS (VmHWM: ru_maxrss would carry the parent's peak over exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def server(buffer_mb: float, requests: int) -> dict:

@@ -28,6 +28,7 @@ LAUNCHER = VALUES["runLauncher"]["config"]["k8sRunLauncher"]
 SECRETS = [s["name"] for s in LAUNCHER["envSecrets"]]
 """What every run pod gets from the chart's run launcher (storage credentials only)."""
 GITOPS = "mlops-gitops-credentials"
+GITOPS_READ = "mlops-gitops-read"
 
 
 @pytest.fixture
@@ -133,9 +134,13 @@ def test_run_pods_of_every_job_are_valid_and_placed(k8s_env):
         else:
             assert not gpu(manifest), name
             assert container["resources"]["requests"]["cpu"] == cpu_request[name.split("_")[0]]
-        # secrets are referenced by name, never inlined; the GitOps token only where deploy runs
+        # secrets are referenced by name, never inlined; the GitOps token only where deploy
+        # runs, the read-only one only where the monitor reads which versions git deployed
         deploys = job.tags["mlops/stage"] in ("mlops", "deploy")  # deploy, or roll back
-        assert secrets(manifest) == SECRETS + ([GITOPS] if deploys else [])
+        reads = job.tags["mlops/stage"] == "monitor"
+        assert secrets(manifest) == SECRETS + ([GITOPS] if deploys else []) + (
+            [GITOPS_READ] if reads else []
+        )
         text = json.dumps(manifest)
         assert "AWS_SECRET_ACCESS_KEY" not in text and "MLOPS_GITOPS_TOKEN" not in text
 
