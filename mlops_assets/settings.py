@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlops_assets.errors import MlopsError, redact
+from mlops_assets.gitops.refs import valid_branch
 
 Env = Literal["local", "k8s", "branch"]
 
@@ -301,7 +302,6 @@ def _branch(environ: Mapping[str, str], settings: Settings) -> Settings:
 
 
 def _check_gitops(environ: Mapping[str, str], settings: Settings) -> None:
-    from mlops_assets.gitops.git import valid_branch
 
     if not valid_branch(settings.gitops_branch):
         raise SettingsError(

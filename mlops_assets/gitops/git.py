@@ -42,17 +42,6 @@ def credential_helper(host: str, token_var: str = TOKEN_VAR) -> str:
     )
 
 
-def valid_branch(name: str) -> bool:
-    """`git check-ref-format --branch` accepts it, and git could not read it as an option
-    or a reflog shorthand (`@{-1}`) wherever it is passed."""
-    if not name or name.startswith("-") or "@{" in name:
-        return False
-    done = subprocess.run(
-        ["git", "check-ref-format", "--branch", name], capture_output=True, text=True
-    )
-    return done.returncode == 0 and done.stdout.strip() == name
-
-
 def token_host(remote: str) -> str | None:
     """host[:port] of an https remote (what git sends as host=), else None."""
     parts = urlsplit(remote)
