@@ -22,12 +22,6 @@ class GridDataset(DatasetKind, dg.Model, dg.Resolvable):
     contract_kind: ClassVar[str] = "grid_v1"
     side: int = 4
 
-    def build_dataops(self, use_case):
-        return []
-
-    def build_trigger_sensor(self, use_case, job, interval_seconds, running):
-        raise NotImplementedError
-
     def load_split(self, storage, layout, version, split):
         raise NotImplementedError
 

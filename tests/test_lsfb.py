@@ -217,7 +217,10 @@ def test_whole_graph_from_the_server_to_a_gitops_commit_and_an_inference(
     uc = LsfbUseCase.from_attributes_dict(
         attributes=merged(yaml.safe_load(DEFS.read_text())["attributes"], OVERRIDES)
     )
-    (retrain,) = start_retraining(storage, uc, datetime.now(UTC), 7).run_requests
+    from mlops_assets.components.use_case import BuildOptions
+
+    spec = uc.spec(BuildOptions())  # what the builders are told of the use case
+    (retrain,) = start_retraining(storage, spec, datetime.now(UTC), 7).run_requests
     assert retrain.tags["mlops/trigger"] == "monitor"
 
     # the YAML changes the data contract (24 frames): the champion cannot score the new

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from pydantic import PrivateAttr, field_validator
+from pydantic import field_validator
 
 from mlops_assets.components.config import (
     DeployConfig,
@@ -28,6 +28,12 @@ from mlops_assets.components.config import (
     SensorConfig,
     ServingConfig,
 )
+from mlops_assets.mlops.assets import build_mlops_assets
+from mlops_assets.mlops.consistency import build_consistency_check
+from mlops_assets.mlops.sensor import build_new_dataset_sensor
+from mlops_assets.monitoring.assets import build_monitoring
+from mlops_assets.pipeline.spec import UseCaseSpec
+from mlops_assets.pipeline.steps import step_key
 
 if TYPE_CHECKING:
     from mlops_assets.pipeline.kind import DatasetKind
@@ -56,9 +62,6 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
     name: str
     description: str = ""
     sensor: SensorConfig = SensorConfig()
-    _per_step: bool = PrivateAttr(default=False)
-    """Whether the definitions being built run a pod per step: then every run pod creates
-    its step pods, so it (and no step pod) may call the Kubernetes API."""
     training: ModelConfig = ModelConfig()
     gate: GateConfig = GateConfig()
     deploy: DeployConfig = DeployConfig()
@@ -75,93 +78,93 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
             raise ValueError(f"use case name {value!r} must match [a-z][a-z0-9_]*")
         return value
 
-    @property
-    def dataops_job_name(self) -> str:
-        return f"{self.name}_dataops"
-
-    @property
-    def mlops_job_name(self) -> str:
-        return f"{self.name}_mlops"
-
-    @property
-    def trains_on_kfp_cluster(self) -> bool:
-        """A KFP cluster trains (on its own GPU pods); the Dagster pod only submits and follows."""
-        return self.training.backend == "kubeflow" and self.training.kubeflow.runner == "cluster"
-
-    def training_pod_config(self, gitops: bool = False) -> dict:
-        """`dagster-k8s/config` of the pod the train step runs in: the GPU pool, or when a KFP
-        cluster trains, a CPU pod (the DataOps placement) that can authenticate to its API.
-        With `gitops` (the MLOps run pod of the in-process executor, which also deploys) it
-        holds the GitOps credentials."""
-        secrets = self.kubernetes.gitops if gitops else None
-        if self.trains_on_kfp_cluster:
-            return self.kubernetes.dataops.k8s_config(kfp_token=True, gitops=secrets)
-        return self.kubernetes.mlops.k8s_config(gitops=secrets)
-
-    def deploy_pod_config(self) -> dict:
-        """`dagster-k8s/config` of the deploy step's own pod (per-step executor): a CPU pod,
-        the only one that holds the GitOps credentials."""
-        return self.kubernetes.dataops.k8s_config(gitops=self.kubernetes.gitops)
-
-    def _run_tags(self, stage: str, k8s_config: dict) -> dict:
-        """Tags of a job's runs; on Kubernetes `dagster-k8s/config` places the run's one pod,
-        and the run queue lets one run per use case and stage (`mlops/lane`) run at a time."""
-        return {
-            "mlops/use_case": self.name,
-            "mlops/stage": stage,
-            "mlops/lane": f"{self.name}-{stage}",
-            "dagster-k8s/config": k8s_config,
-        }
-
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         """What `dg list defs` and `dg check yaml` see: the local default's definitions
         (the code location builds them with the environment's options, definitions.py)."""
         return self.definitions(BuildOptions())
 
-    def definitions(self, options: BuildOptions) -> dg.Definitions:
-        from mlops_assets.mlops.assets import build_mlops_assets
-        from mlops_assets.mlops.consistency import build_consistency_check
-        from mlops_assets.mlops.sensor import build_new_dataset_sensor
-        from mlops_assets.monitoring.assets import build_monitoring
-        from mlops_assets.pipeline.steps import step_key
+    # --- the Dagster side of the kind: each kind's component type implements it
+    def dataops_assets(self, spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
+        """The five assets `<name>/acquire..split`, with their checks."""
+        raise NotImplementedError(f"{type(self).__name__} builds no DataOps assets")
 
-        self._per_step = options.executor == "k8s_job"
-        assets = self.dataset.build_dataops(self)
+    def trigger_sensor(self, spec: UseCaseSpec, job: Any) -> dg.SensorDefinition:
+        """The sensor that starts the DataOps job when new data arrives."""
+        raise NotImplementedError(f"{type(self).__name__} has no trigger sensor")
+
+    def extra_definitions(self, spec: UseCaseSpec) -> tuple[list[Any], list[Any]]:
+        """Jobs and schedules of this kind beyond the use case's own (none by default)."""
+        return [], []
+
+    def drift_threshold(self) -> float:
+        """PSI at which the monitor counts an input feature as drifted."""
+        return 0.2
+
+    def production_batch(self, labelled: Any) -> tuple[str, bytes, int] | None:
+        """Labelled production requests (the inference log's columns, `inputs` in the
+        model's input space, and `label`) as a landing file of this kind: (landing prefix,
+        content, rows). None (the default): the kind cannot take them, and retraining runs
+        DataOps on its source's newest data."""
+        return None
+
+    def spec(self, options: BuildOptions) -> UseCaseSpec:
+        """What the builders are told of this use case for one build: its blocks and what
+        the environment's options decide (nothing of it is kept here)."""
+        return UseCaseSpec(
+            name=self.name,
+            dataset=self.dataset,
+            training=self.training,
+            gate=self.gate,
+            deploy=self.deploy,
+            kubernetes=self.kubernetes,
+            schedules=self.schedules,
+            serving=self.serving,
+            inference_log=self.inference_log,
+            monitor=self.monitor,
+            sensor=self.sensor,
+            per_step=options.executor == "k8s_job",
+            # on a branch deployment nothing starts a run by itself until someone turns it on
+            running=self.sensor.default_status == "running" and not options.branch_deployment,
+            sensor_interval_seconds=options.sensor_interval_seconds or self.sensor.interval_seconds,
+            drift_threshold=self.drift_threshold(),
+            production_batch=self.production_batch,
+        )
+
+    def definitions(self, options: BuildOptions) -> dg.Definitions:
+        spec = self.spec(options)
+        assets = self.dataops_assets(spec)
         split_key = step_key(self.name, "split")
-        mlops_assets = build_mlops_assets(self, split_key)
+        mlops_assets = build_mlops_assets(spec, split_key)
         dataops_job = dg.define_asset_job(
-            self.dataops_job_name,
+            spec.dataops_job_name,
             selection=dg.AssetSelection.assets(*assets),
             description=f"DataOps of {self.name}: acquire, observe, clean, transform, split.",
-            tags=self.run_tags("dataops"),
+            tags=spec.run_tags("dataops"),
         )
-        # on a branch deployment nothing starts a run by itself until someone turns it on
-        running = self.sensor.default_status == "running" and not options.branch_deployment
-        interval = options.sensor_interval_seconds or self.sensor.interval_seconds
-        sensor = self.dataset.build_trigger_sensor(self, dataops_job, interval, running)
-        per_step = self._per_step
+        running, interval = spec.running, spec.sensor_interval_seconds
+        sensor = self.trigger_sensor(spec, dataops_job)
         mlops_job = dg.define_asset_job(
-            self.mlops_job_name,
+            spec.mlops_job_name,
             selection=dg.AssetSelection.assets(*mlops_assets),
             description=f"MLOps of {self.name}: train, validate (the gate), release, deploy.",
             # with the per-step executor the run pod only coordinates (CPU placement) and the
             # train step's own pod trains; the chart limits concurrent runs by mlops/gpu, which
             # a run that leaves the GPU to a KFP cluster does not hold
             tags={
-                **self._run_tags(
+                **spec.tags(
                     "mlops",
                     # the per-step run pod creates the step pods: it needs the API
                     self.kubernetes.dataops.k8s_config(api=True)
-                    if per_step
-                    else self.training_pod_config(gitops=True),
+                    if spec.per_step
+                    else spec.training_pod_config(gitops=True),
                 ),
-                **({} if self.trains_on_kfp_cluster else {"mlops/gpu": "true"}),
+                **({} if spec.trains_on_kfp_cluster else {"mlops/gpu": "true"}),
             },
         )
         dataset_sensor = build_new_dataset_sensor(self.name, split_key, mlops_job, running)
-        extra_jobs, extra_schedules = self.dataset.extra_definitions(self, running)
+        extra_jobs, extra_schedules = self.extra_definitions(spec)
         production, monitor_jobs, monitor_schedules, monitor_sensors = build_monitoring(
-            self, dataops_job, running, interval, per_step
+            spec, dataops_job, running, interval
         )
         retrain = self.schedules.retrain_enabled and not options.branch_deployment
         return dg.Definitions(
@@ -175,11 +178,6 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
                 *monitor_schedules,
             ],
         )
-
-    def run_tags(self, stage: str) -> dict:
-        """Tags of a DataOps-placed job of this use case (a kind's extra jobs use them);
-        under the per-step executor its run pod coordinates, with the API token to do so."""
-        return self._run_tags(stage, self.kubernetes.dataops.k8s_config(api=self._per_step))
 
     def _retrain_schedule(self, mlops_job, running: bool) -> dg.ScheduleDefinition:
         return dg.ScheduleDefinition(

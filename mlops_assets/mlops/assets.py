@@ -4,16 +4,14 @@ Bodies are thin and import their work lazily, like the DataOps assets.
 """
 
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dagster as dg
 
 from mlops_assets.gitops.resource import GitOpsResource
+from mlops_assets.pipeline.spec import UseCaseSpec
 from mlops_assets.pipeline.steps import MLOPS_STEPS, step_key
 from mlops_assets.storage import Layout, ObjectStorage
-
-if TYPE_CHECKING:
-    from mlops_assets.components.use_case import UseCase
 
 
 class DeployRunConfig(dg.Config):
@@ -42,7 +40,7 @@ def _candidate_id(context: dg.AssetExecutionContext, train_key: dg.AssetKey) -> 
     return event.asset_materialization.metadata["candidate_id"].value
 
 
-def build_mlops_assets(uc: "UseCase", split_key: dg.AssetKey) -> list[dg.AssetsDefinition]:
+def build_mlops_assets(uc: UseCaseSpec, split_key: dg.AssetKey) -> list[dg.AssetsDefinition]:
     name = uc.name
     layout = Layout(name)
     key = {step: step_key(name, step) for step in MLOPS_STEPS}

@@ -9,17 +9,15 @@ and only ever starts the DataOps job, whose new dataset version goes through the
 import json
 from datetime import UTC, datetime, timedelta
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dagster as dg
 
 from mlops_assets.gitops.resource import GitOpsResource
 from mlops_assets.monitoring.provenance import read_deployed
+from mlops_assets.pipeline.spec import UseCaseSpec
 from mlops_assets.pipeline.steps import step_key
 from mlops_assets.storage import Layout, ObjectStorage
-
-if TYPE_CHECKING:
-    from mlops_assets.components.use_case import UseCase
 
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
@@ -34,16 +32,17 @@ def monitoring_keys(name: str) -> dict[str, dg.AssetKey]:
 
 
 def build_monitoring(
-    uc: "UseCase", dataops_job: Any, running: bool, interval_seconds: int, per_step: bool = False
+    uc: UseCaseSpec, dataops_job: Any, running: bool, interval_seconds: int
 ) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
     """(assets, jobs, schedules, sensors) of the production side of `uc`."""
     name = uc.name
+    per_step = uc.per_step
     layout = Layout(name)
     key = monitoring_keys(name)
     common = {"group_name": name, "tags": {"mlops/stage": "monitor"}}
     config = uc.monitor
     environment = config.environment or uc.deploy.environment
-    threshold = config.drift_threshold or uc.dataset.drift_threshold(uc)
+    threshold = config.drift_threshold or uc.drift_threshold
     # under the per-step executor, the steps that read git get the read-only token only
     reads_git = {
         "dagster-k8s/config": uc.kubernetes.dataops.k8s_config(gitops_reader=uc.kubernetes.gitops)
@@ -277,7 +276,7 @@ def latest_monitor(context: dg.SensorEvaluationContext, key: dg.AssetKey, after:
 
 
 def build_rollback_trigger(
-    uc: "UseCase", monitor_key: dg.AssetKey, job: Any, running: bool, interval: int
+    uc: UseCaseSpec, monitor_key: dg.AssetKey, job: Any, running: bool, interval: int
 ) -> dg.SensorDefinition:
     name = uc.name
 
@@ -325,7 +324,7 @@ def build_rollback_trigger(
 
 
 def build_retrain_trigger(
-    uc: "UseCase", monitor_key: dg.AssetKey, dataops_job: Any, running: bool, interval: int
+    uc: UseCaseSpec, monitor_key: dg.AssetKey, dataops_job: Any, running: bool, interval: int
 ) -> dg.SensorDefinition:
     name = uc.name
     config = uc.monitor

@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from mlops_assets.monitoring.digest import labelled_since
+from mlops_assets.pipeline.spec import UseCaseSpec
 from mlops_assets.storage import Layout, ObjectStorage, safe_key
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from mlops_assets.components.use_case import UseCase
 
 
 @dataclass
@@ -41,10 +40,12 @@ def labelled_in_window(
     return pd.concat(frames, ignore_index=True).drop_duplicates(["request_id", "row"])
 
 
-def start_retraining(storage: ObjectStorage, uc: UseCase, now: datetime, event_id: int) -> Started:
+def start_retraining(
+    storage: ObjectStorage, uc: UseCaseSpec, now: datetime, event_id: int
+) -> Started:
     since = now - timedelta(hours=uc.monitor.window_hours)
     labelled = labelled_in_window(storage, Layout(uc.name), since, now)
-    batch = uc.dataset.production_batch(uc, labelled)
+    batch = uc.production_batch(labelled) if uc.production_batch else None
     if batch is None:  # the kind retrains on its source's newest data
         return Started(
             "DataOps on the source's newest release.",

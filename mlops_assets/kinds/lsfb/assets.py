@@ -5,20 +5,18 @@ loading the definitions imports neither numpy, pandas nor lsfb_dataset.
 """
 
 from time import perf_counter
-from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from mlops_assets.kinds.lsfb.config import LsfbData
+from mlops_assets.pipeline.spec import UseCaseSpec
+from mlops_assets.pipeline.steps import step_key
 from mlops_assets.storage import Layout, ObjectStorage
 
-if TYPE_CHECKING:
-    from mlops_assets.kinds.lsfb.component import LsfbUseCase
 
-
-def build_lsfb_dataops_assets(uc: "LsfbUseCase") -> list[dg.AssetsDefinition]:
-    from mlops_assets.pipeline.steps import step_key
-
-    name, config, layout = uc.name, uc.dataset, Layout(uc.name)
+def build_lsfb_dataops_assets(spec: UseCaseSpec, config: LsfbData) -> list[dg.AssetsDefinition]:
+    """`spec`'s DataOps assets, with its `dataset:` block."""
+    name, layout = spec.name, Layout(spec.name)
     key = {s: step_key(name, s) for s in ("acquire", "observe", "clean", "transform", "split")}
     common = {"group_name": name, "tags": {"mlops/stage": "dataops"}}
 

@@ -11,7 +11,7 @@ import io
 import numpy as np
 
 from mlops_assets.errors import MlopsError
-from mlops_assets.kinds.lsfb.dataset import LANDMARK_COUNTS, LsfbDataset
+from mlops_assets.kinds.lsfb.config import LANDMARK_COUNTS, LsfbData
 
 COORDINATES = {"x": 0, "y": 1, "z": 2}
 
@@ -63,7 +63,7 @@ def filled(frames: np.ndarray) -> np.ndarray:
     return fill_missing(frames).astype("float16")
 
 
-def select(frames_by_set: dict[str, np.ndarray], config: LsfbDataset) -> np.ndarray:
+def select(frames_by_set: dict[str, np.ndarray], config: LsfbData) -> np.ndarray:
     """`(frames, features)`: the configured landmark sets (the first N pose landmarks) and
     coordinates, flattened in the order of `config.landmarks`."""
     coords = [COORDINATES[c] for c in config.coordinates]

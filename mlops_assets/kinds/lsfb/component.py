@@ -1,9 +1,17 @@
-"""`type: mlops_assets.kinds.lsfb.LsfbUseCase`: a use case on LSFB-ISOL pose clips."""
+"""`type: mlops_assets.kinds.lsfb.LsfbUseCase`: a use case on LSFB-ISOL pose clips, and
+the Dagster side of the LSFB kind (its DataOps assets and the source sensor)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import dagster as dg
+
 from mlops_assets.components.use_case import UseCase
+from mlops_assets.kinds.lsfb.assets import build_lsfb_dataops_assets
 from mlops_assets.kinds.lsfb.dataset import LsfbDataset
+from mlops_assets.kinds.lsfb.sensor import build_source_sensor
+from mlops_assets.pipeline.spec import UseCaseSpec
 
 
 class LsfbUseCase(UseCase):
@@ -11,3 +19,12 @@ class LsfbUseCase(UseCase):
     checked clip by clip, split by the corpus' signer-independent folds."""
 
     dataset: LsfbDataset = LsfbDataset()
+
+    def dataops_assets(self, spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
+        return build_lsfb_dataops_assets(spec, self.dataset)
+
+    def trigger_sensor(self, spec: UseCaseSpec, job: Any) -> dg.SensorDefinition:
+        """Polls the source's instances.csv: a new release of the corpus starts DataOps."""
+        return build_source_sensor(
+            spec.name, self.dataset, job, spec.sensor_interval_seconds, spec.running
+        )

@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from mlops_assets.kinds.lsfb.dataset import LANDMARK_COUNTS, LSFB_POSE, LsfbDataset
+from mlops_assets.kinds.lsfb.config import LANDMARK_COUNTS, LSFB_POSE, LsfbData
 from mlops_assets.model_input import CONTRACT_VERSION, ContractError
 
 
-def lsfb_contract(config: LsfbDataset) -> dict[str, Any]:
+def lsfb_contract(config: LsfbData) -> dict[str, Any]:
     """One clip, as LSFB-ISOL stores it: per landmark set, frames x landmarks x (x, y, z),
     any number of frames, NaN where nothing was detected."""
     return {
@@ -46,7 +46,7 @@ def clip_to_model_input(contract: dict[str, Any], arrays: dict[str, np.ndarray])
 def _clip(contract: dict[str, Any], arrays: dict[str, np.ndarray]) -> np.ndarray:
     from mlops_assets.kinds.lsfb.clips import filled, select, to_fixed_length
 
-    config = LsfbDataset(
+    config = LsfbData(
         landmarks=contract["landmarks"],
         pose_landmarks=contract["pose_landmarks"],
         coordinates=contract["coordinates"],

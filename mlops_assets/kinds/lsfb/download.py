@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_assets.errors import MlopsError
-from mlops_assets.kinds.lsfb.dataset import LsfbDataset
+from mlops_assets.kinds.lsfb.config import LsfbData
 from mlops_assets.settings import env
 
 METADATA_FILES = (
@@ -51,7 +51,7 @@ class MetadataError(MlopsError, ValueError):
     """A metadata file is missing or malformed; the message names the file."""
 
 
-def source_url(config: LsfbDataset) -> str:
+def source_url(config: LsfbData) -> str:
     return (env("MLOPS_LSFB_SOURCE") or config.source).rstrip("/")
 
 
@@ -173,7 +173,7 @@ class DownloadResult:
     instances: list[str]
 
 
-def download(config: LsfbDataset, destination: Path, log=None) -> DownloadResult:
+def download(config: LsfbData, destination: Path, log=None) -> DownloadResult:
     """Fetch the configured splits and landmark sets into `destination` (resumable)."""
     destination.mkdir(parents=True, exist_ok=True)
     for stale in destination.rglob("*.part"):

@@ -6,7 +6,7 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_assets.kinds.lsfb.dataset import LsfbDataset
+from mlops_assets.kinds.lsfb.config import LsfbData
 from mlops_assets.pipeline.report import embed, figure, md_table
 
 
@@ -31,7 +31,7 @@ def _class_balance(counts, title: str) -> str:
     return embed(fig, "class balance")
 
 
-def observe_metadata(snapshot: str, clips, config: LsfbDataset) -> tuple[dict[str, Any], list]:
+def observe_metadata(snapshot: str, clips, config: LsfbData) -> tuple[dict[str, Any], list]:
     from mlops_assets.kinds.lsfb.stages import split_of_fold
 
     fold_split = split_of_fold(config)

@@ -4,11 +4,11 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_assets.kinds.lsfb.dataset import LsfbDataset
+from mlops_assets.kinds.lsfb.config import LsfbData
 
 
 def build_source_sensor(
-    use_case: str, config: LsfbDataset, job: Any, interval_seconds: int, running: bool
+    use_case: str, config: LsfbData, job: Any, interval_seconds: int, running: bool
 ) -> dg.SensorDefinition:
     @dg.sensor(
         name=f"{use_case}_source_sensor",

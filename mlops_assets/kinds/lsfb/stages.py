@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mlops_assets.kinds.lsfb.clips import ClipError, filled, load_pose, select, to_fixed_length
-from mlops_assets.kinds.lsfb.dataset import LANDMARK_COUNTS, LsfbDataset
+from mlops_assets.kinds.lsfb.config import LANDMARK_COUNTS, LsfbData
 from mlops_assets.kinds.lsfb.download import METADATA_FILES, download, read_metadata, snapshot_id
 from mlops_assets.kinds.lsfb.shards import DATASET_MANIFEST, ShardWriter, read_shards, stage_key
 from mlops_assets.settings import env
@@ -54,17 +54,17 @@ def _hash(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def clean_id(snapshot: str, config: LsfbDataset) -> str:
+def clean_id(snapshot: str, config: LsfbData) -> str:
     """The clean output of a snapshot under the settings clean reads."""
     return _hash(snapshot, config.poses, config.landmarks, config.min_count, config.top_n)
 
 
-def transform_id(clean: str, config: LsfbDataset) -> str:
+def transform_id(clean: str, config: LsfbData) -> str:
     """The transform output of a clean output under the settings transform reads."""
     return _hash(clean, config.frames, config.pose_landmarks, config.coordinates, config.landmarks)
 
 
-def pose_folder(config: LsfbDataset) -> str:
+def pose_folder(config: LsfbData) -> str:
     return "poses" if config.poses == "cleaned" else "poses_raw"
 
 
@@ -87,7 +87,7 @@ def latest_key(layout: Layout) -> str:
 
 
 def run_acquire(
-    storage: ObjectStorage, layout: Layout, config: LsfbDataset, log: Callable = print
+    storage: ObjectStorage, layout: Layout, config: LsfbData, log: Callable = print
 ) -> AcquireResult:
     root = cache_dir(layout.use_case) / "download"
     fetched = download(config, root, log)
@@ -164,7 +164,7 @@ def current_snapshot(storage: ObjectStorage, layout: Layout) -> str:
 # --- observe ---------------------------------------------------------------------------
 
 
-def _profile(storage: ObjectStorage, entry: dict, config: LsfbDataset) -> dict:
+def _profile(storage: ObjectStorage, entry: dict, config: LsfbData) -> dict:
     frames, missing, values, problem = None, 0, 0, None
     for landmark_set in config.landmarks:
         key = entry[f"key_{landmark_set}"]
@@ -187,12 +187,12 @@ def _profile(storage: ObjectStorage, entry: dict, config: LsfbDataset) -> dict:
     }
 
 
-def _content(entry: dict, config: LsfbDataset) -> str:
+def _content(entry: dict, config: LsfbData) -> str:
     """The clip's pose files: content-addressed keys, so equal keys mean equal content."""
     return "|".join(entry[f"key_{s}"] for s in config.landmarks)
 
 
-def run_observe(storage: ObjectStorage, layout: Layout, config: LsfbDataset):
+def run_observe(storage: ObjectStorage, layout: Layout, config: LsfbData):
     """Per-clip profile of the current snapshot (frames, share of missing landmarks, a
     file that breaks the contract), joined with its metadata. Clips whose pose files an
     earlier snapshot already profiled are not read again: a new release costs what it adds.
@@ -230,7 +230,7 @@ def run_observe(storage: ObjectStorage, layout: Layout, config: LsfbDataset):
     return snapshot, clips.merge(profile.drop(columns=["content"]), on="id"), read
 
 
-def split_of_fold(config: LsfbDataset) -> dict[int, str]:
+def split_of_fold(config: LsfbData) -> dict[int, str]:
     groups = {"train": config.train_folds, "val": config.val_folds, "test": config.test_folds}
     return {fold: name for name, folds in groups.items() for fold in folds}
 
@@ -251,7 +251,7 @@ class CleanResult:
     shards: list[dict]
 
 
-def _reason(row: dict, config: LsfbDataset) -> str:
+def _reason(row: dict, config: LsfbData) -> str:
     files = ", ".join(row[f"key_{s}"] for s in config.landmarks)
     if row["problem"]:
         return row["problem"]
@@ -262,7 +262,7 @@ def _reason(row: dict, config: LsfbDataset) -> str:
     return ""
 
 
-def _load_filled(storage: ObjectStorage, entry: dict, config: LsfbDataset) -> np.ndarray:
+def _load_filled(storage: ObjectStorage, entry: dict, config: LsfbData) -> np.ndarray:
     """(frames, landmarks of every configured set, 3), NaN filled, float16."""
     parts = []
     for landmark_set in config.landmarks:
@@ -271,7 +271,7 @@ def _load_filled(storage: ObjectStorage, entry: dict, config: LsfbDataset) -> np
     return np.concatenate(parts, axis=1)
 
 
-def run_clean(storage: ObjectStorage, layout: Layout, config: LsfbDataset) -> CleanResult:
+def run_clean(storage: ObjectStorage, layout: Layout, config: LsfbData) -> CleanResult:
     import pandas as pd
 
     snapshot, clips, _ = run_observe(storage, layout, config)
@@ -345,7 +345,7 @@ def run_clean(storage: ObjectStorage, layout: Layout, config: LsfbDataset) -> Cl
     )
 
 
-def current_clean(storage: ObjectStorage, layout: Layout, config: LsfbDataset) -> tuple[str, dict]:
+def current_clean(storage: ObjectStorage, layout: Layout, config: LsfbData) -> tuple[str, dict]:
     snapshot = current_snapshot(storage, layout)
     cleaned = clean_id(snapshot, config)
     key = stage_key(layout, "clean", cleaned, "_clean.json")
@@ -357,7 +357,7 @@ def current_clean(storage: ObjectStorage, layout: Layout, config: LsfbDataset) -
 # --- transform -------------------------------------------------------------------------
 
 
-def transform_shard(arrays: dict[str, np.ndarray], config: LsfbDataset) -> dict[str, np.ndarray]:
+def transform_shard(arrays: dict[str, np.ndarray], config: LsfbData) -> dict[str, np.ndarray]:
     """Ragged filled clips -> `(clips, frames, features)` float32 with a padding mask."""
     full = [LANDMARK_COUNTS[s] for s in config.landmarks]
     bounds = np.cumsum([0, *full])
@@ -381,7 +381,7 @@ def transform_shard(arrays: dict[str, np.ndarray], config: LsfbDataset) -> dict[
     }
 
 
-def run_transform(storage: ObjectStorage, layout: Layout, config: LsfbDataset) -> dict:
+def run_transform(storage: ObjectStorage, layout: Layout, config: LsfbData) -> dict:
     cleaned, clean = current_clean(storage, layout, config)
     transformed = transform_id(cleaned, config)
     prefix = stage_key(layout, "transform", transformed, "")
@@ -407,7 +407,7 @@ def run_transform(storage: ObjectStorage, layout: Layout, config: LsfbDataset) -
 # --- split -----------------------------------------------------------------------------
 
 
-def run_split(storage: ObjectStorage, layout: Layout, config: LsfbDataset) -> dict:
+def run_split(storage: ObjectStorage, layout: Layout, config: LsfbData) -> dict:
     """The dataset's own signer-independent folds: never a random split."""
     snapshot = current_snapshot(storage, layout)
     transformed = storage.read_json(

@@ -6,15 +6,13 @@ never imports pandas, numpy or matplotlib.
 """
 
 from time import perf_counter
-from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from mlops_assets.kinds.tabular.config import TabularBlocks
+from mlops_assets.pipeline.spec import UseCaseSpec
 from mlops_assets.pipeline.steps import DATAOPS_STEPS, step_key
 from mlops_assets.storage import Layout, ObjectStorage
-
-if TYPE_CHECKING:
-    from mlops_assets.kinds.tabular.component import TabularUseCase
 
 
 class AcquireRunConfig(dg.Config):
@@ -29,8 +27,9 @@ class ObserveRunConfig(dg.Config):
     re-observation schedule sets it)."""
 
 
-def build_dataops_assets(uc: "TabularUseCase") -> list[dg.AssetsDefinition]:
-    name = uc.name
+def build_dataops_assets(spec: UseCaseSpec, uc: TabularBlocks) -> list[dg.AssetsDefinition]:
+    """`spec`'s DataOps assets, with the tabular blocks of its YAML (`uc`)."""
+    name = spec.name
     layout = Layout(name)
     dataset = uc.dataset
     landing = uc.landing
@@ -287,20 +286,21 @@ def _quarantine_examples(storage: ObjectStorage, layout: Layout, batches: list[d
     return md_table(["file", "row", "reason"], rows[:30]) if rows else ""
 
 
-def reobserve_definitions(uc: "TabularUseCase", running: bool) -> tuple[list, list]:
+def reobserve_definitions(spec: UseCaseSpec, uc: TabularBlocks) -> tuple[list, list]:
     """A job that re-observes all of the data for drift, and its daily schedule."""
+    running = spec.running
     job = dg.define_asset_job(
-        f"{uc.name}_reobserve",
-        selection=dg.AssetSelection.assets(step_key(uc.name, "observe")),
-        description=f"Re-observes all of {uc.name}'s data for drift against the reference.",
-        config={"ops": {f"{uc.name}__observe": {"config": {"full": True}}}},
-        tags=uc.run_tags("dataops"),
+        f"{spec.name}_reobserve",
+        selection=dg.AssetSelection.assets(step_key(spec.name, "observe")),
+        description=f"Re-observes all of {spec.name}'s data for drift against the reference.",
+        config={"ops": {f"{spec.name}__observe": {"config": {"full": True}}}},
+        tags=spec.run_tags("dataops"),
     )
     schedule = dg.ScheduleDefinition(
-        name=f"{uc.name}_reobserve_schedule",
+        name=f"{spec.name}_reobserve_schedule",
         job=job,
-        cron_schedule=uc.schedules.reobserve_cron,
-        execution_timezone=uc.schedules.timezone,
+        cron_schedule=uc.reobserve_cron,
+        execution_timezone=spec.schedules.timezone,
         default_status=dg.DefaultScheduleStatus.RUNNING
         if running
         else dg.DefaultScheduleStatus.STOPPED,

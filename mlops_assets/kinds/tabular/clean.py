@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets.kinds.tabular.catalog import advance_cursor, new_segments, read_cursor
-from mlops_assets.kinds.tabular.dataset import TabularDataset
+from mlops_assets.kinds.tabular.config import TabularData
 from mlops_assets.kinds.tabular.landing_index import each
 from mlops_assets.kinds.tabular.rows import BatchRejected, check_rows, parse_batch, row_hashes
 from mlops_assets.storage import Layout, ObjectStorage
@@ -34,11 +34,11 @@ class CleanResult:
         return sum(b["quarantined"] for b in self.batches)
 
 
-def clean_columns(dataset: TabularDataset) -> list[str]:
+def clean_columns(dataset: TabularData) -> list[str]:
     return ["row_number", *dataset.columns, "content_hash"]
 
 
-def run_clean(storage: ObjectStorage, layout: Layout, dataset: TabularDataset) -> CleanResult:
+def run_clean(storage: ObjectStorage, layout: Layout, dataset: TabularData) -> CleanResult:
     """Clean the batches cataloged since clean's cursor (a batch with an output already, from
     a run cut short or cataloged twice, is skipped)."""
     start = read_cursor(storage, layout, STAGE).get("segment", "")
@@ -147,14 +147,14 @@ def _clean_batch(storage, layout, dataset, batch) -> dict[str, Any]:
     return summary
 
 
-def _empty(dataset: TabularDataset) -> pd.DataFrame:
+def _empty(dataset: TabularData) -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in clean_columns(dataset)})
     return frame.astype(
         {"row_number": "int64", dataset.label.column: "int64", "content_hash": "object"}
     )
 
 
-def contract_violations(frame: pd.DataFrame, dataset: TabularDataset) -> list[str]:
+def contract_violations(frame: pd.DataFrame, dataset: TabularData) -> list[str]:
     """Why clean rows break the contract (an empty list proves they do not)."""
     problems = []
     features = frame[dataset.features.columns]

@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlops_assets.kinds.tabular.dataset import TABULAR
+from mlops_assets.kinds.tabular.config import TABULAR
 from mlops_assets.model_input import CONTRACT_VERSION, ContractError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops_assets.kinds.tabular.dataset import TabularDataset
+    from mlops_assets.kinds.tabular.config import TabularData
 
 
-def tabular_contract(dataset: TabularDataset) -> dict[str, Any]:
+def tabular_contract(dataset: TabularData) -> dict[str, Any]:
     """Rows in the landing files' columns and ranges; the model sees value / scale."""
     features = dataset.features
     return {
@@ -69,7 +69,7 @@ def _check_range(rows: np.ndarray, spec: dict[str, Any]) -> None:
         )
 
 
-def raw_rows(dataset: TabularDataset, labelled: pd.DataFrame) -> tuple[bytes, int]:
+def raw_rows(dataset: TabularData, labelled: pd.DataFrame) -> tuple[bytes, int]:
     """Labelled production requests as a Parquet landing file: the logged model input
     times `scale` (the transform's inverse), the label under the label column. Requests
     logged without their inputs cannot become rows and are left out."""

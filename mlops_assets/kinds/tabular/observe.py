@@ -18,7 +18,7 @@ from mlops_assets.kinds.tabular.catalog import (
     new_segments,
     read_cursor,
 )
-from mlops_assets.kinds.tabular.dataset import ObserveConfig, TabularDataset
+from mlops_assets.kinds.tabular.config import ObserveConfig, TabularData
 from mlops_assets.kinds.tabular.profile import Profile, drift, merge_profiles, profile_frame
 from mlops_assets.kinds.tabular.rows import BatchRejected, parse_batch, to_numeric
 from mlops_assets.storage import Layout, ObjectStorage
@@ -40,9 +40,7 @@ class ObserveResult:
         return [p for p in self.new if p["status"] == "rejected"]
 
 
-def profile_batch(
-    storage: ObjectStorage, batch: Batch, dataset: TabularDataset, bins: int
-) -> Profile:
+def profile_batch(storage: ObjectStorage, batch: Batch, dataset: TabularData, bins: int) -> Profile:
     head = {"batch_id": batch["batch_id"], "file": batch["source"]}
     try:
         text = parse_batch(storage.read_bytes(batch["raw_key"]), batch["source"], dataset)
@@ -55,7 +53,7 @@ def profile_batch(
 def run_observe(
     storage: ObjectStorage,
     layout: Layout,
-    dataset: TabularDataset,
+    dataset: TabularData,
     config: ObserveConfig,
     full: bool = False,
 ) -> ObserveResult:

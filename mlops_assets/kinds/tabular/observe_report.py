@@ -6,14 +6,14 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_assets.kinds.tabular.dataset import ObserveConfig, TabularDataset
+from mlops_assets.kinds.tabular.config import ObserveConfig, TabularData
 from mlops_assets.kinds.tabular.observe import ObserveResult
 from mlops_assets.kinds.tabular.profile import mean
 from mlops_assets.pipeline.report import bar_plot, md_table
 
 
 def observe_metadata(
-    result: ObserveResult, dataset: TabularDataset, config: ObserveConfig
+    result: ObserveResult, dataset: TabularData, config: ObserveConfig
 ) -> tuple[dict[str, Any], list[dg.AssetCheckResult]]:
     label = dataset.label.column
     metadata: dict[str, Any] = {
@@ -103,7 +103,7 @@ def observe_metadata(
 
 
 def _checks(
-    result: ObserveResult, dataset: TabularDataset, config: ObserveConfig
+    result: ObserveResult, dataset: TabularData, config: ObserveConfig
 ) -> list[dg.AssetCheckResult]:
     rejected = result.rejected
     bad_labels = [

@@ -12,19 +12,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_assets.kinds.tabular.dataset import TabularDataset
+from mlops_assets.kinds.tabular.config import TabularData
 from mlops_assets.kinds.tabular.rows import blanks
 from mlops_assets.pipeline.drift import psi
 
 Profile = dict[str, Any]
 
 
-def bin_edges(dataset: TabularDataset, bins: int) -> np.ndarray:
+def bin_edges(dataset: TabularData, bins: int) -> np.ndarray:
     return np.linspace(dataset.features.min, dataset.features.max, bins + 1)
 
 
 def profile_frame(
-    text: pd.DataFrame, numeric: pd.DataFrame, dataset: TabularDataset, bins: int
+    text: pd.DataFrame, numeric: pd.DataFrame, dataset: TabularData, bins: int
 ) -> Profile:
     """Profile of one parsed batch: rows, nulls, per-feature stats and histograms, labels."""
     edges = bin_edges(dataset, bins)

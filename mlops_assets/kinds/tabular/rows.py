@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 import numpy as np
 import pandas as pd
 
-from mlops_assets.kinds.tabular.dataset import TabularDataset
+from mlops_assets.kinds.tabular.config import TabularData
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -23,7 +23,7 @@ class BatchRejected(ValueError):
     """The whole file breaks the contract: it cannot be parsed, is empty, or has other columns."""
 
 
-def parse_batch(data: bytes, name: str, dataset: TabularDataset) -> pd.DataFrame:
+def parse_batch(data: bytes, name: str, dataset: TabularData) -> pd.DataFrame:
     """The file's rows as text, columns in contract order; raises BatchRejected with the reason."""
     fmt = FORMATS.get(PurePosixPath(name).suffix.lower())
     if fmt is None:
@@ -88,7 +88,7 @@ class RowCheck:
     """Per row: '' when it satisfies the contract, else every reason, '; '-separated."""
 
 
-def check_rows(text: pd.DataFrame, dataset: TabularDataset) -> RowCheck:
+def check_rows(text: pd.DataFrame, dataset: TabularData) -> RowCheck:
     """Check each row against the contract, vectorised; reasons name column and value."""
     values = stripped(text)
     numeric = to_numeric(text, values)

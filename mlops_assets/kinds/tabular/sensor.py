@@ -12,7 +12,7 @@ from mlops_assets.pipeline.steps import step_key
 from mlops_assets.storage import Layout, ObjectInfo, ObjectStorage
 
 if TYPE_CHECKING:
-    from mlops_assets.kinds.tabular.dataset import LandingConfig
+    from mlops_assets.kinds.tabular.config import LandingConfig
 
 
 def build_landing_sensor(

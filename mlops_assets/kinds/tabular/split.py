@@ -22,7 +22,7 @@ import pandas as pd
 
 from mlops_assets.errors import MlopsError
 from mlops_assets.kinds.tabular.catalog import new_segments
-from mlops_assets.kinds.tabular.dataset import SplitConfig, TabularDataset
+from mlops_assets.kinds.tabular.config import SplitConfig, TabularData
 from mlops_assets.storage import Layout, ObjectStorage, safe_key
 
 SPLITS = ("train", "val", "test")
@@ -144,7 +144,7 @@ def split_part(
 
 
 def run_split(
-    storage: ObjectStorage, layout: Layout, dataset: TabularDataset, config: SplitConfig
+    storage: ObjectStorage, layout: Layout, dataset: TabularData, config: SplitConfig
 ) -> SplitResult:
     """A new dataset version is a manifest over the parts of the batches cataloged since
     split's cursor, chained to the version before it, so adding batches writes their rows

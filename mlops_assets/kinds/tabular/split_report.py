@@ -6,14 +6,14 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_assets.kinds.tabular.dataset import TabularDataset
+from mlops_assets.kinds.tabular.config import TabularData
 from mlops_assets.kinds.tabular.split import SPLITS, SplitResult, is_base_of, read_split_ids
 from mlops_assets.pipeline.report import bar_plot, md_table
 from mlops_assets.storage import Layout, ObjectStorage
 
 
 def split_metadata(
-    storage: ObjectStorage, layout: Layout, result: SplitResult, dataset: TabularDataset
+    storage: ObjectStorage, layout: Layout, result: SplitResult, dataset: TabularData
 ) -> tuple[dict[str, Any], list[dg.AssetCheckResult]]:
     manifest = result.manifest
     balance = manifest["class_balance"]

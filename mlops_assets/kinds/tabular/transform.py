@@ -11,8 +11,8 @@ import hashlib
 import pandas as pd
 
 from mlops_assets.kinds.tabular.catalog import advance_cursor, new_segments, read_cursor
+from mlops_assets.kinds.tabular.config import TabularData
 from mlops_assets.kinds.tabular.contract import scale_rows
-from mlops_assets.kinds.tabular.dataset import TabularDataset
 from mlops_assets.storage import Layout, ObjectStorage
 
 STAGE = "transform"
@@ -22,7 +22,7 @@ def row_id(batch_id: str, content_hash: str) -> str:
     return hashlib.blake2b(f"{batch_id}:{content_hash}".encode(), digest_size=8).hexdigest()
 
 
-def transform_frame(clean: pd.DataFrame, batch_id: str, dataset: TabularDataset) -> pd.DataFrame:
+def transform_frame(clean: pd.DataFrame, batch_id: str, dataset: TabularData) -> pd.DataFrame:
     columns = dataset.features.columns
     # the function the model server applies to a request's rows (model_input.py)
     out = pd.DataFrame(scale_rows(clean[columns].to_numpy(), dataset.scale), columns=columns)
@@ -31,7 +31,7 @@ def transform_frame(clean: pd.DataFrame, batch_id: str, dataset: TabularDataset)
     return out
 
 
-def run_transform(storage: ObjectStorage, layout: Layout, dataset: TabularDataset) -> list[dict]:
+def run_transform(storage: ObjectStorage, layout: Layout, dataset: TabularData) -> list[dict]:
     """Transform each batch cataloged since transform's cursor and cleaned; returns batch_id
     and rows per batch. The cursor stops before the first batch not cleaned yet."""
     start = read_cursor(storage, layout, STAGE).get("segment", "")
