@@ -1,16 +1,21 @@
 """The code location: the `defs/` folder plus the environment's resources."""
 
+import logging
 import warnings
 from contextlib import contextmanager
 from functools import cache
 
 import dagster as dg
 
+from mlops_assets.components.load_errors import one_line
 from mlops_assets.components.tree import entries, project_tree
 from mlops_assets.components.use_case import BuildOptions, UseCase
+from mlops_assets.errors import MlopsError
 from mlops_assets.gc_freeze import freeze_long_lived_objects
 from mlops_assets.resources import environment_definitions
 from mlops_assets.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -48,14 +53,44 @@ def _use_case_definitions(options: BuildOptions) -> dg.Definitions:
     """
     with dagster_notices_silenced():
         tree = project_tree()
-        built = []
+        built, failed = [], {}
         for entry in entries(tree):
-            component = tree.load_component(entry)
-            if isinstance(component, UseCase):
-                built.append(component.definitions(options))
-            else:
-                built.append(tree.build_defs_at_path(entry))
-        return dg.Definitions.merge(*built, dg.Definitions(component_tree=tree))
+            try:  # one folder that does not load stops no other
+                component = tree.load_component(entry)
+                if isinstance(component, UseCase):
+                    built.append(component.definitions(options))
+                else:
+                    built.append(tree.build_defs_at_path(entry))
+            except Exception as error:
+                failed[entry] = one_line(error, tree.defs_module_path / entry)
+                log.error("use case %s not loaded: %s", entry, failed[entry])
+        if failed and not built:  # a YAML syntax error stops Dagster's whole tree
+            raise DefinitionsError("; ".join(sorted(set(failed.values()))))
+        return dg.Definitions.merge(
+            *built,
+            *(_not_loaded(e, why) for e, why in failed.items()),
+            dg.Definitions(component_tree=tree),
+        )
+
+
+class DefinitionsError(MlopsError, RuntimeError):
+    """No use case could be loaded; the message names each file, line and key."""
+
+
+def _not_loaded(entry: str, why: str) -> dg.Definitions:
+    """A use case folder that did not load, as one asset whose description says why: what
+    the UI, `dg list defs` and the asset catalog show in its place."""
+    return dg.Definitions(
+        assets=[
+            dg.AssetSpec(
+                key=dg.AssetKey([entry, "not_loaded"]),
+                group_name=entry,
+                description=f"defs/{entry} did not load: {why}",
+                metadata={"error": why},
+                kinds={"error"},
+            )
+        ]
+    )
 
 
 def build_definitions() -> dg.Definitions:

@@ -1,0 +1,115 @@
+"""One broken use case YAML stops no other: the good use case's job runs and its sensor
+ticks, and the broken one is one line naming its file, line and key (in the log, and as
+the `<name>/not_loaded` asset the UI and `dg list defs` show)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import clean_env
+
+REPO = Path(__file__).resolve().parents[1]
+
+SCRIPT = """
+import json, sys
+import dagster as dg
+from mlops_assets.definitions import build_definitions
+from mlops_assets.demo.digits_data import seed_digits
+from mlops_assets.resources import build_storage
+from mlops_assets.settings import load_settings
+
+defs = build_definitions()
+repo = defs.get_repository_def()
+keys = sorted(k.to_user_string() for k in defs.resolve_all_asset_keys())
+storage = build_storage(load_settings())
+seed_digits(storage, 5, [1])
+with dg.instance_for_test() as instance:
+    with dg.build_sensor_context(
+        instance=instance, definitions=defs, resources={"storage": storage}
+    ) as context:
+        tick = defs.resolve_sensor_def("digits_landing_sensor").evaluate_tick(context)
+    ran = defs.resolve_job_def("digits_dataops").execute_in_process(instance=instance)
+print(json.dumps({
+    "jobs": sorted(j.name for j in repo.get_all_jobs()),
+    "keys": keys,
+    "description": "".join(
+        spec.description or "" for spec in defs.resolve_all_asset_specs()
+        if spec.key == dg.AssetKey(["lsfb", "not_loaded"])
+    ),
+    "tick_runs": len(tick.run_requests or []),
+    "dataops": ran.success,
+}))
+"""
+
+
+def project_with(tmp_path: Path, change) -> Path:
+    """A copy of the package whose lsfb YAML `change` edits."""
+    copy = tmp_path / "project"
+    shutil.copytree(
+        REPO / "mlops_assets", copy / "mlops_assets", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copy(REPO / "pyproject.toml", copy / "pyproject.toml")
+    path = copy / "mlops_assets/defs/lsfb/defs.yaml"
+    path.write_text(change(path.read_text()))
+    return copy
+
+
+def load(copy: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {**clean_env(), "PYTHONPATH": str(copy), "MLOPS_STORAGE_ROOT": str(tmp_path / ".mlops")}
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_a_misspelt_key_in_one_use_case_stops_no_other(tmp_path):
+    copy = project_with(
+        tmp_path, lambda text: text.replace("    threshold: 0.40", "    threshhold: 0.40")
+    )
+    done = load(copy, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["dataops"] and found["tick_runs"] == 1
+    assert "digits_mlops" in found["jobs"] and not any(j.startswith("lsfb_") for j in found["jobs"])
+    assert "lsfb/not_loaded" in found["keys"] and "digits/train" in found["keys"]
+    yaml_file = copy / "mlops_assets/defs/lsfb/defs.yaml"
+    line = next(
+        n for n, text in enumerate(yaml_file.read_text().splitlines(), 1) if "threshhold" in text
+    )
+    expected = f"{yaml_file}:{line}: gate.threshhold: Extra inputs are not permitted"
+    assert expected in found["description"]
+    (logged,) = [text for text in done.stderr.splitlines() if "not loaded" in text]
+    assert logged.endswith(expected)
+
+
+def test_a_wrong_type_and_a_syntax_error_are_one_line_each(tmp_path):
+    from mlops_assets.components.load_errors import one_line  # noqa: F401  (used by the script)
+
+    wrong = project_with(tmp_path / "a", lambda t: t.replace("threshold: 0.40", "threshold: high"))
+    done = load(wrong, tmp_path / "a")
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "gate.threshold: Input should be a valid number" in found["description"]
+    assert found["dataops"]
+    broken = project_with(
+        tmp_path / "b", lambda t: t.replace("threshold: 0.40", "threshold: [0.40")
+    )
+    done = load(broken, tmp_path / "b")
+    # Dagster parses every folder's YAML to build its tree: a syntax error stops them all,
+    # as one line naming the file and line, not the tree and every union branch
+    assert done.returncode != 0
+    (last,) = [
+        t
+        for t in done.stderr.splitlines()
+        if t.startswith("mlops_assets.definitions.DefinitionsError")
+    ]
+    assert "mlops_assets/defs/lsfb/defs.yaml:" in last and "(syntax)" in last
