@@ -34,6 +34,8 @@ def build_options(settings: Settings) -> BuildOptions:
         executor=settings.executor,
         sensor_interval_seconds=settings.sensor_interval_seconds,
         branch_deployment=settings.env == "branch",
+        code_repo_url=settings.code_repo_url or "",
+        code_version=settings.code_version or "",
     )
 
 

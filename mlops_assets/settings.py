@@ -95,6 +95,12 @@ VARIABLES: dict[str, Variable] = {
         Variable("MLOPS_IMAGE_TAG", "", "the image tag CI built this code into"),
         Variable("MLOPS_CODE_VERSION", "", "the commit the image was built from"),
         Variable(
+            "MLOPS_CODE_REPO_URL",
+            "",
+            "this code's git repository (https://github.com/<org>/<repo>): the assets' code "
+            "references in the UI link there, at MLOPS_CODE_VERSION",
+        ),
+        Variable(
             "KERAS_BACKEND",
             "tensorflow",
             "Keras's own: the backend of a process that loads a Keras model (the model "
@@ -189,6 +195,9 @@ class Settings:
     """On a branch deployment, production's root (storage_root is the branch's own prefix)."""
     gitops_base_branch: str | None = None
     """On a branch deployment, the branch `preview/<deployment>` starts from (main)."""
+    code_repo_url: str | None = None
+    """Where this code lives in git: the assets' code references link there."""
+    code_version: str | None = None
 
     @property
     def s3(self) -> S3Location | None:
@@ -261,6 +270,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         gitops_branch=env(GITOPS_BRANCH_VAR, environ) or "main",
         gitops_author=_author(env(GITOPS_AUTHOR_VAR, environ) or DEFAULT_AUTHOR),
         gitops_commit_url=env(GITOPS_WEB_URL_VAR, environ),
+        code_repo_url=env("MLOPS_CODE_REPO_URL", environ),
+        code_version=env("MLOPS_CODE_VERSION", environ),
         sensor_interval_seconds=_positive_int(environ, SENSOR_INTERVAL_VAR),
         gc_freeze=_switch(environ, GC_FREEZE_VAR, default=True),
     )

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from mlops_assets.components.config import (
     DeployConfig,
@@ -38,6 +39,9 @@ from mlops_assets.pipeline.steps import step_key
 if TYPE_CHECKING:
     from mlops_assets.pipeline.kind import DatasetKind
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+"""The clone's root: code references' paths are relative to it in the repository."""
+
 
 @dataclass(frozen=True)
 class BuildOptions:
@@ -50,6 +54,27 @@ class BuildOptions:
     """Overrides every use case's sensor interval (demos, tests, the latency benchmark)."""
     branch_deployment: bool = False
     """A Dagster+ branch deployment: what launches runs by itself starts stopped."""
+    code_repo_url: str = ""
+    """The git repository of this code (MLOPS_CODE_REPO_URL): asset code references link
+    there, at `code_version` (MLOPS_CODE_VERSION, else main)."""
+    code_version: str = ""
+
+    def code_references(self, assets: list[Any]) -> list[Any]:
+        """`assets` with a code reference to where each is defined, linked to git when the
+        repository is known."""
+        referenced = list(dg.with_source_code_references(assets))
+        if not self.code_repo_url:
+            return referenced
+        return list(
+            dg.link_code_references_to_git(
+                referenced,
+                git_url=self.code_repo_url,
+                git_branch=self.code_version or "main",
+                file_path_mapping=dg.AnchorBasedFilePathMapping(
+                    local_file_anchor=PROJECT_ROOT, file_anchor_path_in_repository=""
+                ),
+            )
+        )
 
 
 class UseCase(dg.Component, dg.Model, dg.Resolvable):
@@ -61,6 +86,10 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
 
     name: str
     description: str = ""
+    owners: list[str] = Field(
+        default_factory=list,
+        description="who owns the use case's assets: emails or team:<name>, as the UI shows them",
+    )
     sensor: SensorConfig = SensorConfig()
     training: ModelConfig = ModelConfig()
     gate: GateConfig = GateConfig()
@@ -128,6 +157,7 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
             sensor_interval_seconds=options.sensor_interval_seconds or self.sensor.interval_seconds,
             drift_threshold=self.drift_threshold(),
             production_batch=self.production_batch,
+            owners=tuple(self.owners),
         )
 
     def definitions(self, options: BuildOptions) -> dg.Definitions:
@@ -168,7 +198,8 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         )
         retrain = self.schedules.retrain_enabled and not options.branch_deployment
         return dg.Definitions(
-            assets=[*assets, *mlops_assets, *production],
+            # each asset links to the code that defines it (and to git, with MLOPS_CODE_REPO_URL)
+            assets=options.code_references([*assets, *mlops_assets, *production]),
             asset_checks=[build_consistency_check(self.name, self.deploy.environment)],
             jobs=[dataops_job, mlops_job, *extra_jobs, *monitor_jobs],
             sensors=[sensor, dataset_sensor, *monitor_sensors],

@@ -44,7 +44,7 @@ def build_mlops_assets(uc: UseCaseSpec, split_key: dg.AssetKey) -> list[dg.Asset
     name = uc.name
     layout = Layout(name)
     key = {step: step_key(name, step) for step in MLOPS_STEPS}
-    common = {"group_name": name, "tags": {"mlops/stage": "mlops"}}
+    common = uc.common("mlops")
     # For the per-step k8s_job_executor: the train step's own pod goes to the GPU pool (or,
     # when a KFP cluster trains, gets the token to call its API); validate and release get
     # the DataOps CPU placement (dagster-k8s builds a step's pod from its own tags only).
@@ -55,6 +55,7 @@ def build_mlops_assets(uc: UseCaseSpec, split_key: dg.AssetKey) -> list[dg.Asset
     @dg.asset(
         key=key["train"],
         deps=[split_key],
+        kinds={uc.model_kind, *(("kubeflow",) if uc.training.backend == "kubeflow" else ())},
         op_tags=train_op_tags,
         output_required=False,  # nothing new to train: validate, release and deploy skip
         description=f"Fits a candidate ({uc.training.adapter.rsplit(':', 1)[-1]}) on the training "
@@ -126,6 +127,7 @@ def build_mlops_assets(uc: UseCaseSpec, split_key: dg.AssetKey) -> list[dg.Asset
 
     @dg.asset(
         key=key["validate"],
+        kinds={uc.model_kind},
         deps=[key["train"]],
         op_tags=cpu_op_tags,
         description="Candidate and champion on the same test split; the gate decides.",
@@ -194,6 +196,7 @@ def build_mlops_assets(uc: UseCaseSpec, split_key: dg.AssetKey) -> list[dg.Asset
 
     @dg.asset(
         key=key["release"],
+        kinds={"python"},
         deps=[key["validate"]],
         op_tags=cpu_op_tags,
         output_required=False,  # a HOLD that keeps the champion releases nothing
@@ -231,6 +234,7 @@ def build_mlops_assets(uc: UseCaseSpec, split_key: dg.AssetKey) -> list[dg.Asset
 
     @dg.asset(
         key=key["deploy"],
+        kinds={"git", "kubernetes"},
         deps=[key["release"]],
         # under the per-step executor, the only pod that holds the GitOps credentials
         op_tags={"dagster-k8s/config": uc.deploy_pod_config()},

@@ -39,7 +39,7 @@ def build_monitoring(
     per_step = uc.per_step
     layout = Layout(name)
     key = monitoring_keys(name)
-    common = {"group_name": name, "tags": {"mlops/stage": "monitor"}}
+    common = uc.common("monitor")
     config = uc.monitor
     environment = config.environment or uc.deploy.environment
     threshold = config.drift_threshold or uc.drift_threshold
@@ -50,6 +50,7 @@ def build_monitoring(
 
     @dg.asset(
         key=key["inference_log"],
+        kinds={"parquet"},
         deps=[step_key(name, "deploy")],
         description=f"What the deployed model is asked and answers: the Parquet files model "
         f"servers write under inference/{name}/<environment>/<date>/<hour>/ (inference_log: in "
@@ -85,6 +86,7 @@ def build_monitoring(
 
     @dg.asset(
         key=key["feedback"],
+        kinds={"parquet"},
         deps=[key["inference_log"]],
         op_tags=reads_git,
         description=f"Ground-truth labels landed under feedback/{name}/ (request_id, label), "
@@ -137,6 +139,12 @@ def build_monitoring(
 
     @dg.asset(
         key=key["monitor"],
+        kinds={"python"},
+        # the schedule runs it every few minutes: a monitor silent for three windows of its
+        # schedule's default is one nobody watches (the UI flags it)
+        freshness_policy=dg.FreshnessPolicy.time_window(
+            fail_window=timedelta(hours=2), warn_window=timedelta(minutes=40)
+        ),
         deps=[step_key(name, "deploy"), key["inference_log"], key["feedback"]],
         op_tags=reads_git,
         description=f"Requests, label coverage, input drift and the live {uc.gate.metric} of "

@@ -52,6 +52,8 @@ class UseCaseSpec:
     """PSI at which the monitor counts a production input as drifted (the kind's)."""
     production_batch: Callable[[pd.DataFrame], tuple[str, bytes, int] | None] | None = None
     """The kind's landing file of labelled production requests; None: it takes none."""
+    owners: tuple[str, ...] = ()
+    """The YAML's `owners` (emails, or team:<name>): on every asset, as the UI shows them."""
 
     @property
     def dataops_job_name(self) -> str:
@@ -60,6 +62,24 @@ class UseCaseSpec:
     @property
     def mlops_job_name(self) -> str:
         return f"{self.name}_mlops"
+
+    def common(self, stage: str) -> dict[str, Any]:
+        """What every asset of a stage of this use case carries: its group, its stage tag and
+        the use case's owners."""
+        return {
+            "group_name": self.name,
+            "tags": {"mlops/stage": stage},
+            "owners": list(self.owners),
+        }
+
+    @property
+    def model_kind(self) -> str:
+        """The asset kind the UI shows for the model's family (its adapter's library)."""
+        adapter = self.training.adapter.rsplit(":", 1)[-1].lower()
+        for prefix, kind in (("sklearn", "scikitlearn"), ("keras", "keras"), ("xgb", "xgboost")):
+            if adapter.startswith(prefix):
+                return kind
+        return "python"
 
     @property
     def trains_on_kfp_cluster(self) -> bool:

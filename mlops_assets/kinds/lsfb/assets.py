@@ -18,7 +18,7 @@ def build_lsfb_dataops_assets(spec: UseCaseSpec, config: LsfbData) -> list[dg.As
     """`spec`'s DataOps assets, with its `dataset:` block."""
     name, layout = spec.name, Layout(spec.name)
     key = {s: step_key(name, s) for s in ("acquire", "observe", "clean", "transform", "split")}
-    common = {"group_name": name, "tags": {"mlops/stage": "dataops"}}
+    common = {**spec.common("dataops"), "kinds": {"numpy"}}
 
     def check(step: str, check_name: str, description: str, **kw) -> dg.AssetCheckSpec:
         return dg.AssetCheckSpec(check_name, asset=key[step], description=description, **kw)

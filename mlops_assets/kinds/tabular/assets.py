@@ -34,7 +34,7 @@ def build_dataops_assets(spec: UseCaseSpec, uc: TabularBlocks) -> list[dg.Assets
     dataset = uc.dataset
     landing = uc.landing
     key = {step: step_key(name, step) for step in DATAOPS_STEPS}
-    common = {"group_name": name, "tags": {"mlops/stage": "dataops"}}
+    common = {**spec.common("dataops"), "kinds": {"pandas"}}
 
     def check(step: str, check_name: str, description: str, **kw) -> dg.AssetCheckSpec:
         return dg.AssetCheckSpec(check_name, asset=key[step], description=description, **kw)
