@@ -65,6 +65,11 @@ def violations(module: str, imported: set[str]) -> list[str]:
             within(module, "mlops_assets.mlops") or within(module, "mlops_assets.monitoring")
         ) and within(name, "mlops_assets.kinds"):
             broken.append(f"{module} (the MLOps half) imports the kind module {name}")
+        if within(module, "mlops_assets.mlops") and within(name, "mlops_assets.monitoring"):
+            broken.append(
+                f"{module} (the gate) imports the production wing's {name}; take it through "
+                "pipeline/production.py's interface"
+            )
         if within(module, "mlops_assets.pipeline") and (
             within(name, "mlops_assets.kinds") or within(name, "mlops_assets.mlops")
         ):
@@ -132,6 +137,7 @@ def test_no_branch_on_a_kind_outside_the_kinds():
         ("mlops_assets.kinds.lsfb.stages", "from mlops_assets.kinds.tabular.rows import x"),
         ("mlops_assets.kinds.tabular.clean", "from mlops_assets.serving.app import app"),
         ("mlops_assets.serving.app", "from mlops_assets.kinds.lsfb.contract import x"),
+        ("mlops_assets.mlops.validate", "def f():\n    from mlops_assets.monitoring import shadow"),
     ],
 )
 def test_the_rules_catch_a_forbidden_import(module, source):

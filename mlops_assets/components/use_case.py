@@ -77,6 +77,14 @@ class BuildOptions:
         )
 
 
+def _production_sample(*args: Any, **kwargs: Any) -> Any:
+    """The production wing's labelled requests, for validate's shadow evaluation (its
+    module imports numpy: at run time, not when the definitions load)."""
+    from mlops_assets.monitoring.shadow import production_sample
+
+    return production_sample(*args, **kwargs)
+
+
 class UseCase(dg.Component, dg.Model, dg.Resolvable):
     """A use case: its assets (`<name>/<step>`), checks, sensors, jobs and schedules.
     Subclasses declare `dataset`, a model implementing `DatasetKind`."""
@@ -158,6 +166,7 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
             drift_threshold=self.drift_threshold(),
             production_batch=self.production_batch,
             owners=tuple(self.owners),
+            production_samples=_production_sample,
         )
 
     def definitions(self, options: BuildOptions) -> dg.Definitions:

@@ -159,6 +159,7 @@ def build_mlops_assets(uc: UseCaseSpec, split_key: dg.AssetKey) -> list[dg.Asset
             _candidate_id(context, key["train"]),
             uc.training.adapter,
             uc.deploy.environment,
+            uc.production_samples,
         )
         (context.log.info if validation["passed"] else context.log.warning)(validation["summary"])
         comparison = validation["comparison"] or {}

@@ -13,6 +13,7 @@ from mlops_assets.mlops.evaluate import evaluate, gate, predict_split
 from mlops_assets.mlops.significance import compare
 from mlops_assets.mlops.train import CANDIDATE, current_dataset, record_outcome
 from mlops_assets.models import AdapterMismatchError, check_stored_adapter, load_adapter
+from mlops_assets.pipeline.production import ProductionSamples
 from mlops_assets.registry import ArtifactIntegrityError, ModelRegistry
 from mlops_assets.storage import Layout, ObjectStorage
 
@@ -71,9 +72,12 @@ def run_validate(
     candidate_id: str,
     adapter_name: str,
     environment: str = "dev",
+    production_samples: ProductionSamples | None = None,
 ) -> dict[str, Any]:
     """`adapter_name` comes from the use case's YAML: it scores the candidate and the champion.
-    `environment` is where the champion serves: its labelled requests are the shadow set."""
+    `environment` is where the champion serves: its labelled requests, which
+    `production_samples` (the production wing's) reads, are the shadow set; without it there
+    is no shadow evaluation, and the report says so."""
     candidate, data = load_candidate(storage, layout, candidate_id, adapter_name)
     version = current_dataset(storage, layout)
     test = dataset.load_split(storage, layout, version, "test")
@@ -126,8 +130,11 @@ def run_validate(
             resamples=config.bootstrap_resamples,
             seed=config.seed,
         )
-        if config.shadow.enabled:
+        if config.shadow.enabled and production_samples is None:
+            shadow_report = {"not_evaluated": "no production sample source was given"}
+        elif config.shadow.enabled:
             shadow, shadow_report = _shadow(
+                production_samples,
                 storage,
                 layout,
                 config,
@@ -179,13 +186,20 @@ def run_validate(
 
 
 def _shadow(
-    storage, layout, config, environment, test, adapter, candidate, champion, dataset_split
+    production_samples: ProductionSamples,
+    storage,
+    layout,
+    config,
+    environment,
+    test,
+    adapter,
+    candidate,
+    champion,
+    dataset_split,
 ):
     """Both models on the environment's most recent labelled requests, as logged; None
     (with the reason in the report) when there are too few."""
-    from mlops_assets.monitoring.shadow import production_sample
-
-    sample = production_sample(
+    sample = production_samples(
         storage,
         layout,
         environment,

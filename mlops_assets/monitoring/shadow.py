@@ -4,25 +4,13 @@ the server logged them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from mlops_assets.pipeline.production import ProductionSample
 from mlops_assets.registry import ModelRegistry, UnknownVersionError
 from mlops_assets.storage import Layout, ObjectStorage
-
-
-@dataclass
-class ProductionSample:
-    x: np.ndarray
-    y: np.ndarray
-    skipped: dict[str, int] = field(default_factory=dict)
-    """Labelled requests left out, by reason."""
-
-    @property
-    def rows(self) -> int:
-        return len(self.y)
 
 
 def production_sample(

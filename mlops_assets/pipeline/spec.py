@@ -24,6 +24,7 @@ from mlops_assets.components.config import (
     ServingConfig,
 )
 from mlops_assets.pipeline.kind import DatasetKind
+from mlops_assets.pipeline.production import ProductionSamples
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,6 +53,8 @@ class UseCaseSpec:
     """PSI at which the monitor counts a production input as drifted (the kind's)."""
     production_batch: Callable[[pd.DataFrame], tuple[str, bytes, int] | None] | None = None
     """The kind's landing file of labelled production requests; None: it takes none."""
+    production_samples: ProductionSamples | None = None
+    """The production wing's labelled requests, for validate's shadow evaluation."""
     owners: tuple[str, ...] = ()
     """The YAML's `owners` (emails, or team:<name>): on every asset, as the UI shows them."""
 
