@@ -113,3 +113,34 @@ def test_a_wrong_type_and_a_syntax_error_are_one_line_each(tmp_path):
         if t.startswith("mlops_assets.definitions.DefinitionsError")
     ]
     assert "mlops_assets/defs/lsfb/defs.yaml:" in last and "(syntax)" in last
+
+
+def test_every_command_names_a_broken_use_case_in_one_line(tmp_path):
+    """The broken one's own command fails with its one line (exit 2); a command on a good
+    use case runs and warns about the broken one."""
+    copy = project_with(
+        tmp_path, lambda text: text.replace("    threshold: 0.40", "    threshhold: 0.40")
+    )
+    env = {**clean_env(), "PYTHONPATH": str(copy), "MLOPS_STORAGE_ROOT": str(tmp_path / ".mlops")}
+
+    def command(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", "from mlops_assets.cli import main; main()", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    line = f"{copy / 'mlops_assets/defs/lsfb/defs.yaml'}:"
+    broken = command("feedback", "--use-case", "lsfb", "--label", "some-id", "3")
+    assert broken.returncode == 2
+    (error,) = [t for t in broken.stderr.splitlines() if t.startswith("Error:")]
+    assert line in error and "gate.threshhold: Extra inputs are not permitted" in error
+    assert "Traceback" not in broken.stderr
+    good = command("feedback", "--use-case", "digits", "--label", "some-id", "3")
+    assert good.returncode == 0, good.stderr[-2000:]
+    assert "label(s) landed" in good.stdout
+    (warning,) = [t for t in good.stderr.splitlines() if t.startswith("Warning:")]
+    assert warning.startswith("Warning: use case lsfb does not load: " + line)

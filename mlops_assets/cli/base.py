@@ -10,10 +10,17 @@ use_case_option = click.option("--use-case", default="digits", show_default=True
 
 
 def load_use_case(use_case: str):
-    """The use case `defs/<name>/defs.yaml` declares, resolved as Dagster resolves it."""
+    """The use case `defs/<name>/defs.yaml` declares, resolved as Dagster resolves it; a
+    use case that does not load is one `Error:` line, and any other that does not is named
+    in a warning line, so a typo never waits for a run to show."""
+    from mlops_assets.components.tree import broken_use_cases, project_tree
     from mlops_assets.components.tree import load_use_case as load
 
-    return load(use_case)
+    tree = project_tree()
+    loaded = load(use_case, tree)
+    for name, why in sorted(broken_use_cases(tree).items()):
+        click.echo(f"Warning: use case {name} does not load: {why}", err=True)
+    return loaded
 
 
 def landing_of(use_case: str) -> str:
