@@ -18,14 +18,18 @@ _TEMPLATE_BRANCH = {"string_type", "str_type"}
 """The error a Resolvable field's other union branch (a template string) adds to each."""
 
 
+def _chain(error: BaseException) -> list[BaseException]:
+    """`error` and the exceptions it was raised from, outermost first (a loop stops it)."""
+    found: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and all(current is not e for e in found):
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
 def _validation_error(error: BaseException) -> ValidationError | None:
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, ValidationError):
-            return error
-        error = error.__cause__ or error.__context__
-    return None
+    return next((e for e in _chain(error) if isinstance(e, ValidationError)), None)
 
 
 _SITE = re.compile(r"^(?P<file>\S+\.ya?ml):(?P<line>\d+) - (?P<key>\S+)")
@@ -33,14 +37,11 @@ _SITE = re.compile(r"^(?P<file>\S+\.ya?ml):(?P<line>\d+) - (?P<key>\S+)")
 
 def _resolution_site(error: BaseException) -> tuple[str, str] | None:
     """(`file:line`, key) of the block Dagster was resolving when a nested model failed."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        match = _SITE.match(str(error))
+    for link in _chain(error):
+        match = _SITE.match(str(link))
         if match:
             key = ".".join(p for p in match["key"].split(".") if p != "attributes")
             return f"{match['file']}:{match['line']}", key
-        error = error.__cause__ or error.__context__
     return None
 
 
@@ -98,8 +99,4 @@ def _line_of_key(where: str, key: str) -> str:
 
 
 def _root(error: BaseException) -> BaseException:
-    seen: set[int] = set()
-    while (error.__cause__ or error.__context__) is not None and id(error) not in seen:
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return error
+    return _chain(error)[-1]

@@ -22,6 +22,7 @@ from mlops_assets.monitoring.provenance import (
     DEFAULT_MAX_FILE_MB,
     DeployedVersions,
     RefusedFile,
+    folder_of,
     provenance_problem,
     read_bounded,
 )
@@ -155,11 +156,8 @@ _HOUR_KEY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}")
 
 def _folder_hour(key: str) -> str | None:
     """`inference/<uc>/<env>/<date>/<HH>/<file>.parquet`: "<date>T<HH>"; None otherwise."""
-    parts = key.split("/")
-    if len(parts) != 6 or not key.endswith(".parquet"):
-        return None
-    hour = f"{parts[3]}T{parts[4]}"
-    return hour if _HOUR_KEY.fullmatch(hour) else None
+    where = folder_of(key)
+    return where[1] if where and _HOUR_KEY.fullmatch(where[1]) else None
 
 
 def _hour_folder(logs: str, when: datetime) -> str:
@@ -237,9 +235,10 @@ for memory or time) is quarantined instead of read a third time."""
 def quarantine_log(
     storage: ObjectStorage, layout: Layout, key: str, version: str, reason: str
 ) -> str:
-    """Write why the log file at `key` was refused (the file stays where it is, unread
-    again until it changes); returns the quarantine folder."""
-    env, hour = key.split("/")[2], _folder_hour(key) or "unknown"
+    """Write why the log file at `key` (an hour folder's, as the digest lists them) was
+    refused (the file stays where it is, unread again until it changes); returns the
+    quarantine folder."""
+    env, hour = folder_of(key) or ("", "")
     name = f"inference-{env}-{hour}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     storage.write_json(
         layout.quarantine(name, "reason.json"),

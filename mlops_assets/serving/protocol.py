@@ -41,7 +41,7 @@ class TensorIn(BaseModel):
 
 
 MAX_ID_CHARS = 128
-_CLIENT_ID = re.compile(r"[\x20-\x7e]{1,%d}" % MAX_ID_CHARS)  # noqa: UP031
+_CLIENT_ID = re.compile(rf"[\x20-\x7e]{{1,{MAX_ID_CHARS}}}")
 """The caller's OIP `id`: printable ASCII, bounded (it is echoed in the response and logged)."""
 
 

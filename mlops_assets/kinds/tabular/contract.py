@@ -8,13 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlops_assets.kinds.tabular.config import TABULAR
+from mlops_assets.kinds.tabular.config import TABULAR, TabularData
 from mlops_assets.model_input import CONTRACT_VERSION, ContractError
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from mlops_assets.kinds.tabular.config import TabularData
 
 
 def tabular_contract(dataset: TabularData) -> dict[str, Any]:
