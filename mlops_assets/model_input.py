@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mlops_assets.errors import MlopsError
+from mlops_assets.kinds import kind_for_contract
 
 CONTRACT_VERSION = 1
 
@@ -33,7 +34,6 @@ def to_model_input(contract: dict[str, Any], arrays: dict[str, np.ndarray]) -> n
     the kind that wrote the contract transforms it."""
     if contract.get("version") != CONTRACT_VERSION:
         raise ContractError(f"request contract version {contract.get('version')} is not supported")
-    from mlops_assets.kinds import kind_for_contract
 
     try:
         kind = kind_for_contract(str(contract.get("kind")))

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from mlops_assets.settings import Settings
+from mlops_assets.gitops.resource import GitOpsResource
+from mlops_assets.settings import BRANCHES_PREFIX, Settings
 from mlops_assets.storage import ObjectStorage
+from mlops_assets.storage.local import LocalStorage
 
 # One process per run by default: per-step processes cost seconds each (README, Performance).
 EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
@@ -35,9 +37,6 @@ def build_storage(settings: Settings, root: str | None = None) -> ObjectStorage:
         settings = replace(settings, storage_root=root)
     location = settings.s3
     if location is None:
-        from mlops_assets.settings import BRANCHES_PREFIX
-        from mlops_assets.storage.local import LocalStorage
-
         prefix = f"{BRANCHES_PREFIX}/{branch}" if branch else ""
         return LocalStorage(root=str(settings.local_root), portable_prefix=prefix)
     from dagster_aws.s3 import S3Resource
@@ -56,7 +55,6 @@ def build_storage(settings: Settings, root: str | None = None) -> ObjectStorage:
 
 
 def build_gitops(settings: Settings):
-    from mlops_assets.gitops.resource import GitOpsResource
 
     local = ""
     if not settings.gitops_remote:

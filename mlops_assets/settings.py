@@ -19,6 +19,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from mlops_assets.errors import MlopsError, redact
 from mlops_assets.gitops.refs import valid_branch
 
@@ -345,8 +347,6 @@ def overridden(model: Any, prefix: str, block: str, environ: Mapping[str, str] |
     """A YAML settings block (a Pydantic model) with each field overridden by the
     environment variable `<prefix><FIELD>`, checked as the YAML is; a bad value fails
     naming both the variable and the YAML key."""
-    from pydantic import ValidationError
-
     values = model.model_dump()
     for name in type(model).model_fields:
         raw = env(f"{prefix}{name.upper()}", environ)

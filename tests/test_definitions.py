@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from test_import_rules import HEAVY
 
 from mlops_assets.definitions import build_definitions
 from mlops_assets.settings import SettingsError, load_settings
@@ -175,8 +176,7 @@ def _after_load(code: str, **env: str) -> str:
 def test_loading_definitions_imports_no_heavy_library(local_env):
     code = (
         "import sys, json\n"
-        "heavy = ('tensorflow', 'keras', 'sklearn', 'pandas', 'matplotlib',"
-        " 'lsfb_dataset', 'numpy')\n"
+        f"heavy = {HEAVY!r}\n"
         "print(json.dumps([m for m in heavy if m in sys.modules]))\n"
     )
     assert json.loads(_after_load(code).strip().splitlines()[-1]) == []

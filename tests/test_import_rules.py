@@ -9,6 +9,9 @@ the demo data name a kind's package; no comparison with a kind's name is left ou
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -237,3 +240,194 @@ def test_the_circle_check_fails_on_an_added_circle():
         "    from mlops_assets.gitops.git import Git\n"
     )
     assert any("mlops_assets.settings" in c for c in circles(import_graph(sources)))
+
+
+# Libraries that cost a definitions load noticeable time or memory (each 0.1 s or more, or
+# a native runtime): imported only where the work is, inside an asset, op, sensor or command
+# body, or at the top of a module that only such bodies import. Later issues extend this list.
+HEAVY = (
+    "tensorflow",
+    "keras",
+    "sklearn",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "boto3",
+    "botocore",
+    "numpy",
+    "matplotlib",
+    "skops",
+    "kfp",
+    "kubernetes",
+    "dagster_k8s",
+    "dagster_aws",
+    "jax",
+    "torch",
+    "lsfb_dataset",
+    "requests",
+)
+# Functions run from their own source text, whose imports must sit inside them.
+RUN_FROM_SOURCE = {
+    "mlops_assets.kubeflow.pipeline": "KFP lightweight components: a task runs the function alone",
+}
+# The command line answers --help and --version without loading Dagster either.
+CLI_HEAVY = (*HEAVY, "dagster", "dagster_webserver", "uvicorn", "fastapi")
+
+
+def _is_typing_block(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def placed_imports(source: str, module: str) -> list[tuple[int, str, bool]]:
+    """(line, imported name, at the top) for each import of a source: at the top means run
+    when the module is imported (module level, or in a top-level if/try), not in a function
+    and not in an `if TYPE_CHECKING:` block."""
+    found: list[tuple[int, str, bool]] = []
+
+    def names(node: ast.Import | ast.ImportFrom) -> list[str]:
+        if isinstance(node, ast.Import):
+            return [alias.name for alias in node.names]
+        base = node.module or ""
+        if node.level:
+            package = module.split(".")[: -node.level or None]
+            base = ".".join([*package, base] if base else package)
+        return [base, *(f"{base}.{alias.name}" for alias in node.names)]
+
+    def visit(node: ast.AST, top: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                found.extend((child.lineno, name, top) for name in names(child))
+                continue
+            inner = top and not isinstance(
+                child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+            )
+            visit(child, inner and not _is_typing_block(child))
+
+    visit(ast.parse(source), True)
+    return found
+
+
+def _resolve(name: str, sources: dict[str, str]) -> str | None:
+    if name in sources:
+        return name
+    parent = name.rpartition(".")[0]
+    return parent if parent in sources else None
+
+
+def _packages_of(module: str) -> list[str]:
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def top_edges(sources: dict[str, str]) -> dict[str, set[str]]:
+    """Project module -> the project modules its import runs (its top-level imports, the
+    packages they sit in, and its own packages' `__init__`)."""
+    edges: dict[str, set[str]] = {}
+    for module, source in sources.items():
+        found = set(_packages_of(module)) & set(sources)
+        for _, name, at_top in placed_imports(source, module):
+            resolved = _resolve(name, sources) if at_top else None
+            if resolved:
+                found.add(resolved)
+                found.update(p for p in _packages_of(resolved) if p in sources)
+        edges[module] = found - {module}
+    return edges
+
+
+def heavy_modules(sources: dict[str, str], libraries: tuple[str, ...] = HEAVY) -> dict[str, str]:
+    """Project module -> the heavy library its import runs, for the modules that run one."""
+    heavy = {}
+    for module, source in sources.items():
+        for _, name, at_top in placed_imports(source, module):
+            if at_top and name.split(".")[0] in libraries:
+                heavy.setdefault(module, name.split(".")[0])
+    edges = top_edges(sources)
+    changed = True
+    while changed:
+        changed = False
+        for module in sorted(edges):
+            reached = next((heavy[e] for e in sorted(edges[module]) if e in heavy), None)
+            if module not in heavy and reached:
+                heavy[module] = reached
+                changed = True
+    return heavy
+
+
+def cli_closure(sources: dict[str, str]) -> set[str]:
+    """The modules that `mlops-assets --help` imports."""
+    edges = top_edges(sources)
+    seen = {m for m in sources if within(m, "mlops_assets.cli")}
+    todo = list(seen)
+    while todo:
+        for reached in edges[todo.pop()] - seen:
+            seen.add(reached)
+            todo.append(reached)
+    return seen
+
+
+def lazy_light_imports(sources: dict[str, str]) -> list[str]:
+    """Import statements inside a function (or for typing only) that import nothing heavy:
+    they belong at the top of their module."""
+    heavy = {lib: heavy_modules(sources, lib) for lib in (HEAVY, CLI_HEAVY)}
+    command_line = cli_closure(sources)
+    statements: dict[tuple[str, int], list[bool]] = {}
+    for module, source in sources.items():
+        if module in RUN_FROM_SOURCE:
+            continue
+        libraries = CLI_HEAVY if module in command_line else HEAVY
+        for line, name, at_top in placed_imports(source, module):
+            if at_top:
+                continue
+            root = name.split(".")[0]
+            resolved = _resolve(name, sources) if root == "mlops_assets" else None
+            is_heavy = root in libraries or (resolved is not None and resolved in heavy[libraries])
+            statements.setdefault((module, line), []).append(is_heavy)
+    return [
+        f"{module_path(module, sources)}:{line}"
+        for (module, line), heavy_names in sorted(statements.items())
+        if not any(heavy_names)
+    ]
+
+
+def module_path(module: str, sources: dict[str, str]) -> str:
+    """The file of a module, as the repository names it."""
+    path = module.replace(".", "/")
+    return (
+        f"{path}/__init__.py" if any(m.startswith(module + ".") for m in sources) else f"{path}.py"
+    )
+
+
+def test_lazy_imports_are_only_of_heavy_libraries():
+    """Everything light is imported at the top of its module; a function imports only what
+    `HEAVY` names, or a project module whose import runs one of them."""
+    found = lazy_light_imports(package_sources())
+    assert not found, f"{len(found)} lazy imports of light modules:\n" + "\n".join(found)
+
+
+def test_the_lazy_import_rule_fails_on_a_light_lazy_import():
+    sources = package_sources()
+    sources["mlops_assets.storage.keys"] += "\ndef f():\n    import json\n    import pandas\n"
+    found = lazy_light_imports(sources)
+    lines = len(sources["mlops_assets.storage.keys"].splitlines())
+    assert f"mlops_assets/storage/keys.py:{lines - 1}" in found  # import json
+    assert f"mlops_assets/storage/keys.py:{lines}" not in found  # import pandas
+
+
+def test_loading_definitions_or_the_command_line_runs_no_heavy_import():
+    sources = package_sources()
+    heavy = heavy_modules(sources)
+    assert "mlops_assets.definitions" not in heavy, heavy.get("mlops_assets.definitions")
+    for_cli = heavy_modules(sources, CLI_HEAVY)
+    assert not cli_closure(sources) & set(for_cli), sorted(cli_closure(sources) & set(for_cli))
+
+
+def test_the_command_line_starts_without_dagster_or_a_heavy_library():
+    code = (
+        "import sys, json\n"
+        "import mlops_assets.cli\n"
+        f"print(json.dumps([m for m in {CLI_HEAVY!r} if m in sys.modules]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import click
 
 from mlops_assets.errors import MlopsError, redact
+from mlops_assets.settings import load_settings
 
 use_case_option = click.option("--use-case", default="digits", show_default=True)
 
@@ -33,7 +36,6 @@ def landing_of(use_case: str) -> str:
 
 def storage_of_settings():
     from mlops_assets.resources import build_storage
-    from mlops_assets.settings import load_settings
 
     return build_storage(load_settings())
 
@@ -74,8 +76,6 @@ class _Commands(click.Group):
 @click.version_option(package_name="mlops_assets", prog_name="mlops-assets")
 def main() -> None:
     """mlops_assets: an asset-centric MLOps-GitOps workflow on Dagster."""
-    import warnings
-
     import dagster as dg
 
     # Dagster's own beta/preview notices about its component APIs are not for our users.

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from mlops_assets.cli.base import landing_of, main, storage_of_settings, which_batches
-from mlops_assets.demo.digits_data import seed_digits
 
 
 @main.command()
@@ -24,6 +23,8 @@ from mlops_assets.demo.digits_data import seed_digits
 )
 def seed(batches: int, which: str | None, bad_fraction: float, fmt: str) -> None:
     """Drop scikit-learn's digits into the landing zone, in batches."""
+    from mlops_assets.demo.digits_data import seed_digits
+
     for key in seed_digits(
         storage_of_settings(), batches, which_batches(which, batches), bad_fraction, fmt
     ):

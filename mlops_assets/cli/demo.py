@@ -9,14 +9,14 @@ from pathlib import Path
 import click
 
 from mlops_assets.cli.base import landing_of, main, storage_of_settings
-from mlops_assets.demo.digits_data import seed_digits
 from mlops_assets.errors import redact
-from mlops_assets.settings import env
+from mlops_assets.settings import env, load_settings
 
 
 @main.command()
 def demo() -> None:
     """Seed the landing zone when empty and run the whole digits pipeline."""
+    from mlops_assets.demo.digits_data import seed_digits
     from mlops_assets.kinds.tabular.landing import is_ignored
 
     ensure_dagster_home()
@@ -152,7 +152,6 @@ def summary(storage, use_case: str) -> str:
     if latest_version and champion and latest_version != champion["version"]:
         lines.append(f"  (v{latest_version} was released but is not champion)")
     from mlops_assets.resources import build_gitops
-    from mlops_assets.settings import load_settings
 
     gitops = build_gitops(load_settings())
     try:

@@ -11,6 +11,13 @@ from mlops_assets.cli.base import (
     storage_of_settings,
     use_case_option,
 )
+from mlops_assets.gitops.environments import (
+    EnvironmentPolicy,
+    default_policy,
+    environment_yaml,
+)
+from mlops_assets.gitops.repository import GitOpsError, ImageRequest
+from mlops_assets.settings import env, load_settings
 
 
 @main.group()
@@ -20,7 +27,6 @@ def gitops() -> None:
 
 def _gitops():
     from mlops_assets.resources import build_gitops
-    from mlops_assets.settings import load_settings
 
     return build_gitops(load_settings())
 
@@ -101,13 +107,6 @@ def gitops_init_environment(
     """Add an environment to the GitOps repository: its environment.yaml, which the
     ApplicationSet reads (namespace, sync policy). Use cases deployed to it then get their
     Applications by themselves."""
-    from mlops_assets.gitops.environments import (
-        EnvironmentPolicy,
-        default_policy,
-        environment_yaml,
-    )
-    from mlops_assets.gitops.repository import GitOpsError
-
     try:
         default = default_policy(environment)
         policy = EnvironmentPolicy(
@@ -144,9 +143,6 @@ def gitops_set_image(
 ) -> None:
     """Set the model server's image tag of an environment's values files: one commit, the
     model keys untouched (a model deploy, in turn, never changes the image)."""
-    from mlops_assets.gitops.repository import GitOpsError, ImageRequest
-    from mlops_assets.settings import env
-
     trailers = {"Code-Version": code} if (code := env("MLOPS_CODE_VERSION")) else {}
     try:
         request = ImageRequest(

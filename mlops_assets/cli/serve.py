@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import click
 
 from mlops_assets.cli.base import (
@@ -11,6 +13,7 @@ from mlops_assets.cli.base import (
     storage_of_settings,
     use_case_option,
 )
+from mlops_assets.settings import load_settings
 
 
 @main.command()
@@ -51,8 +54,6 @@ def serve(
     use_case, environment, version, uri, sha256, metadata_sha256, adapter, host, port
 ) -> None:
     """Serve a model over the Open Inference Protocol v2 (uvicorn); refuses a bad sha256."""
-    import socket
-
     from mlops_assets.serving.app import ServerState, create_app
     from mlops_assets.serving.loader import ModelLoadError, load_from_registry, load_from_uri
     from mlops_assets.serving.server import serve as run_server
@@ -71,7 +72,6 @@ def serve(
             loaded = load_from_registry(storage_of_settings(), use_case, version, adapter=adapter)
         else:
             from mlops_assets.resources import build_gitops
-            from mlops_assets.settings import load_settings
 
             environment = environment or "dev"
             gitops = build_gitops(load_settings()).repo((use_case,))

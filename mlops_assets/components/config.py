@@ -11,6 +11,8 @@ from typing import Any, Literal
 import dagster as dg
 from pydantic import Field, field_validator
 
+from mlops_assets.models.base import adapter_name
+
 
 class SensorConfig(dg.Model, dg.Resolvable):
     interval_seconds: int = Field(30, ge=1)
@@ -73,7 +75,6 @@ class ModelConfig(dg.Model, dg.Resolvable):
     @field_validator("adapter", mode="after")
     @classmethod
     def _registered(cls, value: str) -> str:
-        from mlops_assets.models.base import adapter_name
 
         return adapter_name(value)  # the name; an unknown one is an error listing the known
 

@@ -33,11 +33,9 @@ from mlops_assets.mlops.assets import build_mlops_assets
 from mlops_assets.mlops.consistency import build_consistency_check
 from mlops_assets.mlops.sensor import build_new_dataset_sensor
 from mlops_assets.monitoring.assets import build_monitoring
+from mlops_assets.pipeline.kind import DatasetKind
 from mlops_assets.pipeline.spec import UseCaseSpec
 from mlops_assets.pipeline.steps import step_key
-
-if TYPE_CHECKING:
-    from mlops_assets.pipeline.kind import DatasetKind
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The clone's root: code references' paths are relative to it in the repository."""

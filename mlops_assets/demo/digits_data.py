@@ -10,6 +10,8 @@ from io import BytesIO
 import numpy as np
 import pandas as pd
 
+from mlops_assets.components.tree import load_use_case
+
 COLUMNS = [f"pixel_{i}" for i in range(64)] + ["label"]
 
 
@@ -80,8 +82,6 @@ def seed_digits(
 ) -> list[str]:
     """Write batches `which` (1-based) of the digits split in `batches` into digits'
     landing zone, `bad_fraction` of their rows broken in the ways clean must catch."""
-    from mlops_assets.components.tree import load_use_case
-
     landing = load_use_case("digits").landing
     parts = digits_batches(batches)
     written = []

@@ -16,6 +16,7 @@ from mlops_assets.gitops.environments import (
     environment_yaml,
     values_template,
 )
+from mlops_assets.gitops.git import ensure_local_remote
 from mlops_assets.gitops.repository import GitOpsRepo
 
 __all__ = ["ENVIRONMENTS", "TEMPLATE", "GitOpsResource"]
@@ -39,8 +40,6 @@ class GitOpsResource(dg.ConfigurableResource):
     def repo(self, use_cases: tuple[str, ...] = ("digits",)) -> GitOpsRepo:
         remote = self.remote
         if not remote:
-            from mlops_assets.gitops.git import ensure_local_remote
-
             seed = {
                 f"environments/{env}/{name}/values.yaml": values_template(name)
                 for env in ENVIRONMENTS

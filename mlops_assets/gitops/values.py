@@ -11,6 +11,8 @@ import re
 from io import StringIO
 from typing import Any
 
+from ruamel.yaml import YAML
+
 from mlops_assets.errors import MlopsError
 
 _PLAIN_SAFE = re.compile(r"[A-Za-z0-9_./:@+-]+")
@@ -22,7 +24,6 @@ class ValuesFileError(MlopsError, ValueError):
 
 
 def _load(text: str, path: str):
-    from ruamel.yaml import YAML
 
     try:
         return YAML(typ="rt").load(StringIO(text))
@@ -59,8 +60,6 @@ def _render(value: str, old_token: str, where: str) -> str:
 
 def _reads_as(token: str, value: str) -> bool:
     """A plain scalar can still read as a number, a boolean or null (`0`, `true`, `~`)."""
-    from ruamel.yaml import YAML
-
     return YAML(typ="safe").load(f"k: {token}\n") == {"k": value}
 
 

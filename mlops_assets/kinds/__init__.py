@@ -12,10 +12,8 @@ from __future__ import annotations
 from functools import cache
 from importlib import import_module
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from mlops_assets.pipeline.kind import DatasetKind
+from mlops_assets.pipeline.kind import DatasetKind
 
 ENTRY_POINT_GROUP = "mlops_assets.kinds"
 BUILT_IN = {
@@ -32,8 +30,6 @@ def _load(target: str) -> type[DatasetKind]:
 @cache
 def kinds() -> dict[str, type[DatasetKind]]:
     """Every kind: the built-in ones, then those installed plug-ins register."""
-    from mlops_assets.pipeline.kind import DatasetKind
-
     found = {name: _load(target) for name, target in BUILT_IN.items()}
     for point in entry_points(group=ENTRY_POINT_GROUP):
         if point.name in found:

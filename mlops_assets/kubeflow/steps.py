@@ -13,13 +13,16 @@ import json
 from typing import Any
 
 from mlops_assets.components.config import ModelConfig
+from mlops_assets.kinds import kind as dataset_kind
+from mlops_assets.models import load_adapter
+from mlops_assets.resources import build_storage
+from mlops_assets.settings import load_settings
+from mlops_assets.storage import Layout
 
 EVALUATION = "kfp_evaluation.json"
 
 
 def _storage(storage_root: str):
-    from mlops_assets.resources import build_storage
-    from mlops_assets.settings import load_settings
 
     return build_storage(load_settings(), storage_root)
 
@@ -27,8 +30,6 @@ def _storage(storage_root: str):
 def _dataset(kind: str, settings_json: str):
     """The use case's `dataset:` block, as its kind's model (the kind is one the
     registry knows; the pipeline was compiled with it)."""
-    from mlops_assets.kinds import kind as dataset_kind
-
     return dataset_kind(kind).model_validate_json(settings_json)
 
 
@@ -42,7 +43,6 @@ def train_step(
     params_json: str,
 ) -> dict[str, Any]:
     from mlops_assets.mlops.train import run_train
-    from mlops_assets.storage import Layout
 
     return run_train(
         _storage(storage_root),
@@ -67,8 +67,6 @@ def evaluate_step(
     from mlops_assets.mlops.evaluate import evaluate, predict_split
     from mlops_assets.mlops.train import current_dataset
     from mlops_assets.mlops.validate import load_candidate
-    from mlops_assets.models import load_adapter
-    from mlops_assets.storage import Layout
 
     storage, layout = _storage(storage_root), Layout(use_case)
     dataset = _dataset(dataset_kind, dataset_json)

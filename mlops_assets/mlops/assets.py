@@ -9,6 +9,9 @@ from typing import Any
 import dagster as dg
 
 from mlops_assets.gitops.resource import GitOpsResource
+from mlops_assets.mlops.deploy import RollbackRefused, auto_rollback, run_deploy
+from mlops_assets.mlops.validate_report import validation_metadata
+from mlops_assets.pipeline.report import md_table
 from mlops_assets.pipeline.spec import UseCaseSpec
 from mlops_assets.pipeline.steps import MLOPS_STEPS, step_key
 from mlops_assets.storage import Layout, ObjectStorage
@@ -65,7 +68,6 @@ def build_mlops_assets(uc: UseCaseSpec, split_key: dg.AssetKey) -> list[dg.Asset
     def train(context: dg.AssetExecutionContext, config: TrainConfig, storage: ObjectStorage):
         started = perf_counter()
         from mlops_assets.mlops.train import run_train, trained_before
-        from mlops_assets.pipeline.report import md_table
 
         earlier = (
             None if config.retrain else trained_before(storage, layout, uc.training, config.params)
@@ -149,7 +151,6 @@ def build_mlops_assets(uc: UseCaseSpec, split_key: dg.AssetKey) -> list[dg.Asset
     def validate(context: dg.AssetExecutionContext, storage: ObjectStorage):
         started = perf_counter()
         from mlops_assets.mlops.validate import run_validate
-        from mlops_assets.mlops.validate_report import validation_metadata
 
         validation = run_validate(
             storage,
@@ -250,7 +251,6 @@ def build_mlops_assets(uc: UseCaseSpec, split_key: dg.AssetKey) -> list[dg.Asset
         gitops: GitOpsResource,
     ):
         started = perf_counter()
-        from mlops_assets.mlops.deploy import RollbackRefused, auto_rollback, run_deploy
 
         rollback: dict[str, Any] = {}
         if config.rollback_from:

@@ -13,14 +13,15 @@ from typing import Any
 import dagster as dg
 
 from mlops_assets.gitops.resource import GitOpsResource
+from mlops_assets.pipeline.report import md_table
 from mlops_assets.pipeline.steps import step_key
+from mlops_assets.registry import ModelRegistry
 from mlops_assets.storage import ObjectStorage
 
 
 def compare(
     storage: ObjectStorage, gitops: GitOpsResource, use_case: str, target: str
 ) -> tuple[bool, str, list[tuple[Any, ...]]]:
-    from mlops_assets.registry import ModelRegistry
 
     registry = ModelRegistry(storage, use_case)
     champion = registry.champion()
@@ -92,7 +93,6 @@ def build_consistency_check(use_case: str, target: str) -> dg.AssetChecksDefinit
     )
     def deployed_is_champion(storage: ObjectStorage, gitops: GitOpsResource):
         started = perf_counter()
-        from mlops_assets.pipeline.report import md_table
 
         ok, summary, rows = compare(storage, gitops, use_case, target)
         return dg.AssetCheckResult(

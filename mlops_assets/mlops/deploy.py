@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from mlops_assets.components.config import DeployConfig
 from mlops_assets.errors import MlopsError
-from mlops_assets.gitops.repository import DeployRequest, DeployResult
+from mlops_assets.gitops.repository import DeployRequest, DeployResult, GitOpsError, ImageRequest
 from mlops_assets.gitops.resource import GitOpsResource
+from mlops_assets.gitops.values import read_section
 from mlops_assets.models import adapter_name, check_stored_adapter
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.storage import ObjectStorage
@@ -96,8 +97,6 @@ def promote(
     approval: bool = False,
 ) -> DeployResult:
     """Deploy to `target` what `source` deploys (verified against the registry first)."""
-    from mlops_assets.gitops.repository import GitOpsError
-
     repo = gitops.repo((use_case,))
     model, _ = repo.deployed(source, use_case)
     version = str(model.get("version") or "0")
@@ -126,9 +125,6 @@ def promote_image(
 ) -> DeployResult | None:
     """The model server's image tag of `source` to `target` (a release moving on with its
     model), in a commit of its own; None when `source` names no tag."""
-    from mlops_assets.gitops.repository import ImageRequest
-    from mlops_assets.gitops.values import read_section
-
     repo = gitops.repo((use_case,))
     path = f"environments/{source}/{use_case}/values.yaml"
     tag = str(read_section(repo.read_values(source, use_case), "image", path).get("tag") or "")

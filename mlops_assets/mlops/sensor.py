@@ -4,6 +4,7 @@ from typing import Any
 
 import dagster as dg
 
+from mlops_assets.registry import ModelRegistry
 from mlops_assets.storage import ObjectStorage
 
 DATA_VERSION_TAG = "dagster/data_version"
@@ -28,7 +29,6 @@ def build_new_dataset_sensor(
     def new_dataset_sensor(
         context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry, storage: ObjectStorage
     ):
-        from mlops_assets.registry import ModelRegistry
 
         materialization = asset_event.asset_materialization
         version = (materialization.tags or {}).get(DATA_VERSION_TAG) if materialization else None

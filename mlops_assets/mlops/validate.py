@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -13,12 +13,10 @@ from mlops_assets.mlops.evaluate import evaluate, gate, predict_split
 from mlops_assets.mlops.significance import compare
 from mlops_assets.mlops.train import CANDIDATE, current_dataset, record_outcome
 from mlops_assets.models import AdapterMismatchError, check_stored_adapter, load_adapter
+from mlops_assets.pipeline.kind import DatasetKind
 from mlops_assets.pipeline.production import ProductionSamples
 from mlops_assets.registry import ArtifactIntegrityError, ModelRegistry
 from mlops_assets.storage import Layout, ObjectStorage
-
-if TYPE_CHECKING:
-    from mlops_assets.pipeline.kind import DatasetKind
 
 VALIDATION = "validation.json"
 
@@ -210,7 +208,6 @@ def _shadow(
     if sample.rows:
         # requests the monitor fed back into training (its retraining batch) are not
         # evidence about the candidate: it has seen them
-        import hashlib
 
         def digest(rows: np.ndarray) -> list[bytes]:
             flat = np.ascontiguousarray(np.asarray(rows, dtype="float32").reshape(len(rows), -1))

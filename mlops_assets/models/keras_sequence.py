@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -159,7 +160,6 @@ class KerasSequenceClassifier:
 
 def _EpochTimes(keras: Any, into: list[float]) -> Any:  # noqa: N802 (a class, made late)
     """A callback recording each epoch's wall time (Keras is imported late, on its backend)."""
-    from time import perf_counter
 
     class EpochTimes(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):

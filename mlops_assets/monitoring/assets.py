@@ -15,6 +15,8 @@ import dagster as dg
 
 from mlops_assets.gitops.resource import GitOpsResource
 from mlops_assets.monitoring.provenance import read_deployed
+from mlops_assets.monitoring.rollout_status import read_rollout, reading_enabled
+from mlops_assets.pipeline.report import md_table
 from mlops_assets.pipeline.spec import UseCaseSpec
 from mlops_assets.pipeline.steps import step_key
 from mlops_assets.storage import Layout, ObjectStorage
@@ -60,7 +62,6 @@ def build_monitoring(
     )
     def inference_log(context: dg.AssetExecutionContext, storage: ObjectStorage):
         from mlops_assets.monitoring.digest import recent_log_files
-        from mlops_assets.pipeline.report import md_table
 
         files = recent_log_files(storage, layout, hours=24)
         per_environment: dict[str, list[int]] = {}
@@ -97,7 +98,6 @@ def build_monitoring(
         started = perf_counter()
         from mlops_assets.monitoring.feedback import run_feedback
         from mlops_assets.monitoring.monitor import References
-        from mlops_assets.pipeline.report import md_table
 
         references = References(storage, layout, uc.dataset, uc.gate.metric, config.drift_bins)
         result = run_feedback(
@@ -177,7 +177,6 @@ def build_monitoring(
         from mlops_assets.monitoring.monitor import run_monitor
         from mlops_assets.monitoring.report import monitor_metadata
         from mlops_assets.monitoring.rollback import decide_cluster_rollback, decide_rollback
-        from mlops_assets.monitoring.rollout_status import read_rollout, reading_enabled
 
         deployed = read_deployed(gitops.reader((name,)), name)  # read-only: MLOPS_GITOPS_READ_TOKEN
         report = run_monitor(

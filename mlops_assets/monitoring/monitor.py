@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from mlops_assets.components.config import MonitorConfig
 from mlops_assets.monitoring.digest import (
     DigestResult,
     digest_new,
@@ -26,13 +27,10 @@ from mlops_assets.monitoring.digest import (
 )
 from mlops_assets.monitoring.provenance import DeployedVersions
 from mlops_assets.pipeline.drift import psi
+from mlops_assets.pipeline.kind import DatasetKind
 from mlops_assets.registry import ModelRegistry, UnknownVersionError
 from mlops_assets.serving.inference_log import row_summary  # what the server logs
 from mlops_assets.storage import Layout, ObjectStorage
-
-if TYPE_CHECKING:
-    from mlops_assets.components.config import MonitorConfig
-    from mlops_assets.pipeline.kind import DatasetKind
 
 LIVE_METRICS = ("accuracy", "top1")
 REFERENCE_ROWS = 20_000

@@ -15,11 +15,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from mlops_assets.storage import Layout, ObjectStorage
+
 if TYPE_CHECKING:
     import numpy as np
 
     from mlops_assets.pipeline.split_data import SplitData
-    from mlops_assets.storage import Layout, ObjectStorage
 
 
 class DatasetKind(ABC):

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from mlops_assets.storage import Layout, ObjectStorage
+
 if TYPE_CHECKING:
     import numpy as np
-
-    from mlops_assets.storage import Layout, ObjectStorage
 
 
 @dataclass

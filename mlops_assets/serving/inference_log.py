@@ -20,6 +20,7 @@ import contextlib
 import logging
 import random
 import uuid
+import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from mlops_assets.settings import overridden
 from mlops_assets.storage import ObjectStorage
 from mlops_assets.storage.keys import MAX_RECORD_AGE_HOURS
 
@@ -313,8 +315,6 @@ class InferenceLog:
 
 def row_summary(rows: np.ndarray) -> np.ndarray:
     """Per row: mean, std, min, max over the values that are not NaN (NaN for none)."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN row is NaN, not a warning
         values = np.asarray(rows, dtype="float64")
@@ -332,7 +332,5 @@ def row_summary(rows: np.ndarray) -> np.ndarray:
 def log_settings_of(config, environ=None) -> LogSettings:
     """The use case's `inference_log:` block with the environment's overrides
     (MLOPS_INFERENCE_LOG_<NAME>), checked as the YAML's are."""
-    from mlops_assets.settings import overridden
-
     checked = overridden(config, "MLOPS_INFERENCE_LOG_", "inference_log", environ)
     return LogSettings(**checked.model_dump())

@@ -18,6 +18,9 @@ from mlops_assets.models import (
     check_stored_adapter,
     load_adapter,
 )
+from mlops_assets.registry import ModelRegistry
+from mlops_assets.resources import build_storage
+from mlops_assets.settings import load_settings
 
 METADATA = "metadata.json"
 
@@ -43,17 +46,11 @@ class LoadedModel:
 def _read_uri(uri: str) -> tuple[bytes, bytes]:
     """The artifact and the metadata.json beside it, from s3://... or a local path."""
     if uri.startswith("s3://"):
-        from mlops_assets.resources import build_storage
-        from mlops_assets.settings import load_settings
-
         bucket, _, key = uri[len("s3://") :].partition("/")
         folder, _, name = key.rpartition("/")
         storage = build_storage(load_settings(), f"s3://{bucket}/{folder}")
         return storage.read_bytes(name), storage.read_bytes(METADATA)
     if not uri.startswith(("file://", "/")):  # a key under the local storage root
-        from mlops_assets.resources import build_storage
-        from mlops_assets.settings import load_settings
-
         settings = load_settings()
         # a key is relative to production's root, also on a branch deployment (whose keys
         # start with branches/<name>/)
@@ -124,8 +121,6 @@ def load_from_registry(
     storage, use_case: str, version: int | None = None, *, adapter: str
 ) -> LoadedModel:
     """A registry version, loaded with `adapter` (the use case's YAML names it)."""
-    from mlops_assets.registry import ModelRegistry
-
     registry = ModelRegistry(storage, use_case)
     if version is None:
         champion = registry.champion()

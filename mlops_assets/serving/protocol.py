@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from mlops_assets.model_input import allows_missing
 
@@ -95,8 +95,6 @@ BINARY_DTYPES = {
 
 def parse_request(body: bytes | bytearray, header_length: str | None) -> tuple[InferRequest, bytes]:
     """The JSON part and the binary part (the protocol's binary tensor extension)."""
-    from pydantic import ValidationError
-
     if header_length is not None:
         if not _LENGTH.fullmatch(header_length) or int(header_length) > len(body):
             raise BadInput(

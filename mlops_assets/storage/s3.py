@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from dagster_aws.s3 import S3Resource
@@ -195,8 +196,6 @@ class S3Storage(ObjectStorage):
 
     def list_modified_since(self, prefix: str, since_ns: int) -> list[ObjectInfo]:
         """Through dagster-aws's own `get_objects`, which pages through any number of keys."""
-        from datetime import UTC, datetime, timedelta
-
         from dagster_aws.s3.sensor import get_objects
 
         since = None

@@ -4,11 +4,15 @@ Thin bodies; the work is in `mlops_assets.kinds.lsfb.stages`, imported inside th
 loading the definitions imports neither numpy, pandas nor lsfb_dataset.
 """
 
+from itertools import combinations
 from time import perf_counter
 
 import dagster as dg
 
 from mlops_assets.kinds.lsfb.config import LsfbData
+from mlops_assets.kinds.lsfb.download import source_url
+from mlops_assets.kinds.lsfb.report import observe_metadata
+from mlops_assets.pipeline.report import md_table
 from mlops_assets.pipeline.spec import UseCaseSpec
 from mlops_assets.pipeline.steps import step_key
 from mlops_assets.storage import Layout, ObjectStorage
@@ -32,7 +36,6 @@ def build_lsfb_dataops_assets(spec: UseCaseSpec, config: LsfbData) -> list[dg.As
     )
     def acquire(context: dg.AssetExecutionContext, storage: ObjectStorage):
         started = perf_counter()
-        from mlops_assets.kinds.lsfb.download import source_url
         from mlops_assets.kinds.lsfb.stages import run_acquire
 
         result = run_acquire(storage, layout, config, context.log.info)
@@ -73,7 +76,6 @@ def build_lsfb_dataops_assets(spec: UseCaseSpec, config: LsfbData) -> list[dg.As
     )
     def observe(context: dg.AssetExecutionContext, storage: ObjectStorage):
         started = perf_counter()
-        from mlops_assets.kinds.lsfb.report import observe_metadata
         from mlops_assets.kinds.lsfb.stages import run_observe
 
         snapshot, clips, read = run_observe(storage, layout, config)
@@ -101,7 +103,6 @@ def build_lsfb_dataops_assets(spec: UseCaseSpec, config: LsfbData) -> list[dg.As
     def clean(context: dg.AssetExecutionContext, storage: ObjectStorage):
         started = perf_counter()
         from mlops_assets.kinds.lsfb.stages import run_clean
-        from mlops_assets.pipeline.report import md_table
 
         result = run_clean(storage, layout, config)
         for row in result.quarantined.head(20).itertuples():
@@ -180,10 +181,8 @@ def build_lsfb_dataops_assets(spec: UseCaseSpec, config: LsfbData) -> list[dg.As
     )
     def split(context: dg.AssetExecutionContext, storage: ObjectStorage):
         started = perf_counter()
-        from itertools import combinations
 
         from mlops_assets.kinds.lsfb.stages import SPLITS, run_split
-        from mlops_assets.pipeline.report import md_table
 
         manifest = run_split(storage, layout, config)
         parts = manifest["splits"]

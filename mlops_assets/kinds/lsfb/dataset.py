@@ -13,12 +13,12 @@ from mlops_assets.kinds.lsfb.config import (
     LsfbData,
 )
 from mlops_assets.pipeline.kind import DatasetKind
+from mlops_assets.storage import Layout, ObjectStorage
 
 if TYPE_CHECKING:
     import numpy as np
 
     from mlops_assets.pipeline.split_data import SplitData
-    from mlops_assets.storage import Layout, ObjectStorage
 
 __all__ = [  # the constants, where they were before config.py
     "LANDMARK_COUNTS",

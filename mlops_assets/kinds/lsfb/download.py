@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from urllib3.util.retry import Retry
+
 from mlops_assets.errors import MlopsError
 from mlops_assets.kinds.lsfb.config import LsfbData
 from mlops_assets.settings import env
@@ -58,7 +60,6 @@ def source_url(config: LsfbData) -> str:
 def _session(retries: int):
     import requests
     from requests.adapters import HTTPAdapter
-    from urllib3.util.retry import Retry
 
     session = requests.Session()
     retry = Retry(

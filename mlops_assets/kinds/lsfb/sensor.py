@@ -5,6 +5,7 @@ from typing import Any
 import dagster as dg
 
 from mlops_assets.kinds.lsfb.config import LsfbData
+from mlops_assets.kinds.lsfb.download import DownloadError, probe, source_url
 
 
 def build_source_sensor(
@@ -21,7 +22,6 @@ def build_source_sensor(
         "(ETag, Last-Modified, else a content hash).",
     )
     def source_sensor(context: dg.SensorEvaluationContext):
-        from mlops_assets.kinds.lsfb.download import DownloadError, probe, source_url
 
         url = f"{source_url(config)}/instances.csv"
         try:

@@ -9,7 +9,10 @@ from time import perf_counter
 
 import dagster as dg
 
+from mlops_assets.kinds.tabular.acquire import run_acquire
+from mlops_assets.kinds.tabular.catalog import catalog_state
 from mlops_assets.kinds.tabular.config import TabularBlocks
+from mlops_assets.pipeline.report import md_table
 from mlops_assets.pipeline.spec import UseCaseSpec
 from mlops_assets.pipeline.steps import DATAOPS_STEPS, step_key
 from mlops_assets.storage import Layout, ObjectStorage
@@ -57,8 +60,6 @@ def build_dataops_assets(spec: UseCaseSpec, uc: TabularBlocks) -> list[dg.Assets
         context: dg.AssetExecutionContext, config: AcquireRunConfig, storage: ObjectStorage
     ):
         started = perf_counter()
-        from mlops_assets.kinds.tabular.acquire import run_acquire
-        from mlops_assets.pipeline.report import md_table
 
         result = run_acquire(
             storage,
@@ -83,7 +84,6 @@ def build_dataops_assets(spec: UseCaseSpec, uc: TabularBlocks) -> list[dg.Assets
             ),
             metadata={"refused": [n for n, _ in result.refused]},
         )
-        from mlops_assets.kinds.tabular.catalog import catalog_state
 
         state = catalog_state(storage, layout)
         latest = storage.read_json(layout.dataset_latest, default={})
@@ -170,7 +170,6 @@ def build_dataops_assets(spec: UseCaseSpec, uc: TabularBlocks) -> list[dg.Assets
         import pandas as pd
 
         from mlops_assets.kinds.tabular.clean import STAGE, contract_violations, run_clean
-        from mlops_assets.pipeline.report import md_table
 
         result = run_clean(storage, layout, dataset)
         frames = [
@@ -271,7 +270,6 @@ def build_dataops_assets(spec: UseCaseSpec, uc: TabularBlocks) -> list[dg.Assets
 
 
 def _quarantine_examples(storage: ObjectStorage, layout: Layout, batches: list[dict]) -> str:
-    from mlops_assets.pipeline.report import md_table
 
     rows = []
     for batch in batches:

@@ -16,12 +16,12 @@ from mlops_assets.kinds.tabular.config import (
     TabularScheduleConfig,
 )
 from mlops_assets.pipeline.kind import DatasetKind
+from mlops_assets.storage import Layout, ObjectStorage
 
 if TYPE_CHECKING:
     import numpy as np
 
     from mlops_assets.pipeline.split_data import SplitData
-    from mlops_assets.storage import Layout, ObjectStorage
 
 __all__ = [  # the configuration models, where they were before config.py
     "FeaturesConfig",

@@ -7,6 +7,7 @@ index of every file that ever landed, so a tick and an acquire cost what is new.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -65,7 +66,6 @@ def migrate_index(storage: ObjectStorage, layout: Layout) -> int:
 
 
 def _loads(data: bytes) -> dict[str, Any] | None:
-    import json
 
     try:
         value = json.loads(data)

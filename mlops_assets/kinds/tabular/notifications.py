@@ -19,6 +19,7 @@ from urllib.parse import unquote_plus
 
 from mlops_assets.errors import MlopsError
 from mlops_assets.kinds.tabular.landing import is_ignored, landing_name
+from mlops_assets.kinds.tabular.landing_index import each
 from mlops_assets.storage import ObjectInfo, ObjectStorage, UnsafeKeyError, safe_key
 
 MAX_MESSAGES = 500
@@ -175,8 +176,6 @@ def _landing_key(record: dict[str, Any], bucket: str, zone: str) -> tuple[str, s
 
 def current(storage: ObjectStorage, keys: list[str]) -> tuple[list[ObjectInfo], list[str]]:
     """Each key's object as it is now (one HEAD), and the keys that no longer exist."""
-    from mlops_assets.kinds.tabular.landing_index import each
-
     found = each(storage, storage.info, keys)
     gone = [key for key, info in zip(keys, found, strict=True) if info is None]
     return [info for info in found if info is not None], gone

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dagster as dg
 
+from mlops_assets.kinds.tabular.config import LandingConfig
 from mlops_assets.kinds.tabular.landing import LandingTick, new_landing_files, not_ingested
+from mlops_assets.kinds.tabular.notifications import (
+    FILES_PER_RUN,
+    VISIBILITY_SECONDS,
+    QueueCursor,
+    current,
+    delete,
+    receive,
+    sqs_client,
+    take,
+)
 from mlops_assets.pipeline.steps import step_key
 from mlops_assets.storage import Layout, ObjectInfo, ObjectStorage
-
-if TYPE_CHECKING:
-    from mlops_assets.kinds.tabular.config import LandingConfig
 
 
 def build_landing_sensor(
@@ -87,16 +95,6 @@ def _queue_tick(
     config: LandingConfig,
 ) -> dg.SensorResult:
     """Acknowledge what earlier ticks' runs now hold, take new messages, request runs."""
-    from mlops_assets.kinds.tabular.notifications import (
-        FILES_PER_RUN,
-        VISIBILITY_SECONDS,
-        QueueCursor,
-        current,
-        delete,
-        receive,
-        sqs_client,
-        take,
-    )
     from mlops_assets.storage.s3 import S3Storage
 
     if not isinstance(storage, S3Storage):
