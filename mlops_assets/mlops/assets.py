@@ -1,6 +1,7 @@
-"""The MLOps assets of a use case: train, validate (with the blocking gate) and release.
+"""The MLOps assets of a use case: train, validate (with the blocking gate), release, deploy.
 
-Bodies are thin and import their work lazily, like the DataOps assets.
+One function builds each asset from the use case's spec; the bodies are thin (the work is in
+train.py, validate.py, release.py and deploy.py) and import only the heavy modules lazily.
 """
 
 from time import perf_counter
@@ -44,26 +45,84 @@ def _candidate_id(context: dg.AssetExecutionContext, train_key: dg.AssetKey) -> 
 
 
 def build_mlops_assets(uc: UseCaseSpec, split_key: dg.AssetKey) -> list[dg.AssetsDefinition]:
-    name = uc.name
-    layout = Layout(name)
-    key = {step: step_key(name, step) for step in MLOPS_STEPS}
-    common = uc.common("mlops")
-    # For the per-step k8s_job_executor: the train step's own pod goes to the GPU pool (or,
-    # when a KFP cluster trains, gets the token to call its API); validate and release get
-    # the DataOps CPU placement (dagster-k8s builds a step's pod from its own tags only).
-    train_op_tags = {"dagster-k8s/config": uc.training_pod_config()}
-    cpu_op_tags = {"dagster-k8s/config": uc.kubernetes.dataops.k8s_config()}
-    metric = uc.gate.metric
+    """train -> validate -> release -> deploy, after the use case's split."""
+    return [train_asset(uc, split_key), validate_asset(uc), release_asset(uc), deploy_asset(uc)]
+
+
+def _keys(uc: UseCaseSpec) -> dict[str, dg.AssetKey]:
+    return {step: step_key(uc.name, step) for step in MLOPS_STEPS}
+
+
+def _cpu_op_tags(uc: UseCaseSpec) -> dict[str, Any]:
+    """Validate and release get the DataOps CPU placement under the per-step executor
+    (dagster-k8s builds a step's pod from its own tags only)."""
+    return {"dagster-k8s/config": uc.kubernetes.dataops.k8s_config()}
+
+
+def _not_training(earlier: dict[str, Any]) -> str:
+    outcome = (
+        f"released as v{earlier['version']}"
+        if "version" in earlier
+        else f"held by the gate ({earlier['held']})"
+        if "held" in earlier
+        else f"rejected by the gate ({earlier['rejected']})"
+    )
+    return (
+        f"Not training: candidate {earlier['candidate_id']} had the same dataset version, "
+        f"parameters, seed and code, and was {outcome}. Change a parameter, or set "
+        "retrain: true in the run config, to train anyway."
+    )
+
+
+def _train_on_kubeflow(
+    uc: UseCaseSpec, storage: ObjectStorage, run_id: str, params: dict[str, Any], log: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The candidate trained by a KFP run, and the run's metadata."""
+    from mlops_assets.kubeflow.backend import run_on_kubeflow
+
+    candidate, kfp_run = run_on_kubeflow(storage, uc, run_id, params, log.info)
+    kubeflow: dict[str, Any] = {"kfp_runner": kfp_run.runner, "kfp_state": kfp_run.state}
+    if kfp_run.run_id:
+        kubeflow["kfp_run_id"] = kfp_run.run_id
+        kubeflow["kfp_run_url"] = dg.MetadataValue.url(kfp_run.url)
+    return candidate, kubeflow
+
+
+def train_metadata(uc: UseCaseSpec, candidate: dict[str, Any]) -> dict[str, Any]:
+    """What the train asset shows of a candidate."""
+    return {
+        "candidate_id": candidate["candidate_id"],
+        "dataset_version": candidate["dataset_version"],
+        "params": dg.MetadataValue.md(
+            md_table(["parameter", "value"], sorted(candidate["params"].items()))
+        ),
+        "seed": candidate["seed"],
+        "rows_train": candidate["rows_train"],
+        "rows_val": candidate["rows_val"],
+        "val_accuracy": candidate["val_accuracy"],
+        "training_seconds": candidate["training_seconds"],
+        "code_version": candidate["code_version"],
+        "artifact_sha256": candidate["artifact_sha256"],
+        "backend": uc.training.backend,
+        "keras_backend": candidate.get("keras_backend") or "",
+    }
+
+
+def train_asset(uc: UseCaseSpec, split_key: dg.AssetKey) -> dg.AssetsDefinition:
+    """Fits a candidate on the current dataset version, unless the same one was trained."""
+    layout = Layout(uc.name)
 
     @dg.asset(
-        key=key["train"],
+        key=_keys(uc)["train"],
         deps=[split_key],
         kinds={uc.model_kind, *(("kubeflow",) if uc.training.backend == "kubeflow" else ())},
-        op_tags=train_op_tags,
+        # the train step's own pod goes to the GPU pool (or, when a KFP cluster trains, gets
+        # the token to call its API)
+        op_tags={"dagster-k8s/config": uc.training_pod_config()},
         output_required=False,  # nothing new to train: validate, release and deploy skip
         description=f"Fits a candidate ({uc.training.adapter.rsplit(':', 1)[-1]}) on the training "
         "split of the current dataset version.",
-        **common,
+        **uc.common("mlops"),
     )
     def train(context: dg.AssetExecutionContext, config: TrainConfig, storage: ObjectStorage):
         started = perf_counter()
@@ -73,31 +132,13 @@ def build_mlops_assets(uc: UseCaseSpec, split_key: dg.AssetKey) -> list[dg.Asset
             None if config.retrain else trained_before(storage, layout, uc.training, config.params)
         )
         if earlier:
-            outcome = (
-                f"released as v{earlier['version']}"
-                if "version" in earlier
-                else f"held by the gate ({earlier['held']})"
-                if "held" in earlier
-                else f"rejected by the gate ({earlier['rejected']})"
-            )
-            context.log.info(
-                f"Not training: candidate {earlier['candidate_id']} had the same dataset "
-                f"version, parameters, seed and code, and was {outcome}. Change a parameter, "
-                "or set retrain: true in the run config, to train anyway."
-            )
+            context.log.info(_not_training(earlier))
             return
-
         kubeflow: dict[str, Any] = {}
         if uc.training.backend == "kubeflow":
-            from mlops_assets.kubeflow.backend import run_on_kubeflow
-
-            candidate, kfp_run = run_on_kubeflow(
-                storage, uc, context.run.run_id, config.params, context.log.info
+            candidate, kubeflow = _train_on_kubeflow(
+                uc, storage, context.run.run_id, config.params, context.log
             )
-            kubeflow = {"kfp_runner": kfp_run.runner, "kfp_state": kfp_run.state}
-            if kfp_run.run_id:
-                kubeflow["kfp_run_id"] = kfp_run.run_id
-                kubeflow["kfp_run_url"] = dg.MetadataValue.url(kfp_run.url)
         else:
             candidate = run_train(
                 storage, layout, uc.dataset, uc.training, context.run.run_id, config.params
@@ -108,30 +149,54 @@ def build_mlops_assets(uc: UseCaseSpec, split_key: dg.AssetKey) -> list[dg.Asset
         )
         yield dg.MaterializeResult(
             metadata={
-                "candidate_id": candidate["candidate_id"],
-                "dataset_version": candidate["dataset_version"],
-                "params": dg.MetadataValue.md(
-                    md_table(["parameter", "value"], sorted(candidate["params"].items()))
-                ),
-                "seed": candidate["seed"],
-                "rows_train": candidate["rows_train"],
-                "rows_val": candidate["rows_val"],
-                "val_accuracy": candidate["val_accuracy"],
-                "training_seconds": candidate["training_seconds"],
-                "code_version": candidate["code_version"],
-                "artifact_sha256": candidate["artifact_sha256"],
-                "backend": uc.training.backend,
-                "keras_backend": candidate.get("keras_backend") or "",
+                **train_metadata(uc, candidate),
                 **kubeflow,
                 "compute_seconds": perf_counter() - started,
             }
         )
 
+    return train
+
+
+def gate_check(validation: dict[str, Any], metric: str) -> dg.AssetCheckResult:
+    """The blocking gate's result: a REJECT fails at ERROR (stopping release and deploy), a
+    HOLD at WARN (stopping nothing by failing: release sees it and skips)."""
+    comparison = validation["comparison"] or {}
+    return dg.AssetCheckResult(
+        check_name="gate",
+        passed=validation["passed"],
+        severity=dg.AssetCheckSeverity.WARN
+        if validation["decision"] == "HOLD"
+        else dg.AssetCheckSeverity.ERROR,
+        description=validation["summary"],
+        metadata={
+            "decision": validation["decision"],
+            "candidate": validation["candidate_metrics"][metric],
+            "champion": (validation["champion_metrics"] or {}).get(metric, "none"),
+            "champion_version": validation["champion_version"] or "none",
+            "difference": comparison.get("difference", "none"),
+            "ci_low": comparison.get("low", "none"),
+            "ci_high": comparison.get("high", "none"),
+            "p_value": comparison.get("p_value", "none"),
+            "test": comparison.get("test", "none"),
+            "alpha": validation["alpha"],
+            "min_effect": validation["min_effect"],
+            "threshold": validation["threshold"],
+        },
+    )
+
+
+def validate_asset(uc: UseCaseSpec) -> dg.AssetsDefinition:
+    """Candidate and champion on the same test split, with the gate as a blocking check."""
+    layout = Layout(uc.name)
+    key = _keys(uc)
+    gate = uc.gate
+
     @dg.asset(
         key=key["validate"],
         kinds={uc.model_kind},
         deps=[key["train"]],
-        op_tags=cpu_op_tags,
+        op_tags=_cpu_op_tags(uc),
         description="Candidate and champion on the same test split; the gate decides.",
         check_specs=[
             dg.AssetCheckSpec(
@@ -139,14 +204,14 @@ def build_mlops_assets(uc: UseCaseSpec, split_key: dg.AssetKey) -> list[dg.Asset
                 asset=key["validate"],
                 blocking=True,
                 description=(
-                    f"{metric} ({uc.gate.direction}) reaches {uc.gate.threshold}, and beats the "
-                    f"champion significantly (paired test, alpha {uc.gate.alpha}) by at least "
-                    f"{uc.gate.min_effect}; a difference that is not significant is a HOLD "
-                    f"({uc.gate.on_hold})."
+                    f"{gate.metric} ({gate.direction}) reaches {gate.threshold}, and beats the "
+                    f"champion significantly (paired test, alpha {gate.alpha}) by at least "
+                    f"{gate.min_effect}; a difference that is not significant is a HOLD "
+                    f"({gate.on_hold})."
                 ),
             )
         ],
-        **common,
+        **uc.common("mlops"),
     )
     def validate(context: dg.AssetExecutionContext, storage: ObjectStorage):
         started = perf_counter()
@@ -156,55 +221,37 @@ def build_mlops_assets(uc: UseCaseSpec, split_key: dg.AssetKey) -> list[dg.Asset
             storage,
             layout,
             uc.dataset,
-            uc.gate,
+            gate,
             _candidate_id(context, key["train"]),
             uc.training.adapter,
             uc.deploy.environment,
             uc.production_samples,
         )
         (context.log.info if validation["passed"] else context.log.warning)(validation["summary"])
-        comparison = validation["comparison"] or {}
         metadata = validation_metadata(validation)
         metadata["compute_seconds"] = perf_counter() - started
         return dg.MaterializeResult(
-            metadata=metadata,
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="gate",
-                    passed=validation["passed"],
-                    # a HOLD stops nothing by failing: release sees it and skips (blocking
-                    # checks stop what follows only at ERROR)
-                    severity=dg.AssetCheckSeverity.WARN
-                    if validation["decision"] == "HOLD"
-                    else dg.AssetCheckSeverity.ERROR,
-                    description=validation["summary"],
-                    metadata={
-                        "decision": validation["decision"],
-                        "candidate": validation["candidate_metrics"][metric],
-                        "champion": (validation["champion_metrics"] or {}).get(metric, "none"),
-                        "champion_version": validation["champion_version"] or "none",
-                        "difference": comparison.get("difference", "none"),
-                        "ci_low": comparison.get("low", "none"),
-                        "ci_high": comparison.get("high", "none"),
-                        "p_value": comparison.get("p_value", "none"),
-                        "test": comparison.get("test", "none"),
-                        "alpha": validation["alpha"],
-                        "min_effect": validation["min_effect"],
-                        "threshold": validation["threshold"],
-                    },
-                )
-            ],
+            metadata=metadata, check_results=[gate_check(validation, gate.metric)]
         )
+
+    return validate
+
+
+def release_asset(uc: UseCaseSpec) -> dg.AssetsDefinition:
+    """The validated candidate as a new registry version, the champion alias moved."""
+    layout = Layout(uc.name)
+    key = _keys(uc)
+    metric = uc.gate.metric
 
     @dg.asset(
         key=key["release"],
         kinds={"python"},
         deps=[key["validate"]],
-        op_tags=cpu_op_tags,
+        op_tags=_cpu_op_tags(uc),
         output_required=False,  # a HOLD that keeps the champion releases nothing
-        description=f"The validated candidate as a new version in models/{name}/, moving the "
+        description=f"The validated candidate as a new version in models/{uc.name}/, moving the "
         "champion alias atomically unless it is pinned.",
-        **common,
+        **uc.common("mlops"),
     )
     def release(context: dg.AssetExecutionContext, storage: ObjectStorage):
         started = perf_counter()
@@ -218,7 +265,7 @@ def build_mlops_assets(uc: UseCaseSpec, split_key: dg.AssetKey) -> list[dg.Asset
         result, metadata = run_release(
             storage, layout, candidate_id, context.run.run_id, adapter=uc.training.adapter
         )
-        context.log.info(f"released {name} v{result.version}: {result.reason}")
+        context.log.info(f"released {uc.name} v{result.version}: {result.reason}")
         yield dg.MaterializeResult(
             data_version=dg.DataVersion(str(result.version)),
             metadata={
@@ -234,15 +281,38 @@ def build_mlops_assets(uc: UseCaseSpec, split_key: dg.AssetKey) -> list[dg.Asset
             },
         )
 
+    return release
+
+
+def _deploy_metadata(
+    uc: UseCaseSpec, gitops: GitOpsResource, result: Any, request: Any
+) -> dict[str, Any]:
+    return {
+        "environment": uc.deploy.environment,
+        "model_version": int(request.model["version"]),
+        "changed": result.changed,
+        "result": result.reason,
+        "commit": result.commit or "",
+        "commit_url": dg.MetadataValue.url(gitops.link(result.commit)) if result.commit else "",
+        "branch": result.branch,
+        "previous_version": result.previous_version or "",
+        "values_file": request.path,
+    }
+
+
+def deploy_asset(uc: UseCaseSpec) -> dg.AssetsDefinition:
+    """The champion (or a rollback the monitor decided) as one commit to the GitOps repo."""
+    key = _keys(uc)
+
     @dg.asset(
         key=key["deploy"],
         kinds={"git", "kubernetes"},
         deps=[key["release"]],
         # under the per-step executor, the only pod that holds the GitOps credentials
         op_tags={"dagster-k8s/config": uc.deploy_pod_config()},
-        description=f"The champion into environments/{uc.deploy.environment}/{name}/values.yaml "
-        "of the GitOps repository, as one commit (or an approval branch).",
-        **common,
+        description=f"The champion into environments/{uc.deploy.environment}/{uc.name}/"
+        "values.yaml of the GitOps repository, as one commit (or an approval branch).",
+        **uc.common("mlops"),
     )
     def deploy(
         context: dg.AssetExecutionContext,
@@ -251,55 +321,48 @@ def build_mlops_assets(uc: UseCaseSpec, split_key: dg.AssetKey) -> list[dg.Asset
         gitops: GitOpsResource,
     ):
         started = perf_counter()
-
-        rollback: dict[str, Any] = {}
-        if config.rollback_from:
-            try:
-                result, request, moved = auto_rollback(
-                    storage,
-                    gitops,
-                    name,
-                    uc.deploy,
-                    context.run.run_id,
-                    uc.training.adapter,
-                    config.rollback_from,
-                    config.rollback_to,
-                    config.reason,
-                )
-            except RollbackRefused as refused:  # recorded, not retried: nothing changed
-                context.log.warning(str(refused))
-                return dg.MaterializeResult(
-                    metadata={
-                        "environment": uc.deploy.environment,
-                        "changed": False,
-                        "result": str(refused),
-                        "rollback_refused": str(refused),
-                        "compute_seconds": perf_counter() - started,
-                    }
-                )
-            context.log.warning(f"rollback of v{config.rollback_from}: {moved}; {config.reason}")
-            rollback = {"rolled_back_version": config.rollback_from, "rollback": config.reason}
-        else:
-            result, request = run_deploy(
-                storage, gitops, name, uc.deploy, context.run.run_id, uc.training.adapter
+        run_id, adapter = context.run.run_id, uc.training.adapter
+        if not config.rollback_from:
+            result, request = run_deploy(storage, gitops, uc.name, uc.deploy, run_id, adapter)
+            context.log.info(result.reason)
+            return dg.MaterializeResult(
+                metadata={
+                    **_deploy_metadata(uc, gitops, result, request),
+                    "compute_seconds": perf_counter() - started,
+                }
             )
+        try:
+            result, request, moved = auto_rollback(
+                storage,
+                gitops,
+                uc.name,
+                uc.deploy,
+                run_id,
+                adapter,
+                config.rollback_from,
+                config.rollback_to,
+                config.reason,
+            )
+        except RollbackRefused as refused:  # recorded, not retried: nothing changed
+            context.log.warning(str(refused))
+            return dg.MaterializeResult(
+                metadata={
+                    "environment": uc.deploy.environment,
+                    "changed": False,
+                    "result": str(refused),
+                    "rollback_refused": str(refused),
+                    "compute_seconds": perf_counter() - started,
+                }
+            )
+        context.log.warning(f"rollback of v{config.rollback_from}: {moved}; {config.reason}")
         context.log.info(result.reason)
         return dg.MaterializeResult(
             metadata={
-                "environment": uc.deploy.environment,
-                "model_version": int(request.model["version"]),
-                "changed": result.changed,
-                "result": result.reason,
-                "commit": result.commit or "",
-                "commit_url": dg.MetadataValue.url(gitops.link(result.commit))
-                if result.commit
-                else "",
-                "branch": result.branch,
-                "previous_version": result.previous_version or "",
-                "values_file": request.path,
-                **rollback,
+                **_deploy_metadata(uc, gitops, result, request),
+                "rolled_back_version": config.rollback_from,
+                "rollback": config.reason,
                 "compute_seconds": perf_counter() - started,
             }
         )
 
-    return [train, validate, release, deploy]
+    return deploy

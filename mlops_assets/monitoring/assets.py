@@ -6,7 +6,6 @@ The monitor holds no GitOps credentials and never deploys: it runs in a DataOps-
 and only ever starts the DataOps job, whose new dataset version goes through the gate.
 """
 
-import json
 from datetime import UTC, datetime, timedelta
 from time import perf_counter
 from typing import Any
@@ -16,17 +15,11 @@ import dagster as dg
 from mlops_assets.gitops.resource import GitOpsResource
 from mlops_assets.monitoring.provenance import read_deployed
 from mlops_assets.monitoring.rollout_status import read_rollout, reading_enabled
+from mlops_assets.monitoring.sensors import build_retrain_trigger, build_rollback_trigger
 from mlops_assets.pipeline.report import md_table
 from mlops_assets.pipeline.spec import UseCaseSpec
 from mlops_assets.pipeline.steps import step_key
 from mlops_assets.storage import Layout, ObjectStorage
-
-IN_PROGRESS = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 
 
 def monitoring_keys(name: str) -> dict[str, dg.AssetKey]:
@@ -37,18 +30,66 @@ def build_monitoring(
     uc: UseCaseSpec, dataops_job: Any, running: bool, interval_seconds: int
 ) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
     """(assets, jobs, schedules, sensors) of the production side of `uc`."""
+    assets = [inference_log_asset(uc), feedback_asset(uc), monitor_asset(uc)]
+    job, schedule = monitor_job(uc, assets, running)
+    rollback_job = deploy_rollback_job(uc)
+    monitor = monitoring_keys(uc.name)["monitor"]
+    sensors = [
+        build_retrain_trigger(uc, monitor, dataops_job, running, interval_seconds),
+        build_rollback_trigger(uc, monitor, rollback_job, running, interval_seconds),
+    ]
+    return assets, [job, rollback_job], [schedule], sensors
+
+
+def monitor_job(
+    uc: UseCaseSpec, assets: list[dg.AssetsDefinition], running: bool
+) -> tuple[Any, dg.ScheduleDefinition]:
+    """The production side's job (log, feedback, monitor) and its schedule."""
+    reader = uc.kubernetes.dataops.k8s_config(api=uc.per_step, gitops_reader=uc.kubernetes.gitops)
+    job = dg.define_asset_job(
+        f"{uc.name}_monitor",
+        selection=dg.AssetSelection.assets(*assets),
+        description=f"Production side of {uc.name}: the inference log's files, feedback, then "
+        "the monitor.",
+        # the run pod reads git with the read-only token (which versions were deployed)
+        tags={**uc.run_tags("monitor"), "dagster-k8s/config": reader},
+    )
+    schedule = dg.ScheduleDefinition(
+        name=f"{uc.name}_monitor_schedule",
+        job=job,
+        cron_schedule=uc.monitor.schedule,
+        default_status=dg.DefaultScheduleStatus.RUNNING
+        if running
+        else dg.DefaultScheduleStatus.STOPPED,
+        description="Feedback and the monitor, on the inference log's new files.",
+    )
+    return job, schedule
+
+
+def deploy_rollback_job(uc: UseCaseSpec) -> Any:
+    """deploy alone, which the rollback trigger starts with a rollback in its config."""
+    return dg.define_asset_job(
+        f"{uc.name}_rollback",
+        selection=dg.AssetSelection.assets(step_key(uc.name, "deploy")),
+        description=f"deploy alone, with a rollback in its config: what {uc.name}_rollback_trigger "
+        "starts when the monitor decides one.",
+        tags={
+            **uc.run_tags("deploy"),
+            # in process, the run pod deploys and (only it) holds the GitOps credentials; under
+            # the per-step executor it creates the deploy step's pod, which holds them
+            "dagster-k8s/config": uc.kubernetes.dataops.k8s_config(api=True)
+            if uc.per_step
+            else uc.deploy_pod_config(),
+        },
+    )
+
+
+def inference_log_asset(uc: UseCaseSpec) -> dg.AssetsDefinition:
+    """The Parquet log files the model servers write, listed for the last 24 hours."""
     name = uc.name
-    per_step = uc.per_step
     layout = Layout(name)
     key = monitoring_keys(name)
     common = uc.common("monitor")
-    config = uc.monitor
-    environment = config.environment or uc.deploy.environment
-    threshold = config.drift_threshold or uc.drift_threshold
-    # under the per-step executor, the steps that read git get the read-only token only
-    reads_git = {
-        "dagster-k8s/config": uc.kubernetes.dataops.k8s_config(gitops_reader=uc.kubernetes.gitops)
-    }
 
     @dg.asset(
         key=key["inference_log"],
@@ -84,6 +125,21 @@ def build_monitoring(
                 ),
             },
         )
+
+    return inference_log
+
+
+def feedback_asset(uc: UseCaseSpec) -> dg.AssetsDefinition:
+    """Ground-truth labels joined to the logged requests by server id."""
+    name = uc.name
+    layout = Layout(name)
+    key = monitoring_keys(name)
+    common = uc.common("monitor")
+    config = uc.monitor
+    # under the per-step executor, the steps that read git get the read-only token only
+    reads_git = {
+        "dagster-k8s/config": uc.kubernetes.dataops.k8s_config(gitops_reader=uc.kubernetes.gitops)
+    }
 
     @dg.asset(
         key=key["feedback"],
@@ -136,6 +192,23 @@ def build_monitoring(
                 "compute_seconds": perf_counter() - started,
             }
         )
+
+    return feedback
+
+
+def monitor_asset(uc: UseCaseSpec) -> dg.AssetsDefinition:
+    """Drift, live quality and the rollback decision over the production window."""
+    name = uc.name
+    layout = Layout(name)
+    key = monitoring_keys(name)
+    common = uc.common("monitor")
+    config = uc.monitor
+    environment = config.environment or uc.deploy.environment
+    threshold = config.drift_threshold or uc.drift_threshold
+    # under the per-step executor, the steps that read git get the read-only token only
+    reads_git = {
+        "dagster-k8s/config": uc.kubernetes.dataops.k8s_config(gitops_reader=uc.kubernetes.gitops)
+    }
 
     @dg.asset(
         key=key["monitor"],
@@ -236,154 +309,4 @@ def build_monitoring(
             ],
         )
 
-    reader = uc.kubernetes.dataops.k8s_config(api=per_step, gitops_reader=uc.kubernetes.gitops)
-    job = dg.define_asset_job(
-        f"{name}_monitor",
-        selection=dg.AssetSelection.assets(inference_log, feedback, monitor),
-        description=f"Production side of {name}: the inference log's files, feedback, then "
-        "the monitor.",
-        # the run pod reads git with the read-only token (which versions were deployed)
-        tags={**uc.run_tags("monitor"), "dagster-k8s/config": reader},
-    )
-    schedule = dg.ScheduleDefinition(
-        name=f"{name}_monitor_schedule",
-        job=job,
-        cron_schedule=config.schedule,
-        default_status=dg.DefaultScheduleStatus.RUNNING
-        if running
-        else dg.DefaultScheduleStatus.STOPPED,
-        description="Feedback and the monitor, on the inference log's new files.",
-    )
-    trigger = build_retrain_trigger(uc, key["monitor"], dataops_job, running, interval_seconds)
-    rollback_job = dg.define_asset_job(
-        f"{name}_rollback",
-        selection=dg.AssetSelection.assets(step_key(name, "deploy")),
-        description=f"deploy alone, with a rollback in its config: what {name}_rollback_trigger "
-        "starts when the monitor decides one.",
-        tags={
-            **uc.run_tags("deploy"),
-            # in process, the run pod deploys and (only it) holds the GitOps credentials; under
-            # the per-step executor it creates the deploy step's pod, which holds them
-            "dagster-k8s/config": uc.kubernetes.dataops.k8s_config(api=True)
-            if per_step
-            else uc.deploy_pod_config(),
-        },
-    )
-    rollback = build_rollback_trigger(uc, key["monitor"], rollback_job, running, interval_seconds)
-    return [inference_log, feedback, monitor], [job, rollback_job], [schedule], [trigger, rollback]
-
-
-def latest_monitor(context: dg.SensorEvaluationContext, key: dg.AssetKey, after: int):
-    """The monitor's latest materialization record when it is newer than `after` (a storage
-    id the sensor's cursor keeps), else None; and its metadata."""
-    records = context.instance.fetch_materializations(key, limit=1).records
-    if not records or records[0].storage_id <= after:
-        return None, {}
-    return records[0], records[0].asset_materialization.metadata
-
-
-def build_rollback_trigger(
-    uc: UseCaseSpec, monitor_key: dg.AssetKey, job: Any, running: bool, interval: int
-) -> dg.SensorDefinition:
-    name = uc.name
-
-    @dg.sensor(
-        name=f"{name}_rollback_trigger",
-        job=job,
-        minimum_interval_seconds=interval,
-        default_status=dg.DefaultSensorStatus.RUNNING
-        if running and uc.monitor.rollback.enabled
-        else dg.DefaultSensorStatus.STOPPED,
-        description=f"When {name}/monitor decides that the version deployed last regressed: "
-        f"{job.name}, which moves the champion back and commits the previous version.",
-    )
-    def rollback_trigger(context: dg.SensorEvaluationContext):
-        record, metadata = latest_monitor(context, monitor_key, int(context.cursor or 0))
-        if record is None:
-            return dg.SkipReason(f"no new {monitor_key.to_user_string()} materialization")
-        decided = metadata["rollback"].value if "rollback" in metadata else {}
-        if not decided:
-            return dg.SensorResult(skip_reason="no rollback decided", cursor=str(record.storage_id))
-        deploy = f"{name}__deploy"
-        return dg.SensorResult(
-            run_requests=[
-                dg.RunRequest(
-                    # one rollback per bad version, however often the monitor repeats it
-                    run_key=f"{name}-rollback-v{decided['version']}",
-                    run_config={
-                        "ops": {
-                            deploy: {
-                                "config": {
-                                    "rollback_from": decided["version"],
-                                    "rollback_to": decided["to"],
-                                    "reason": decided["reason"],
-                                }
-                            }
-                        }
-                    },
-                    tags={"mlops/trigger": "rollback"},
-                )
-            ],
-            cursor=str(record.storage_id),
-        )
-
-    return rollback_trigger
-
-
-def build_retrain_trigger(
-    uc: UseCaseSpec, monitor_key: dg.AssetKey, dataops_job: Any, running: bool, interval: int
-) -> dg.SensorDefinition:
-    name = uc.name
-    config = uc.monitor
-
-    @dg.sensor(
-        name=f"{name}_retrain_trigger",
-        job=dataops_job,
-        minimum_interval_seconds=interval,
-        default_status=dg.DefaultSensorStatus.RUNNING
-        if running and config.retrain
-        else dg.DefaultSensorStatus.STOPPED,
-        description=f"When {name}/monitor's live_metric_holds or inputs_not_drifting fails "
-        "with ERROR: retraining, at most once per cool-down and never beside a running one.",
-    )
-    def retrain_trigger(context: dg.SensorEvaluationContext, storage: ObjectStorage):
-        state = json.loads(context.cursor) if context.cursor else {"event": 0, "at": None}
-        event, metadata = latest_monitor(context, monitor_key, state["event"])
-        if event is None:
-            return dg.SkipReason(f"no new {monitor_key.to_user_string()} materialization")
-        state["event"] = event.storage_id
-        reason = metadata["retrain"].value if "retrain" in metadata else ""
-        if "rollback" in metadata and metadata["rollback"].value:
-            return dg.SensorResult(
-                skip_reason="the monitor decided a rollback: it goes first, retraining after",
-                cursor=json.dumps(state),
-            )
-        if not reason:
-            return dg.SensorResult(
-                skip_reason="the monitor's checks hold", cursor=json.dumps(state)
-            )
-        now = datetime.now(UTC)
-        if state["at"]:
-            until = datetime.fromisoformat(state["at"]) + timedelta(hours=config.cooldown_hours)
-            if now < until:
-                return dg.SensorResult(
-                    skip_reason=f"cool-down: the last retraining started at {state['at']}; "
-                    f"none before {until.isoformat(timespec='seconds')}",
-                    cursor=json.dumps(state),
-                )
-        busy = context.instance.get_run_records(
-            dg.RunsFilter(tags={"mlops/use_case": name}, statuses=IN_PROGRESS), limit=1
-        )
-        if busy:
-            return dg.SensorResult(
-                skip_reason=f"run {busy[0].dagster_run.run_id} of {name} is in progress",
-                cursor=json.dumps(state),
-            )
-        from mlops_assets.monitoring.retrain import start_retraining
-
-        started = start_retraining(storage, uc, now, event.storage_id)
-        state["at"] = now.isoformat(timespec="seconds")
-        context.log.info(f"retraining {name}: {reason}. {started.message}")
-        return dg.SensorResult(run_requests=started.run_requests, cursor=json.dumps(state))
-
-    return retrain_trigger
+    return monitor

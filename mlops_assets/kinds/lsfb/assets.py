@@ -1,11 +1,12 @@
 """The five DataOps assets of an LSFB-ISOL use case (same keys and jobs as any use case).
 
-Thin bodies; the work is in `mlops_assets.kinds.lsfb.stages`, imported inside them so
-loading the definitions imports neither numpy, pandas nor lsfb_dataset.
+One function builds each asset; the bodies are thin: the work is in
+`mlops_assets.kinds.lsfb.stages`, imported inside them because it runs numpy and lsfb_dataset.
 """
 
 from itertools import combinations
 from time import perf_counter
+from typing import Any
 
 import dagster as dg
 
@@ -20,12 +21,26 @@ from mlops_assets.storage import Layout, ObjectStorage
 
 def build_lsfb_dataops_assets(spec: UseCaseSpec, config: LsfbData) -> list[dg.AssetsDefinition]:
     """`spec`'s DataOps assets, with its `dataset:` block."""
+    return [
+        acquire_asset(spec, config),
+        observe_asset(spec, config),
+        clean_asset(spec, config),
+        transform_asset(spec, config),
+        split_asset(spec, config),
+    ]
+
+
+def check(
+    key: dict[str, dg.AssetKey], step: str, check_name: str, description: str, **kw: Any
+) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(check_name, asset=key[step], description=description, **kw)
+
+
+def acquire_asset(spec: UseCaseSpec, config: LsfbData) -> dg.AssetsDefinition:
+    """The LSFB-ISOL snapshot fetched into raw/, resumable."""
     name, layout = spec.name, Layout(spec.name)
     key = {s: step_key(name, s) for s in ("acquire", "observe", "clean", "transform", "split")}
     common = {**spec.common("dataops"), "kinds": {"numpy"}}
-
-    def check(step: str, check_name: str, description: str, **kw) -> dg.AssetCheckSpec:
-        return dg.AssetCheckSpec(check_name, asset=key[step], description=description, **kw)
 
     @dg.asset(
         key=key["acquire"],
@@ -59,6 +74,15 @@ def build_lsfb_dataops_assets(spec: UseCaseSpec, config: LsfbData) -> list[dg.As
             },
         )
 
+    return acquire
+
+
+def observe_asset(spec: UseCaseSpec, config: LsfbData) -> dg.AssetsDefinition:
+    """Profile of the clips, per split."""
+    name, layout = spec.name, Layout(spec.name)
+    key = {s: step_key(name, s) for s in ("acquire", "observe", "clean", "transform", "split")}
+    common = {**spec.common("dataops"), "kinds": {"numpy"}}
+
     @dg.asset(
         key=key["observe"],
         deps=[key["acquire"]],
@@ -66,11 +90,12 @@ def build_lsfb_dataops_assets(spec: UseCaseSpec, config: LsfbData) -> list[dg.As
         "clips and class balance, per split.",
         check_specs=[
             check(
+                key,
                 "observe",
                 "pose_files_valid",
                 "Every pose file is a readable .npy of (frames, landmarks, 3) floats.",
             ),
-            check("observe", "no_empty_clips", "No clip has 0 frames or no landmark at all."),
+            check(key, "observe", "no_empty_clips", "No clip has 0 frames or no landmark at all."),
         ],
         **common,
     )
@@ -84,6 +109,15 @@ def build_lsfb_dataops_assets(spec: UseCaseSpec, config: LsfbData) -> list[dg.As
         metadata["compute_seconds"] = perf_counter() - started
         return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
+    return observe
+
+
+def clean_asset(spec: UseCaseSpec, config: LsfbData) -> dg.AssetsDefinition:
+    """Landmarks filled, unusable clips quarantined with their reasons, rare signs dropped."""
+    name, layout = spec.name, Layout(spec.name)
+    key = {s: step_key(name, s) for s in ("acquire", "observe", "clean", "transform", "split")}
+    common = {**spec.common("dataops"), "kinds": {"numpy"}}
+
     @dg.asset(
         key=key["clean"],
         deps=[key["observe"]],
@@ -92,6 +126,7 @@ def build_lsfb_dataops_assets(spec: UseCaseSpec, config: LsfbData) -> list[dg.As
         f"min_count {config.min_count}" + (f" and top {config.top_n}" if config.top_n else ""),
         check_specs=[
             check(
+                key,
                 "clean",
                 "every_clip_accounted_for",
                 "Kept + quarantined + excluded signs = every acquired clip.",
@@ -141,6 +176,15 @@ def build_lsfb_dataops_assets(spec: UseCaseSpec, config: LsfbData) -> list[dg.As
             ],
         )
 
+    return clean
+
+
+def transform_asset(spec: UseCaseSpec, config: LsfbData) -> dg.AssetsDefinition:
+    """Clips as fixed-length float32 landmark sequences in shards."""
+    name, layout = spec.name, Layout(spec.name)
+    key = {s: step_key(name, s) for s in ("acquire", "observe", "clean", "transform", "split")}
+    common = {**spec.common("dataops"), "kinds": {"numpy"}}
+
     @dg.asset(
         key=key["transform"],
         deps=[key["clean"]],
@@ -163,6 +207,15 @@ def build_lsfb_dataops_assets(spec: UseCaseSpec, config: LsfbData) -> list[dg.As
             }
         )
 
+    return transform
+
+
+def split_asset(spec: UseCaseSpec, config: LsfbData) -> dg.AssetsDefinition:
+    """The signer-independent folds: the dataset version."""
+    name, layout = spec.name, Layout(spec.name)
+    key = {s: step_key(name, s) for s in ("acquire", "observe", "clean", "transform", "split")}
+    common = {**spec.common("dataops"), "kinds": {"numpy"}}
+
     @dg.asset(
         key=key["split"],
         deps=[key["transform"]],
@@ -170,12 +223,19 @@ def build_lsfb_dataops_assets(spec: UseCaseSpec, config: LsfbData) -> list[dg.As
         f"val {config.val_folds}, test {config.test_folds}; never a random split.",
         check_specs=[
             check(
+                key,
                 "split",
                 "signers_in_one_split",
                 "No signer appears in two splits.",
                 blocking=True,
             ),
-            check("split", "train_and_test_not_empty", "Train and test hold clips.", blocking=True),
+            check(
+                key,
+                "split",
+                "train_and_test_not_empty",
+                "Train and test hold clips.",
+                blocking=True,
+            ),
         ],
         **common,
     )
@@ -231,4 +291,4 @@ def build_lsfb_dataops_assets(spec: UseCaseSpec, config: LsfbData) -> list[dg.As
             ],
         )
 
-    return [acquire, observe, clean, transform, split]
+    return split

@@ -1,11 +1,11 @@
 """The five DataOps assets of a use case, built from its component settings.
 
-Asset bodies are thin: the work lives in the stage modules (`acquire`,
-`observe`, ...), imported inside the bodies so that loading the definitions
-never imports pandas, numpy or matplotlib.
+One function builds each asset; the bodies are thin: the work lives in the stage modules
+(`acquire`, `observe`, ...), those that run pandas imported inside the bodies.
 """
 
 from time import perf_counter
+from typing import Any
 
 import dagster as dg
 
@@ -32,15 +32,28 @@ class ObserveRunConfig(dg.Config):
 
 def build_dataops_assets(spec: UseCaseSpec, uc: TabularBlocks) -> list[dg.AssetsDefinition]:
     """`spec`'s DataOps assets, with the tabular blocks of its YAML (`uc`)."""
+    return [
+        acquire_asset(spec, uc),
+        observe_asset(spec, uc),
+        clean_asset(spec, uc),
+        transform_asset(spec, uc),
+        split_asset(spec, uc),
+    ]
+
+
+def check(
+    key: dict[str, dg.AssetKey], step: str, check_name: str, description: str, **kw: Any
+) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(check_name, asset=key[step], description=description, **kw)
+
+
+def acquire_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
+    """New landing files into raw/, content-addressed; what cannot land is quarantined."""
     name = spec.name
     layout = Layout(name)
-    dataset = uc.dataset
     landing = uc.landing
     key = {step: step_key(name, step) for step in DATAOPS_STEPS}
     common = {**spec.common("dataops"), "kinds": {"pandas"}}
-
-    def check(step: str, check_name: str, description: str, **kw) -> dg.AssetCheckSpec:
-        return dg.AssetCheckSpec(check_name, asset=key[step], description=description, **kw)
 
     @dg.asset(
         key=key["acquire"],
@@ -48,6 +61,7 @@ def build_dataops_assets(spec: UseCaseSpec, uc: TabularBlocks) -> list[dg.Assets
         output_required=False,
         check_specs=[
             check(
+                key,
                 "acquire",
                 "landing_names_safe",
                 "Every new landing file was ingested: a name outside the landing zone, an "
@@ -114,22 +128,36 @@ def build_dataops_assets(spec: UseCaseSpec, uc: TabularBlocks) -> list[dg.Assets
             },
         )
 
+    return acquire
+
+
+def observe_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
+    """Profile, contract and drift of the new batches."""
+    name = spec.name
+    layout = Layout(name)
+    dataset = uc.dataset
+    key = {step: step_key(name, step) for step in DATAOPS_STEPS}
+    common = {**spec.common("dataops"), "kinds": {"pandas"}}
+
     @dg.asset(
         key=key["observe"],
         deps=[key["acquire"]],
         description="Profile of the new batches and the whole dataset, and drift vs the reference.",
         check_specs=[
             check(
+                key,
                 "observe",
                 "schema_matches_contract",
                 "Every new file parses and has exactly the contract's columns.",
             ),
             check(
+                key,
                 "observe",
                 "labels_in_range",
                 f"Every label of the new rows is in {dataset.label.min}..{dataset.label.max}.",
             ),
             check(
+                key,
                 "observe",
                 "drift_below_threshold",
                 f"PSI of every feature below {uc.observe.drift_threshold}.",
@@ -151,12 +179,24 @@ def build_dataops_assets(spec: UseCaseSpec, uc: TabularBlocks) -> list[dg.Assets
         metadata["compute_seconds"] = perf_counter() - started
         return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
+    return observe
+
+
+def clean_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
+    """The rows that satisfy the contract; the rest quarantined with their reasons."""
+    name = spec.name
+    layout = Layout(name)
+    dataset = uc.dataset
+    key = {step: step_key(name, step) for step in DATAOPS_STEPS}
+    common = {**spec.common("dataops"), "kinds": {"pandas"}}
+
     @dg.asset(
         key=key["clean"],
         deps=[key["observe"]],
         description=f"Rows satisfying the contract; the rest in quarantine/{name}/ with reasons.",
         check_specs=[
             check(
+                key,
                 "clean",
                 "clean_rows_satisfy_contract",
                 "Every clean row is complete, in range, labelled and unique.",
@@ -214,6 +254,17 @@ def build_dataops_assets(spec: UseCaseSpec, uc: TabularBlocks) -> list[dg.Assets
             ],
         )
 
+    return clean
+
+
+def transform_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
+    """Features scaled to float32, with a stable row id."""
+    name = spec.name
+    layout = Layout(name)
+    dataset = uc.dataset
+    key = {step: step_key(name, step) for step in DATAOPS_STEPS}
+    common = {**spec.common("dataops"), "kinds": {"pandas"}}
+
     @dg.asset(
         key=key["transform"],
         deps=[key["clean"]],
@@ -233,6 +284,17 @@ def build_dataops_assets(spec: UseCaseSpec, uc: TabularBlocks) -> list[dg.Assets
             }
         )
 
+    return transform
+
+
+def split_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
+    """train/val/test by a stable hash of the row id: the dataset version."""
+    name = spec.name
+    layout = Layout(name)
+    dataset = uc.dataset
+    key = {step: step_key(name, step) for step in DATAOPS_STEPS}
+    common = {**spec.common("dataops"), "kinds": {"pandas"}}
+
     @dg.asset(
         key=key["split"],
         deps=[key["transform"]],
@@ -242,9 +304,14 @@ def build_dataops_assets(spec: UseCaseSpec, uc: TabularBlocks) -> list[dg.Assets
         ),
         check_specs=[
             check(
-                "split", "no_row_in_two_splits", "No row id appears in two splits.", blocking=True
+                key,
+                "split",
+                "no_row_in_two_splits",
+                "No row id appears in two splits.",
+                blocking=True,
             ),
             check(
+                key,
                 "split",
                 "test_set_keeps_earlier_rows",
                 "The test set contains every row of the previous dataset version's test set.",
@@ -266,7 +333,7 @@ def build_dataops_assets(spec: UseCaseSpec, uc: TabularBlocks) -> list[dg.Assets
             data_version=dg.DataVersion(result.version), metadata=metadata, check_results=checks
         )
 
-    return [acquire, observe, clean, transform, split]
+    return split
 
 
 def _quarantine_examples(storage: ObjectStorage, layout: Layout, batches: list[dict]) -> str:
