@@ -1,13 +1,12 @@
 """Every environment variable the project reads, declared and read in one place.
 
-`VARIABLES` declares each one (name, default, meaning); `env()` is the only function that
-reads the process environment, and it refuses an undeclared name (a test walks the
-package's syntax tree for any other read). `MLOPS_ENV` picks the environment; what decides
-the storage, executor, GitOps remote and the definitions themselves is checked by
-`load_settings`, so a missing or malformed setting fails at definitions load, naming the
-variable, instead of halfway through a run. Per-feature overrides and secrets are read
-through `env()` where they are used. The README's Configuration table is tested against
-`VARIABLES`.
+`EnvironmentVariables` (pydantic-settings) declares each one as a field with its meaning and
+types the ones that decide the storage, executor, GitOps remote and the definitions;
+`load_settings` adds the checks between them, so a missing or malformed setting fails at
+definitions load naming the variable, instead of halfway through a run. Per-feature
+overrides and secrets are read through `env()` where they are used, which refuses an
+undeclared name (a test walks the package's syntax tree for any other read). The README's
+Configuration table is tested against `VARIABLES`, the declaration as that table shows it.
 """
 
 from __future__ import annotations
@@ -19,7 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import Field, PositiveInt, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from mlops_assets.errors import MlopsError, redact
 from mlops_assets.gitops.refs import valid_branch
@@ -47,6 +47,187 @@ PREVIEW_BRANCH = "preview/{deployment}"
 DEFAULT_AUTHOR = "mlops-assets <mlops-assets@localhost>"
 
 
+def _var(default: Any, meaning: str, *, shown: str | None = None) -> Any:
+    """A declared variable: `meaning` is what the README's table says of it, `shown` its
+    default there when that is not the field's (a YAML block's default the variable
+    overrides, or a library's own)."""
+    return Field(
+        default, description=meaning, json_schema_extra={"shown": shown} if shown else None
+    )
+
+
+class EnvironmentVariables(BaseSettings):
+    """Every environment variable the project reads, one field each (the field's name is the
+    variable's). pydantic-settings reads them, an empty value counting as unset, and types
+    those `load_settings` decides with; a secret is a `SecretStr`, which no repr or log
+    shows. The per-feature ones stay strings here: the YAML block they override checks them
+    (`overridden`)."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=True,
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
+        str_strip_whitespace=True,
+    )
+
+    MLOPS_ENV: Literal["local", "k8s", "branch"] = _var(
+        "local",
+        "local (embedded), k8s (production; requires S3 storage) or branch (a branch "
+        "deployment: its own storage prefix and GitOps branch)",
+    )
+    MLOPS_BRANCH_DEPLOYMENT: str | None = _var(
+        None, "the branch deployment's name (default: Dagster+'s DAGSTER_CLOUD_DEPLOYMENT_NAME)"
+    )
+    DAGSTER_CLOUD_IS_BRANCH_DEPLOYMENT: bool = _var(
+        False, "set to 1 by Dagster+ in a branch deployment"
+    )
+    DAGSTER_CLOUD_DEPLOYMENT_NAME: str | None = _var(None, "set by Dagster+: the deployment's name")
+    MLOPS_STORAGE_ROOT: str | None = _var(None, "a folder, or s3://bucket[/prefix]", shown=".mlops")
+    MLOPS_S3_ENDPOINT_URL: str | None = _var(None, "S3-compatible endpoint (MinIO, ...)")
+    AWS_ENDPOINT_URL: str | None = _var(None, "the same, as the AWS tools name it")
+    MLOPS_S3_REGION: str | None = _var(None, "the S3 region")
+    AWS_REGION: str | None = _var(None, "the S3 region, as the AWS tools name it")
+    AWS_DEFAULT_REGION: str | None = _var(None, "the S3 region, the older AWS name")
+    MLOPS_EXECUTOR: Literal["in_process", "multiprocess", "k8s_job"] = _var(
+        "in_process", "in_process, multiprocess or k8s_job"
+    )
+    MLOPS_SENSOR_INTERVAL_SECONDS: PositiveInt | None = _var(
+        None, "every use case's sensor interval, in seconds"
+    )
+    MLOPS_GC_FREEZE: bool = _var(True, "freeze the code location's objects out of the collector")
+    MLOPS_GITOPS_REMOTE: str | None = _var(None, "the GitOps repository's URL (required on k8s)")
+    MLOPS_GITOPS_BRANCH: str = _var("main", "the GitOps repository's branch")
+    MLOPS_GITOPS_AUTHOR: str = _var(DEFAULT_AUTHOR, "Name <email> of the deploy commits")
+    MLOPS_GITOPS_COMMIT_URL: str | None = _var(None, "a link template for commits, with {sha}")
+    MLOPS_GITOPS_TOKEN: SecretStr | None = _var(None, "an HTTPS token for the GitOps remote")
+    MLOPS_GITOPS_READ_TOKEN: SecretStr | None = _var(
+        None,
+        "a token that can only read the GitOps remote (the monitor's and feedback's: which "
+        "versions git deployed)",
+    )
+    MLOPS_GITOPS_SSH_KEY_FILE: str | None = _var(None, "an SSH key file for the GitOps remote")
+    MLOPS_GITOPS_KNOWN_HOSTS_FILE: str | None = _var(None, "the SSH remote's host keys")
+    MLOPS_IMAGE_TAG: str | None = _var(None, "the image tag CI built this code into")
+    MLOPS_CODE_VERSION: str | None = _var(None, "the commit the image was built from")
+    MLOPS_CODE_REPO_URL: str | None = _var(
+        None,
+        "this code's git repository (https://github.com/<org>/<repo>): the assets' code "
+        "references in the UI link there, at MLOPS_CODE_VERSION",
+    )
+    KERAS_BACKEND: str | None = _var(
+        None,
+        "Keras's own: the backend of a process that loads a Keras model (the model server); "
+        "training uses the use case's training.keras_backend",
+        shown="tensorflow",
+    )
+    MLOPS_LSFB_SOURCE: str | None = _var(None, "base URL of LSFB-ISOL (a mirror)")
+    MLOPS_CACHE_DIR: str | None = _var(
+        None, "the LSFB download cache", shown="~/.cache/mlops_assets"
+    )
+    XDG_CACHE_HOME: str | None = _var(
+        None, "where caches go, when MLOPS_CACHE_DIR is unset", shown="~/.cache"
+    )
+    MLOPS_KFP_HOST: str | None = _var(None, "the Kubeflow Pipelines API")
+    MLOPS_KFP_TOKEN: SecretStr | None = _var(None, "a bearer token for it")
+    MLOPS_KFP_IMAGE: str | None = _var(None, "the image the KFP tasks run")
+    KF_PIPELINES_SA_TOKEN_PATH: str | None = _var(None, "kfp's own: where the pod's token is")
+    DAGSTER_HOME: str | None = _var(
+        None, "the Dagster instance", shown=".dagster for mlops-assets demo"
+    )
+    MLOPS_SERVING_MAX_BODY_MB: str | None = _var(
+        None, "largest request body (413 beyond)", shown="8"
+    )
+    MLOPS_SERVING_MAX_ROWS: str | None = _var(
+        None, "most rows per request (413 beyond)", shown="1024"
+    )
+    MLOPS_SERVING_MAX_DEPTH: str | None = _var(
+        None, "deepest nesting of a tensor's data", shown="8"
+    )
+    MLOPS_SERVING_READ_TIMEOUT_SECONDS: str | None = _var(
+        None, "time for a whole body (408)", shown="10"
+    )
+    MLOPS_SERVING_BATCHING: str | None = _var(None, "coalesce concurrent requests", shown="true")
+    MLOPS_SERVING_MAX_BATCH_ROWS: str | None = _var(
+        None, "rows of one coalesced predict", shown="256"
+    )
+    MLOPS_SERVING_MAX_BATCH_WAIT_MS: str | None = _var(
+        None, "wait for more requests (0: none)", shown="0"
+    )
+    MLOPS_SERVING_MAX_BISECT_CALLS: str | None = _var(
+        None, "to find a batch's failing requests", shown="16"
+    )
+    MLOPS_SERVING_GRACE_SECONDS: str | None = _var(
+        None, "in-flight requests' time on SIGTERM", shown="20"
+    )
+    MLOPS_SERVING_DRAIN_SECONDS: str | None = _var(
+        None, "not ready but serving, on SIGTERM", shown="0"
+    )
+    MLOPS_INFERENCE_LOG_ENABLED: str | None = _var(None, "record answered requests", shown="false")
+    MLOPS_INFERENCE_LOG_SAMPLE: str | None = _var(None, "the share of requests recorded", shown="1")
+    MLOPS_INFERENCE_LOG_INPUTS: str | None = _var(None, "full, summary or none", shown="full")
+    MLOPS_INFERENCE_LOG_FLUSH_ROWS: str | None = _var(
+        None, "a file per this many records", shown="1000"
+    )
+    MLOPS_INFERENCE_LOG_FLUSH_SECONDS: str | None = _var(
+        None, "or when the oldest is this old", shown="10"
+    )
+    MLOPS_INFERENCE_LOG_MAX_BUFFER_ROWS: str | None = _var(
+        None, "bound of the buffer", shown="100000"
+    )
+    MLOPS_INFERENCE_LOG_MAX_BUFFER_MB: str | None = _var(
+        None, "bound of the buffer, in MiB", shown="64"
+    )
+    MODEL_ENVIRONMENT: str | None = _var(
+        None, "the environment a served model is in (the log)", shown="dev"
+    )
+    MLOPS_ROLLOUT_STATUS: str | None = _var(
+        None,
+        "on: the monitor reads the Argo Rollout of its environment through the Kubernetes API "
+        "and rolls git back to what serves when a canary was aborted",
+        shown="off",
+    )
+    KUBECONFIG: str | None = _var(None, "kubectl's own: the monitor's cluster when not in a pod")
+    MLOPS_ROLLOUT_NAMESPACE: str | None = _var(
+        None,
+        "where the monitor looks for that Rollout ({environment} is replaced)",
+        shown="mlops-{environment}",
+    )
+
+
+class _FromMapping(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of os.environ."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._mapping = dict(environ)
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return self._mapping
+
+
+def read_environment(environ: Mapping[str, str] | None = None) -> EnvironmentVariables:
+    """The declared variables, from `environ` (default: the process's), typed; a malformed
+    one fails naming the variable."""
+    try:
+        if environ is None:
+            return EnvironmentVariables()
+        given = environ
+
+        class FromMapping(EnvironmentVariables):
+            @classmethod
+            def settings_customise_sources(cls, settings_cls, *_sources, **_named):
+                return (_FromMapping(settings_cls, given),)
+
+        return FromMapping()
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = str(first["loc"][0]) if first.get("loc") else "?"
+        secret = VARIABLES.get(name, Variable(name, "", "")).secret
+        value = "<secret>" if secret else repr(first.get("input"))
+        raise SettingsError(f"{name}={value}: {first['msg']}") from None
+
+
 @dataclass(frozen=True)
 class Variable:
     name: str
@@ -55,106 +236,30 @@ class Variable:
     secret: bool = False
 
 
+def _shown(field: Any) -> str:
+    extra = field.json_schema_extra or {}
+    if "shown" in extra:
+        return str(extra["shown"])
+    if field.default is None or field.default is False:
+        return ""
+    return "on" if field.default is True else str(field.default)
+
+
 VARIABLES: dict[str, Variable] = {
-    v.name: v
-    for v in (
-        Variable(
-            ENV_VAR,
-            "local",
-            "local (embedded), k8s (production; requires S3 storage) or branch (a branch "
-            "deployment: its own storage prefix and GitOps branch)",
-        ),
-        Variable(
-            BRANCH_DEPLOYMENT_VAR,
-            "",
-            "the branch deployment's name (default: Dagster+'s DAGSTER_CLOUD_DEPLOYMENT_NAME)",
-        ),
-        Variable(DAGSTER_BRANCH_VAR, "", "set to 1 by Dagster+ in a branch deployment"),
-        Variable(DAGSTER_DEPLOYMENT_VAR, "", "set by Dagster+: the deployment's name"),
-        Variable(STORAGE_ROOT_VAR, ".mlops", "a folder, or s3://bucket[/prefix]"),
-        Variable(S3_ENDPOINT_VAR, "", "S3-compatible endpoint (MinIO, ...)"),
-        Variable("AWS_ENDPOINT_URL", "", "the same, as the AWS tools name it"),
-        Variable(S3_REGION_VAR, "", "the S3 region"),
-        Variable("AWS_REGION", "", "the S3 region, as the AWS tools name it"),
-        Variable("AWS_DEFAULT_REGION", "", "the S3 region, the older AWS name"),
-        Variable(EXECUTOR_VAR, "in_process", "in_process, multiprocess or k8s_job"),
-        Variable(SENSOR_INTERVAL_VAR, "", "every use case's sensor interval, in seconds"),
-        Variable(GC_FREEZE_VAR, "on", "freeze the code location's objects out of the collector"),
-        Variable(GITOPS_REMOTE_VAR, "", "the GitOps repository's URL (required on k8s)"),
-        Variable(GITOPS_BRANCH_VAR, "main", "the GitOps repository's branch"),
-        Variable(GITOPS_AUTHOR_VAR, DEFAULT_AUTHOR, "Name <email> of the deploy commits"),
-        Variable(GITOPS_WEB_URL_VAR, "", "a link template for commits, with {sha}"),
-        Variable(GITOPS_TOKEN_VAR, "", "an HTTPS token for the GitOps remote", secret=True),
-        Variable(
-            "MLOPS_GITOPS_READ_TOKEN",
-            "",
-            "a token that can only read the GitOps remote (the monitor's and feedback's: "
-            "which versions git deployed)",
-            secret=True,
-        ),
-        Variable("MLOPS_GITOPS_SSH_KEY_FILE", "", "an SSH key file for the GitOps remote"),
-        Variable("MLOPS_GITOPS_KNOWN_HOSTS_FILE", "", "the SSH remote's host keys"),
-        Variable("MLOPS_IMAGE_TAG", "", "the image tag CI built this code into"),
-        Variable("MLOPS_CODE_VERSION", "", "the commit the image was built from"),
-        Variable(
-            "MLOPS_CODE_REPO_URL",
-            "",
-            "this code's git repository (https://github.com/<org>/<repo>): the assets' code "
-            "references in the UI link there, at MLOPS_CODE_VERSION",
-        ),
-        Variable(
-            "KERAS_BACKEND",
-            "tensorflow",
-            "Keras's own: the backend of a process that loads a Keras model (the model "
-            "server); training uses the use case's training.keras_backend",
-        ),
-        Variable("MLOPS_LSFB_SOURCE", "", "base URL of LSFB-ISOL (a mirror)"),
-        Variable("MLOPS_CACHE_DIR", "~/.cache/mlops_assets", "the LSFB download cache"),
-        Variable("XDG_CACHE_HOME", "~/.cache", "where caches go, when MLOPS_CACHE_DIR is unset"),
-        Variable("MLOPS_KFP_HOST", "", "the Kubeflow Pipelines API"),
-        Variable("MLOPS_KFP_TOKEN", "", "a bearer token for it", secret=True),
-        Variable("MLOPS_KFP_IMAGE", "", "the image the KFP tasks run"),
-        Variable("KF_PIPELINES_SA_TOKEN_PATH", "", "kfp's own: where the pod's token is"),
-        Variable("DAGSTER_HOME", ".dagster for mlops-assets demo", "the Dagster instance"),
-        # the model server's limits and batching: the use case's serving: block overridden
-        Variable("MLOPS_SERVING_MAX_BODY_MB", "8", "largest request body (413 beyond)"),
-        Variable("MLOPS_SERVING_MAX_ROWS", "1024", "most rows per request (413 beyond)"),
-        Variable("MLOPS_SERVING_MAX_DEPTH", "8", "deepest nesting of a tensor's data"),
-        Variable("MLOPS_SERVING_READ_TIMEOUT_SECONDS", "10", "time for a whole body (408)"),
-        Variable("MLOPS_SERVING_BATCHING", "true", "coalesce concurrent requests"),
-        Variable("MLOPS_SERVING_MAX_BATCH_ROWS", "256", "rows of one coalesced predict"),
-        Variable("MLOPS_SERVING_MAX_BATCH_WAIT_MS", "0", "wait for more requests (0: none)"),
-        Variable("MLOPS_SERVING_MAX_BISECT_CALLS", "16", "to find a batch's failing requests"),
-        Variable("MLOPS_SERVING_GRACE_SECONDS", "20", "in-flight requests' time on SIGTERM"),
-        Variable("MLOPS_SERVING_DRAIN_SECONDS", "0", "not ready but serving, on SIGTERM"),
-        # the model server's inference log: the use case's inference_log: block overridden
-        Variable("MLOPS_INFERENCE_LOG_ENABLED", "false", "record answered requests"),
-        Variable("MLOPS_INFERENCE_LOG_SAMPLE", "1", "the share of requests recorded"),
-        Variable("MLOPS_INFERENCE_LOG_INPUTS", "full", "full, summary or none"),
-        Variable("MLOPS_INFERENCE_LOG_FLUSH_ROWS", "1000", "a file per this many records"),
-        Variable("MLOPS_INFERENCE_LOG_FLUSH_SECONDS", "10", "or when the oldest is this old"),
-        Variable("MLOPS_INFERENCE_LOG_MAX_BUFFER_ROWS", "100000", "bound of the buffer"),
-        Variable("MLOPS_INFERENCE_LOG_MAX_BUFFER_MB", "64", "bound of the buffer, in MiB"),
-        Variable("MODEL_ENVIRONMENT", "dev", "the environment a served model is in (the log)"),
-        Variable(
-            "MLOPS_ROLLOUT_STATUS",
-            "off",
-            "on: the monitor reads the Argo Rollout of its environment through the Kubernetes "
-            "API and rolls git back to what serves when a canary was aborted",
-        ),
-        Variable("KUBECONFIG", "", "kubectl's own: the monitor's cluster when not in a pod"),
-        Variable(
-            "MLOPS_ROLLOUT_NAMESPACE",
-            "mlops-{environment}",
-            "where the monitor looks for that Rollout ({environment} is replaced)",
-        ),
+    name: Variable(
+        name,
+        _shown(field),
+        field.description or "",
+        secret="SecretStr" in str(field.annotation),
     )
+    for name, field in EnvironmentVariables.model_fields.items()
 }
+"""The declaration as the README's Configuration table shows it (a test keeps them in step)."""
 
 
 def env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
-    """The value of a declared environment variable (None when unset or empty): the one
-    place the project reads the process environment."""
+    """The raw value of one declared variable (None when unset or empty), for a feature's
+    override or a secret read where it is used."""
     if name not in VARIABLES:
         raise KeyError(f"{name} is not declared in mlops_assets.settings.VARIABLES")
     value = (os.environ if environ is None else environ).get(name, "").strip()
@@ -214,37 +319,16 @@ class Settings:
         return None if self.s3 else Path(self.storage_root).resolve()
 
 
-def _positive_int(environ: Mapping[str, str], name: str) -> int | None:
-    raw = env(name, environ) or ""
-    if not raw:
-        return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise SettingsError(f"{name}={raw!r} must be a whole number of seconds, at least 1")
-    return int(raw)
-
-
-def _switch(environ: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = (env(name, environ) or "").lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{name}={raw!r} is not one of: on, off (or 1/0, true/false, yes/no)")
-
-
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read the settings, failing with the variable's name when one is wrong."""
     environ = os.environ if environ is None else environ
-    kind = env(ENV_VAR, environ) or "local"
+    read = read_environment(environ)
+    kind = read.MLOPS_ENV
     cluster = kind == "k8s"  # a branch deployment on the cluster keeps the cluster's checks
-    if _switch(environ, DAGSTER_BRANCH_VAR, default=False):
+    if read.DAGSTER_CLOUD_IS_BRANCH_DEPLOYMENT:
         kind = "branch"  # whatever else says: a pull request's code never acts as production
-    if kind not in ("local", "k8s", "branch"):
-        raise SettingsError(f"{ENV_VAR}={kind!r} is not one of: local, k8s, branch")
 
-    root = env(STORAGE_ROOT_VAR, environ) or ""
+    root = read.MLOPS_STORAGE_ROOT or ""
     if cluster and not root.startswith("s3://"):
         raise SettingsError(
             f"{STORAGE_ROOT_VAR} must be set to s3://<bucket>[/<prefix>] when {ENV_VAR}=k8s"
@@ -257,42 +341,37 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"{STORAGE_ROOT_VAR}={redact(root)!r}: {scheme}:// is not a storage this project "
             "knows (a folder, or s3://<bucket>[/<prefix>])"
         )
-    executor = env(EXECUTOR_VAR, environ) or "in_process"
-    if executor not in EXECUTORS:
-        raise SettingsError(f"{EXECUTOR_VAR}={executor!r} is not one of: {', '.join(EXECUTORS)}")
     settings = Settings(
-        env=kind,  # type: ignore[arg-type]
+        env=kind,
         storage_root=root,
-        s3_endpoint_url=env(S3_ENDPOINT_VAR, environ) or env("AWS_ENDPOINT_URL", environ),
-        s3_region=env(S3_REGION_VAR, environ)
-        or env("AWS_REGION", environ)
-        or env("AWS_DEFAULT_REGION", environ),
-        executor=executor,
-        gitops_remote=env(GITOPS_REMOTE_VAR, environ),
-        gitops_branch=env(GITOPS_BRANCH_VAR, environ) or "main",
-        gitops_author=_author(env(GITOPS_AUTHOR_VAR, environ) or DEFAULT_AUTHOR),
-        gitops_commit_url=env(GITOPS_WEB_URL_VAR, environ),
-        code_repo_url=env("MLOPS_CODE_REPO_URL", environ),
-        code_version=env("MLOPS_CODE_VERSION", environ),
-        sensor_interval_seconds=_positive_int(environ, SENSOR_INTERVAL_VAR),
-        gc_freeze=_switch(environ, GC_FREEZE_VAR, default=True),
+        s3_endpoint_url=read.MLOPS_S3_ENDPOINT_URL or read.AWS_ENDPOINT_URL,
+        s3_region=read.MLOPS_S3_REGION or read.AWS_REGION or read.AWS_DEFAULT_REGION,
+        executor=read.MLOPS_EXECUTOR,
+        gitops_remote=read.MLOPS_GITOPS_REMOTE,
+        gitops_branch=read.MLOPS_GITOPS_BRANCH,
+        gitops_author=_author(read.MLOPS_GITOPS_AUTHOR),
+        gitops_commit_url=read.MLOPS_GITOPS_COMMIT_URL,
+        code_repo_url=read.MLOPS_CODE_REPO_URL,
+        code_version=read.MLOPS_CODE_VERSION,
+        sensor_interval_seconds=read.MLOPS_SENSOR_INTERVAL_SECONDS,
+        gc_freeze=read.MLOPS_GC_FREEZE,
     )
     if kind == "branch":
-        settings = _branch(environ, settings)
+        settings = _branch(read, settings)
     if cluster and not settings.gitops_remote:
         raise SettingsError(
             f"{GITOPS_REMOTE_VAR} must name the GitOps repository's git URL when {ENV_VAR}=k8s"
         )
-    _check_gitops(environ, settings)
+    _check_gitops(read, settings)
     if settings.s3 is not None and not settings.s3.bucket:
         raise SettingsError(f"{STORAGE_ROOT_VAR}={root!r} names no bucket")
     return settings
 
 
-def _branch(environ: Mapping[str, str], settings: Settings) -> Settings:
+def _branch(read: EnvironmentVariables, settings: Settings) -> Settings:
     """A branch deployment: storage under `branches/<deployment>/` of the root, deploys to
     the GitOps branch `preview/<deployment>`, which starts from the configured branch."""
-    name = env(BRANCH_DEPLOYMENT_VAR, environ) or env(DAGSTER_DEPLOYMENT_VAR, environ)
+    name = read.MLOPS_BRANCH_DEPLOYMENT or read.DAGSTER_CLOUD_DEPLOYMENT_NAME
     if not name:
         raise SettingsError(
             f"{ENV_VAR}=branch needs the deployment's name: set {BRANCH_DEPLOYMENT_VAR} "
@@ -314,7 +393,7 @@ def _branch(environ: Mapping[str, str], settings: Settings) -> Settings:
     )
 
 
-def _check_gitops(environ: Mapping[str, str], settings: Settings) -> None:
+def _check_gitops(read: EnvironmentVariables, settings: Settings) -> None:
 
     if not valid_branch(settings.gitops_branch):
         raise SettingsError(
@@ -328,7 +407,7 @@ def _check_gitops(environ: Mapping[str, str], settings: Settings) -> None:
             f"{GITOPS_REMOTE_VAR}={redact(remote)!r} holds credentials: give the URL without "
             f"them and the token in {GITOPS_TOKEN_VAR} (a Kubernetes Secret)"
         )
-    if env(GITOPS_TOKEN_VAR, environ) and remote and not remote.startswith("https://"):
+    if read.MLOPS_GITOPS_TOKEN and remote and not remote.startswith("https://"):
         raise SettingsError(
             f"{GITOPS_TOKEN_VAR} is set but {GITOPS_REMOTE_VAR} is not an https:// URL: a token "
             "is only sent over HTTPS (use an SSH key for ssh:// remotes)"
