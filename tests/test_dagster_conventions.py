@@ -39,8 +39,10 @@ def test_assets_show_their_kinds_owners_and_code(monkeypatch):
         assert kinds(found[key]) == expected, key
     for key, spec in found.items():
         assert spec.owners == ["team:ml-platform"], key  # the shipped YAMLs' owners
-        (reference,) = spec.metadata["dagster/code_references"].code_references
-        assert reference.file_path.endswith(".py") and reference.line_number > 0, key
+        # the Python that builds it, and the use case's YAML (Dagster's component tree adds it)
+        python, yaml_file = spec.metadata["dagster/code_references"].code_references
+        assert python.file_path.endswith(".py") and python.line_number > 0, key
+        assert yaml_file.file_path.endswith(f"defs/{key.split('/')[0]}/defs.yaml"), key
     assert found["digits/monitor"].freshness_policy is not None
     assert found["digits/train"].freshness_policy is None  # trains when data says so
 
@@ -53,10 +55,17 @@ def test_code_references_link_to_git_when_the_repository_is_known(monkeypatch):
         found = specs(build_definitions())
     finally:
         _use_case_definitions.cache_clear()
-    (reference,) = found["digits/deploy"].metadata["dagster/code_references"].code_references
-    assert reference.url.startswith(
+    python, yaml_file = found["digits/deploy"].metadata["dagster/code_references"].code_references
+    assert python.url.startswith(
         "https://github.com/example/mlops-assets/tree/0123abc/mlops_assets/mlops/assets.py#L"
     )
+    assert yaml_file.url.startswith(
+        "https://github.com/example/mlops-assets/tree/0123abc/mlops_assets/defs/digits/defs.yaml#L"
+    )
+    # everything else of the definitions survives the linking pass
+    assert {"digits_mlops", "digits_dataops", "lsfb_mlops"} <= {
+        job.name for job in build_definitions().get_repository_def().get_all_jobs()
+    }
 
 
 def test_an_owner_that_is_no_email_or_team_is_refused_when_the_definitions_load():

@@ -227,3 +227,66 @@ def test_local_default_is_a_folder_in_the_working_directory(local_env, monkeypat
     settings = load_settings()
     assert settings.env == "local"
     assert settings.local_root == (local_env / ".mlops").resolve()
+
+
+K8S_ENV = {
+    "MLOPS_ENV": "k8s",
+    "MLOPS_STORAGE_ROOT": "s3://mlops-assets/prod",
+    # a stub remote: nothing reaches it while the definitions load
+    "MLOPS_GITOPS_REMOTE": "https://git.example.invalid/org/gitops.git",
+    "MLOPS_EXECUTOR": "k8s_job",
+}
+
+CODE_SERVER_KEYS = """
+import json
+from mlops_assets.definitions import defs
+built = defs()  # what the code server's loader calls
+repo = built.get_repository_def()
+graph = built.resolve_asset_graph()
+print(json.dumps({
+    "assets": sorted(k.to_user_string() for k in graph.get_all_asset_keys()),
+    "asset_checks": sorted(k.to_user_string() for k in graph.asset_check_keys),
+    "jobs": sorted(j.name for j in repo.get_all_jobs() if not j.name.startswith("__")),
+    "sensors": sorted(s.name for s in repo.sensor_defs),
+    "schedules": sorted(s.name for s in repo.schedule_defs),
+    "executors": sorted({j.executor_def.name for j in repo.get_all_jobs()}),
+}))
+"""
+
+
+def test_dg_list_defs_under_k8s_lists_what_the_code_server_builds(tmp_path):
+    """`dg list defs` goes through the same loader as the code server, with the environment's
+    settings: under MLOPS_ENV=k8s it lists production's graph, not the local default's."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "DAGSTER_"))},
+        **K8S_ENV,
+        "DAGSTER_HOME": str(tmp_path),
+        "VIRTUAL_ENV": str(BIN.parent),
+    }
+    listed = subprocess.run(
+        [str(BIN / "dg"), "list", "defs", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    dg_json = json.loads(listed.stdout)
+    built = subprocess.run(
+        [sys.executable, "-c", CODE_SERVER_KEYS],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=True,
+    )
+    server = json.loads(built.stdout.strip().splitlines()[-1])
+    assert "k8s" in server["executors"]  # the environment reached the build
+    assert sorted(a["asset_key"] for a in dg_json["assets"]) == server["assets"]
+    assert sorted(c["key"] for c in dg_json["asset_checks"]) == server["asset_checks"]
+    assert sorted(j["name"] for j in dg_json["jobs"]) == server["jobs"]
+    assert sorted(s["name"] for s in dg_json["sensors"]) == server["sensors"]
+    assert sorted(s["name"] for s in dg_json["schedules"]) == server["schedules"]
+    assert {"digits/deploy", "lsfb/monitor"} <= set(server["assets"])

@@ -5,14 +5,15 @@ has): `mlops_assets.kinds.tabular.TabularUseCase`, `mlops_assets.kinds.lsfb.Lsfb
 The base builds what every kind shares (the MLOps half, the jobs, the schedules) and asks
 the kind for the rest. A new project is a new YAML file; `dg list defs` and `dg check
 yaml` work on it. What the environment decides (the executor, a sensor interval, whether
-this is a branch deployment) comes in as `BuildOptions`: `build_defs` reads no setting.
+this is a branch deployment) comes in as `BuildOptions`, which `build_defs` reads from the
+settings: `dg list defs` and `dg check defs` under `MLOPS_ENV=k8s` see what the code server
+builds there.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -36,9 +37,7 @@ from mlops_assets.monitoring.assets import build_monitoring
 from mlops_assets.pipeline.kind import DatasetKind
 from mlops_assets.pipeline.spec import UseCaseSpec
 from mlops_assets.pipeline.steps import step_key
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-"""The clone's root: code references' paths are relative to it in the repository."""
+from mlops_assets.settings import Settings, load_settings
 
 
 @dataclass(frozen=True)
@@ -52,27 +51,15 @@ class BuildOptions:
     """Overrides every use case's sensor interval (demos, tests, the latency benchmark)."""
     branch_deployment: bool = False
     """A Dagster+ branch deployment: what launches runs by itself starts stopped."""
-    code_repo_url: str = ""
-    """The git repository of this code (MLOPS_CODE_REPO_URL): asset code references link
-    there, at `code_version` (MLOPS_CODE_VERSION, else main)."""
-    code_version: str = ""
 
-    def code_references(self, assets: list[Any]) -> list[Any]:
-        """`assets` with a code reference to where each is defined, linked to git when the
-        repository is known."""
-        referenced = list(dg.with_source_code_references(assets))
-        if not self.code_repo_url:
-            return referenced
-        return list(
-            dg.link_code_references_to_git(
-                referenced,
-                git_url=self.code_repo_url,
-                git_branch=self.code_version or "main",
-                file_path_mapping=dg.AnchorBasedFilePathMapping(
-                    local_file_anchor=PROJECT_ROOT, file_anchor_path_in_repository=""
-                ),
-            )
-        )
+
+def build_options(settings: Settings) -> BuildOptions:
+    """What of the environment changes a use case's definitions."""
+    return BuildOptions(
+        executor=settings.executor,
+        sensor_interval_seconds=settings.sensor_interval_seconds,
+        branch_deployment=settings.env == "branch",
+    )
 
 
 def _production_sample(*args: Any, **kwargs: Any) -> Any:
@@ -114,9 +101,9 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         return value
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        """What `dg list defs` and `dg check yaml` see: the local default's definitions
-        (the code location builds them with the environment's options, definitions.py)."""
-        return self.definitions(BuildOptions())
+        """The use case's definitions for the environment the settings describe (what the
+        code location, `dg list defs` and `dg check defs` build alike)."""
+        return self.definitions(build_options(load_settings()))
 
     # --- the Dagster side of the kind: each kind's component type implements it
     def dataops_assets(self, spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
@@ -206,7 +193,8 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         retrain = self.schedules.retrain_enabled and not options.branch_deployment
         return dg.Definitions(
             # each asset links to the code that defines it (and to git, with MLOPS_CODE_REPO_URL)
-            assets=options.code_references([*assets, *mlops_assets, *production]),
+            # each asset's code reference (definitions.py links them all to git)
+            assets=list(dg.with_source_code_references([*assets, *mlops_assets, *production])),
             asset_checks=[build_consistency_check(self.name, self.deploy.environment)],
             jobs=[dataops_job, mlops_job, *extra_jobs, *monitor_jobs],
             sensors=[sensor, dataset_sensor, *monitor_sensors],
