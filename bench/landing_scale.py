@@ -35,7 +35,7 @@ MEASURE = r"""
 import json, sys, time
 what, discovery = sys.argv[1], sys.argv[2]
 import dagster as dg, yaml
-from mlops_assets.kinds.tabular import TabularUseCase
+from mlops_assets.datasets.tabular import TabularUseCase
 from mlops_assets.resources import build_storage, environment_definitions
 from mlops_assets.settings import load_settings
 from mlops_assets.storage import Layout
@@ -63,12 +63,12 @@ if what == "tick":
     detail = {"new_files": int(result.run_requests[0].tags["mlops/new_files"])
               if result.run_requests else 0, "definitions_load_seconds": loaded}
 elif what in ("split", "stages"):
-    from mlops_assets.kinds.tabular import TabularUseCase
-    from mlops_assets.kinds.tabular.clean import run_clean
-    from mlops_assets.kinds.tabular.observe import run_observe
-    from mlops_assets.kinds.tabular.split import run_split
-    from mlops_assets.kinds.tabular.split_report import split_metadata
-    from mlops_assets.kinds.tabular.transform import run_transform
+    from mlops_assets.datasets.tabular import TabularUseCase
+    from mlops_assets.datasets.tabular.clean import run_clean
+    from mlops_assets.datasets.tabular.observe import run_observe
+    from mlops_assets.datasets.tabular.split import run_split
+    from mlops_assets.datasets.tabular.split_report import split_metadata
+    from mlops_assets.datasets.tabular.transform import run_transform
     attributes = yaml.safe_load(open(sys.argv[3]))["attributes"]
     uc = TabularUseCase.from_attributes_dict(attributes=attributes)
     layout = Layout("digits")
@@ -100,7 +100,7 @@ elif what in ("split", "stages"):
     if what == "split":
         detail["ratio_to_writing"] = seconds / detail["write_new_rows_seconds"]
 else:
-    from mlops_assets.kinds.tabular.acquire import run_acquire
+    from mlops_assets.datasets.tabular.acquire import run_acquire
     started = time.perf_counter()
     result = run_acquire(storage, Layout("digits"), "landing/digits", discovery=discovery)
     seconds = time.perf_counter() - started
@@ -186,9 +186,9 @@ def split_history(root: Path, count: int, new: int, what: str, rows: int = 20) -
     import numpy as np
     import pandas as pd
 
-    from mlops_assets.kinds.tabular.profile import merge_profiles, profile_frame
-    from mlops_assets.kinds.tabular.rows import to_numeric
-    from mlops_assets.kinds.tabular.transform import transform_frame
+    from mlops_assets.datasets.tabular.profile import merge_profiles, profile_frame
+    from mlops_assets.datasets.tabular.rows import to_numeric
+    from mlops_assets.datasets.tabular.transform import transform_frame
     from mlops_assets.storage import Layout
 
     sys.path.insert(0, str(REPO))

@@ -4,7 +4,7 @@ Generates a dataset of the transform's layout (frames [32, 130] float32, zero-pa
 each clip's 12-48 frames, 500 signs; the shard format `x`/`label` in `.npz`) in a temporary
 folder, then, on the first Keras backend available (TensorFlow if it sees a GPU, else JAX,
 else PyTorch; or --backend):
-  - the input pipeline on its own (pipeline/batches.py; samples/s of ready batches),
+  - the input pipeline on its own (core/batches.py; samples/s of ready batches),
   - training through the project's adapter (models/keras_sequence.py: the LSFB model at its
     shipped size, mixed precision on a GPU) at batch 128, 1024, and 1024 with a 4x learning
     rate: samples/s over the epochs after the first (which compiles), the share of the step
@@ -87,7 +87,7 @@ def generate(folder: Path, clips: int, shard: int, seed: int = 0, noise: float =
 def split_of(keys: list[str], clips: int):
     import numpy as np
 
-    from mlops_assets.pipeline.split_data import SplitData
+    from mlops_assets.core.split_data import SplitData
 
     def load(key: str):
         with np.load(key, allow_pickle=False) as shard:  # the shard format: arrays only
@@ -149,9 +149,9 @@ def measure(
     held_out: list[str] | None = None,
 ) -> dict:
     """In this process: the loader alone, then training at each batch size (and rate)."""
+    from mlops_assets.core.batches import Batches
     from mlops_assets.models.keras_backend import accelerators, keras
     from mlops_assets.models.keras_sequence import KerasSequenceClassifier
-    from mlops_assets.pipeline.batches import Batches
 
     keras(backend)
     split = split_of(keys, clips)

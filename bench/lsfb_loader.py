@@ -5,8 +5,8 @@ lsfb_pipeline.py and taken through clean, transform and split), each in its own 
 (its peak memory, VmHWM, its own), for batch 128 over two epochs of the training split:
   - tfdata:    the pipeline training used before (tf.data from a Python generator over the
                shards, unbatch, shuffle 4,096, batch, prefetch): the baseline;
-  - memory:    pipeline/batches.py with the split held in memory (the default up to 2 GB);
-  - streamed:  pipeline/batches.py reading shards ahead with a 4,096-example window.
+  - memory:    core/batches.py with the split held in memory (the default up to 2 GB);
+  - streamed:  core/batches.py reading shards ahead with a 4,096-example window.
 Prints samples/s per epoch and the ratio to the baseline; writes JSON.
 
     uv run python bench/lsfb_loader.py [--clips 20000] [--batch 128]
@@ -34,21 +34,21 @@ def prepare(work: Path, clips: int) -> None:
     from lsfb_pipeline import config
     from lsfb_pipeline import prepare as acquire
 
-    from mlops_assets.kinds.lsfb import stages
+    from mlops_assets.datasets.lsfb import clean, split, transform
     from mlops_assets.storage import Layout
     from mlops_assets.storage.local import LocalStorage
 
     acquire(work, clips)
     storage, layout = LocalStorage(root=str(work / "root")), Layout("lsfb")
-    stages.run_clean(storage, layout, config())
-    stages.run_transform(storage, layout, config())
-    stages.run_split(storage, layout, config())
+    clean.run_clean(storage, layout, config())
+    transform.run_transform(storage, layout, config())
+    split.run_split(storage, layout, config())
 
 
 def child(mode: str, work: Path, batch: int, epochs: int) -> dict:
     from lsfb_pipeline import config
 
-    from mlops_assets.pipeline.batches import Batches
+    from mlops_assets.core.batches import Batches
     from mlops_assets.storage import Layout
     from mlops_assets.storage.local import LocalStorage
 

@@ -37,7 +37,7 @@ LANDMARKS = ("pose", "left_hand", "right_hand")
 
 
 def config(shard_size: int = 1024):
-    from mlops_assets.kinds.lsfb.dataset import LsfbDataset
+    from mlops_assets.datasets.lsfb.dataset import LsfbDataset
 
     return LsfbDataset(landmarks=list(LANDMARKS), poses="cleaned", shard_size=shard_size)
 
@@ -46,8 +46,10 @@ def prepare(work: Path, clips: int) -> None:
     """Generate the dataset straight into the download cache, then acquire it: the
     Downloader fetches the metadata from the loopback server and finds every pose file
     complete, so the run measures the stages, not a 20,000-file HTTP transfer."""
+    from mlops_assets.datasets.lsfb.acquire import run_acquire
+    from mlops_assets.datasets.lsfb.observe import run_observe
+    from mlops_assets.datasets.lsfb.versions import cache_dir
     from mlops_assets.demo.lsfb_data import generate
-    from mlops_assets.kinds.lsfb.stages import cache_dir, run_acquire, run_observe
     from mlops_assets.storage import Layout
     from mlops_assets.storage.local import LocalStorage
 
@@ -82,12 +84,12 @@ def child(mode: str, work: Path, epochs: int) -> dict:
     """One measurement, in this process."""
     import numpy as np
 
-    from mlops_assets.kinds.lsfb import stages
+    from mlops_assets.datasets.lsfb import clean, split, transform, versions
     from mlops_assets.storage import Layout
     from mlops_assets.storage.local import LocalStorage
 
     storage, layout, cfg = LocalStorage(root=str(work / "root")), Layout("lsfb"), config()
-    snapshot = stages.current_snapshot(storage, layout)
+    snapshot = versions.current_snapshot(storage, layout)
     clips = storage.read_parquet(layout.raw(snapshot, "clips.parquet"))
     started = perf_counter()
     result: dict = {}
@@ -98,13 +100,13 @@ def child(mode: str, work: Path, epochs: int) -> dict:
                 np.load(root / entry[f"key_{landmark_set}"], allow_pickle=False)
         result["clips"] = len(clips)
     elif mode == "clean":
-        result["clips"] = stages.run_clean(storage, layout, cfg).kept
+        result["clips"] = clean.run_clean(storage, layout, cfg).kept
     elif mode == "transform":
-        result["clips"] = stages.run_transform(storage, layout, cfg)["rows"]
+        result["clips"] = transform.run_transform(storage, layout, cfg)["rows"]
     elif mode == "train":
         from mlops_assets.models.keras_sequence import KerasSequenceClassifier
 
-        manifest = stages.run_split(storage, layout, cfg)
+        manifest = split.run_split(storage, layout, cfg)
         train = cfg.load_split(storage, layout, manifest["dataset_version"], "train")
         empty = cfg.load_split(storage, layout, manifest["dataset_version"], "val")
         empty.rows, empty._shards = 0, []  # no early stopping: exactly `epochs` epochs

@@ -17,14 +17,14 @@ def main(root: str, graph: str = "whole") -> None:
     started = perf_counter()
     import pandas as pd
 
-    from mlops_assets.kinds.tabular.acquire import run_acquire
-    from mlops_assets.kinds.tabular.clean import STAGE, contract_violations, run_clean
-    from mlops_assets.kinds.tabular.dataset import ObserveConfig, SplitConfig, TabularDataset
-    from mlops_assets.kinds.tabular.observe import run_observe
-    from mlops_assets.kinds.tabular.observe_report import observe_metadata
-    from mlops_assets.kinds.tabular.split import run_split
-    from mlops_assets.kinds.tabular.split_report import split_metadata
-    from mlops_assets.kinds.tabular.transform import run_transform
+    from mlops_assets.datasets.tabular.acquire import run_acquire
+    from mlops_assets.datasets.tabular.clean import STAGE, contract_violations, run_clean
+    from mlops_assets.datasets.tabular.dataset import ObserveConfig, SplitConfig, TabularDataset
+    from mlops_assets.datasets.tabular.observe import run_observe
+    from mlops_assets.datasets.tabular.observe_report import observe_metadata
+    from mlops_assets.datasets.tabular.split import run_split
+    from mlops_assets.datasets.tabular.split_report import split_metadata
+    from mlops_assets.datasets.tabular.transform import run_transform
     from mlops_assets.storage import Layout
     from mlops_assets.storage.local import LocalStorage
 
@@ -55,7 +55,7 @@ def main(root: str, graph: str = "whole") -> None:
         print(json.dumps(timings))
         return
 
-    from mlops_assets.components.config import DeployConfig, GateConfig, ModelConfig
+    from mlops_assets.core.config import DeployConfig, GateConfig, ModelConfig
     from mlops_assets.gitops.resource import GitOpsResource
     from mlops_assets.mlops.consistency import compare
     from mlops_assets.mlops.deploy import run_deploy

@@ -54,7 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     compile_bytecode()
 
-    from mlops_assets.components.config import ModelConfig
+    from mlops_assets.core.config import ModelConfig
     from mlops_assets.mlops.train import resolved_params
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -12,8 +12,8 @@ from mlops_assets.components.load_errors import one_line
 from mlops_assets.components.tree import entries, project_tree
 from mlops_assets.components.use_case import BuildOptions, build_options
 from mlops_assets.errors import MlopsError
-from mlops_assets.gc_freeze import freeze_long_lived_objects
 from mlops_assets.resources import environment_definitions
+from mlops_assets.runtime.gc_freeze import freeze_long_lived_objects
 from mlops_assets.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)

@@ -54,7 +54,7 @@ def digits_with(training: dict | None = None, **blocks: dict):
 
     import yaml
 
-    from mlops_assets.kinds.tabular import TabularUseCase
+    from mlops_assets.datasets.tabular import TabularUseCase
 
     attributes = copy.deepcopy(
         yaml.safe_load((REPO / "mlops_assets/defs/digits/defs.yaml").read_text())["attributes"]
@@ -306,14 +306,14 @@ def plain_release(root: Path, candidate_id: str = "c1", batches: tuple[int, ...]
     """Digits from landing to a GitOps commit by the asset bodies' own functions (no Dagster
     run): storage under `root/.mlops`, the local GitOps remote beside it. Returns the
     storage and the GitOps resource."""
-    from mlops_assets.components.config import DeployConfig, GateConfig, ModelConfig
+    from mlops_assets.core.config import DeployConfig, GateConfig, ModelConfig
+    from mlops_assets.datasets.tabular.acquire import run_acquire
+    from mlops_assets.datasets.tabular.clean import run_clean
+    from mlops_assets.datasets.tabular.dataset import SplitConfig, TabularDataset
+    from mlops_assets.datasets.tabular.split import run_split
+    from mlops_assets.datasets.tabular.transform import run_transform
     from mlops_assets.demo.digits_data import seed_digits
     from mlops_assets.gitops.resource import GitOpsResource
-    from mlops_assets.kinds.tabular.acquire import run_acquire
-    from mlops_assets.kinds.tabular.clean import run_clean
-    from mlops_assets.kinds.tabular.dataset import SplitConfig, TabularDataset
-    from mlops_assets.kinds.tabular.split import run_split
-    from mlops_assets.kinds.tabular.transform import run_transform
     from mlops_assets.mlops.deploy import run_deploy
     from mlops_assets.mlops.release import run_release
     from mlops_assets.mlops.train import run_train

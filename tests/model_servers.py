@@ -17,7 +17,7 @@ POISON = 16.0
 
 
 def digits_contract() -> dict:
-    from mlops_assets.kinds.tabular.dataset import TabularDataset
+    from mlops_assets.datasets.tabular.dataset import TabularDataset
 
     return TabularDataset().request_contract()
 
@@ -36,8 +36,8 @@ def digits_svc() -> tuple[LoadedModel, np.ndarray, np.ndarray]:
     (0..16, as they land) and the model's own predictions of them."""
     from sklearn.datasets import load_digits
 
+    from mlops_assets.core.split_data import SplitData
     from mlops_assets.models import load_adapter
-    from mlops_assets.pipeline.split_data import SplitData
 
     x, y = load_digits(return_X_y=True)
     scaled = (x / 16).astype("float32")

@@ -6,9 +6,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from mlops_assets.datasets.tabular.dataset import TabularDataset
+from mlops_assets.datasets.tabular.rows import BatchRejected, check_rows, parse_batch
 from mlops_assets.demo.digits_data import COLUMNS, digits_batches, to_bytes
-from mlops_assets.kinds.tabular.dataset import TabularDataset
-from mlops_assets.kinds.tabular.rows import BatchRejected, check_rows, parse_batch
 
 DATASET = TabularDataset()
 HEADER = ",".join(COLUMNS).encode()
@@ -86,7 +86,7 @@ def test_symlink_out_of_the_landing_zone_is_refused_and_not_read(local_env):
         e for e in result.get_asset_check_evaluations() if e.check_name == "landing_names_safe"
     ]
     assert not check.passed and "link.csv" in check.description
-    from mlops_assets.kinds.tabular.catalog import load_catalog
+    from mlops_assets.datasets.tabular.catalog import load_catalog
     from mlops_assets.storage import Layout
 
     sources = [b["source"] for b in load_catalog(storage, Layout("digits"))]

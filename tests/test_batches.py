@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlops_assets.pipeline.batches import Batches
-from mlops_assets.pipeline.split_data import SplitData
+from mlops_assets.core.batches import Batches
+from mlops_assets.core.split_data import SplitData
 
 
 def split_of(rows: int, shard: int, fail: str = "") -> SplitData:

@@ -304,7 +304,7 @@ def test_least_privilege_of_the_rendered_charts(gitops_repo):
         r"image: *\"?([^\s\"]+)", "\n".join(yaml.safe_dump(d) for d in model_docs + argocd_docs)
     )
     images += [values["image"]["repository"]]
-    from mlops_assets.components.config import KubeflowConfig
+    from mlops_assets.core.config import KubeflowConfig
     from mlops_assets.kubeflow.pipeline import image
 
     images.append(image(KubeflowConfig()))
@@ -334,7 +334,7 @@ def test_the_serving_limits_reach_the_server_and_the_grace_period_matches(gitops
     assert spec["terminationGracePeriodSeconds"] == 50
     for doc in tuned:
         validate(doc)
-    from mlops_assets.components.config import ServingConfig
+    from mlops_assets.core.config import ServingConfig
     from mlops_assets.serving.limits import limits_of
 
     limits = limits_of(ServingConfig(), env)  # what the server makes of them
@@ -368,7 +368,7 @@ def test_the_inference_log_is_turned_on_by_the_chart(gitops_repo):
     )
     for doc in docs:
         validate(doc)
-    from mlops_assets.components.config import InferenceLogConfig
+    from mlops_assets.core.config import InferenceLogConfig
     from mlops_assets.serving.inference_log import log_settings_of
 
     settings = log_settings_of(InferenceLogConfig(), env)  # what the server makes of them
@@ -459,7 +459,7 @@ def test_the_dagster_external_secrets_cover_every_secret_the_dagster_values_name
     named = {s["name"] for s in deployment["envSecrets"]}
     named |= {s["name"] for s in values["runLauncher"]["config"]["k8sRunLauncher"]["envSecrets"]}
     named.add(values["global"]["postgresqlSecretName"])
-    from mlops_assets.components.config import GitOpsSecrets
+    from mlops_assets.core.config import GitOpsSecrets
 
     named.add(GitOpsSecrets().token_secret)
     named.add(GitOpsSecrets().read_token_secret)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+from mlops_assets.datasets.tabular.catalog import load_catalog
+from mlops_assets.datasets.tabular.split import SPLITS, read_split_ids
 from mlops_assets.definitions import build_definitions
 from mlops_assets.demo.digits_data import seed_digits
-from mlops_assets.kinds.tabular.catalog import load_catalog
-from mlops_assets.kinds.tabular.split import SPLITS, read_split_ids
 from mlops_assets.storage import Layout
 
 LAYOUT = Layout("digits")

@@ -19,10 +19,10 @@ import pytest
 from conftest import BIN, clean_env
 from tcp_proxy import TcpProxy
 
+from mlops_assets.datasets.tabular.catalog import load_catalog
+from mlops_assets.datasets.tabular.split import read_split_ids, version_batches
 from mlops_assets.definitions import build_definitions
 from mlops_assets.demo.digits_data import seed_digits, synthetic_batch, to_bytes
-from mlops_assets.kinds.tabular.catalog import load_catalog
-from mlops_assets.kinds.tabular.split import read_split_ids, version_batches
 from mlops_assets.resources import build_storage
 from mlops_assets.settings import load_settings
 from mlops_assets.storage import Layout

@@ -13,9 +13,9 @@ from model_servers import ask
 from scipy.stats import binomtest
 
 from mlops_assets.cli.monitor import drifted  # the traffic command's shift of the digits
-from mlops_assets.components.config import GateConfig
+from mlops_assets.core.config import GateConfig
+from mlops_assets.datasets.tabular.split import read_split
 from mlops_assets.demo.digits_data import seed_digits
-from mlops_assets.kinds.tabular.split import read_split
 from mlops_assets.mlops.evaluate import gate
 from mlops_assets.mlops.significance import compare, mcnemar, paired_bootstrap
 from mlops_assets.registry import ModelRegistry

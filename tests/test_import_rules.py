@@ -1,9 +1,9 @@
 """The package's walls, read from its syntax tree (docs/architecture.md, "Packages").
 
-`mlops/` (the MLOps half), `monitoring/` and `pipeline/` (what every kind shares) import no dataset
+`mlops/` (the MLOps half), `monitoring/` and `core/` (what every kind shares) import no dataset
 kind; a kind imports no other kind; only the kind registry, the CLI's demo commands and
 the demo data name a kind's package; no comparison with a kind's name is left outside
-`kinds/`.
+`datasets/`.
 """
 
 from __future__ import annotations
@@ -18,21 +18,34 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "mlops_assets"
 KIND_PACKAGES = sorted(
-    p.name for p in (PACKAGE / "kinds").iterdir() if p.is_dir() and (p / "__init__.py").exists()
+    p.name for p in (PACKAGE / "datasets").iterdir() if p.is_dir() and (p / "__init__.py").exists()
 )
 # what a kind may import from the project (besides its own package)
 KIND_MAY_IMPORT = (
-    "mlops_assets.components",
     "mlops_assets.errors",
     "mlops_assets.mlops",
-    "mlops_assets.model_input",
+    "mlops_assets.datasets.model_input",
     "mlops_assets.models",
-    "mlops_assets.pipeline",
+    "mlops_assets.core",
     "mlops_assets.registry",
     "mlops_assets.settings",
     "mlops_assets.storage",
 )
-MAY_NAME_A_KIND = ("mlops_assets.kinds", "mlops_assets.cli", "mlops_assets.demo")
+# the composition root: the component types (and the CLI's demo commands, the demo data)
+MAY_NAME_A_KIND = (
+    "mlops_assets.datasets",
+    "mlops_assets.components",
+    "mlops_assets.cli",
+    "mlops_assets.demo",
+)
+# what the bottom layer may import: itself and the leaves below it
+BOTTOM_MAY_IMPORT = (
+    "mlops_assets.core",
+    "mlops_assets.errors",
+    "mlops_assets.settings",
+    "mlops_assets.storage",
+    "mlops_assets.models",
+)
 
 
 def module_name(path: Path) -> str:
@@ -66,19 +79,21 @@ def violations(module: str, imported: set[str]) -> list[str]:
     for name in sorted(imported):
         if (
             within(module, "mlops_assets.mlops") or within(module, "mlops_assets.monitoring")
-        ) and within(name, "mlops_assets.kinds"):
+        ) and within(name, "mlops_assets.datasets"):
             broken.append(f"{module} (the MLOps half) imports the kind module {name}")
         if within(module, "mlops_assets.mlops") and within(name, "mlops_assets.monitoring"):
             broken.append(
                 f"{module} (the gate) imports the production wing's {name}; take it through "
-                "pipeline/production.py's interface"
+                "core/production.py's interface"
             )
-        if within(module, "mlops_assets.pipeline") and (
-            within(name, "mlops_assets.kinds") or within(name, "mlops_assets.mlops")
+        if (
+            within(module, "mlops_assets.core")
+            and name != "mlops_assets"
+            and not any(within(name, p) for p in BOTTOM_MAY_IMPORT)
         ):
-            broken.append(f"{module} (below every kind) imports {name}")
+            broken.append(f"{module} (the bottom layer) imports {name}, which sits above it")
         for kind in KIND_PACKAGES:
-            own = f"mlops_assets.kinds.{kind}"
+            own = f"mlops_assets.datasets.{kind}"
             if within(module, own):
                 if within(name, own) or any(within(name, p) for p in KIND_MAY_IMPORT):
                     continue
@@ -89,7 +104,7 @@ def violations(module: str, imported: set[str]) -> list[str]:
 
 
 def kind_names() -> set[str]:
-    from mlops_assets.kinds import kinds
+    from mlops_assets.datasets import kinds
 
     return {n for cls in kinds().values() for n in (cls.kind, cls.contract_kind)}
 
@@ -123,23 +138,26 @@ def test_no_branch_on_a_kind_outside_the_kinds():
     found = [
         f"{path.relative_to(PACKAGE.parent)}:{line}"
         for path in package_modules()
-        if "kinds" not in path.relative_to(PACKAGE).parts
+        if "datasets" not in path.relative_to(PACKAGE).parts
         for line in kind_comparisons(path.read_text(), names)
     ]
-    assert not found, f"kind comparisons outside mlops_assets/kinds/: {found}"
+    assert not found, f"kind comparisons outside mlops_assets/datasets/: {found}"
 
 
 @pytest.mark.parametrize(
     "module, source",
     [
-        ("mlops_assets.mlops.train", "from mlops_assets.kinds.lsfb.shards import lsfb_split"),
-        ("mlops_assets.mlops.train", "import mlops_assets.kinds.tabular.rows"),
-        ("mlops_assets.mlops.validate", "from ..kinds.tabular import dataset"),
-        ("mlops_assets.mlops.train", "def f():\n    from mlops_assets.kinds import kind"),
-        ("mlops_assets.pipeline.report", "from mlops_assets.mlops.train import run_train"),
-        ("mlops_assets.kinds.lsfb.stages", "from mlops_assets.kinds.tabular.rows import x"),
-        ("mlops_assets.kinds.tabular.clean", "from mlops_assets.serving.app import app"),
-        ("mlops_assets.serving.app", "from mlops_assets.kinds.lsfb.contract import x"),
+        ("mlops_assets.mlops.train", "from mlops_assets.datasets.lsfb.shards import lsfb_split"),
+        ("mlops_assets.mlops.train", "import mlops_assets.datasets.tabular.rows"),
+        ("mlops_assets.mlops.validate", "from ..datasets.tabular import dataset"),
+        ("mlops_assets.mlops.train", "def f():\n    from mlops_assets.datasets import kind"),
+        ("mlops_assets.core.report", "from mlops_assets.mlops.train import run_train"),
+        ("mlops_assets.core.spec", "from mlops_assets.components.use_case import UseCase"),
+        ("mlops_assets.core.kind", "def f():\n    from mlops_assets.monitoring import shadow"),
+        ("mlops_assets.datasets.tabular.clean", "from mlops_assets.components.tabular import x"),
+        ("mlops_assets.datasets.lsfb.clean", "from mlops_assets.datasets.tabular.rows import x"),
+        ("mlops_assets.datasets.tabular.clean", "from mlops_assets.serving.app import app"),
+        ("mlops_assets.serving.app", "from mlops_assets.datasets.lsfb.contract import x"),
         ("mlops_assets.mlops.validate", "def f():\n    from mlops_assets.monitoring import shadow"),
     ],
 )
@@ -151,10 +169,10 @@ def test_the_rules_catch_a_forbidden_import(module, source):
 def test_the_rules_allow_what_a_kind_needs():
     source = (
         "from mlops_assets.mlops.train import run_train\n"
-        "from mlops_assets.pipeline.steps import step_key\n"
-        "from mlops_assets.kinds.tabular.rows import parse_batch\n"
+        "from mlops_assets.core.steps import step_key\n"
+        "from mlops_assets.datasets.tabular.rows import parse_batch\n"
     )
-    assert not violations("mlops_assets.kinds.tabular.clean", imports(source, "x"))
+    assert not violations("mlops_assets.datasets.tabular.clean", imports(source, "x"))
     assert kind_comparisons('if dataset.kind == "lsfb_isol":\n    pass\n', kind_names())
 
 

@@ -13,10 +13,10 @@ import dagster as dg
 import pytest
 from conftest import count_aws_requests, digits_with, use_case_definitions
 
+from mlops_assets.datasets.tabular.acquire import run_acquire
+from mlops_assets.datasets.tabular.catalog import load_catalog, segment_names
+from mlops_assets.datasets.tabular.landing_index import read_markers
 from mlops_assets.demo.digits_data import seed_digits
-from mlops_assets.kinds.tabular.acquire import run_acquire
-from mlops_assets.kinds.tabular.catalog import load_catalog, segment_names
-from mlops_assets.kinds.tabular.landing_index import read_markers
 from mlops_assets.storage import Layout, ObjectStorage
 
 LAYOUT = Layout("digits")
@@ -229,7 +229,7 @@ def test_an_older_root_is_migrated_on_first_use(storage):
 def test_a_migration_cut_short_is_finished_by_the_next_use(local_env):
     """Killed after writing some markers and the first segment, before removing the old
     files: the next acquire finishes it, and no batch is cataloged twice."""
-    from mlops_assets.kinds.tabular.catalog import migrate_catalog
+    from mlops_assets.datasets.tabular.catalog import migrate_catalog
     from mlops_assets.storage.local import LocalStorage
 
     storage = LocalStorage(root=str(local_env / ".mlops"))
@@ -261,7 +261,7 @@ def test_a_new_dataset_version_writes_only_the_new_batch(storage):
     """Version 2 is version 1's part files plus the new batch's: the old parts are not
     written again, the split checks hold, and the id is a content hash (cut again from
     scratch, the same batches give the same id)."""
-    from mlops_assets.kinds.tabular.split import SPLITS, read_split_ids, split_files
+    from mlops_assets.datasets.tabular.split import SPLITS, read_split_ids, split_files
 
     seed_digits(storage, 5, [1, 2])
     with dg.instance_for_test() as instance:
@@ -300,7 +300,7 @@ def test_a_version_from_before_parts_is_the_base_of_the_next(local_env):
     every earlier test row."""
     import pandas as pd
 
-    from mlops_assets.kinds.tabular.split import SPLITS, read_split, split_files, version_batches
+    from mlops_assets.datasets.tabular.split import SPLITS, read_split, split_files, version_batches
     from mlops_assets.storage.local import LocalStorage
 
     storage = LocalStorage(root=str(local_env / ".mlops"))
@@ -360,10 +360,10 @@ def stages(storage: ObjectStorage, only: str = "") -> dict[str, Counter]:
     """acquire (lexical), observe, clean, transform and split (or those named in `only`),
     each one's calls counted."""
     from mlops_assets.components.tree import load_use_case
-    from mlops_assets.kinds.tabular.clean import run_clean
-    from mlops_assets.kinds.tabular.observe import run_observe
-    from mlops_assets.kinds.tabular.split import run_split
-    from mlops_assets.kinds.tabular.transform import run_transform
+    from mlops_assets.datasets.tabular.clean import run_clean
+    from mlops_assets.datasets.tabular.observe import run_observe
+    from mlops_assets.datasets.tabular.split import run_split
+    from mlops_assets.datasets.tabular.transform import run_transform
 
     uc = load_use_case("digits")
     steps = {
@@ -403,8 +403,8 @@ def test_each_dataops_stage_costs_what_was_cataloged_since_its_cursor(counted):
 def test_a_batch_cataloged_twice_is_processed_once(storage):
     """A repaired acquire can catalog a batch again in a later segment: observe's dataset
     profile, clean and the dataset version count it once."""
-    from mlops_assets.kinds.tabular.catalog import append_segment
-    from mlops_assets.kinds.tabular.split import version_batches
+    from mlops_assets.datasets.tabular.catalog import append_segment
+    from mlops_assets.datasets.tabular.split import version_batches
 
     land(storage, partitioned(1, 2))
     stages(storage)
@@ -428,7 +428,7 @@ def test_a_segment_with_a_batch_not_transformed_waits_whole(storage):
     """Split takes whole catalog segments: one with a batch not transformed yet waits, with
     the segments after it, and is taken once, whole, when it is transformed."""
     from mlops_assets.components.tree import load_use_case
-    from mlops_assets.kinds.tabular.split import run_split, version_batches
+    from mlops_assets.datasets.tabular.split import run_split, version_batches
 
     uc = load_use_case("digits")
     land(storage, partitioned(1, 2))
@@ -459,7 +459,7 @@ def test_clean_cut_short_keeps_its_rows_and_an_old_root_keeps_finding_duplicates
     duplicates when run again; a root from before cursors and row markers gets them on
     its first run, and a row landed again is still a duplicate of the first."""
     from mlops_assets.components.tree import load_use_case
-    from mlops_assets.kinds.tabular.clean import run_clean
+    from mlops_assets.datasets.tabular.clean import run_clean
 
     uc = load_use_case("digits")
     land(storage, partitioned(1, 2))
@@ -491,7 +491,7 @@ def test_clean_cut_short_keeps_its_rows_and_an_old_root_keeps_finding_duplicates
 def test_two_acquires_at_once_take_different_segments(storage, monkeypatch):
     """The sequence number is claimed by a create-if-absent write: a run that lost the race
     (its view of the catalog's end was stale) takes the next number."""
-    from mlops_assets.kinds.tabular import catalog
+    from mlops_assets.datasets.tabular import catalog
 
     first = catalog.append_segment(storage, LAYOUT, [{"batch_id": "a"}])
     second = catalog.append_segment(storage, LAYOUT, [{"batch_id": "b"}])

@@ -114,7 +114,7 @@ MIXED_ROUND_TRIP = """
 import json, sys
 import numpy as np
 from mlops_assets.models.keras_sequence import KerasSequenceClassifier
-from mlops_assets.pipeline.split_data import SplitData
+from mlops_assets.core.split_data import SplitData
 
 rng = np.random.default_rng(0)
 y = rng.integers(0, 4, 500)
@@ -187,7 +187,7 @@ if backend == "tensorflow":
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np
 from mlops_assets.models.keras_sequence import KerasSequenceClassifier
-from mlops_assets.pipeline.split_data import SplitData
+from mlops_assets.core.split_data import SplitData
 
 rng = np.random.default_rng(0)
 y = rng.integers(0, 4, 512)
@@ -238,8 +238,8 @@ def test_training_is_data_parallel_over_two_emulated_devices(backend):
 
 
 def test_parameters_for_an_accelerator_apply_only_where_there_is_one(monkeypatch):
+    from mlops_assets.core.split_data import SplitData
     from mlops_assets.models import keras_sequence
-    from mlops_assets.pipeline.split_data import SplitData
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(64, 4, 3)).astype("float32"), rng.integers(0, 2, 64)

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import dagster as dg
 
-from mlops_assets.pipeline.kind import DatasetKind
+from mlops_assets.core.kind import DatasetKind
 
 
 class GridDataset(DatasetKind, dg.Model, dg.Resolvable):
@@ -49,14 +49,14 @@ def install(tmp_path, monkeypatch, entries: str) -> None:
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: grid-kind\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(
-        "[mlops_assets.kinds]\n" + textwrap.dedent(entries).strip() + "\n"
+        "[mlops_assets.datasets]\n" + textwrap.dedent(entries).strip() + "\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
 
 
 @pytest.fixture(autouse=True)
 def fresh_registry():
-    from mlops_assets.kinds import kinds
+    from mlops_assets.datasets import kinds
 
     kinds.cache_clear()
     yield
@@ -73,9 +73,9 @@ def test_a_plugin_kind_is_found_and_serves_its_contract(tmp_path, monkeypatch):
         tabular = grid_kind:Impostor
         """,
     )
-    from mlops_assets.kinds import kind, kind_for_contract, kinds
-    from mlops_assets.kinds.tabular import TabularDataset
-    from mlops_assets.model_input import to_model_input
+    from mlops_assets.datasets import kind, kind_for_contract, kinds
+    from mlops_assets.datasets.model_input import to_model_input
+    from mlops_assets.datasets.tabular import TabularDataset
 
     assert kind("grid").__name__ == "GridDataset"
     assert kinds()["tabular"] is TabularDataset  # a plug-in never replaces a built-in kind
@@ -87,14 +87,14 @@ def test_a_plugin_kind_is_found_and_serves_its_contract(tmp_path, monkeypatch):
 
 def test_an_entry_point_that_is_not_a_kind_is_refused(tmp_path, monkeypatch):
     install(tmp_path, monkeypatch, "broken = grid_kind:NOT_A_KIND")
-    from mlops_assets.kinds import kinds
+    from mlops_assets.datasets import kinds
 
     with pytest.raises(TypeError, match="broken = grid_kind:NOT_A_KIND is not a DatasetKind"):
         kinds()
 
 
 def test_an_unknown_contract_kind_is_a_contract_error():
-    from mlops_assets.model_input import ContractError, to_model_input
+    from mlops_assets.datasets.model_input import ContractError, to_model_input
 
     with pytest.raises(ContractError, match="unknown request contract kind 'pickle'"):
         to_model_input({"kind": "pickle", "version": 1}, {})

@@ -140,7 +140,7 @@ def test_compiled_pipeline_loads_back_and_asks_for_the_gpu_on_train(tmp_path):
 
 
 def test_no_gpu_request_when_the_yaml_asks_for_none(tmp_path):
-    from mlops_assets.components.config import KubeflowConfig, PodPlacement
+    from mlops_assets.core.config import KubeflowConfig, PodPlacement
     from mlops_assets.kubeflow.pipeline import compile_pipeline
 
     path = compile_pipeline(
@@ -179,7 +179,7 @@ def test_cluster_client_sends_the_given_token_or_the_pods_projected_one(tmp_path
     host set, kfp only authenticates with what `credentials()` hands it."""
     from conftest import json_api
 
-    from mlops_assets.components.config import KubeflowConfig
+    from mlops_assets.core.config import KubeflowConfig
     from mlops_assets.kubeflow.backend import _client
 
     def healthz(path: str) -> tuple[int, dict]:

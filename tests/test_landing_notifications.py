@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from conftest import count_aws_requests, digits_with, use_case_definitions
 
 from mlops_assets.cli import main
+from mlops_assets.datasets.tabular.catalog import load_catalog
 from mlops_assets.demo.digits_data import seed_digits
-from mlops_assets.kinds.tabular.catalog import load_catalog
 from mlops_assets.storage import Layout
 
 LAYOUT = Layout("digits")
@@ -200,7 +200,7 @@ def test_a_tick_lost_after_its_request_is_redelivered_under_the_same_run_key(
     messages are deleted."""
     import time
 
-    from mlops_assets.kinds.tabular import notifications
+    from mlops_assets.datasets.tabular import notifications
 
     monkeypatch.setattr(notifications, "VISIBILITY_SECONDS", 1)
     seed_digits(storage, 5, [1, 2])

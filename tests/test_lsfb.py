@@ -19,8 +19,8 @@ from conftest import REPO, clean_env, git_log, model_server
 from http_source import serve_folder
 
 from mlops_assets.cli import main
+from mlops_assets.datasets.lsfb import LsfbUseCase
 from mlops_assets.demo.lsfb_data import generate
-from mlops_assets.kinds.lsfb import LsfbUseCase
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.resources import environment_definitions
 from mlops_assets.settings import load_settings
@@ -256,7 +256,7 @@ def clip_request(storage, clips: pd.DataFrame, clip_id: str) -> list:
 
 
 def _test_shards(storage, layout, manifest):
-    from mlops_assets.kinds.lsfb.shards import read_shards
+    from mlops_assets.datasets.lsfb.shards import read_shards
 
     return read_shards(storage, manifest["splits"]["test"]["shards"])
 
@@ -264,8 +264,8 @@ def _test_shards(storage, layout, manifest):
 def test_interrupted_download_resumes_without_refetching_or_keeping_truncated_files(
     dataset, source, local_env, storage, tmp_path
 ):
-    from mlops_assets.kinds.lsfb.dataset import LsfbDataset
-    from mlops_assets.kinds.lsfb.download import DownloadError, download
+    from mlops_assets.datasets.lsfb.dataset import LsfbDataset
+    from mlops_assets.datasets.lsfb.download import DownloadError, download
 
     config = LsfbDataset(poses="raw", retries=1, max_parallel_connections=4)
     victim = f"poses_raw/left_hand/{dataset.instances[5]}.npy"
@@ -296,8 +296,8 @@ def test_interrupted_download_resumes_without_refetching_or_keeping_truncated_fi
 
 
 def test_a_truncated_file_is_retried_and_lands_whole(dataset, source, tmp_path):
-    from mlops_assets.kinds.lsfb.dataset import LsfbDataset
-    from mlops_assets.kinds.lsfb.download import download
+    from mlops_assets.datasets.lsfb.dataset import LsfbDataset
+    from mlops_assets.datasets.lsfb.download import download
 
     victim = f"poses_raw/pose/{dataset.instances[0]}.npy"
     source.truncate[victim] = 1
@@ -317,9 +317,10 @@ def test_malformed_metadata_and_pose_files_are_named(
 ):
     import shutil
 
-    from mlops_assets.kinds.lsfb.dataset import LsfbDataset
-    from mlops_assets.kinds.lsfb.download import MetadataError, read_metadata
-    from mlops_assets.kinds.lsfb.stages import run_acquire, run_clean
+    from mlops_assets.datasets.lsfb.acquire import run_acquire
+    from mlops_assets.datasets.lsfb.clean import run_clean
+    from mlops_assets.datasets.lsfb.dataset import LsfbDataset
+    from mlops_assets.datasets.lsfb.download import MetadataError, read_metadata
 
     broken = tmp_path / "broken"
     shutil.copytree(dataset.root, broken)
@@ -429,8 +430,8 @@ def test_dataops_on_s3_gives_the_dataset_version_of_the_local_default(
 ):
     """The same five stages on the moto S3 server and on a folder: same dataset version,
     same quarantine, and a second pass on S3 stores nothing again."""
-    from mlops_assets.kinds.lsfb import stages
-    from mlops_assets.kinds.lsfb.dataset import LsfbDataset
+    from mlops_assets.datasets.lsfb import acquire, clean, split, transform
+    from mlops_assets.datasets.lsfb.dataset import LsfbDataset
     from mlops_assets.resources import build_storage
 
     config = LsfbDataset(poses="raw", top_n=12, shard_size=64)
@@ -442,13 +443,13 @@ def test_dataops_on_s3_gives_the_dataset_version_of_the_local_default(
             request.getfixturevalue(f"{where}_env")
             monkeypatch.setenv("MLOPS_CACHE_DIR", str(tmp_path / f"cache-{where}"))
             storage = build_storage(load_settings())
-            first = stages.run_acquire(storage, layout, config, lambda *_: None)
+            first = acquire.run_acquire(storage, layout, config, lambda *_: None)
             assert first.new and first.stored == 3 * len(dataset.instances)
-            again = stages.run_acquire(storage, layout, config, lambda *_: None)
+            again = acquire.run_acquire(storage, layout, config, lambda *_: None)
             assert not again.new and again.stored == 0
-            quarantined[where] = set(stages.run_clean(storage, layout, config).quarantined["id"])
-            stages.run_transform(storage, layout, config)
-            versions[where] = stages.run_split(storage, layout, config)["dataset_version"]
+            quarantined[where] = set(clean.run_clean(storage, layout, config).quarantined["id"])
+            transform.run_transform(storage, layout, config)
+            versions[where] = split.run_split(storage, layout, config)["dataset_version"]
             assert storage.uri("").startswith("s3://" if where == "s3" else "/")
     assert versions["local"] == versions["s3"]
     assert quarantined["local"] == quarantined["s3"] == {*dataset.empty, *dataset.all_missing}
@@ -458,8 +459,9 @@ def test_a_new_release_reads_only_the_clips_it_adds(dataset, tmp_path, monkeypat
     import json
     import shutil
 
-    from mlops_assets.kinds.lsfb.dataset import LsfbDataset
-    from mlops_assets.kinds.lsfb.stages import run_acquire, run_observe
+    from mlops_assets.datasets.lsfb.acquire import run_acquire
+    from mlops_assets.datasets.lsfb.dataset import LsfbDataset
+    from mlops_assets.datasets.lsfb.observe import run_observe
 
     config = LsfbDataset(poses="raw")
     layout = Layout("lsfb")

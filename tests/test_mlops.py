@@ -129,8 +129,8 @@ def test_failed_training_leaves_no_version(storage):
 
 
 def test_same_data_params_and_seed_give_the_same_model(storage):
-    from mlops_assets.components.config import GateConfig, ModelConfig
-    from mlops_assets.kinds.tabular.dataset import TabularDataset
+    from mlops_assets.core.config import GateConfig, ModelConfig
+    from mlops_assets.datasets.tabular.dataset import TabularDataset
     from mlops_assets.mlops.train import run_train
     from mlops_assets.mlops.validate import run_validate
     from mlops_assets.storage import Layout

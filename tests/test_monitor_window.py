@@ -90,7 +90,7 @@ def test_the_monitor_lists_and_reads_the_summaries_of_its_window_only(storage, l
 
 
 def test_the_rollback_decision_lists_its_lookback_only(storage, listed):
-    from mlops_assets.components.config import RollbackConfig
+    from mlops_assets.core.config import RollbackConfig
     from mlops_assets.monitoring.rollback import LOOKBACK_HOURS, decide_rollback
 
     now = datetime(2026, 12, 5, 12, 30, tzinfo=UTC)

@@ -20,9 +20,9 @@ from model_servers import ask
 from scipy.stats import binomtest
 
 from mlops_assets.cli import main
+from mlops_assets.datasets.tabular.split import read_split
 from mlops_assets.definitions import build_definitions
 from mlops_assets.demo.digits_data import seed_digits
-from mlops_assets.kinds.tabular.split import read_split
 from mlops_assets.serving.app import create_app
 from mlops_assets.serving.inference_log import InferenceLog, LogSettings
 from mlops_assets.serving.limits import Limits

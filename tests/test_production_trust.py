@@ -139,7 +139,7 @@ def test_a_log_file_speaks_only_for_its_folder_and_what_git_deployed(storage, gi
 def test_no_summary_later_than_now_decides_a_rollback(storage):
     """A summary dated 2099 (written into the bucket, or by a row the digest once took) made
     v1 look 'served last', so a v2 failing every request was never rolled back."""
-    from mlops_assets.components.config import RollbackConfig
+    from mlops_assets.core.config import RollbackConfig
     from mlops_assets.monitoring.rollback import decide_rollback
 
     served = {"rows": 300, "errors": 0, "labelled": 0, "correct": 0, "requests": 300}
@@ -227,8 +227,8 @@ def test_a_rollback_acts_only_on_what_git_deploys_and_a_moved_champion(local_env
     were. Before, the older version was committed even when the alias did not move."""
     from conftest import plain_release
 
-    from mlops_assets.components.config import DeployConfig, GateConfig, ModelConfig
-    from mlops_assets.kinds.tabular.dataset import TabularDataset
+    from mlops_assets.core.config import DeployConfig, GateConfig, ModelConfig
+    from mlops_assets.datasets.tabular.dataset import TabularDataset
     from mlops_assets.mlops.deploy import RollbackRefused, auto_rollback, run_deploy
     from mlops_assets.mlops.release import run_release
     from mlops_assets.mlops.train import run_train
@@ -416,8 +416,8 @@ def test_a_landing_name_that_is_not_utf8_is_quarantined_and_blocks_no_other(loca
     """Before, the name's `encode()` outside the per-file path failed every acquire."""
     import os
 
+    from mlops_assets.datasets.tabular.acquire import run_acquire
     from mlops_assets.demo.digits_data import seed_digits
-    from mlops_assets.kinds.tabular.acquire import run_acquire
     from mlops_assets.storage.local import LocalStorage
 
     storage = LocalStorage(root=str(local_env / ".mlops"))
@@ -533,9 +533,9 @@ def test_forged_logs_and_a_duplicated_id_change_nothing_through_the_runs(
     can stand behind), and says why, one line a file."""
     import dagster as dg
 
+    from mlops_assets.datasets.tabular.split import read_split
     from mlops_assets.definitions import build_definitions
     from mlops_assets.demo.digits_data import seed_digits
-    from mlops_assets.kinds.tabular.split import read_split
     from mlops_assets.registry import ModelRegistry
     from mlops_assets.serving.loader import load_from_registry
 

@@ -27,7 +27,7 @@ def listed_paths() -> list[str]:
 
 def test_every_listed_path_exists():
     paths = listed_paths()
-    assert "mlops_assets/kinds/tabular/" in paths
+    assert "mlops_assets/datasets/tabular/" in paths
     missing = [p for p in paths if not (REPO / p).exists()]
     assert not missing, f"README lists what the tree does not have: {missing}"
 

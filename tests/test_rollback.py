@@ -15,9 +15,9 @@ from conftest import uvicorn_thread
 from model_servers import ask
 
 from mlops_assets.cli.monitor import drifted  # the traffic command's shift of the digits
+from mlops_assets.datasets.tabular.split import read_split
 from mlops_assets.definitions import build_definitions
 from mlops_assets.demo.digits_data import seed_digits
-from mlops_assets.kinds.tabular.split import read_split
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.serving.app import create_app
 from mlops_assets.serving.inference_log import InferenceLog, LogSettings
@@ -148,7 +148,7 @@ def test_a_regressed_deploy_is_rolled_back_through_git(storage, monkeypatch, git
 def test_the_error_rate_alone_decides_and_an_older_version_is_a_persons_rollback(storage):
     from datetime import UTC, datetime
 
-    from mlops_assets.components.config import RollbackConfig
+    from mlops_assets.core.config import RollbackConfig
     from mlops_assets.monitoring.rollback import decide_rollback
 
     layout = Layout("digits")

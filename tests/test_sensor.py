@@ -71,8 +71,8 @@ def test_1500_new_files_in_one_tick(storage):
 
 def test_files_already_ingested_launch_nothing(storage):
     """A sensor turned on over a landing zone the demo already ingested stays quiet."""
+    from mlops_assets.datasets.tabular.acquire import run_acquire
     from mlops_assets.demo.digits_data import seed_digits
-    from mlops_assets.kinds.tabular.acquire import run_acquire
     from mlops_assets.storage import Layout
 
     seed_digits(storage, 5, [1, 2])

@@ -32,7 +32,7 @@ def server(released):
 def test_predictions_equal_the_models_own(server, released):
     import tritonclient.http as httpclient
 
-    from mlops_assets.kinds.tabular.split import read_split
+    from mlops_assets.datasets.tabular.split import read_split
     from mlops_assets.registry import ModelRegistry
     from mlops_assets.serving.loader import load_from_registry
     from mlops_assets.storage import Layout

@@ -280,7 +280,7 @@ def test_health_is_answered_while_the_worst_request_runs():
 
 
 def test_settings_come_from_the_yaml_and_the_environment():
-    from mlops_assets.components.config import ServingConfig
+    from mlops_assets.core.config import ServingConfig
     from mlops_assets.serving.limits import limits_of
     from mlops_assets.settings import SettingsError
 

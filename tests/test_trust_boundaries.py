@@ -62,8 +62,8 @@ def _tamper(storage, version: int, artifact: bytes, adapter: str) -> None:
 
 
 def test_stored_metadata_never_chooses_the_code_that_loads_a_model(local_env, tmp_path):
-    from mlops_assets.components.config import DeployConfig, GateConfig, ModelConfig
-    from mlops_assets.kinds.tabular.dataset import TabularDataset
+    from mlops_assets.core.config import DeployConfig, GateConfig, ModelConfig
+    from mlops_assets.datasets.tabular.dataset import TabularDataset
     from mlops_assets.mlops.deploy import run_deploy
     from mlops_assets.mlops.train import run_train
     from mlops_assets.mlops.validate import run_validate
@@ -140,7 +140,7 @@ def test_metadata_rewritten_alone_is_refused_by_its_hash_in_the_values_file(loca
     with pytest.raises(ModelLoadError, match="metadata.json has sha256 .* refusing"):
         load_from_uri(model["uri"], model["sha256"], **trusted)
     # the pipeline does not launder it into git either, and the check says what happened
-    from mlops_assets.components.config import DeployConfig
+    from mlops_assets.core.config import DeployConfig
     from mlops_assets.gitops.repository import GitOpsError
     from mlops_assets.mlops.consistency import compare
     from mlops_assets.mlops.deploy import run_deploy
@@ -155,7 +155,7 @@ def test_metadata_rewritten_alone_is_refused_by_its_hash_in_the_values_file(loca
 
 
 def test_the_yaml_names_only_registered_adapters():
-    from mlops_assets.components.config import ModelConfig
+    from mlops_assets.core.config import ModelConfig
 
     assert ModelConfig(adapter="mlops_assets.models.sklearn_svc:SklearnSVC").adapter == (
         "sklearn_svc"
@@ -439,10 +439,10 @@ def test_two_acquires_at_once_both_land_their_batches(local_env):
     what it found, and a third run finds none missing."""
     import threading
 
+    from mlops_assets.datasets.tabular.acquire import run_acquire
+    from mlops_assets.datasets.tabular.catalog import load_catalog
+    from mlops_assets.datasets.tabular.landing_index import read_markers
     from mlops_assets.demo.digits_data import seed_digits
-    from mlops_assets.kinds.tabular.acquire import run_acquire
-    from mlops_assets.kinds.tabular.catalog import load_catalog
-    from mlops_assets.kinds.tabular.landing_index import read_markers
     from mlops_assets.storage import Layout
 
     storage, layout = _scheduled_storage(local_env / ".mlops"), Layout("digits")
@@ -485,9 +485,9 @@ def test_a_landing_file_that_cannot_be_ingested_never_blocks_the_others(local_en
     retries them nor reports them again until they change."""
     import os
 
+    from mlops_assets.datasets.tabular.acquire import run_acquire
+    from mlops_assets.datasets.tabular.landing_index import read_markers
     from mlops_assets.demo.digits_data import seed_digits
-    from mlops_assets.kinds.tabular.acquire import run_acquire
-    from mlops_assets.kinds.tabular.landing_index import read_markers
     from mlops_assets.storage import Layout
     from mlops_assets.storage.local import LocalStorage
 
@@ -527,7 +527,7 @@ def test_a_landing_file_that_cannot_be_ingested_never_blocks_the_others(local_en
 def test_a_forged_dataset_manifest_reads_nothing_outside_its_use_case(tmp_path):
     """A manifest is data: one naming another use case's files, or bases that loop, is
     refused with the manifest named, and a well-formed chain still reads."""
-    from mlops_assets.kinds.tabular.split import ManifestError, split_files
+    from mlops_assets.datasets.tabular.split import ManifestError, split_files
     from mlops_assets.storage import Layout
     from mlops_assets.storage.local import LocalStorage
 

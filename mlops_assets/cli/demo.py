@@ -16,8 +16,8 @@ from mlops_assets.settings import env, load_settings
 @main.command()
 def demo() -> None:
     """Seed the landing zone when empty and run the whole digits pipeline."""
+    from mlops_assets.datasets.tabular.landing import is_ignored
     from mlops_assets.demo.digits_data import seed_digits
-    from mlops_assets.kinds.tabular.landing import is_ignored
 
     ensure_dagster_home()
     storage = storage_of_settings()
@@ -61,8 +61,8 @@ def _dataops_steps(storage, use_case: str) -> list[str] | None:
     """All DataOps steps, or only acquire (which reports that nothing is new) when every
     landing file is ingested and every batch is in the current dataset version: the other
     steps would be skipped, and Dagster would warn that their blocking check said nothing."""
-    from mlops_assets.kinds.tabular.catalog import catalog_state
-    from mlops_assets.kinds.tabular.landing import new_landing_files
+    from mlops_assets.datasets.tabular.catalog import catalog_state
+    from mlops_assets.datasets.tabular.landing import new_landing_files
     from mlops_assets.storage import Layout
 
     layout = Layout(use_case)

@@ -32,7 +32,7 @@ def setup_notifications(use_case: str, queue_name: str | None, dry_run: bool) ->
     """Make the bucket send s3:ObjectCreated:* events of the landing prefix to an SQS queue
     (created if absent, with a policy that lets only this bucket send to it), for
     `discovery: notifications`. Other notifications of the bucket are kept."""
-    from mlops_assets.kinds.tabular.notifications import (
+    from mlops_assets.datasets.tabular.notifications import (
         bucket_notification,
         queue_policy,
         sqs_client,

@@ -1,5 +1,5 @@
-"""What every use-case component shares: the base component and its common settings.
-
-The component types a `defs.yaml` names live with their dataset kind:
-`mlops_assets.kinds.tabular.TabularUseCase`, `mlops_assets.kinds.lsfb.LsfbUseCase`.
+"""The component types a `defs.yaml` names (`type:`), where `dg` looks for them
+(`registry_modules = ["mlops_assets.components.*"]`): the base `UseCase` with its common
+settings (`use_case`, `config`), and one type per dataset kind, `tabular.TabularUseCase`
+and `lsfb.LsfbUseCase`, each the Dagster side of its kind in `mlops_assets.datasets`.
 """

@@ -1,7 +1,7 @@
 """The use-case component base: one `defs.yaml` becomes the asset graph of a use case.
 
 Each dataset kind subclasses it with its own `dataset:` model (and any settings only it
-has): `mlops_assets.kinds.tabular.TabularUseCase`, `mlops_assets.kinds.lsfb.LsfbUseCase`.
+has): `mlops_assets.components.tabular.TabularUseCase`, `mlops_assets.components.lsfb.LsfbUseCase`.
 The base builds what every kind shares (the MLOps half, the jobs, the schedules) and asks
 the kind for the rest. A new project is a new YAML file; `dg list defs` and `dg check
 yaml` work on it. What the environment decides (the executor, a sensor interval, whether
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from pydantic import Field, field_validator
 
-from mlops_assets.components.config import (
+from mlops_assets.core.config import (
     DeployConfig,
     GateConfig,
     InferenceLogConfig,
@@ -30,13 +30,13 @@ from mlops_assets.components.config import (
     SensorConfig,
     ServingConfig,
 )
+from mlops_assets.core.kind import DatasetKind
+from mlops_assets.core.spec import UseCaseSpec
+from mlops_assets.core.steps import step_key
 from mlops_assets.mlops.assets import build_mlops_assets
 from mlops_assets.mlops.consistency import build_consistency_check
 from mlops_assets.mlops.sensor import build_new_dataset_sensor
 from mlops_assets.monitoring.assets import build_monitoring
-from mlops_assets.pipeline.kind import DatasetKind
-from mlops_assets.pipeline.spec import UseCaseSpec
-from mlops_assets.pipeline.steps import step_key
 from mlops_assets.settings import Settings, load_settings
 
 

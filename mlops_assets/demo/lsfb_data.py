@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlops_assets.kinds.lsfb.dataset import LANDMARK_COUNTS
+from mlops_assets.datasets.lsfb.dataset import LANDMARK_COUNTS
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from kfp import compiler, dsl, kubernetes
 from kfp.dsl import Metrics, Output
 
 from mlops_assets import __version__
-from mlops_assets.components.config import KubeflowConfig, PodPlacement
+from mlops_assets.core.config import KubeflowConfig, PodPlacement
 from mlops_assets.settings import env
 
 DEFAULT_IMAGE = "ghcr.io/mlops-assets/mlops-assets"

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlops_assets.components.config import ModelConfig
-from mlops_assets.kinds import kind as dataset_kind
+from mlops_assets.core.config import ModelConfig
+from mlops_assets.datasets import kind as dataset_kind
 from mlops_assets.models import load_adapter
 from mlops_assets.resources import build_storage
 from mlops_assets.settings import load_settings

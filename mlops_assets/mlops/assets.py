@@ -9,12 +9,12 @@ from typing import Any
 
 import dagster as dg
 
+from mlops_assets.core.report import md_table
+from mlops_assets.core.spec import UseCaseSpec
+from mlops_assets.core.steps import MLOPS_STEPS, step_key
 from mlops_assets.gitops.resource import GitOpsResource
 from mlops_assets.mlops.deploy import RollbackRefused, auto_rollback, run_deploy
 from mlops_assets.mlops.validate_report import validation_metadata
-from mlops_assets.pipeline.report import md_table
-from mlops_assets.pipeline.spec import UseCaseSpec
-from mlops_assets.pipeline.steps import MLOPS_STEPS, step_key
 from mlops_assets.storage import Layout, ObjectStorage
 
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import dagster as dg
 
+from mlops_assets.core.report import md_table
+from mlops_assets.core.steps import step_key
 from mlops_assets.gitops.resource import GitOpsResource
-from mlops_assets.pipeline.report import md_table
-from mlops_assets.pipeline.steps import step_key
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.storage import ObjectStorage
 

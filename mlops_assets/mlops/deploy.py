@@ -6,7 +6,7 @@ the next run after the remote was down, deploys what is champion then.
 
 from __future__ import annotations
 
-from mlops_assets.components.config import DeployConfig
+from mlops_assets.core.config import DeployConfig
 from mlops_assets.errors import MlopsError
 from mlops_assets.gitops.repository import DeployRequest, DeployResult, GitOpsError, ImageRequest
 from mlops_assets.gitops.resource import GitOpsResource

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlops_assets.components.config import GateConfig
+from mlops_assets.core.config import GateConfig
 from mlops_assets.mlops.significance import Comparison
 
 if TYPE_CHECKING:
-    from mlops_assets.pipeline.split_data import SplitData
+    from mlops_assets.core.split_data import SplitData
 
 
 def evaluate(

@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlops_assets.components.config import ModelConfig
+from mlops_assets.core.config import ModelConfig
+from mlops_assets.core.kind import DatasetKind
 from mlops_assets.errors import MlopsError
 from mlops_assets.mlops.code_version import code_version
 from mlops_assets.mlops.evaluate import predict_split
 from mlops_assets.models import load_adapter
-from mlops_assets.pipeline.kind import DatasetKind
 from mlops_assets.storage import Layout, ObjectStorage
 
 if TYPE_CHECKING:
-    from mlops_assets.pipeline.split_data import SplitData
+    from mlops_assets.core.split_data import SplitData
 
 CANDIDATE = "candidate.json"
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from mlops_assets.components.config import GateConfig
+from mlops_assets.core.config import GateConfig
+from mlops_assets.core.kind import DatasetKind
+from mlops_assets.core.production import ProductionSamples
 from mlops_assets.mlops.evaluate import evaluate, gate, predict_split
 from mlops_assets.mlops.significance import compare
 from mlops_assets.mlops.train import CANDIDATE, current_dataset, record_outcome
 from mlops_assets.models import AdapterMismatchError, check_stored_adapter, load_adapter
-from mlops_assets.pipeline.kind import DatasetKind
-from mlops_assets.pipeline.production import ProductionSamples
 from mlops_assets.registry import ArtifactIntegrityError, ModelRegistry
 from mlops_assets.storage import Layout, ObjectStorage
 

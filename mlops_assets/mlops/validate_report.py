@@ -4,7 +4,7 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_assets.pipeline.report import heatmap, md_table
+from mlops_assets.core.report import heatmap, md_table
 
 MAX_TABLE_CLASSES = 20
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mlops_assets.errors import MlopsError
 
 if TYPE_CHECKING:
-    from mlops_assets.pipeline.split_data import SplitData
+    from mlops_assets.core.split_data import SplitData
 
 ENTRY_POINT_GROUP = "mlops_assets.adapters"
 """Installed packages may add adapters here (`name = "package.module:Class"`)."""

@@ -1,7 +1,7 @@
 """A Keras sequence classifier over fixed-length landmark frames, on any Keras backend.
 
 Masked frames (zero padding) are skipped by a bidirectional GRU. Training reads
-ready batches from the split (`pipeline/batches.py`: numpy, no tf.data), stops
+ready batches from the split (`core/batches.py`: numpy, no tf.data), stops
 early on the validation loss and keeps the best weights. On a GPU it trains in
 mixed precision; on CPU in float32. The backend is the use case's
 `model.keras_backend` (TensorFlow by default); the artifact is the native `.keras`
@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from mlops_assets.core.batches import Batches
 from mlops_assets.models.data_parallel import replica_devices, replicated
 from mlops_assets.models.keras_backend import accelerators
 from mlops_assets.models.keras_backend import keras as _keras
-from mlops_assets.pipeline.batches import Batches
 
 
 class KerasSequenceClassifier:

@@ -12,13 +12,13 @@ from typing import Any
 
 import dagster as dg
 
+from mlops_assets.core.report import md_table
+from mlops_assets.core.spec import UseCaseSpec
+from mlops_assets.core.steps import step_key
 from mlops_assets.gitops.resource import GitOpsResource
 from mlops_assets.monitoring.provenance import read_deployed
 from mlops_assets.monitoring.rollout_status import read_rollout, reading_enabled
 from mlops_assets.monitoring.sensors import build_retrain_trigger, build_rollback_trigger
-from mlops_assets.pipeline.report import md_table
-from mlops_assets.pipeline.spec import UseCaseSpec
-from mlops_assets.pipeline.steps import step_key
 from mlops_assets.storage import Layout, ObjectStorage
 
 

@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from mlops_assets.components.config import MonitorConfig
+from mlops_assets.core.config import MonitorConfig
+from mlops_assets.core.drift import psi
+from mlops_assets.core.kind import DatasetKind
 from mlops_assets.monitoring.digest import (
     DigestResult,
     digest_new,
@@ -26,8 +28,6 @@ from mlops_assets.monitoring.digest import (
     merge_version,
 )
 from mlops_assets.monitoring.provenance import DeployedVersions
-from mlops_assets.pipeline.drift import psi
-from mlops_assets.pipeline.kind import DatasetKind
 from mlops_assets.registry import ModelRegistry, UnknownVersionError
 from mlops_assets.serving.inference_log import row_summary  # what the server logs
 from mlops_assets.storage import Layout, ObjectStorage

@@ -6,9 +6,9 @@ from typing import Any
 
 import dagster as dg
 
+from mlops_assets.core.report import bar_plot, md_table
 from mlops_assets.monitoring.checks import Verdict
 from mlops_assets.monitoring.monitor import MonitorReport
-from mlops_assets.pipeline.report import bar_plot, md_table
 
 
 def monitor_metadata(report: MonitorReport, verdicts: list[Verdict], retrain: str) -> dict:

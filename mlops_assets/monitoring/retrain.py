@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from mlops_assets.core.spec import UseCaseSpec
 from mlops_assets.monitoring.digest import labelled_since
-from mlops_assets.pipeline.spec import UseCaseSpec
 from mlops_assets.storage import Layout, ObjectStorage, safe_key
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from mlops_assets.components.config import RollbackConfig
+from mlops_assets.core.config import RollbackConfig
 from mlops_assets.monitoring.digest import hour_of, hour_summaries, merge_version
 from mlops_assets.monitoring.rollout_status import RolloutState
 from mlops_assets.registry import ModelRegistry

@@ -10,7 +10,7 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_assets.pipeline.spec import UseCaseSpec
+from mlops_assets.core.spec import UseCaseSpec
 from mlops_assets.storage import ObjectStorage
 
 IN_PROGRESS = [

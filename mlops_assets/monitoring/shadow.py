@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from mlops_assets.pipeline.production import ProductionSample
+from mlops_assets.core.production import ProductionSample
 from mlops_assets.registry import ModelRegistry, UnknownVersionError
 from mlops_assets.storage import Layout, ObjectStorage
 

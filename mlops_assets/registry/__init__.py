@@ -1,6 +1,6 @@
 """The model registry on the project's storage (a folder or S3)."""
 
-from mlops_assets.registry.registry import (
+from mlops_assets.registry.store import (
     ArtifactIntegrityError,
     ModelRegistry,
     ReleaseResult,

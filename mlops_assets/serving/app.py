@@ -33,7 +33,7 @@ from prometheus_client import (
 )
 
 from mlops_assets import __version__
-from mlops_assets.model_input import ContractError, to_model_input
+from mlops_assets.datasets.model_input import ContractError, to_model_input
 from mlops_assets.serving.batching import Batcher, PredictError
 from mlops_assets.serving.inference_log import InferenceLog
 from mlops_assets.serving.limits import Limits

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-from mlops_assets.components.config import ServingConfig
+from mlops_assets.core.config import ServingConfig
 from mlops_assets.settings import overridden
 
 PREFIX = "MLOPS_SERVING_"

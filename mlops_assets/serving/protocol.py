@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from mlops_assets.model_input import allows_missing
+from mlops_assets.datasets.model_input import allows_missing
 
 
 class TooLarge(ValueError):

@@ -1,0 +1,374 @@
+"""The five DataOps assets of a use case, built from its component settings.
+
+One function builds each asset; the bodies are thin: the work lives in the stage modules
+(`acquire`, `observe`, ...), those that run pandas imported inside the bodies.
+"""
+
+from time import perf_counter
+from typing import Any
+
+import dagster as dg
+
+from mlops_assets.core.report import md_table
+from mlops_assets.core.spec import UseCaseSpec
+from mlops_assets.core.steps import DATAOPS_STEPS, step_key
+from mlops_assets.datasets.tabular.acquire import run_acquire
+from mlops_assets.datasets.tabular.catalog import catalog_state
+from mlops_assets.datasets.tabular.config import TabularBlocks
+from mlops_assets.storage import Layout, ObjectStorage
+
+
+class AcquireRunConfig(dg.Config):
+    files: list[str] = []
+    """Storage keys of the landing files to look at (the notifications sensor names them);
+    empty: find what is new by listing."""
+
+
+class ObserveRunConfig(dg.Config):
+    full: bool = False
+    """Drift of every row after the reference batches, not just the new ones (the
+    re-observation schedule sets it)."""
+
+
+def build_dataops_assets(spec: UseCaseSpec, uc: TabularBlocks) -> list[dg.AssetsDefinition]:
+    """`spec`'s DataOps assets, with the tabular blocks of its YAML (`uc`)."""
+    return [
+        acquire_asset(spec, uc),
+        observe_asset(spec, uc),
+        clean_asset(spec, uc),
+        transform_asset(spec, uc),
+        split_asset(spec, uc),
+    ]
+
+
+def check(
+    key: dict[str, dg.AssetKey], step: str, check_name: str, description: str, **kw: Any
+) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(check_name, asset=key[step], description=description, **kw)
+
+
+def acquire_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
+    """New landing files into raw/, content-addressed; what cannot land is quarantined."""
+    name = spec.name
+    layout = Layout(name)
+    landing = uc.landing
+    key = {step: step_key(name, step) for step in DATAOPS_STEPS}
+    common = {**spec.common("dataops"), "kinds": {"pandas"}}
+
+    @dg.asset(
+        key=key["acquire"],
+        description=f"New files of {landing}/ ingested into raw/{name}/, content-addressed.",
+        output_required=False,
+        check_specs=[
+            check(
+                key,
+                "acquire",
+                "landing_names_safe",
+                "Every new landing file was ingested: a name outside the landing zone, an "
+                "unreadable or oversized file is quarantined with its reason instead.",
+            )
+        ],
+        **common,
+    )
+    def acquire(
+        context: dg.AssetExecutionContext, config: AcquireRunConfig, storage: ObjectStorage
+    ):
+        started = perf_counter()
+
+        result = run_acquire(
+            storage,
+            layout,
+            landing,
+            context.run.run_id,
+            uc.dataset.max_file_bytes,
+            # without a list of files, a notifications zone is caught up by listing it
+            "listing" if uc.dataset.discovery == "notifications" else uc.dataset.discovery,
+            files=config.files or None,
+        )
+        for name_, reason in result.refused:
+            context.log.error(f"quarantined landing file {name_!r}: {reason}")
+        yield dg.AssetCheckResult(
+            check_name="landing_names_safe",
+            passed=not result.refused,
+            description=(
+                f"{len(result.refused)} landing file(s) quarantined: "
+                + "; ".join(f"{n}: {r}" for n, r in result.refused)
+                if result.refused
+                else "every new landing file was ingested"
+            ),
+            metadata={"refused": [n for n, _ in result.refused]},
+        )
+
+        state = catalog_state(storage, layout)
+        latest = storage.read_json(layout.dataset_latest, default={})
+        if not result.new and (not state or latest.get("catalog") == state):
+            context.log.info(
+                f"Nothing new in {storage.uri(landing)}: {result.landing_files} landing files "
+                "changed, all ingested before, and the dataset holds every batch. "
+                "Downstream steps are skipped."
+            )
+            return
+        if not result.new:
+            context.log.info("No new files; ingested batches are still to process.")
+        yield dg.MaterializeResult(
+            data_version=dg.DataVersion(state),
+            metadata={
+                "new_batches": dg.MetadataValue.md(
+                    md_table(
+                        ["batch", "file", "bytes"],
+                        [(b["batch_id"], b["source"], b["bytes"]) for b in result.new],
+                    )
+                    if result.new
+                    else "nothing new"
+                ),
+                "new_batch_ids": [b["batch_id"] for b in result.new],
+                "landing_files": result.landing_files,
+                "raw_location": dg.MetadataValue.path(storage.uri(f"raw/{name}")),
+                "compute_seconds": perf_counter() - started,
+            },
+        )
+
+    return acquire
+
+
+def observe_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
+    """Profile, contract and drift of the new batches."""
+    name = spec.name
+    layout = Layout(name)
+    dataset = uc.dataset
+    key = {step: step_key(name, step) for step in DATAOPS_STEPS}
+    common = {**spec.common("dataops"), "kinds": {"pandas"}}
+
+    @dg.asset(
+        key=key["observe"],
+        deps=[key["acquire"]],
+        description="Profile of the new batches and the whole dataset, and drift vs the reference.",
+        check_specs=[
+            check(
+                key,
+                "observe",
+                "schema_matches_contract",
+                "Every new file parses and has exactly the contract's columns.",
+            ),
+            check(
+                key,
+                "observe",
+                "labels_in_range",
+                f"Every label of the new rows is in {dataset.label.min}..{dataset.label.max}.",
+            ),
+            check(
+                key,
+                "observe",
+                "drift_below_threshold",
+                f"PSI of every feature below {uc.observe.drift_threshold}.",
+            ),
+        ],
+        **common,
+    )
+    def observe(
+        context: dg.AssetExecutionContext, config: ObserveRunConfig, storage: ObjectStorage
+    ):
+        started = perf_counter()
+        from mlops_assets.datasets.tabular.observe import run_observe
+        from mlops_assets.datasets.tabular.observe_report import observe_metadata
+
+        result = run_observe(storage, layout, dataset, uc.observe, full=config.full)
+        metadata, checks = observe_metadata(result, dataset, uc.observe)
+        for rejected in result.rejected:
+            context.log.error(f"quarantined whole file {rejected['file']}: {rejected['reason']}")
+        metadata["compute_seconds"] = perf_counter() - started
+        return dg.MaterializeResult(metadata=metadata, check_results=checks)
+
+    return observe
+
+
+def clean_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
+    """The rows that satisfy the contract; the rest quarantined with their reasons."""
+    name = spec.name
+    layout = Layout(name)
+    dataset = uc.dataset
+    key = {step: step_key(name, step) for step in DATAOPS_STEPS}
+    common = {**spec.common("dataops"), "kinds": {"pandas"}}
+
+    @dg.asset(
+        key=key["clean"],
+        deps=[key["observe"]],
+        description=f"Rows satisfying the contract; the rest in quarantine/{name}/ with reasons.",
+        check_specs=[
+            check(
+                key,
+                "clean",
+                "clean_rows_satisfy_contract",
+                "Every clean row is complete, in range, labelled and unique.",
+                blocking=True,
+            )
+        ],
+        **common,
+    )
+    def clean(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        started = perf_counter()
+        import pandas as pd
+
+        from mlops_assets.datasets.tabular.clean import STAGE, contract_violations, run_clean
+
+        result = run_clean(storage, layout, dataset)
+        frames = [
+            storage.read_parquet(layout.staged(STAGE, b["batch_id"], "parquet"))
+            for b in result.batches
+        ]
+        problems = contract_violations(pd.concat(frames), dataset) if frames else []
+        reasons = _quarantine_examples(storage, layout, result.batches)
+        return dg.MaterializeResult(
+            metadata={
+                "batches": dg.MetadataValue.md(
+                    md_table(
+                        ["file", "batch", "rows", "clean", "quarantined", "rejected file"],
+                        [
+                            (
+                                b["file"],
+                                b["batch_id"],
+                                b["rows"],
+                                b["clean"],
+                                b["quarantined"],
+                                b["rejected"] or "-",
+                            )
+                            for b in result.batches
+                        ],
+                    )
+                    if result.batches
+                    else "no new batches"
+                ),
+                "rows_clean": sum(b["clean"] for b in result.batches),
+                "rows_quarantined": result.quarantined_rows,
+                "files_quarantined": sum(1 for b in result.batches if b["rejected"]),
+                "quarantine_examples": dg.MetadataValue.md(reasons or "none"),
+                "quarantine_location": dg.MetadataValue.path(storage.uri(f"quarantine/{name}")),
+                "compute_seconds": perf_counter() - started,
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="clean_rows_satisfy_contract",
+                    passed=not problems,
+                    description="; ".join(problems) or "every clean row satisfies the contract",
+                )
+            ],
+        )
+
+    return clean
+
+
+def transform_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
+    """Features scaled to float32, with a stable row id."""
+    name = spec.name
+    layout = Layout(name)
+    dataset = uc.dataset
+    key = {step: step_key(name, step) for step in DATAOPS_STEPS}
+    common = {**spec.common("dataops"), "kinds": {"pandas"}}
+
+    @dg.asset(
+        key=key["transform"],
+        deps=[key["clean"]],
+        description=f"Features as float32 divided by {dataset.scale:g}, with a stable row id.",
+        **common,
+    )
+    def transform(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        started = perf_counter()
+        from mlops_assets.datasets.tabular.transform import run_transform
+
+        processed = run_transform(storage, layout, dataset)
+        return dg.MaterializeResult(
+            metadata={
+                "batches_transformed": len(processed),
+                "rows_transformed": sum(p["rows"] for p in processed),
+                "compute_seconds": perf_counter() - started,
+            }
+        )
+
+    return transform
+
+
+def split_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
+    """train/val/test by a stable hash of the row id: the dataset version."""
+    name = spec.name
+    layout = Layout(name)
+    dataset = uc.dataset
+    key = {step: step_key(name, step) for step in DATAOPS_STEPS}
+    common = {**spec.common("dataops"), "kinds": {"pandas"}}
+
+    @dg.asset(
+        key=key["split"],
+        deps=[key["transform"]],
+        description=(
+            f"train/val/test ({uc.split.train:g}/{uc.split.val:g}/{uc.split.test:g}) by a stable "
+            "hash of the row id; the dataset version is the Dagster data version."
+        ),
+        check_specs=[
+            check(
+                key,
+                "split",
+                "no_row_in_two_splits",
+                "No row id appears in two splits.",
+                blocking=True,
+            ),
+            check(
+                key,
+                "split",
+                "test_set_keeps_earlier_rows",
+                "The test set contains every row of the previous dataset version's test set.",
+                blocking=True,
+            ),
+        ],
+        **common,
+    )
+    def split(context: dg.AssetExecutionContext, storage: ObjectStorage):
+        started = perf_counter()
+        from mlops_assets.datasets.tabular.split import run_split
+        from mlops_assets.datasets.tabular.split_report import split_metadata
+
+        result = run_split(storage, layout, dataset, uc.split)
+        metadata, checks = split_metadata(storage, layout, result, dataset)
+        metadata["compute_seconds"] = perf_counter() - started
+        context.log.info(f"dataset version {result.version} ({metadata['dagster/row_count']} rows)")
+        return dg.MaterializeResult(
+            data_version=dg.DataVersion(result.version), metadata=metadata, check_results=checks
+        )
+
+    return split
+
+
+def _quarantine_examples(storage: ObjectStorage, layout: Layout, batches: list[dict]) -> str:
+
+    rows = []
+    for batch in batches:
+        if batch["rejected"]:
+            rows.append((batch["file"], "-", batch["rejected"]))
+        elif batch["quarantined"]:
+            frame = storage.read_parquet(
+                layout.quarantine(batch["batch_id"], "rows.parquet"),
+                columns=["row_number", "reason"],
+            )
+            rows += [(batch["file"], n, r) for n, r in frame.head(10).itertuples(index=False)]
+    return md_table(["file", "row", "reason"], rows[:30]) if rows else ""
+
+
+def reobserve_definitions(spec: UseCaseSpec, uc: TabularBlocks) -> tuple[list, list]:
+    """A job that re-observes all of the data for drift, and its daily schedule."""
+    running = spec.running
+    job = dg.define_asset_job(
+        f"{spec.name}_reobserve",
+        selection=dg.AssetSelection.assets(step_key(spec.name, "observe")),
+        description=f"Re-observes all of {spec.name}'s data for drift against the reference.",
+        config={"ops": {f"{spec.name}__observe": {"config": {"full": True}}}},
+        tags=spec.run_tags("dataops"),
+    )
+    schedule = dg.ScheduleDefinition(
+        name=f"{spec.name}_reobserve_schedule",
+        job=job,
+        cron_schedule=uc.reobserve_cron,
+        execution_timezone=spec.schedules.timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING
+        if running
+        else dg.DefaultScheduleStatus.STOPPED,
+        description="Full re-observation of the data for drift.",
+    )
+    return [job], [schedule]

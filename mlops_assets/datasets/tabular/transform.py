@@ -1,0 +1,58 @@
+"""transform: stateless, per-row formatting; nothing here is fitted on data.
+
+Features become float32 divided by a fixed constant, and each row gets an id
+derived from its batch and its content, so the same row always has the same id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+
+from mlops_assets.datasets.tabular.catalog import advance_cursor, new_segments, read_cursor
+from mlops_assets.datasets.tabular.config import TabularData
+from mlops_assets.datasets.tabular.contract import scale_rows
+from mlops_assets.storage import Layout, ObjectStorage
+
+STAGE = "transform"
+
+
+def row_id(batch_id: str, content_hash: str) -> str:
+    return hashlib.blake2b(f"{batch_id}:{content_hash}".encode(), digest_size=8).hexdigest()
+
+
+def transform_frame(clean: pd.DataFrame, batch_id: str, dataset: TabularData) -> pd.DataFrame:
+    columns = dataset.features.columns
+    # the function the model server applies to a request's rows (model_input.py)
+    out = pd.DataFrame(scale_rows(clean[columns].to_numpy(), dataset.scale), columns=columns)
+    out.insert(0, "row_id", [row_id(batch_id, h) for h in clean["content_hash"]])
+    out[dataset.label.column] = clean[dataset.label.column].astype("int64").to_numpy()
+    return out
+
+
+def run_transform(storage: ObjectStorage, layout: Layout, dataset: TabularData) -> list[dict]:
+    """Transform each batch cataloged since transform's cursor and cleaned; returns batch_id
+    and rows per batch. The cursor stops before the first batch not cleaned yet."""
+    start = read_cursor(storage, layout, STAGE).get("segment", "")
+    processed = []
+    done_through = start
+    waiting = False
+    for segment, batches in new_segments(storage, layout, start):
+        for batch in batches:
+            batch_id = batch["batch_id"]
+            output = layout.staged(STAGE, batch_id, "parquet")
+            if storage.exists(output):
+                continue
+            cleaned = layout.staged("clean", batch_id, "parquet")
+            if not storage.exists(cleaned):
+                waiting = True
+                continue
+            out = transform_frame(storage.read_parquet(cleaned), batch_id, dataset)
+            storage.write_parquet(output, out)
+            processed.append({"batch_id": batch_id, "file": batch["source"], "rows": len(out)})
+        if not waiting:
+            done_through = segment
+    if done_through != start:
+        advance_cursor(storage, layout, STAGE, {"segment": done_through})
+    return processed
