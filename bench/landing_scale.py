@@ -35,7 +35,7 @@ MEASURE = r"""
 import json, sys, time
 what, discovery = sys.argv[1], sys.argv[2]
 import dagster as dg, yaml
-from mlops_assets.datasets.tabular import TabularUseCase
+from mlops_assets.components.tabular import TabularUseCase
 from mlops_assets.resources import build_storage, environment_definitions
 from mlops_assets.settings import load_settings
 from mlops_assets.storage import Layout
@@ -63,7 +63,7 @@ if what == "tick":
     detail = {"new_files": int(result.run_requests[0].tags["mlops/new_files"])
               if result.run_requests else 0, "definitions_load_seconds": loaded}
 elif what in ("split", "stages"):
-    from mlops_assets.datasets.tabular import TabularUseCase
+    from mlops_assets.components.tabular import TabularUseCase
     from mlops_assets.datasets.tabular.clean import run_clean
     from mlops_assets.datasets.tabular.observe import run_observe
     from mlops_assets.datasets.tabular.split import run_split

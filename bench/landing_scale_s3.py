@@ -50,7 +50,7 @@ def _definitions(discovery: str, queue_url: str = ""):
     import dagster as dg
     import yaml
 
-    from mlops_assets.datasets.tabular import TabularUseCase
+    from mlops_assets.components.tabular import TabularUseCase
     from mlops_assets.resources import environment_definitions
     from mlops_assets.settings import load_settings
 

@@ -54,7 +54,7 @@ def digits_with(training: dict | None = None, **blocks: dict):
 
     import yaml
 
-    from mlops_assets.datasets.tabular import TabularUseCase
+    from mlops_assets.components.tabular import TabularUseCase
 
     attributes = copy.deepcopy(
         yaml.safe_load((REPO / "mlops_assets/defs/digits/defs.yaml").read_text())["attributes"]

@@ -49,7 +49,7 @@ def install(tmp_path, monkeypatch, entries: str) -> None:
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: grid-kind\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(
-        "[mlops_assets.datasets]\n" + textwrap.dedent(entries).strip() + "\n"
+        "[mlops_assets.kinds]\n" + textwrap.dedent(entries).strip() + "\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
 

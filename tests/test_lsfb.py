@@ -19,7 +19,7 @@ from conftest import REPO, clean_env, git_log, model_server
 from http_source import serve_folder
 
 from mlops_assets.cli import main
-from mlops_assets.datasets.lsfb import LsfbUseCase
+from mlops_assets.components.lsfb import LsfbUseCase
 from mlops_assets.demo.lsfb_data import generate
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.resources import environment_definitions
