@@ -321,7 +321,6 @@ class Settings:
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read the settings, failing with the variable's name when one is wrong."""
-    environ = os.environ if environ is None else environ
     read = read_environment(environ)
     kind = read.MLOPS_ENV
     cluster = kind == "k8s"  # a branch deployment on the cluster keeps the cluster's checks

@@ -11,3 +11,8 @@ STEPS = (*DATAOPS_STEPS, *MLOPS_STEPS)
 
 def step_key(use_case: str, step: str) -> dg.AssetKey:
     return dg.AssetKey([use_case, step])
+
+
+def step_keys(use_case: str, steps: tuple[str, ...]) -> dict[str, dg.AssetKey]:
+    """Each of `steps` -> its asset key."""
+    return {step: step_key(use_case, step) for step in steps}

@@ -11,7 +11,7 @@ import dagster as dg
 
 from mlops_assets.core.report import md_table
 from mlops_assets.core.spec import UseCaseSpec
-from mlops_assets.core.steps import MLOPS_STEPS, step_key
+from mlops_assets.core.steps import MLOPS_STEPS, step_keys
 from mlops_assets.gitops.resource import GitOpsResource
 from mlops_assets.mlops.deploy import RollbackRefused, auto_rollback, run_deploy
 from mlops_assets.mlops.validate_report import validation_metadata
@@ -50,7 +50,7 @@ def build_mlops_assets(uc: UseCaseSpec, split_key: dg.AssetKey) -> list[dg.Asset
 
 
 def _keys(uc: UseCaseSpec) -> dict[str, dg.AssetKey]:
-    return {step: step_key(uc.name, step) for step in MLOPS_STEPS}
+    return step_keys(uc.name, MLOPS_STEPS)
 
 
 def _cpu_op_tags(uc: UseCaseSpec) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import dagster as dg
 
 from mlops_assets.core.report import md_table
 from mlops_assets.core.spec import UseCaseSpec
-from mlops_assets.core.steps import step_key
+from mlops_assets.core.steps import step_key, step_keys
 from mlops_assets.gitops.resource import GitOpsResource
 from mlops_assets.monitoring.provenance import read_deployed
 from mlops_assets.monitoring.rollout_status import read_rollout, reading_enabled
@@ -23,7 +23,7 @@ from mlops_assets.storage import Layout, ObjectStorage
 
 
 def monitoring_keys(name: str) -> dict[str, dg.AssetKey]:
-    return {step: step_key(name, step) for step in ("inference_log", "feedback", "monitor")}
+    return step_keys(name, ("inference_log", "feedback", "monitor"))
 
 
 def build_monitoring(

@@ -12,7 +12,7 @@ import dagster as dg
 
 from mlops_assets.core.report import md_table
 from mlops_assets.core.spec import UseCaseSpec
-from mlops_assets.core.steps import step_key
+from mlops_assets.core.steps import DATAOPS_STEPS, step_keys
 from mlops_assets.datasets.lsfb.config import LsfbData
 from mlops_assets.datasets.lsfb.download import source_url
 from mlops_assets.datasets.lsfb.report import observe_metadata
@@ -30,6 +30,11 @@ def build_lsfb_dataops_assets(spec: UseCaseSpec, config: LsfbData) -> list[dg.As
     ]
 
 
+def _common(spec: UseCaseSpec) -> dict[str, Any]:
+    """What every LSFB DataOps asset shares: the stage's group, tags, owners; numpy."""
+    return {**spec.common("dataops"), "kinds": {"numpy"}}
+
+
 def check(
     key: dict[str, dg.AssetKey], step: str, check_name: str, description: str, **kw: Any
 ) -> dg.AssetCheckSpec:
@@ -39,8 +44,8 @@ def check(
 def acquire_asset(spec: UseCaseSpec, config: LsfbData) -> dg.AssetsDefinition:
     """The LSFB-ISOL snapshot fetched into raw/, resumable."""
     name, layout = spec.name, Layout(spec.name)
-    key = {s: step_key(name, s) for s in ("acquire", "observe", "clean", "transform", "split")}
-    common = {**spec.common("dataops"), "kinds": {"numpy"}}
+    key = step_keys(name, DATAOPS_STEPS)
+    common = _common(spec)
 
     @dg.asset(
         key=key["acquire"],
@@ -80,8 +85,8 @@ def acquire_asset(spec: UseCaseSpec, config: LsfbData) -> dg.AssetsDefinition:
 def observe_asset(spec: UseCaseSpec, config: LsfbData) -> dg.AssetsDefinition:
     """Profile of the clips, per split."""
     name, layout = spec.name, Layout(spec.name)
-    key = {s: step_key(name, s) for s in ("acquire", "observe", "clean", "transform", "split")}
-    common = {**spec.common("dataops"), "kinds": {"numpy"}}
+    key = step_keys(name, DATAOPS_STEPS)
+    common = _common(spec)
 
     @dg.asset(
         key=key["observe"],
@@ -115,8 +120,8 @@ def observe_asset(spec: UseCaseSpec, config: LsfbData) -> dg.AssetsDefinition:
 def clean_asset(spec: UseCaseSpec, config: LsfbData) -> dg.AssetsDefinition:
     """Landmarks filled, unusable clips quarantined with their reasons, rare signs dropped."""
     name, layout = spec.name, Layout(spec.name)
-    key = {s: step_key(name, s) for s in ("acquire", "observe", "clean", "transform", "split")}
-    common = {**spec.common("dataops"), "kinds": {"numpy"}}
+    key = step_keys(name, DATAOPS_STEPS)
+    common = _common(spec)
 
     @dg.asset(
         key=key["clean"],
@@ -182,8 +187,8 @@ def clean_asset(spec: UseCaseSpec, config: LsfbData) -> dg.AssetsDefinition:
 def transform_asset(spec: UseCaseSpec, config: LsfbData) -> dg.AssetsDefinition:
     """Clips as fixed-length float32 landmark sequences in shards."""
     name, layout = spec.name, Layout(spec.name)
-    key = {s: step_key(name, s) for s in ("acquire", "observe", "clean", "transform", "split")}
-    common = {**spec.common("dataops"), "kinds": {"numpy"}}
+    key = step_keys(name, DATAOPS_STEPS)
+    common = _common(spec)
 
     @dg.asset(
         key=key["transform"],
@@ -213,8 +218,8 @@ def transform_asset(spec: UseCaseSpec, config: LsfbData) -> dg.AssetsDefinition:
 def split_asset(spec: UseCaseSpec, config: LsfbData) -> dg.AssetsDefinition:
     """The signer-independent folds: the dataset version."""
     name, layout = spec.name, Layout(spec.name)
-    key = {s: step_key(name, s) for s in ("acquire", "observe", "clean", "transform", "split")}
-    common = {**spec.common("dataops"), "kinds": {"numpy"}}
+    key = step_keys(name, DATAOPS_STEPS)
+    common = _common(spec)
 
     @dg.asset(
         key=key["split"],

@@ -11,7 +11,7 @@ import dagster as dg
 
 from mlops_assets.core.report import md_table
 from mlops_assets.core.spec import UseCaseSpec
-from mlops_assets.core.steps import DATAOPS_STEPS, step_key
+from mlops_assets.core.steps import DATAOPS_STEPS, step_key, step_keys
 from mlops_assets.datasets.tabular.acquire import run_acquire
 from mlops_assets.datasets.tabular.catalog import catalog_state
 from mlops_assets.datasets.tabular.config import TabularBlocks
@@ -41,6 +41,11 @@ def build_dataops_assets(spec: UseCaseSpec, uc: TabularBlocks) -> list[dg.Assets
     ]
 
 
+def _common(spec: UseCaseSpec) -> dict[str, Any]:
+    """What every tabular DataOps asset shares: the stage's group, tags, owners; pandas."""
+    return {**spec.common("dataops"), "kinds": {"pandas"}}
+
+
 def check(
     key: dict[str, dg.AssetKey], step: str, check_name: str, description: str, **kw: Any
 ) -> dg.AssetCheckSpec:
@@ -52,8 +57,8 @@ def acquire_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
     name = spec.name
     layout = Layout(name)
     landing = uc.landing
-    key = {step: step_key(name, step) for step in DATAOPS_STEPS}
-    common = {**spec.common("dataops"), "kinds": {"pandas"}}
+    key = step_keys(name, DATAOPS_STEPS)
+    common = _common(spec)
 
     @dg.asset(
         key=key["acquire"],
@@ -136,8 +141,8 @@ def observe_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
     name = spec.name
     layout = Layout(name)
     dataset = uc.dataset
-    key = {step: step_key(name, step) for step in DATAOPS_STEPS}
-    common = {**spec.common("dataops"), "kinds": {"pandas"}}
+    key = step_keys(name, DATAOPS_STEPS)
+    common = _common(spec)
 
     @dg.asset(
         key=key["observe"],
@@ -187,8 +192,8 @@ def clean_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
     name = spec.name
     layout = Layout(name)
     dataset = uc.dataset
-    key = {step: step_key(name, step) for step in DATAOPS_STEPS}
-    common = {**spec.common("dataops"), "kinds": {"pandas"}}
+    key = step_keys(name, DATAOPS_STEPS)
+    common = _common(spec)
 
     @dg.asset(
         key=key["clean"],
@@ -262,8 +267,8 @@ def transform_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition
     name = spec.name
     layout = Layout(name)
     dataset = uc.dataset
-    key = {step: step_key(name, step) for step in DATAOPS_STEPS}
-    common = {**spec.common("dataops"), "kinds": {"pandas"}}
+    key = step_keys(name, DATAOPS_STEPS)
+    common = _common(spec)
 
     @dg.asset(
         key=key["transform"],
@@ -292,8 +297,8 @@ def split_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
     name = spec.name
     layout = Layout(name)
     dataset = uc.dataset
-    key = {step: step_key(name, step) for step in DATAOPS_STEPS}
-    common = {**spec.common("dataops"), "kinds": {"pandas"}}
+    key = step_keys(name, DATAOPS_STEPS)
+    common = _common(spec)
 
     @dg.asset(
         key=key["split"],
