@@ -8,7 +8,7 @@ is written to the moment the GitOps repository has the commit deploying the mode
 produced (or, if the gate rejects it, the moment the MLOps run has failed).
 Goal: at most the sensor interval plus 20 s. Writes JSON, prints a table.
 
-    uv run python bench/data_to_deploy.py [--intervals 30 5]
+    uv run python -m bench.data_to_deploy [--intervals 30 5]
 """
 
 from __future__ import annotations
@@ -25,13 +25,11 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.common import REPO, compile_bytecode, write_report
+
 BIN = Path(sys.executable).parent
-sys.path.insert(0, str(REPO / "bench"))
-from pipeline_overhead import compile_bytecode, machine  # noqa: E402
 
 RUNS = """{ runsOrError { ... on Runs { results { jobName status } } } }"""
 
@@ -174,12 +172,9 @@ def main() -> None:
         }
     report = {
         "benchmark": "data_to_deploy",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    write_report(args.out, report)
     for interval, r in results.items():
         print(
             f"interval {interval} s: new batch to deploy, median {r['median_new_batch_s']:.1f} s "

@@ -5,7 +5,7 @@ server with `mlops-assets serve` (uvicorn), sends single-row Open Inference Prot
 requests from a fixed number of client threads over keep-alive connections, and calls
 predict in process on the same rows. Writes JSON, prints a table.
 
-    uv run python bench/inference_latency.py [--requests 2000] [--concurrency 8]
+    uv run python -m bench.inference_latency [--requests 2000] [--concurrency 8]
 """
 
 from __future__ import annotations
@@ -14,17 +14,13 @@ import argparse
 import http.client
 import json
 import statistics
-import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline_overhead import REPO, compile_bytecode, machine
-
-sys.path.insert(0, str(REPO / "tests"))
-from conftest import clean_env, model_server, run_demo  # noqa: E402
+from bench.common import REPO, compile_bytecode, write_report
+from tests.support.processes import clean_env, model_server, run_demo
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -111,8 +107,6 @@ def main() -> None:
 
     report = {
         "benchmark": "inference_latency",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
         "requests": args.requests,
         "concurrency": args.concurrency,
         "http": {
@@ -133,8 +127,7 @@ def main() -> None:
             report["in_process"]["throughput_rps"] / report["http"]["throughput_rps"]
         ),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    write_report(args.out, report)
     print(f"{'':<12}{'p50 ms':>9}{'p99 ms':>9}{'rows/s':>10}")
     for name in ("http", "in_process"):
         r = report[name]

@@ -8,7 +8,7 @@ one-row requests; the two alternate and each cell repeats, and the medians are c
 (goal: p50 up and throughput down by at most 5% at concurrency 8). Writes JSON, prints a
 table.
 
-    uv run python bench/inference_log_overhead.py [--seconds 5] [--repeats 5]
+    uv run python -m bench.inference_log_overhead [--seconds 5] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -18,14 +18,11 @@ import json
 import statistics
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline_overhead import REPO, compile_bytecode, machine
-from serving_vs_mlserver import Server, ensure_wrk, wrk_run
-
-sys.path.insert(0, str(REPO / "tests"))
-from conftest import clean_env, free_port, run_demo  # noqa: E402
+from bench.common import REPO, compile_bytecode, write_report
+from bench.serving_vs_mlserver import Server, ensure_wrk, wrk_run
+from tests.support.processes import clean_env, free_port, run_demo
 
 CELLS = ((8, "c8-rows1"), (1, "c1-rows1"))
 
@@ -127,8 +124,6 @@ def main() -> None:
     }
     report = {
         "benchmark": "inference_log_overhead",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
         "seconds_per_run": args.seconds,
         "repeats": args.repeats,
         "records_logged": logged,
@@ -137,8 +132,7 @@ def main() -> None:
         "runs": runs,
         "goal": "at concurrency 8: p50 at most 1.05x, throughput at least 0.95x",
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    write_report(args.out, report)
     print(
         f"\n{'cell':<10} {'off req/s':>10} {'on req/s':>10} {'ratio':>7} "
         f"{'off p50':>9} {'on p50':>9} {'ratio':>7}"

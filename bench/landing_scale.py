@@ -11,7 +11,7 @@ new dataset version (split) over N batches plus 100 new, against only writing th
 rows; and, on a moto S3 server, the requests of one tick per mode (landing_scale_s3.py).
 Writes JSON; prints each figure with its ratio to the smallest size.
 
-    uv run python bench/landing_scale.py [--sizes 10000,100000,1000000] [--new 100]
+    uv run python -m bench.landing_scale [--sizes 10000,100000,1000000] [--new 100]
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ import os
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline_overhead import REPO, compile_bytecode, machine
+from bench.common import REPO, compile_bytecode, write_report
 
 ROW = "{pixels},{label}\n"
 HEADER = ",".join([f"pixel_{i}" for i in range(64)] + ["label"]) + "\n"
@@ -186,13 +185,11 @@ def split_history(root: Path, count: int, new: int, what: str, rows: int = 20) -
     import numpy as np
     import pandas as pd
 
+    from mlops_assets.components.tree import load_use_case
     from mlops_assets.datasets.tabular.profile import merge_profiles, profile_frame
     from mlops_assets.datasets.tabular.rows import to_numeric
     from mlops_assets.datasets.tabular.transform import transform_frame
     from mlops_assets.storage import Layout
-
-    sys.path.insert(0, str(REPO))
-    from mlops_assets.components.tree import load_use_case
 
     use_case = load_use_case("digits")
     dataset = use_case.dataset
@@ -363,7 +360,7 @@ def main() -> None:
         stages["ratio_to_smallest"] = stages["seconds"] / splits[0]["dataops_stages"]["seconds"]
     s3 = []
     if args.s3_ingested:
-        from landing_scale_s3 import measure as s3_requests
+        from bench.landing_scale_s3 import measure as s3_requests
 
         s3 = s3_requests(args.s3_ingested, args.new)
         for row in s3:
@@ -374,8 +371,6 @@ def main() -> None:
             )
     report = {
         "benchmark": "landing_scale",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
         "storage": "local",
         "results": results,
         "new_dataset_version": splits,
@@ -384,8 +379,7 @@ def main() -> None:
         "files, peak < 300 MB, each within 2x of its value at 10k; S3: notifications <= 5 "
         "requests per idle tick, lexical <= 3 LIST requests for 100 new files",
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    write_report(args.out, report)
     print(f"written to {args.out}")
     if args.plot:
         plot(report, Path(args.plot))

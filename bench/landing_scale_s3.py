@@ -17,9 +17,9 @@ import time
 import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.common import REPO
+
 CALLS: Counter[str] = Counter()
 
 

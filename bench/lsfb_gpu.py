@@ -14,7 +14,7 @@ else PyTorch; or --backend):
   - the same training on the CPU (a child process that hides the GPU), for the ratio.
 Imports neither Dagster nor anything that does, and downloads nothing. Prints one JSON.
 
-    python bench/lsfb_gpu.py [--clips 20000] [--epochs 3] [--backend jax] [--out FILE]
+    python -m bench.lsfb_gpu [--clips 20000] [--epochs 3] [--backend jax] [--out FILE]
         [--batches 128,1024,1024@0.004]   (a batch size, @ a learning rate other than 0.001)
 """
 
@@ -30,8 +30,7 @@ import tempfile
 from pathlib import Path
 from time import perf_counter
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench.common import REPO
 
 FRAMES, FEATURES, SIGNS = 32, 130, 500
 LSFB_MODEL = {"units": 128, "dense": 256, "dropout": 0.3, "learning_rate": 0.001}
@@ -233,10 +232,10 @@ def main() -> None:
         if args.cpu_clips:
             generate(small, args.cpu_clips, shard=1024, noise=args.noise)
             env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"}
-            command = [sys.executable, __file__, "--child", "--backend", backend]
+            command = [sys.executable, "-m", "bench.lsfb_gpu", "--child", "--backend", backend]
             command += ["--data", str(small), "--clips", str(args.cpu_clips)]
             command += ["--epochs", "2", "--batches", "128"]
-            done = subprocess.run(command, env=env, capture_output=True, text=True)
+            done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
             if done.returncode:
                 raise SystemExit(f"the CPU run failed:\n{done.stderr[-3000:]}")
             report["cpu"] = json.loads(done.stdout.strip().splitlines()[-1])

@@ -32,4 +32,4 @@ case " ${args[*]-} " in
   *" --out "*) ;;
   *) args+=(--out bench/results/lsfb_gpu.json) ;;
 esac
-exec "$PYTHON" bench/lsfb_gpu.py "${args[@]}"
+exec "$PYTHON" -m bench.lsfb_gpu "${args[@]}"

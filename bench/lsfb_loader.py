@@ -9,7 +9,7 @@ lsfb_pipeline.py and taken through clean, transform and split), each in its own 
   - streamed:  core/batches.py reading shards ahead with a 4,096-example window.
 Prints samples/s per epoch and the ratio to the baseline; writes JSON.
 
-    uv run python bench/lsfb_loader.py [--clips 20000] [--batch 128]
+    uv run python -m bench.lsfb_loader [--clips 20000] [--batch 128]
 """
 
 from __future__ import annotations
@@ -19,21 +19,17 @@ import json
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
-from pipeline_overhead import machine  # noqa: E402
+from bench.common import REPO, write_report
 
 MODES = ("tfdata", "memory", "streamed")
 
 
 def prepare(work: Path, clips: int) -> None:
-    from lsfb_pipeline import config
-    from lsfb_pipeline import prepare as acquire
-
+    from bench.lsfb_pipeline import config
+    from bench.lsfb_pipeline import prepare as acquire
     from mlops_assets.datasets.lsfb import clean, split, transform
     from mlops_assets.storage import Layout
     from mlops_assets.storage.local import LocalStorage
@@ -46,8 +42,7 @@ def prepare(work: Path, clips: int) -> None:
 
 
 def child(mode: str, work: Path, batch: int, epochs: int) -> dict:
-    from lsfb_pipeline import config
-
+    from bench.lsfb_pipeline import config
     from mlops_assets.core.batches import Batches
     from mlops_assets.storage import Layout
     from mlops_assets.storage.local import LocalStorage
@@ -110,9 +105,17 @@ def main() -> None:
         prepare(work, args.clips)
         print(f"prepared {args.clips} clips in {perf_counter() - began:.0f} s", flush=True)
         for mode in MODES:
-            command = [sys.executable, __file__, "--child", mode, "--work", str(work)]
+            command = [
+                sys.executable,
+                "-m",
+                "bench.lsfb_loader",
+                "--child",
+                mode,
+                "--work",
+                str(work),
+            ]
             command += ["--batch", str(args.batch), "--epochs", str(args.epochs)]
-            done = subprocess.run(command, capture_output=True, text=True)
+            done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
             if done.returncode:
                 raise SystemExit(f"{mode} failed:\n{done.stderr[-3000:]}")
             runs[mode] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -125,15 +128,12 @@ def main() -> None:
         ]
     report = {
         "benchmark": "lsfb_loader",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
         "clips": args.clips,
         "batch": args.batch,
         "runs": runs,
         "goal": "at least 60,000 samples/s from a dataset version of 20k generated clips",
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    write_report(args.out, report)
     print(f"written to {args.out}")
 
 

@@ -9,7 +9,7 @@ measurement runs in its own process (so its peak RSS is its own):
   - train:     the Keras model on the train folds for --epochs epochs (samples/s).
 Reports clips/s and peak RSS of each, and their ratios to `load`. Writes JSON.
 
-    uv run python bench/lsfb_pipeline.py [--clips 20000] [--epochs 2]
+    uv run python -m bench.lsfb_pipeline [--clips 20000] [--epochs 2]
     bench/lsfb_gpu.sh      # the same on a machine with an NVIDIA GPU (mixed precision)
 """
 
@@ -23,15 +23,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-from datetime import UTC, datetime
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from time import perf_counter
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
-from pipeline_overhead import machine  # noqa: E402
+from bench.common import REPO, write_report
 
 LANDMARKS = ("pose", "left_hand", "right_hand")
 
@@ -145,7 +142,8 @@ def main() -> None:
             done = subprocess.run(
                 [
                     sys.executable,
-                    __file__,
+                    "-m",
+                    "bench.lsfb_pipeline",
                     "--child",
                     mode,
                     "--work",
@@ -153,6 +151,7 @@ def main() -> None:
                     "--epochs",
                     str(args.epochs),
                 ],
+                cwd=REPO,
                 capture_output=True,
                 text=True,
             )
@@ -166,8 +165,6 @@ def main() -> None:
 
     report = {
         "benchmark": "lsfb_pipeline",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
         "clips": args.clips,
         "runs": runs,
         "clips_per_second": {m: rate(m) for m in ("load", "clean", "transform")},
@@ -180,8 +177,7 @@ def main() -> None:
         "train_samples_per_second": runs["train"]["samples"] / runs["train"]["seconds"],
         "train_on_gpu": runs["train"]["gpu"],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    write_report(args.out, report)
     print(
         json.dumps(
             {

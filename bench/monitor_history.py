@@ -9,26 +9,22 @@ history size with fresh new files each time, median; the files it read are count
 Goal: the run time grows with the new files, not with the history. Writes JSON, prints a
 table.
 
-    uv run python bench/monitor_history.py [--new-files 10] [--rows-per-file 1000]
+    uv run python -m bench.monitor_history [--new-files 10] [--rows-per-file 1000]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 
-from pipeline_overhead import REPO, compile_bytecode, machine
-
-sys.path.insert(0, str(REPO / "tests"))
-from conftest import clean_env, run_demo  # noqa: E402
+from bench.common import REPO, compile_bytecode, write_report
+from tests.support.processes import clean_env, run_demo
 
 REPEATS = 3
 HISTORY = (1, 10, 100)
@@ -151,13 +147,10 @@ def main() -> None:
         result["ratio_to_1x"] = result["median_seconds"] / base
     report = {
         "benchmark": "monitor_history",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
         "results": results,
         "goal": "the monitor's run time grows with the new log files, not the history",
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    write_report(args.out, report)
     print(f"\n{'history':>8} {'requests':>10} {'median s':>9} {'ratio':>6}")
     for result in results:
         print(

@@ -7,7 +7,7 @@ Three ways over the same landing files, each on a fresh storage root:
 Overhead = wall time of the command minus the time spent inside the asset and asset check
 bodies (each body records its own `compute_seconds`). Writes JSON, prints a table.
 
-    uv run python bench/pipeline_overhead.py [--graph whole|dataops] [--rows 20000] [--repeat 3]
+    uv run python -m bench.pipeline_overhead [--graph whole|dataops] [--rows 20000] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -15,17 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.common import REPO, compile_bytecode, write_report
+
 BIN = Path(sys.executable).parent
 GRAPHS = {"dataops": "*digits/split", "whole": "*digits/deploy"}
 STEPS = (
@@ -39,25 +38,6 @@ STEPS = (
     "release",
     "deploy",
 )
-
-
-def machine() -> dict[str, object]:
-    """What a figure was measured on, for the JSON reports."""
-    return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-
-
-def compile_bytecode() -> None:
-    """Measure steady state: every process reads compiled bytecode, as it does in an image
-    built with UV_COMPILE_BYTECODE=1, even where PYTHONDONTWRITEBYTECODE is set."""
-    import compileall
-    import sysconfig
-
-    for path in (sysconfig.get_paths()["purelib"], str(REPO / "mlops_assets")):
-        compileall.compile_dir(path, quiet=2, workers=0)
 
 
 def prepare_landing(folder: Path, rows: int) -> None:
@@ -202,8 +182,6 @@ def main() -> None:
     }
     report = {
         "benchmark": "pipeline_overhead",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
         "graph": args.graph,
         "rows": {"digits": 1797, "synthetic": args.rows},
         "repeat": args.repeat,
@@ -212,8 +190,7 @@ def main() -> None:
         "runs": runs,
     }
     args.out = args.out or REPO / f"bench/results/pipeline_overhead_{args.graph}.json"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    write_report(args.out, report)
     print(f"{'mode':<14}{'wall s':>9}{'bodies s':>10}{'overhead s':>12}")
     for mode, row in summary.items():
         print(f"{mode:<14}{row['wall_s']:>9.2f}{row['body_s']:>10.2f}{row['overhead_s']:>12.2f}")

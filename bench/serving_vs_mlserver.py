@@ -11,7 +11,7 @@ MLServer runs twice: with its default worker pool and with `parallel_workers: 0`
 measures the model's in-process predict and this server's memory while it rejects a
 stream of over-limit requests. Writes JSON, prints a table.
 
-    uv run python bench/serving_vs_mlserver.py [--seconds 5] [--repeats 3]
+    uv run python -m bench.serving_vs_mlserver [--seconds 5] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -29,13 +29,10 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline_overhead import REPO, compile_bytecode, machine
-
-sys.path.insert(0, str(REPO / "tests"))
-from conftest import clean_env, free_port, run_demo, wait_for_http  # noqa: E402
+from bench.common import REPO, compile_bytecode, write_report
+from tests.support.processes import clean_env, free_port, run_demo, wait_for_http
 
 MLSERVER = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop<0.22"]
 VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mlops_assets/mlserver"
@@ -448,8 +445,6 @@ def main() -> None:
     }
     report = {
         "benchmark": "serving_vs_mlserver",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
         "client": f"wrk, 1 thread, pinned to core {CLIENT_CORE} (taskset)",
         "seconds_per_run": args.seconds,
         "repeats": args.repeats,
@@ -460,8 +455,7 @@ def main() -> None:
         "goals_met": goals,
         "runs": runs,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    write_report(args.out, report)
     print()
     print(f"{'cell':<12}" + "".join(f"{n[:30]:>34}" for n in medians))
     for cell in medians[ours_name]:

@@ -7,7 +7,7 @@ then, interleaved and repeated:
 Reports the wall-time ratio and the in-run ratio (time inside the two asset bodies over
 the plain script's own time). Writes JSON, prints a table.
 
-    uv run python bench/train_validate.py [--rows 60000] [--repeat 2]
+    uv run python -m bench.train_validate [--rows 60000] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -19,18 +19,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
 
-from pipeline_overhead import (
-    REPO,
-    compile_bytecode,
-    create_instance,
-    machine,
-    materialize,
-    prepare_landing,
-)
+from bench.common import REPO, compile_bytecode, write_report
+from bench.pipeline_overhead import create_instance, materialize, prepare_landing
 
 
 def bodies(home: Path) -> float:
@@ -94,8 +87,6 @@ def main() -> None:
     }
     report = {
         "benchmark": "train_validate",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
         "dataset_rows": rows,
         "params": params,
         "repeat": args.repeat,
@@ -103,8 +94,7 @@ def main() -> None:
         "ratios": ratios,
         "runs": runs,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    write_report(args.out, report)
     print(f"dataset rows: {rows}, params {params}")
     print(f"{'mode':<10}{'wall s':>9}{'in run s':>10}")
     for mode, row in median.items():
@@ -122,5 +112,4 @@ def _training_config(model_config_cls):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).parent))
     main()

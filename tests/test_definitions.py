@@ -10,12 +10,11 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from test_import_rules import HEAVY
 
 from mlops_assets.definitions import build_definitions
 from mlops_assets.settings import SettingsError, load_settings
+from tests.support.processes import REPO, after_definitions_load
 
-REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DATAOPS = ("acquire", "observe", "clean", "transform", "split")
 MLOPS = ("train", "validate", "release", "deploy")
@@ -155,38 +154,11 @@ def test_dg_check_yaml_accepts_the_use_case(local_env):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _after_load(code: str, **env: str) -> str:
-    """Run `code` in a fresh interpreter after loading the definitions; its stdout."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from mlops_assets.definitions import build_definitions\nbuild_definitions()\n" + code,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-        env={**os.environ, **env},
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def test_loading_definitions_imports_no_heavy_library(local_env):
-    code = (
-        "import sys, json\n"
-        f"heavy = {HEAVY!r}\n"
-        "print(json.dumps([m for m in heavy if m in sys.modules]))\n"
-    )
-    assert json.loads(_after_load(code).strip().splitlines()[-1]) == []
-
-
 def test_loading_definitions_freezes_the_long_lived_heap_unless_switched_off(local_env):
     count = "import gc\nprint(gc.get_freeze_count())\n"
     # Dagster, SQLAlchemy and the definitions: far more than a bare interpreter's objects.
-    assert int(_after_load(count)) > 50_000
-    assert int(_after_load(count, MLOPS_GC_FREEZE="off")) == 0
+    assert int(after_definitions_load(count)) > 50_000
+    assert int(after_definitions_load(count, MLOPS_GC_FREEZE="off")) == 0
     with pytest.raises(SettingsError, match="MLOPS_GC_FREEZE"):
         load_settings({"MLOPS_GC_FREEZE": "sometimes"})
 
@@ -201,8 +173,8 @@ def test_exit_skips_the_collectors_last_pass_unless_switched_off(local_env):
         "node.itself = node\n"
         "del node\n"
     )
-    assert "collected" not in _after_load(cycle)
-    assert "collected" in _after_load(cycle, MLOPS_GC_FREEZE="off")
+    assert "collected" not in after_definitions_load(cycle)
+    assert "collected" in after_definitions_load(cycle, MLOPS_GC_FREEZE="off")
 
 
 def test_k8s_without_s3_storage_fails_naming_the_variable():

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import tomllib
 
-from conftest import REPO
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+
+from tests.support.processes import REPO
 
 # Parse untrusted input (artifacts, landing files, requests) or run the server.
 GUARDED = {

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.processes import REPO
+
 DOC = REPO / "docs" / "architecture.md"
 PLACEHOLDER = re.compile(r"<[a-z]+>")
 

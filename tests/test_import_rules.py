@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import after_definitions_load
+
 PACKAGE = Path(__file__).resolve().parent.parent / "mlops_assets"
 KIND_PACKAGES = sorted(
     p.name for p in (PACKAGE / "datasets").iterdir() if p.is_dir() and (p / "__init__.py").exists()
@@ -449,3 +451,12 @@ def test_the_command_line_starts_without_dagster_or_a_heavy_library():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_loading_definitions_imports_no_heavy_library(local_env):
+    code = (
+        "import sys, json\n"
+        f"heavy = {HEAVY!r}\n"
+        "print(json.dumps([m for m in heavy if m in sys.modules]))\n"
+    )
+    assert json.loads(after_definitions_load(code).strip().splitlines()[-1]) == []

@@ -9,7 +9,6 @@ import dagster as dg
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import REPO, digits_with, use_case_definitions
 from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import (
     DagsterK8sJobConfig,
@@ -21,6 +20,8 @@ from kfp.client import KF_PIPELINES_SA_TOKEN_PATH
 from kubernetes.client import ApiClient
 
 from mlops_assets.definitions import build_definitions
+from tests.support.processes import REPO
+from tests.support.use_cases import digits_with, use_case_definitions
 
 K8S = kubernetes_validate.latest_version()
 VALUES = yaml.safe_load((REPO / "charts/dagster/values.yaml").read_text())

@@ -7,14 +7,11 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from conftest import clean_env
 
 from mlops_assets import moved
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.processes import REPO, clean_env
 
 
 @pytest.mark.parametrize(

@@ -11,11 +11,11 @@ import uuid
 
 import helm_python as helm
 import yaml
-from conftest import git_log
-from test_charts import ARGOCD, MODEL_API, REPO, SHA
 
 from mlops_assets.gitops.environments import default_policy, environment_yaml
 from mlops_assets.gitops.repository import DeployRequest, GitOpsRepo
+from tests.support.charts import ARGOCD, MODEL_API, REPO, SHA
+from tests.support.gitops import git_log
 
 DAGSTER_SECRETS = REPO / "charts" / "dagster" / "external-secrets"
 

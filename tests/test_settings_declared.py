@@ -7,9 +7,9 @@ import ast
 import re
 
 import pytest
-from conftest import REPO
 
 from mlops_assets.settings import VARIABLES, env
+from tests.support.processes import REPO
 
 PACKAGE = REPO / "mlops_assets"
 

@@ -11,7 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import BIN, TEMPLATE, clean_env, git_log, plain_release
+
+from tests.support.gitops import TEMPLATE, git_log
+from tests.support.processes import BIN, clean_env
+from tests.support.use_cases import plain_release
 
 EVIL_MODULE = """
 from pathlib import Path
@@ -171,10 +174,9 @@ def test_a_redirect_never_carries_the_token_to_another_host(tmp_path, monkeypatc
     """An HTTPS remote that answers 302 to another port (a server that asks for credentials)
     gets nothing from us: the push fails there, naming no token, and the other port sees no
     Authorization header. The right host does get the token (the push authenticates)."""
-    from https_git import https_git, self_signed
-
     from mlops_assets.gitops.git import ensure_local_remote
     from mlops_assets.gitops.repository import GitOpsError, GitOpsRepo
+    from tests.support.https_git import https_git, self_signed
 
     root = tmp_path / "repos"
     ensure_local_remote(
@@ -368,10 +370,9 @@ def _metric(url: str, outcome: str) -> float:
 
 
 def test_malformed_length_headers_are_400s_and_every_5xx_is_counted(local_env):
-    from conftest import uvicorn_thread
-
     from mlops_assets.serving.app import create_app
     from mlops_assets.serving.loader import load_from_registry
+    from tests.support.http_servers import uvicorn_thread
 
     storage, _ = plain_release(local_env)
     loaded = load_from_registry(storage, "digits", adapter="sklearn_svc")

@@ -39,7 +39,7 @@ class UseCaseTree(dg.ComponentTree):
 
     Dagster's own walk stops at the first such file, taking every use case with it. This
     repeats its loop over the top-level folders (dagster 1.13's `decl.py`) with the error
-    caught per folder; tests/test_use_case_isolation.py holds it to Dagster's result when
+    caught per folder; tests/components/test_use_case_isolation.py holds it to Dagster's result when
     every folder parses."""
 
     @cached_property

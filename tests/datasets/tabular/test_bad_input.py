@@ -1,0 +1,86 @@
+"""Bad landing files and rows: clear reasons that name the file, row and column."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from mlops_assets.datasets.tabular.catalog import load_catalog
+from mlops_assets.datasets.tabular.dataset import TabularDataset
+from mlops_assets.datasets.tabular.rows import BatchRejected, check_rows, parse_batch
+from mlops_assets.demo.digits_data import COLUMNS, digits_batches, seed_digits, to_bytes
+from mlops_assets.resources import build_storage
+from mlops_assets.settings import load_settings
+from mlops_assets.storage import Layout
+from tests.support.use_cases import materialize_steps, shipped
+
+DATASET = TabularDataset()
+HEADER = ",".join(COLUMNS).encode()
+
+
+def good_rows(n: int = 3) -> pd.DataFrame:
+    return digits_batches(5)[0].head(n)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("empty.csv", b"", "empty file"),
+        ("header-only.csv", HEADER + b"\n", "no data rows"),
+        ("cols.csv", b"a,b\n1,2\n", "wrong columns: missing columns pixel_0"),
+        ("broken.csv", HEADER + b'\n"1,2', "cannot be parsed as csv"),
+        ("broken.parquet", b"PAR1 this is not parquet", "cannot be parsed as parquet"),
+        ("notes.txt", b"hello", "unsupported file type"),
+    ],
+)
+def test_unusable_files_are_rejected_with_their_name_and_reason(name, data, reason):
+    with pytest.raises(BatchRejected, match=reason) as error:
+        parse_batch(data, name, DATASET)
+    assert str(error.value).startswith(f"{name}: ")
+
+
+def test_extra_column_is_named():
+    frame = good_rows().assign(comment="x")
+    with pytest.raises(BatchRejected, match="unexpected columns comment"):
+        parse_batch(to_bytes(frame), "extra.csv", DATASET)
+
+
+def test_parquet_and_csv_parse_to_the_same_rows():
+    frame = good_rows()
+    csv = parse_batch(to_bytes(frame, "csv"), "a.csv", DATASET)
+    parquet = parse_batch(to_bytes(frame, "parquet"), "a.parquet", DATASET)
+    pd.testing.assert_frame_equal(csv, parquet)
+
+
+def test_row_reasons_name_column_and_value():
+    text = good_rows(5).astype(str)
+    text.loc[0, "pixel_3"] = ""
+    text.loc[1, "pixel_5"] = "abc"
+    text.loc[2, "pixel_7"] = "17"
+    text.loc[3, "label"] = "2.5"
+    reasons = check_rows(text.reset_index(drop=True), DATASET).reasons.tolist()
+    assert reasons == [
+        "missing value in pixel_3",
+        "non-numeric value 'abc' in pixel_5",
+        "pixel_7=17 outside 0..16",
+        "label=2.5 is not an integer in 0..9",
+        "",
+    ]
+
+
+def test_symlink_out_of_the_landing_zone_is_refused_and_not_read(local_env):
+    storage = build_storage(load_settings())
+    seed_digits(storage, 5, [1])
+    secret = local_env / "secret.csv"
+    secret.write_bytes(to_bytes(good_rows()))
+    (local_env / ".mlops" / "landing" / "digits" / "link.csv").symlink_to(secret)
+    with dg.instance_for_test() as instance:
+        result = materialize_steps(shipped("digits"), ["acquire"], instance)
+    assert result.success
+    (check,) = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "landing_names_safe"
+    ]
+    assert not check.passed and "link.csv" in check.description
+    sources = [b["source"] for b in load_catalog(storage, Layout("digits"))]
+    assert sources == ["digits-001-of-005.csv"]
