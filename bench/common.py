@@ -39,13 +39,16 @@ def machine() -> dict[str, object]:
 
 
 def commit() -> dict[str, object]:
-    """The commit measured, and whether the tree had changes on top of it."""
+    """The commit measured, and whether tracked files had changes on top of it."""
 
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
         return done.stdout.strip() if done.returncode == 0 else ""
 
-    return {"sha": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+    return {
+        "sha": git("rev-parse", "HEAD"),
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    }
 
 
 def compile_bytecode() -> None:
