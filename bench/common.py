@@ -74,3 +74,12 @@ def write_report(out: Path, report: dict) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(stamped, indent=2) + "\n")
     return out
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (VmHWM; `ru_maxrss` would carry the parent's
+    peak over `exec`)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from time import perf_counter
 
-from bench.common import REPO, write_report
+from bench.common import REPO, peak_rss_mib, write_report
 
 LANDMARKS = ("pose", "left_hand", "right_hand")
 
@@ -116,7 +115,7 @@ def child(mode: str, work: Path, epochs: int) -> dict:
         result["samples"] = train.rows * epochs
         result["gpu"] = bool(tf.config.list_physical_devices("GPU"))
     result["seconds"] = perf_counter() - started
-    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mib"] = peak_rss_mib()
     return result
 
 
