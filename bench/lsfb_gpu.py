@@ -23,14 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from time import perf_counter
 
-from bench.common import REPO
+from bench.common import REPO, write_report
 
 FRAMES, FEATURES, SIGNS = 32, 130, 500
 LSFB_MODEL = {"units": 128, "dense": 256, "dropout": 0.3, "learning_rate": 0.001}
@@ -222,7 +221,6 @@ def main() -> None:
         )
         report = {
             "benchmark": "lsfb_gpu",
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
             "clips": args.clips,
             "model": {**LSFB_MODEL, "frames": FRAMES, "features": FEATURES, "signs": SIGNS},
             "held_out": args.held_out,
@@ -239,11 +237,9 @@ def main() -> None:
             if done.returncode:
                 raise SystemExit(f"the CPU run failed:\n{done.stderr[-3000:]}")
             report["cpu"] = json.loads(done.stdout.strip().splitlines()[-1])
-    text = json.dumps(report, indent=2)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-    print(text)
+        write_report(args.out, report)  # stamped with the date, machine and commit
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
