@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from time import perf_counter
 
 
-def main(dataset_dir: str, params_json: str) -> None:
+def main(files_json: str, params_json: str) -> None:
+    """`files_json`: each split's Parquet files (a part holds a batch's three splits, its
+    `split` column says which), as the dataset version's manifests list them."""
     started = perf_counter()
     import pandas as pd
     import skops.io as sio
@@ -21,8 +22,15 @@ def main(dataset_dir: str, params_json: str) -> None:
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    folder = Path(dataset_dir)
-    frames = {s: pd.read_parquet(folder / f"{s}.parquet") for s in ("train", "val", "test")}
+    def read(split: str, path: str) -> pd.DataFrame:
+        frame = pd.read_parquet(path)
+        return frame[frame["split"] == split] if "split" in frame else frame
+
+    files = json.loads(files_json)
+    frames = {
+        s: pd.concat([read(s, path) for path in files[s]], ignore_index=True)
+        for s in ("train", "val", "test")
+    }
     features = [c for c in frames["train"].columns if c.startswith("pixel_")]
 
     def xy(split):

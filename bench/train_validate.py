@@ -26,6 +26,19 @@ from bench.common import REPO, compile_bytecode, write_report
 from bench.pipeline_overhead import create_instance, materialize, prepare_landing
 
 
+def split_paths(root: Path, version: str) -> dict[str, list[str]]:
+    """Each split's files of the dataset version, as paths the plain script reads."""
+    from mlops_assets.datasets.tabular.split import split_files
+    from mlops_assets.storage import Layout
+    from mlops_assets.storage.local import LocalStorage
+
+    storage, layout = LocalStorage(root=str(root)), Layout("digits")
+    return {
+        name: [str(root / key) for key in split_files(storage, layout, version, name)]
+        for name in ("train", "val", "test")
+    }
+
+
 def bodies(home: Path) -> float:
     import dagster as dg
 
@@ -68,7 +81,7 @@ def main() -> None:
             command = [
                 sys.executable,
                 str(REPO / "bench/plain_train_validate.py"),
-                str(root / "datasets/digits" / version),
+                json.dumps(split_paths(root, version)),
                 json.dumps(params),
             ]
             started = perf_counter()
