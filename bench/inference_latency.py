@@ -40,6 +40,7 @@ def main() -> None:
         root = Path(tmp)
         env = clean_env()
         run_demo(root, env).check_returncode()
+        from mlops_assets.datasets.tabular.split import read_split
         from mlops_assets.serving.loader import load_from_registry
         from mlops_assets.storage import Layout
         from mlops_assets.storage.local import LocalStorage
@@ -47,7 +48,7 @@ def main() -> None:
         storage = LocalStorage(root=str(root / ".mlops"))
         loaded = load_from_registry(storage, "digits", adapter="sklearn_svc")
         version = storage.read_json(Layout("digits").dataset_latest)["dataset_version"]
-        test = storage.read_parquet(Layout("digits").dataset(version, "test.parquet"))
+        test = read_split(storage, Layout("digits"), version, "test")
         rows = test[[f"pixel_{i}" for i in range(64)]].to_numpy(dtype="float32")
         landed = rows * 16  # what clients send: rows as they land (the server scales them)
 

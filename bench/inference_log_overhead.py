@@ -43,12 +43,13 @@ def main() -> None:
         run_demo(root, env).check_returncode()
         import numpy as np
 
+        from mlops_assets.datasets.tabular.split import read_split
         from mlops_assets.storage import Layout
         from mlops_assets.storage.local import LocalStorage
 
         storage = LocalStorage(root=str(root / ".mlops"))
         version = storage.read_json("datasets/digits/latest.json")["dataset_version"]
-        test = storage.read_parquet(Layout("digits").dataset(version, "test.parquet"))
+        test = read_split(storage, Layout("digits"), version, "test")
         row = (test[[f"pixel_{i}" for i in range(64)]].to_numpy("float32")[:1] * 16).astype(
             np.float64
         )

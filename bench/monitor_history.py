@@ -68,8 +68,13 @@ def main() -> None:
 
     from mlops_assets.components.tree import load_use_case
     from mlops_assets.monitoring.monitor import run_monitor
+    from mlops_assets.monitoring.provenance import DeployedVersions
     from mlops_assets.storage import Layout
     from mlops_assets.storage.local import LocalStorage
+
+    # what git deployed, as the monitor reads it from the GitOps repository: version 1,
+    # the version every log file of this bench names
+    git = DeployedVersions({"dev": frozenset({"1"})}, "the bench's git")
 
     class Counting(LocalStorage):
         def read_bytes(self, key: str) -> bytes:
@@ -102,7 +107,16 @@ def main() -> None:
                 when = now - timedelta(hours=1 + n * 24 * 30 // history_files)
                 key = f"{layout.inference('dev')}/{when:%Y-%m-%d}/{when:%H}/old-{n:06d}.parquet"
                 storage.write_bytes(key, log_file(rng, inputs, args.rows_per_file, when, n << 20))
-            run_monitor(storage, layout, uc.dataset, uc.monitor, "dev", uc.gate.metric, now=now)
+            run_monitor(
+                storage,
+                layout,
+                uc.dataset,
+                uc.monitor,
+                "dev",
+                uc.gate.metric,
+                now=now,
+                deployed=git,
+            )
             setup = time.perf_counter() - started
             timings, reads, listed = [], [], []
             for repeat in range(REPEATS):
@@ -116,7 +130,14 @@ def main() -> None:
                 READS.clear()
                 started = time.perf_counter()
                 report = run_monitor(
-                    storage, layout, uc.dataset, uc.monitor, "dev", uc.gate.metric, now=now
+                    storage,
+                    layout,
+                    uc.dataset,
+                    uc.monitor,
+                    "dev",
+                    uc.gate.metric,
+                    now=now,
+                    deployed=git,
                 )
                 timings.append(time.perf_counter() - started)
                 reads.append(sum(k.startswith("inference/") for k in READS))

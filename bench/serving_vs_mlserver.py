@@ -246,6 +246,7 @@ def main() -> None:
         env["MLOPS_INFERENCE_LOG_ENABLED"] = "false"
         import numpy as np
 
+        from mlops_assets.datasets.tabular.split import read_split
         from mlops_assets.serving.loader import load_from_registry
         from mlops_assets.storage import Layout
         from mlops_assets.storage.local import LocalStorage
@@ -255,8 +256,8 @@ def main() -> None:
         layout = Layout("digits")
         version = loaded.metadata["dataset_version"]
         columns = [f"pixel_{i}" for i in range(64)]
-        train = storage.read_parquet(layout.dataset(version, "train.parquet"))
-        test = storage.read_parquet(layout.dataset(version, "test.parquet"))
+        train = read_split(storage, layout, version, "train")
+        test = read_split(storage, layout, version, "test")
         np.save(root / "x.npy", train[columns].to_numpy("float32"))
         np.save(root / "y.npy", train["label"].to_numpy("int64"))
         scaled = test[columns].to_numpy("float32")  # what the models take
