@@ -382,7 +382,7 @@ def main() -> None:
     write_report(args.out, report)
     print(f"written to {args.out}")
     if args.plot:
-        plot(report, Path(args.plot))
+        plot(json.loads(args.out.read_text()), Path(args.plot))  # as stamped: its machine
         print(f"plotted to {args.plot}")
 
 
