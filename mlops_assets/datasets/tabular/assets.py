@@ -159,7 +159,8 @@ def observe_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
                 key,
                 "observe",
                 "labels_in_range",
-                f"Every label of the new rows is in {dataset.label.min}..{dataset.label.max}.",
+                f"Every label of the new rows is an integer in "
+                f"{dataset.label.min}..{dataset.label.max}.",
             ),
             check(
                 key,
@@ -204,7 +205,8 @@ def clean_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
                 key,
                 "clean",
                 "clean_rows_satisfy_contract",
-                "Every clean row is complete, in range, labelled and unique.",
+                "New rows were kept, and every clean row is complete, in range, labelled and "
+                "unique.",
                 blocking=True,
             )
         ],
@@ -222,6 +224,8 @@ def clean_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
             for b in result.batches
         ]
         problems = contract_violations(pd.concat(frames), dataset) if frames else []
+        if nothing := result.kept_nothing():
+            problems.insert(0, nothing)
         reasons = _quarantine_examples(storage, layout, result.batches)
         return dg.MaterializeResult(
             metadata={

@@ -33,6 +33,20 @@ class CleanResult:
     def quarantined_rows(self) -> int:
         return sum(b["quarantined"] for b in self.batches)
 
+    def kept_nothing(self) -> str:
+        """Why a run that took new batches kept no row of them ('' when it kept some, or
+        took none): every row quarantined is a contract the data does not meet, not a
+        success."""
+        if not self.batches or any(b["clean"] for b in self.batches):
+            return ""
+        rows = sum(b["rows"] for b in self.batches)
+        rejected = [b for b in self.batches if b["rejected"]]
+        why = f"; {rejected[0]['file']}: {rejected[0]['rejected']}" if rejected else ""
+        return (
+            f"{len(self.batches)} new file(s) with {rows} row(s) and not one clean row: every "
+            f"row or file went to quarantine (see quarantine_examples){why}"
+        )
+
 
 def clean_columns(dataset: TabularData) -> list[str]:
     return ["row_number", *dataset.columns, "content_hash"]

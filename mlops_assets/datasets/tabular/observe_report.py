@@ -107,7 +107,7 @@ def _checks(
 ) -> list[dg.AssetCheckResult]:
     rejected = result.rejected
     bad_labels = [
-        (p["file"], p["labels_out_of_range"])
+        (p["file"], p["labels_out_of_range"], p.get("label_example"))
         for p in result.new
         if p["status"] == "ok" and p["labels_out_of_range"]
     ]
@@ -124,12 +124,13 @@ def _checks(
             check_name="labels_in_range",
             passed=not bad_labels,
             description="; ".join(
-                f"{f}: {n} row(s) with {dataset.label.column} outside "
+                f"{f}: {n} row(s) with {dataset.label.column} not an integer in "
                 f"{dataset.label.min}..{dataset.label.max}"
-                for f, n in bad_labels
+                + (f" (e.g. {example!r})" if example is not None else "")
+                for f, n, example in bad_labels
             )
             or "every new label is in range",
-            metadata={"rows_out_of_range": sum(n for _, n in bad_labels)},
+            metadata={"rows_out_of_range": sum(n for _, n, _ in bad_labels)},
         ),
         dg.AssetCheckResult(
             check_name="drift_below_threshold",

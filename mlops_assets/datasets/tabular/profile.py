@@ -42,9 +42,13 @@ def profile_frame(
             "hist": hist.astype(int).tolist(),
             "outside": int(values.size - inside.size),
         }
-    label = numeric[dataset.label.column].dropna()
+    label = numeric[dataset.label.column]
     lo, hi = dataset.label.min, dataset.label.max
-    valid = label[(label >= lo) & (label <= hi) & (label == np.floor(label))]
+    usable = label.notna() & (label >= lo) & (label <= hi) & (label == np.floor(label))
+    valid = label[usable]
+    # a blank, non-numeric or out-of-range label is unusable alike: a batch of string
+    # labels has no valid one (counting only numbers out of range would pass it)
+    unusable = text[dataset.label.column][~usable.to_numpy()]
     return {
         "rows": int(len(text)),
         "nulls": {c: int(n) for c, n in blank.sum().items()},
@@ -54,6 +58,7 @@ def profile_frame(
             str(k): int(v) for k, v in valid.astype(int).value_counts().sort_index().items()
         },
         "labels_out_of_range": int(len(label) - len(valid)),
+        "label_example": str(unusable.iloc[0])[:40] if len(unusable) else None,
     }
 
 

@@ -84,3 +84,24 @@ def test_symlink_out_of_the_landing_zone_is_refused_and_not_read(local_env):
     assert not check.passed and "link.csv" in check.description
     sources = [b["source"] for b in load_catalog(storage, Layout("digits"))]
     assert sources == ["digits-001-of-005.csv"]
+
+
+def test_a_batch_whose_labels_are_all_strings_fails_observe_and_clean_with_the_reason(local_env):
+    """A string label is no class of an integer-labelled use case: observe's label check
+    fails naming an example (it used to count only numbers out of range, and passed), and
+    clean, which keeps no row of the run, fails its check instead of passing on nothing."""
+    storage = build_storage(load_settings())
+    frame = good_rows(4)
+    frame["label"] = ["seven", "one", "seven", "two"]
+    storage.write_bytes("landing/digits/strings.csv", to_bytes(frame))
+    with dg.instance_for_test() as instance:
+        result = materialize_steps(shipped("digits"), ["acquire", "observe", "clean"], instance)
+    found = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    labels = found["labels_in_range"]
+    assert not labels.passed
+    assert "strings.csv: 4 row(s) with label not an integer in 0..9 (e.g. 'seven')" in (
+        labels.description
+    )
+    kept = found["clean_rows_satisfy_contract"]
+    assert not kept.passed and "4 row(s) and not one clean row" in kept.description
+    assert not result.success  # the check blocks: nothing downstream runs on no rows
