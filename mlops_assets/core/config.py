@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import dagster as dg
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from mlops_assets.models.base import adapter_name
 
@@ -96,12 +96,28 @@ class ShadowConfig(dg.Model, dg.Resolvable):
     )
 
 
+GATE_METRICS: dict[str, Literal["maximize", "minimize"]] = {
+    "accuracy": "maximize",
+    "top1": "maximize",
+    "top5": "maximize",
+    "macro_accuracy": "maximize",
+    "macro_f1": "maximize",
+}
+"""The metrics validate computes for a classifier, and which way is better: a gate names
+one, and the direction follows from it."""
+
+
 class GateConfig(dg.Model, dg.Resolvable):
     """The champion/challenger gate: an absolute threshold, then a paired significance test
     of the candidate against the champion on the same rows (docs/architecture.md)."""
 
-    metric: str = "accuracy"
-    direction: Literal["maximize", "minimize"] = "maximize"
+    metric: str = Field(
+        "accuracy", description=f"what the gate compares: one of {', '.join(GATE_METRICS)}"
+    )
+    direction: Literal["maximize", "minimize"] | None = Field(
+        None,
+        description="follows from the metric; a value that contradicts it is refused",
+    )
     threshold: float = Field(0.0, description="the candidate must reach this (or stay below)")
     alpha: float = Field(
         0.05, gt=0, lt=1, description="a difference with a p-value below this is significant"
@@ -120,6 +136,30 @@ class GateConfig(dg.Model, dg.Resolvable):
     )
     seed: int = Field(0, description="of the bootstrap")
     shadow: ShadowConfig = ShadowConfig()
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        if metric not in GATE_METRICS:
+            raise ValueError(
+                f"unknown metric {metric!r}: validate computes {', '.join(GATE_METRICS)}"
+            )
+        return metric
+
+    @model_validator(mode="after")
+    def _direction_of_the_metric(self) -> GateConfig:
+        better = GATE_METRICS[self.metric]
+        if self.direction not in (None, better):
+            raise ValueError(
+                f"direction {self.direction!r} contradicts {self.metric} ({better}); "
+                "leave direction out: it follows from the metric"
+            )
+        return self
+
+    @property
+    def better(self) -> Literal["maximize", "minimize"]:
+        """Which way the metric is better."""
+        return GATE_METRICS[self.metric]
 
 
 class DeployConfig(dg.Model, dg.Resolvable):

@@ -204,7 +204,7 @@ def validate_asset(uc: UseCaseSpec) -> dg.AssetsDefinition:
                 asset=key["validate"],
                 blocking=True,
                 description=(
-                    f"{gate.metric} ({gate.direction}) reaches {gate.threshold}, and beats the "
+                    f"{gate.metric} ({gate.better}) reaches {gate.threshold}, and beats the "
                     f"champion significantly (paired test, alpha {gate.alpha}) by at least "
                     f"{gate.min_effect}; a difference that is not significant is a HOLD "
                     f"({gate.on_hold})."

@@ -75,7 +75,7 @@ def gate(
 ) -> GateDecision:
     """The absolute threshold first; then, against a champion, the paired test on the test
     split (`comparison`) and, where there is one, on production traffic (`shadow`)."""
-    name, sign = config.metric, (1 if config.direction == "maximize" else -1)
+    name, sign = config.metric, (1 if config.better == "maximize" else -1)
     value = candidate[name]
     champion_value = champion[name] if champion is not None else None
     improvement = sign * (value - champion_value) if champion is not None else None

@@ -164,7 +164,7 @@ def run_validate(
         "decision": decision.decision,
         "summary": decision.summary,
         "metric": config.metric,
-        "direction": config.direction,
+        "direction": config.better,
         "threshold": config.threshold,
         "alpha": config.alpha,
         "min_effect": config.min_effect,

@@ -230,3 +230,19 @@ def test_shadow_evaluation_holds_or_rejects_a_candidate_worse_on_production(loca
         )
         assert reported.success and "reported only" in validated(instance)["decision"]
         assert ModelRegistry(storage, "digits").versions() == [1, 2]  # promote: HOLD released
+
+
+def test_an_unknown_gate_metric_is_one_error_naming_the_key_and_the_choices():
+    """`gate.metric: rmse` on a classifier passed every check and failed in validate with a
+    bare KeyError; now the definitions refuse it, naming what validate computes."""
+    with pytest.raises(Exception, match="unknown metric 'rmse': validate computes accuracy, top1"):
+        digits_with(gate={"metric": "rmse"})
+    # in a use case's YAML, the one line names the file, the line and the key:
+    # tests/components/test_use_case_isolation.py
+
+
+def test_the_direction_follows_from_the_metric_and_a_contradiction_is_refused():
+    assert GateConfig(metric="macro_f1").better == "maximize"
+    assert GateConfig(metric="accuracy", direction="maximize").better == "maximize"
+    with pytest.raises(ValueError, match="direction 'minimize' contradicts accuracy"):
+        GateConfig(metric="accuracy", direction="minimize")
