@@ -163,7 +163,7 @@ def test_the_yaml_names_only_registered_adapters():
     assert ModelConfig(adapter="mlops_assets.models.sklearn_svc:SklearnSVC").adapter == (
         "sklearn_svc"
     )
-    with pytest.raises(ValueError, match="'os:system' is not registered .*keras_sequence"):
+    with pytest.raises(ValueError, match="'os:system' is not installed here .*keras_sequence"):
         ModelConfig(adapter="os:system")
 
 

@@ -83,8 +83,10 @@ def adapter_name(value: str) -> str:
         if path == value:
             return name
     raise UnknownAdapterError(
-        f"model adapter {value!r} is not registered (known: {', '.join(sorted(known))}); "
-        f"a plug-in registers one under the entry-point group {ENTRY_POINT_GROUP!r}"
+        f"model adapter {value!r} is not installed here (known: {', '.join(sorted(known))}): "
+        f"the package that registers it under the entry-point group {ENTRY_POINT_GROUP!r} "
+        "must be a dependency of this project (`uv add --editable ./<its folder>`, or a uv "
+        "workspace member), so that `uv sync` and the image keep it"
     )
 
 
@@ -98,8 +100,9 @@ def check_stored_adapter(stored: Any, trusted: str, where: str) -> None:
     """Refuse stored metadata that names another adapter than the trusted one."""
     if not isinstance(stored, str):
         raise AdapterMismatchError(f"{where} names no model adapter (expected {trusted!r})")
+    expected = adapter_name(trusted)  # not installed: that is what to say, not a mismatch
     try:
-        same = adapter_name(stored) == adapter_name(trusted)
+        same = adapter_name(stored) == expected
     except UnknownAdapterError:
         same = False
     if not same:

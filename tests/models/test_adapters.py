@@ -1,0 +1,27 @@
+"""The model adapter registry: what a missing plug-in says."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlops_assets.models.base import (
+    AdapterMismatchError,
+    UnknownAdapterError,
+    check_stored_adapter,
+)
+
+
+def test_a_model_of_an_adapter_that_is_not_installed_says_so_and_how_to_keep_it():
+    """A model released with a plug-in's adapter, served where the plug-in is missing (a
+    `uv sync` removed it, the image never had it): it said "names 'sklearn_gbc', but the
+    trusted configuration names 'sklearn_gbc'"."""
+    with pytest.raises(UnknownAdapterError) as missing:
+        check_stored_adapter("sklearn_gbc", "sklearn_gbc", "digits v3's metadata")
+    message = str(missing.value)
+    assert "model adapter 'sklearn_gbc' is not installed here (known: " in message
+    assert "'mlops_assets.adapters'" in message and "uv add --editable" in message
+
+
+def test_another_installed_adapter_than_the_trusted_one_is_still_a_mismatch():
+    with pytest.raises(AdapterMismatchError, match="names the model adapter 'keras_sequence'"):
+        check_stored_adapter("keras_sequence", "sklearn_svc", "digits v3's metadata")
