@@ -105,6 +105,7 @@ def train_metadata(uc: UseCaseSpec, candidate: dict[str, Any]) -> dict[str, Any]
         "artifact_sha256": candidate["artifact_sha256"],
         "backend": uc.training.backend,
         "keras_backend": candidate.get("keras_backend") or "",
+        "warning": candidate.get("warning") or "",
     }
 
 
@@ -143,6 +144,8 @@ def train_asset(uc: UseCaseSpec, split_key: dg.AssetKey) -> dg.AssetsDefinition:
             candidate = run_train(
                 storage, layout, uc.dataset, uc.training, context.run.run_id, config.params
             )
+        if candidate.get("warning"):
+            context.log.warning(candidate["warning"])
         context.log.info(
             f"trained candidate on dataset {candidate['dataset_version']} with "
             f"{candidate['params']} in {candidate['training_seconds']:.2f} s"

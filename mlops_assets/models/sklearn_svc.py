@@ -38,6 +38,9 @@ class SklearnSVC:
     batchable = True
     inline_rows = 8  # predicting 8 rows takes about 0.3 ms: less than a thread hop
     default_params: dict[str, Any] = {"C": 10.0, "gamma": "scale", "kernel": "rbf"}
+    # an RBF SVC's fit grows with the square of the training rows (libsvm's kernel
+    # matrix): 140,000 rows took 11 minutes on 2 cores, 1,259 a fraction of a second
+    quadratic_above_rows = 50_000
 
     def fit(self, train, val, params: dict[str, Any], seed: int):
         from sklearn.pipeline import Pipeline

@@ -314,3 +314,15 @@ def test_the_same_inputs_are_not_trained_twice_and_a_pinned_champion_stays(local
         forced = run(instance, "digits_mlops", RETRAIN)  # asked for: trains, v3 not promoted
         assert forced.asset_materializations_for_node("digits__train")
         assert registry.versions() == [1, 2, 3] and registry.champion()["version"] == 1
+
+
+def test_a_large_training_split_for_a_quadratic_model_is_said_before_it_fits():
+    from mlops_assets.mlops.train import scaling_warning
+    from mlops_assets.models.sklearn_svc import SklearnSVC
+
+    svc = SklearnSVC()
+    assert scaling_warning(svc, "sklearn_svc", 1_259) == ""
+    said = scaling_warning(svc, "sklearn_svc", 140_000)
+    assert said.startswith("140,000 training rows for sklearn_svc, whose fit time grows with")
+    assert "above 50,000" in said
+    assert scaling_warning(object(), "my_adapter", 10**7) == ""  # no claim: no warning
