@@ -142,10 +142,14 @@ def train_asset(uc: UseCaseSpec, split_key: dg.AssetKey) -> dg.AssetsDefinition:
             )
         else:
             candidate = run_train(
-                storage, layout, uc.dataset, uc.training, context.run.run_id, config.params
+                storage,
+                layout,
+                uc.dataset,
+                uc.training,
+                context.run.run_id,
+                config.params,
+                warn=context.log.warning,
             )
-        if candidate.get("warning"):
-            context.log.warning(candidate["warning"])
         context.log.info(
             f"trained candidate on dataset {candidate['dataset_version']} with "
             f"{candidate['params']} in {candidate['training_seconds']:.2f} s"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -115,7 +116,10 @@ def run_train(
     model: ModelConfig,
     candidate_id: str,
     override: dict[str, Any] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
+    """Fit the adapter on the current version's train split and store the candidate;
+    `warn` hears, before the fit, what the user should know about its cost."""
     adapter = load_adapter(model.adapter)
     if hasattr(adapter, "keras_backend"):
         adapter.keras_backend = model.keras_backend
@@ -124,6 +128,8 @@ def run_train(
     train = dataset.load_split(storage, layout, version, "train")
     val = dataset.load_split(storage, layout, version, "val")
     warning = scaling_warning(adapter, model.adapter, train.rows)
+    if warning and warn is not None:
+        warn(warning)
     started = perf_counter()
     fitted = adapter.fit(train, val, params, model.seed)
     seconds = perf_counter() - started
