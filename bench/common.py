@@ -61,9 +61,10 @@ def compile_bytecode() -> None:
         compileall.compile_dir(path, quiet=2, workers=0)
 
 
-def write_report(out: Path, report: dict) -> Path:
+def write_report(out: Path, report: dict) -> dict:
     """`report` as JSON at `out`, with the date, machine and commit it was measured on
-    (docs/performance.md is generated from these files: `python -m bench.report`)."""
+    (docs/performance.md is generated from these files: `python -m bench.report`); returns
+    it as written."""
     stamped = {
         "bench": out.stem,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -73,7 +74,7 @@ def write_report(out: Path, report: dict) -> Path:
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(stamped, indent=2) + "\n")
-    return out
+    return stamped
 
 
 def peak_rss_mib() -> float:

@@ -379,10 +379,10 @@ def main() -> None:
         "files, peak < 300 MB, each within 2x of its value at 10k; S3: notifications <= 5 "
         "requests per idle tick, lexical <= 3 LIST requests for 100 new files",
     }
-    write_report(args.out, report)
+    report = write_report(args.out, report)
     print(f"written to {args.out}")
     if args.plot:
-        plot(json.loads(args.out.read_text()), Path(args.plot))  # as stamped: its machine
+        plot(report, Path(args.plot))
         print(f"plotted to {args.plot}")
 
 

@@ -237,8 +237,8 @@ def main() -> None:
             if done.returncode:
                 raise SystemExit(f"the CPU run failed:\n{done.stderr[-3000:]}")
             report["cpu"] = json.loads(done.stdout.strip().splitlines()[-1])
-    if args.out:
-        write_report(args.out, report)  # stamped with the date, machine and commit
+    if args.out:  # stamped with the date, machine and commit, as printed
+        report = write_report(args.out, report)
     print(json.dumps(report, indent=2))
 
 
