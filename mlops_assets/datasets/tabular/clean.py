@@ -34,12 +34,12 @@ class CleanResult:
         return sum(b["quarantined"] for b in self.batches)
 
     def kept_nothing(self) -> str:
-        """Why a run that took new batches kept no row of them ('' when it kept some, or
-        took none): every row quarantined is a contract the data does not meet, not a
-        success."""
-        if not self.batches or any(b["clean"] for b in self.batches):
-            return ""
+        """Why a run whose new batches held rows kept none of them ('' when it kept some, or
+        there were none): every row quarantined is a contract the data does not meet, not
+        a success."""
         rows = sum(b["rows"] for b in self.batches)
+        if not rows or any(b["clean"] for b in self.batches):
+            return ""  # no new row at all (an empty file is observe's to report): not this
         rejected = [b for b in self.batches if b["rejected"]]
         why = f"; {rejected[0]['file']}: {rejected[0]['rejected']}" if rejected else ""
         return (
