@@ -187,7 +187,6 @@ def split_history(root: Path, count: int, new: int, what: str, rows: int = 20) -
 
     from mlops_assets.components.tree import load_use_case
     from mlops_assets.datasets.tabular.profile import merge_profiles, profile_frame
-    from mlops_assets.datasets.tabular.rows import to_numeric
     from mlops_assets.datasets.tabular.transform import transform_frame
     from mlops_assets.storage import Layout
 
@@ -217,7 +216,7 @@ def split_history(root: Path, count: int, new: int, what: str, rows: int = 20) -
         raw.parent.mkdir(parents=True)
         frame.to_csv(raw, index=False)
         text = frame.astype(str)
-        profiles.append(profile_frame(text, to_numeric(text), dataset, use_case.observe.drift_bins))
+        profiles.append(profile_frame(text, dataset, use_case.observe.drift_bins))
         if what == "split":
             clean = frame.assign(content_hash=[f"{batch}-{r}" for r in range(rows)])
             out = root / layout.staged("transform", batch, "parquet")

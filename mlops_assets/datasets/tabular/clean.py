@@ -14,10 +14,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandera.errors import SchemaErrors
 
 from mlops_assets.datasets.tabular.catalog import advance_cursor, new_segments, read_cursor
 from mlops_assets.datasets.tabular.config import TabularData
 from mlops_assets.datasets.tabular.landing_index import each
+from mlops_assets.datasets.tabular.row_contract import pandera_schema
 from mlops_assets.datasets.tabular.rows import BatchRejected, check_rows, parse_batch, row_hashes
 from mlops_assets.storage import Layout, ObjectStorage
 
@@ -49,7 +51,7 @@ class CleanResult:
 
 
 def clean_columns(dataset: TabularData) -> list[str]:
-    return ["row_number", *dataset.columns, "content_hash"]
+    return ["row_number", *dataset.features.columns, dataset.label.column, "content_hash"]
 
 
 def run_clean(storage: ObjectStorage, layout: Layout, dataset: TabularData) -> CleanResult:
@@ -152,8 +154,9 @@ def _clean_batch(storage, layout, dataset, batch) -> dict[str, Any]:
             layout.quarantine(batch_id, "quarantine.json"),
             {"batch_id": batch_id, "file": name, "scope": "rows", "rows": int(bad.sum())},
         )
-    good = check.numeric[~bad].copy()
-    good[dataset.label.column] = good[dataset.label.column].astype("int64")
+    good = check.numeric[~bad][[*dataset.features.columns, dataset.label.column]].copy()
+    label = dataset.label.column
+    good[label] = good[label].astype(label_dtype(dataset))
     good.insert(0, "row_number", row_numbers[~bad])
     good["content_hash"] = [h for h, b in zip(hashes, bad, strict=True) if not b]
     storage.write_parquet(layout.staged(STAGE, batch_id, "parquet"), good)
@@ -161,26 +164,38 @@ def _clean_batch(storage, layout, dataset, batch) -> dict[str, Any]:
     return summary
 
 
+def label_dtype(dataset: TabularData) -> str:
+    """How a clean label is stored: int64 class ids, float64 targets, text class names."""
+    kind = dataset.label_spec.type
+    return {"integer": "int64", "boolean": "int64", "number": "float64"}.get(kind, "object")
+
+
 def _empty(dataset: TabularData) -> pd.DataFrame:
-    frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in clean_columns(dataset)})
-    return frame.astype(
-        {"row_number": "int64", dataset.label.column: "int64", "content_hash": "object"}
-    )
+    specs = {c.name: c for c in dataset.schema}
+    columns: dict[str, pd.Series] = {"row_number": pd.Series(dtype="int64")}
+    for name in clean_columns(dataset)[1:-1]:
+        dtype = "object" if specs[name].categorical else "float64"
+        columns[name] = pd.Series(dtype=dtype)
+    columns[dataset.label.column] = pd.Series(dtype=label_dtype(dataset))
+    columns["content_hash"] = pd.Series(dtype="object")
+    return pd.DataFrame(columns)
 
 
 def contract_violations(frame: pd.DataFrame, dataset: TabularData) -> list[str]:
-    """Why clean rows break the contract (an empty list proves they do not)."""
+    """Why clean rows break the contract (an empty list proves they do not): the same
+    pandera schema clean holds every row to, and no row twice."""
     problems = []
-    features = frame[dataset.features.columns]
-    label = frame[dataset.label.column]
-    if features.isna().any().any() or label.isna().any():
-        problems.append(f"{int(features.isna().any(axis=1).sum())} rows with missing values")
-    out = ((features < dataset.features.min) | (features > dataset.features.max)).any(axis=1)
-    if out.any():
-        problems.append(f"{int(out.sum())} rows with a feature outside the range")
-    bad_label = (label < dataset.label.min) | (label > dataset.label.max) | (label % 1 != 0)
-    if bad_label.any():
-        problems.append(f"{int(bad_label.sum())} rows with a label outside the classes")
+    columns = [*dataset.features.columns, dataset.label.column]
+    typed = frame[columns].astype(
+        {c.name: "float64" for c in dataset.schema if c.name in columns and not c.categorical}
+    )
+    try:
+        pandera_schema(dataset, columns).validate(typed, lazy=True)
+    except SchemaErrors as errors:
+        cases = errors.failure_cases
+        for (column, check), group in cases.groupby(["column", "check"], sort=True):
+            rows = group["index"].nunique()
+            problems.append(f"{rows} rows break {check} in {column}")
     duplicated = frame["content_hash"].duplicated()
     if duplicated.any():
         problems.append(f"{int(duplicated.sum())} duplicated rows")

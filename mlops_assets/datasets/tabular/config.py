@@ -16,6 +16,10 @@ TABULAR = "tabular"
 """The request contract's kind: rows as they land, scaled by a constant."""
 
 
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+"""The landing file types, by suffix."""
+
+
 class FeaturesConfig(dg.Model, dg.Resolvable):
     """Numeric feature columns with an allowed range: named one by one (`names`), or
     `template.format(i=0..count-1)` for many alike (digits' pixel_0..pixel_63)."""
@@ -72,6 +76,59 @@ class LabelConfig(dg.Model, dg.Resolvable):
     max: int = 9
 
 
+ColumnType = Literal["number", "integer", "boolean", "category", "string"]
+NUMERIC_TYPES = ("number", "integer")
+
+
+class ColumnSpec(dg.Model, dg.Resolvable):
+    """One column of a table as it lands: its role, its type and what values it may hold.
+    The row contract (clean), observe's checks, the model's preprocessing and the server's
+    request contract are all built from these."""
+
+    name: str = Field(min_length=1)
+    role: Literal["feature", "label", "id", "ignore"] = Field(
+        "feature",
+        description="feature: the model takes it; label: what it predicts (one column); id or "
+        "ignore: landed and kept out of the model (an id is checked to be present)",
+    )
+    type: ColumnType = Field(
+        "number",
+        description="number (float), integer, boolean (true/false, 1/0), category (a string "
+        "or number taken as one of a set), string (a category by another name)",
+    )
+    nullable: bool = Field(
+        False, description="a missing value is allowed (imputed for the model); else quarantined"
+    )
+    min: float | None = Field(None, description="numbers: the smallest allowed value")
+    max: float | None = Field(None, description="numbers: the largest allowed value")
+    categories: list[str] | None = Field(
+        None,
+        description="categories: the allowed values (a row with another is quarantined); "
+        "without them the categories seen in training are the known ones",
+    )
+
+    @model_validator(mode="after")
+    def _fits_the_type(self) -> ColumnSpec:
+        numeric = self.type in NUMERIC_TYPES
+        if not numeric and (self.min is not None or self.max is not None):
+            raise ValueError(f"column {self.name!r}: min/max are for number or integer columns")
+        if self.categories is not None and self.type not in ("category", "string"):
+            raise ValueError(f"column {self.name!r}: categories are for category columns")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"column {self.name!r}: min {self.min:g} is above max {self.max:g}")
+        if self.categories is not None and len(set(self.categories)) != len(self.categories):
+            raise ValueError(f"column {self.name!r}: categories repeat")
+        return self
+
+    @property
+    def categorical(self) -> bool:
+        return self.type in ("category", "string")
+
+    @property
+    def numeric(self) -> bool:
+        return self.type in NUMERIC_TYPES
+
+
 class TabularData(dg.Model, dg.Resolvable):
     """The `dataset:` block of a tabular use case as data: files (CSV, Parquet) dropped in a
     landing zone, numeric feature columns and an integer label, each with its allowed range
@@ -93,6 +150,85 @@ class TabularData(dg.Model, dg.Resolvable):
         gt=0,
         description="a landing file larger than this is quarantined unread, with the reason",
     )
+    columns: list[ColumnSpec] | None = Field(
+        None,
+        description="the table's columns one by one (role, type, nullable, range, categories); "
+        "instead of `features`, `label` and `scale`, which describe an all-numeric table",
+    )
+    missing_values: list[str] = Field(
+        default_factory=lambda: ["", "NA", "N/A", "NaN", "nan", "null", "None"],
+        description="with `columns`: the texts of a CSV cell that mean missing (blank always does)",
+    )
+    unseen_categories: Literal["refuse", "encode"] = Field(
+        "refuse",
+        description="a category the model never saw, at serving: refuse (400 naming column, "
+        "row and value) or encode it as unknown (all-zero one-hot)",
+    )
+
+    @model_validator(mode="after")
+    def _one_table(self) -> TabularData:
+        if self.columns is None:
+            return self
+        names = [c.name for c in self.columns]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"columns repeat: {', '.join(repeated)}")
+        labels = [c for c in self.columns if c.role == "label"]
+        if len(labels) != 1:
+            raise ValueError(
+                f"columns: exactly one column has role: label (found {len(labels)}: "
+                f"{', '.join(c.name for c in labels) or 'none'})"
+            )
+        if labels[0].nullable:
+            raise ValueError(f"columns: the label {labels[0].name!r} cannot be nullable")
+        features = [c for c in self.columns if c.role == "feature"]
+        if not features:
+            raise ValueError("columns: no column has role: feature")
+        # the shorthand's fields follow the schema, so code that names the features and the
+        # label reads the same either way
+        self.features = FeaturesConfig(names=[c.name for c in features])
+        self.label = LabelConfig(column=labels[0].name)
+        return self
+
+    @property
+    def typed(self) -> bool:
+        """Declared column by column (`columns:`): values keep their types to the model,
+        whose saved pipeline preprocesses them; else all-numeric rows divided by `scale`."""
+        return self.columns is not None
+
+    @property
+    def schema(self) -> list[ColumnSpec]:
+        """Every landed column: `columns:` as written, or the shorthand's numeric features in
+        `features.min..max` and its integer label in `label.min..max`."""
+        if self.columns is not None:
+            return list(self.columns)
+        features = self.features
+        return [
+            *(
+                ColumnSpec(name=name, type="number", min=features.min, max=features.max)
+                for name in features.columns
+            ),
+            ColumnSpec(
+                name=self.label.column,
+                role="label",
+                type="integer",
+                min=self.label.min,
+                max=self.label.max,
+            ),
+        ]
+
+    @property
+    def feature_specs(self) -> list[ColumnSpec]:
+        return [c for c in self.schema if c.role == "feature"]
+
+    @property
+    def label_spec(self) -> ColumnSpec:
+        return next(c for c in self.schema if c.role == "label")
+
+    @property
+    def continuous_label(self) -> bool:
+        """A float label: a regression target, with no classes to count."""
+        return self.label_spec.type == "number"
 
     @property
     def landing_config(self) -> LandingConfig:
@@ -109,7 +245,10 @@ class TabularData(dg.Model, dg.Resolvable):
         return int(self.max_file_mb * 1024 * 1024)
 
     @property
-    def columns(self) -> list[str]:
+    def column_names(self) -> list[str]:
+        """The columns a landing file holds, in contract order."""
+        if self.columns is not None:
+            return [c.name for c in self.columns]
         return [*self.features.columns, self.label.column]
 
 

@@ -15,8 +15,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def tabular_contract(dataset: TabularData) -> dict[str, Any]:
-    """Rows in the landing files' columns and ranges; the model sees value / scale."""
+def tabular_contract(dataset: TabularData, train: Any = None) -> dict[str, Any]:
+    """Rows in the landing files' columns and ranges; the model sees value / scale. A table
+    declared column by column: one input per column (`table_contract`)."""
+    if dataset.typed:
+        return table_contract(dataset, train)
     features = dataset.features
     return {
         "kind": TABULAR,
@@ -40,12 +43,132 @@ def tabular_contract(dataset: TabularData) -> dict[str, Any]:
     }
 
 
+DATATYPES = {"number": "FP64", "integer": "INT64", "boolean": "BOOL"}
+"""A column's OIP datatype by its type (categories: BYTES)."""
+
+
+def table_contract(dataset: TabularData, train: Any = None) -> dict[str, Any]:
+    """One OIP input per feature column, as MLServer's pandas codec takes a table (BYTES for
+    text, null where the column is nullable), each listed with its type and what it may
+    hold; an all-numeric table also takes them as one `rows` tensor. Categories the YAML
+    does not declare are those the model saw in training (`train`)."""
+    seen = _seen_categories(dataset, train) if train is not None else {}
+    columns, inputs = [], []
+    for spec in dataset.feature_specs:
+        entry: dict[str, Any] = {
+            "name": spec.name,
+            "type": spec.type,
+            "datatype": DATATYPES.get(spec.type, "BYTES"),
+            "nullable": spec.nullable,
+        }
+        if spec.numeric:
+            entry.update(min=spec.min, max=spec.max)
+        if spec.categorical:
+            entry["categories"] = (
+                spec.categories if spec.categories is not None else seen.get(spec.name)
+            )
+        columns.append(entry)
+        tensor = {"name": spec.name, "datatype": entry["datatype"], "shape": [-1]}
+        if spec.nullable:
+            tensor["missing"] = "null"
+        inputs.append(tensor)
+    contract: dict[str, Any] = {
+        "kind": TABULAR,
+        "version": CONTRACT_VERSION,
+        "columns": columns,
+        "inputs": inputs,
+        "unseen_categories": dataset.unseen_categories,
+        "description": (
+            "one input per column, each of shape [n] (the n rows of the request), values as "
+            "they land (text for categories, null where a column is nullable); the model's "
+            "own pipeline imputes, encodes and scales them"
+        ),
+    }
+    if all(spec.numeric or spec.type == "boolean" for spec in dataset.feature_specs):
+        rows = {"name": "rows", "datatype": "FP64", "shape": [-1, len(columns)]}
+        if any(spec.nullable for spec in dataset.feature_specs):
+            rows["missing"] = "null"
+        contract["alternatives"] = [[rows]]
+    return contract
+
+
+def _seen_categories(dataset: TabularData, train: Any) -> dict[str, list[str]]:
+    wanted = [i for i, spec in enumerate(dataset.feature_specs) if spec.categorical]
+    if not wanted:
+        return {}
+    found: dict[int, set[str]] = {i: set() for i in wanted}
+    for x, _ in train.chunks():
+        for i in wanted:
+            found[i].update(v for v in x[:, i] if v is not None)
+    names = [spec.name for spec in dataset.feature_specs]
+    return {names[i]: sorted(found[i]) for i in wanted}
+
+
+def table_to_model_input(contract: dict[str, Any], arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """The model's input for a table: an object array, a row per example and the columns
+    in contract order (numbers as float, text as str, None where missing), after every
+    check the contract names; a ContractError names column, row and value."""
+    columns = contract["columns"]
+    if "rows" in arrays and len(arrays) == 1:
+        rows = arrays["rows"]
+        parts = {c["name"]: rows[:, i] for i, c in enumerate(columns)}
+    else:
+        parts = {c["name"]: np.asarray(arrays[c["name"]]).ravel() for c in columns}
+    lengths = {name: len(values) for name, values in parts.items()}
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{name}: {n}" for name, n in lengths.items())
+        raise ContractError(f"every input holds one value per row; got {shown}")
+    out = np.empty((next(iter(lengths.values())), len(columns)), dtype=object)
+    for i, column in enumerate(columns):
+        out[:, i] = _column(column, parts[column["name"]], contract)
+    return out
+
+
+def _column(column: dict[str, Any], values: np.ndarray, contract: dict[str, Any]) -> np.ndarray:
+    name = column["name"]
+    if column["type"] in ("category", "string"):
+        known = column.get("categories")
+        if known is not None and contract.get("unseen_categories", "refuse") == "refuse":
+            allowed = set(known)
+            for row, value in enumerate(values):
+                if value is not None and value not in allowed:
+                    raise ContractError(
+                        f"input {name!r}: {value!r} in row {row} is not a category the model "
+                        f"knows ({', '.join(map(str, known[:20]))})"
+                    )
+        return values
+    numbers = np.asarray(
+        [np.nan if v is None else float(v) for v in values] if values.dtype == object else values,
+        dtype="float64",
+    )
+    low, high = column.get("min"), column.get("max")
+    outside = np.zeros(len(numbers), dtype=bool)
+    if low is not None:
+        outside |= numbers < low
+    if high is not None:
+        outside |= numbers > high
+    if column["type"] == "integer":
+        outside |= ~np.isnan(numbers) & (numbers != np.floor(numbers))
+    if outside.any():
+        row = int(np.flatnonzero(outside)[0])
+        bounds = f"{'' if low is None else f'{low:g}'}..{'' if high is None else f'{high:g}'}"
+        raise ContractError(
+            f"input {name!r}: {numbers[row]:g} in row {row} is outside {bounds}"
+            + (" or not an integer" if column["type"] == "integer" else "")
+        )
+    result = numbers.astype(object)
+    result[np.isnan(numbers)] = None
+    return result
+
+
 def scale_rows(values: np.ndarray, scale: float) -> np.ndarray:
     """The tabular transform: float32 of value / scale (the transform step calls it too)."""
     return (np.asarray(values, dtype="float64") / scale).astype("float32")
 
 
 def rows_to_model_input(contract: dict[str, Any], arrays: dict[str, np.ndarray]) -> np.ndarray:
+    if "columns" in contract:
+        return table_to_model_input(contract, arrays)
     (spec,) = contract["inputs"]
     rows = arrays[spec["name"]]
     _check_range(rows, spec)

@@ -20,7 +20,7 @@ from mlops_assets.datasets.tabular.catalog import (
 )
 from mlops_assets.datasets.tabular.config import ObserveConfig, TabularData
 from mlops_assets.datasets.tabular.profile import Profile, drift, merge_profiles, profile_frame
-from mlops_assets.datasets.tabular.rows import BatchRejected, parse_batch, to_numeric
+from mlops_assets.datasets.tabular.rows import BatchRejected, parse_batch
 from mlops_assets.storage import Layout, ObjectStorage
 
 STAGE = "observe"
@@ -46,7 +46,7 @@ def profile_batch(storage: ObjectStorage, batch: Batch, dataset: TabularData, bi
         text = parse_batch(storage.read_bytes(batch["raw_key"]), batch["source"], dataset)
     except BatchRejected as error:
         return {**head, "status": "rejected", "reason": str(error), "rows": 0}
-    profile = profile_frame(text, to_numeric(text), dataset, bins)
+    profile = profile_frame(text, dataset, bins)
     return {**head, "status": "ok", "reason": "", **profile}
 
 

@@ -15,7 +15,6 @@ from mlops_assets.datasets.tabular.profile import mean
 def observe_metadata(
     result: ObserveResult, dataset: TabularData, config: ObserveConfig
 ) -> tuple[dict[str, Any], list[dg.AssetCheckResult]]:
-    label = dataset.label.column
     metadata: dict[str, Any] = {
         "new_batches": dg.MetadataValue.md(
             md_table(
@@ -31,8 +30,15 @@ def observe_metadata(
         "rows_new": sum(p["rows"] for p in result.new),
         "rows_total": result.dataset["rows"] if result.dataset else 0,
         "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(c, "float") for c in dataset.features.columns]
-            + [dg.TableColumn(label, "int", description="class label")]
+            columns=[
+                dg.TableColumn(
+                    c.name,
+                    COLUMN_TYPES[c.type],
+                    description=c.role if c.role != "feature" else "",
+                    constraints=dg.TableColumnConstraints(nullable=c.nullable),
+                )
+                for c in dataset.schema
+            ]
         ),
     }
     if result.dataset:
@@ -59,10 +65,8 @@ def observe_metadata(
                         s["count"],
                         whole["nulls"].get(c, 0),
                         whole["non_numeric"].get(c, 0),
-                        s["min"],
-                        mean(s),
-                        s["max"],
-                        mean(new["features"][c]) if new else "-",
+                        *_spread(s),
+                        _centre(new["features"].get(c)) if new else "-",
                         new["nulls"].get(c, 0) if new else "-",
                         result.drift.get(c, "-"),
                     )
@@ -102,12 +106,37 @@ def observe_metadata(
     return metadata, _checks(result, dataset, config)
 
 
+COLUMN_TYPES = {
+    "number": "float",
+    "integer": "int",
+    "boolean": "bool",
+    "category": "category",
+    "string": "string",
+}
+
+
+def _spread(stats: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """min, mean, max of a number column; of a category column its categories and the
+    most frequent one."""
+    if "categories" in stats:
+        counts = stats["categories"]
+        top = max(counts, key=counts.get) if counts else "-"
+        return f"{len(counts)} categories", f"mode {top}", "-"
+    return stats["min"], mean(stats), stats["max"]
+
+
+def _centre(stats: dict[str, Any] | None) -> Any:
+    if stats is None:
+        return "-"
+    return _spread(stats)[1]
+
+
 def _checks(
     result: ObserveResult, dataset: TabularData, config: ObserveConfig
 ) -> list[dg.AssetCheckResult]:
     rejected = result.rejected
     bad_labels = [
-        (p["file"], p["labels_out_of_range"], p.get("label_example"))
+        (p["file"], p["labels_out_of_range"], p.get("label_reason") or p.get("label_example"))
         for p in result.new
         if p["status"] == "ok" and p["labels_out_of_range"]
     ]
@@ -124,9 +153,8 @@ def _checks(
             check_name="labels_in_range",
             passed=not bad_labels,
             description="; ".join(
-                f"{f}: {n} row(s) with {dataset.label.column} not an integer in "
-                f"{dataset.label.min}..{dataset.label.max}"
-                + (f" (e.g. {example!r})" if example is not None else "")
+                f"{f}: {n} row(s) with an unusable {dataset.label.column}"
+                + (f" (e.g. {example})" if example is not None else "")
                 for f, n, example in bad_labels
             )
             or "every new label is in range",

@@ -14,9 +14,8 @@ from pathlib import PurePosixPath
 import numpy as np
 import pandas as pd
 
-from mlops_assets.datasets.tabular.config import TabularData
-
-FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+from mlops_assets.datasets.tabular.config import FORMATS, TabularData
+from mlops_assets.datasets.tabular.row_contract import read_typed, row_reasons
 
 
 class BatchRejected(ValueError):
@@ -40,7 +39,7 @@ def parse_batch(data: bytes, name: str, dataset: TabularData) -> pd.DataFrame:
             frame = frame.astype(object).where(frame.notna(), "").astype(str)
     except Exception as error:  # any parser error rejects the file, with the parser's words
         raise BatchRejected(f"{name}: cannot be parsed as {fmt}: {error}".strip()) from error
-    expected = dataset.columns
+    expected = dataset.column_names
     missing = [c for c in expected if c not in frame.columns]
     extra = [c for c in frame.columns if c not in expected]
     if missing or extra:
@@ -66,64 +65,39 @@ def stripped(text: pd.DataFrame) -> np.ndarray:
     return np.char.strip(text.to_numpy(dtype=str)).astype(object)
 
 
-def to_numeric(text: pd.DataFrame, values: np.ndarray | None = None) -> pd.DataFrame:
-    """Every column as float64; blanks and non-numbers become NaN (`values`: the text
-    already stripped)."""
-    values = stripped(text) if values is None else values
-    columns = {
-        name: pd.to_numeric(values[:, i], errors="coerce") for i, name in enumerate(text.columns)
-    }
-    return pd.DataFrame(columns, index=text.index).astype("float64")
-
-
-def blanks(text: pd.DataFrame, values: np.ndarray | None = None) -> pd.DataFrame:
-    values = stripped(text) if values is None else values
-    return pd.DataFrame(values == "", index=text.index, columns=text.columns)
-
-
 @dataclass
 class RowCheck:
     numeric: pd.DataFrame
+    """The rows as their columns' types (all float64 for an all-numeric table)."""
     reasons: pd.Series
     """Per row: '' when it satisfies the contract, else every reason, '; '-separated."""
 
 
 def check_rows(text: pd.DataFrame, dataset: TabularData) -> RowCheck:
-    """Check each row against the contract, vectorised; reasons name column and value."""
-    values = stripped(text)
-    numeric = to_numeric(text, values)
-    blank = blanks(text, values)
-    non_numeric = numeric.isna() & ~blank
-    features = dataset.features.columns
-    label = dataset.label.column
-    lo, hi = dataset.features.min, dataset.features.max
-    out_of_range = pd.DataFrame(False, index=text.index, columns=text.columns)
-    out_of_range[features] = (numeric[features] < lo) | (numeric[features] > hi)
-    lab = numeric[label]
-    bad_label = lab.notna() & (
-        (lab < dataset.label.min) | (lab > dataset.label.max) | (lab != np.floor(lab))
-    )
-    problem = blank | non_numeric | out_of_range
-    problem[label] = problem[label] | bad_label
-    reasons = pd.Series("", index=text.index, dtype=object)
-    for row in np.flatnonzero(problem.to_numpy().any(axis=1)):
-        found = []
-        for column in text.columns[problem.iloc[row].to_numpy()]:
-            value = text.at[row, column]
-            if blank.at[row, column]:
-                found.append(f"missing value in {column}")
-            elif non_numeric.at[row, column]:
-                found.append(f"non-numeric value {value!r} in {column}")
-            elif column == label:
-                classes = f"{dataset.label.min}..{dataset.label.max}"
-                found.append(f"{column}={value} is not an integer in {classes}")
-            else:
-                found.append(f"{column}={value} outside {lo:g}..{hi:g}")
-        reasons.iat[row] = "; ".join(found)
-    return RowCheck(numeric=numeric, reasons=reasons)
+    """Check each row against the contract (`row_contract`: each column read as its type,
+    then the pandera schema); reasons name column and value."""
+    typed = read_typed(text, stripped(text), dataset)
+    return RowCheck(numeric=typed.frame, reasons=row_reasons(text, typed, dataset))
 
 
 def row_hashes(numeric: pd.DataFrame) -> list[str]:
-    """A content hash per row over its canonical float64 values (column order fixed)."""
-    values = np.ascontiguousarray(numeric.to_numpy(dtype="float64")) + 0.0  # -0.0 == 0.0
-    return [hashlib.blake2b(row.tobytes(), digest_size=12).hexdigest() for row in values]
+    """A content hash per row over its canonical values (column order fixed): float64 bytes
+    for an all-numeric row; a row with text hashes each value's type-tagged text."""
+    if all(dtype.kind == "f" for dtype in numeric.dtypes):
+        values = np.ascontiguousarray(numeric.to_numpy(dtype="float64")) + 0.0  # -0.0 == 0.0
+        return [hashlib.blake2b(row.tobytes(), digest_size=12).hexdigest() for row in values]
+    return [
+        hashlib.blake2b(_canonical(row).encode(), digest_size=12).hexdigest()
+        for row in numeric.itertuples(index=False, name=None)
+    ]
+
+
+def _canonical(row: tuple) -> str:
+    def one(value) -> str:
+        if value is None or (isinstance(value, float) and value != value):
+            return "\x00"
+        if isinstance(value, float):
+            return f"f{value + 0.0!r}"
+        return f"s{value}"
+
+    return "\x1f".join(one(v) for v in row)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets.datasets.tabular.catalog import new_segments
+from mlops_assets.datasets.tabular.classes import class_order
 from mlops_assets.datasets.tabular.config import SplitConfig, TabularData
 from mlops_assets.errors import MlopsError
 from mlops_assets.storage import Layout, ObjectStorage, safe_key
@@ -73,6 +74,14 @@ def _hash(name: str, columns: list[str], ids: np.ndarray, values: np.ndarray) ->
     return digest.hexdigest()
 
 
+def _content(frame: pd.DataFrame) -> np.ndarray:
+    """A split's values as bytes to hash: the numbers as they are; a table with text, each
+    row's values hashed as text (pandas' stable per-row hash)."""
+    if all(dtype.kind in "biuf" for dtype in frame.dtypes):
+        return np.ascontiguousarray(frame.to_numpy())
+    return pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy()
+
+
 def fractions_key(config: SplitConfig) -> str:
     """Parts are cut for one set of fractions; other fractions cut their own."""
     data = json.dumps(config.model_dump(), sort_keys=True).encode()
@@ -92,12 +101,13 @@ def split_part(
     batch_id: str,
     label: str,
     segment: str = "",
+    counted: bool = True,
 ) -> tuple[dict[str, Any] | None, dict[str, set[str]]]:
     """One transformed batch cut into its train/val/test parts, once and for all: a row's
     split depends on its id alone, so a part never changes as data grows. Returns the
     part's record (rows, content hash, class balance per split, the catalog segment it was
     cut for) and its row ids when this call cut it (none when it was cut before); no record
-    while the batch is not transformed yet."""
+    while the batch is not transformed yet. `counted`: the label has classes to count."""
     fractions = fractions_key(config)
     record_key = part_key(layout, fractions, batch_id, "json")
     found = storage.read_versioned(record_key)
@@ -116,8 +126,8 @@ def split_part(
     order = order[np.argsort(rank[order], kind="stable")]
     rows = rows.iloc[order].reset_index(drop=True)
     which, ids = which[order], ids[order]
-    values = np.ascontiguousarray(rows.drop(columns="row_id").to_numpy())
-    labels = rows[label].to_numpy()
+    values = _content(rows.drop(columns="row_id"))
+    labels = rows[label].to_numpy() if counted else None
     record: dict[str, Any] = {
         "batch_id": batch_id,
         "segment": segment,
@@ -131,10 +141,12 @@ def split_part(
         lo, hi = (int(at[0]), int(at[-1]) + 1) if at.size else (0, 0)
         record["rows"][name] = hi - lo
         record["hash"][name] = _hash(name, list(rows.columns), ids[lo:hi], values[lo:hi])
-        found, counts = np.unique(labels[lo:hi], return_counts=True)
-        record["class_balance"][name] = {
-            str(k): int(v) for k, v in zip(found.tolist(), counts.tolist(), strict=True)
-        }
+        record["class_balance"][name] = {}
+        if labels is not None:  # classes to count (not a regression target)
+            found, counts = np.unique(labels[lo:hi].astype(str), return_counts=True)
+            record["class_balance"][name] = {
+                str(k): int(v) for k, v in zip(found.tolist(), counts.tolist(), strict=True)
+            }
         ids_of[name] = set(ids[lo:hi].tolist())
     rows["split"] = which
     # one file per batch, the split a column: the batch's rows are written once
@@ -175,7 +187,9 @@ def run_split(
             if batch_id in seen or batch_id in members:
                 continue
             seen.add(batch_id)
-            record, ids = split_part(storage, layout, config, batch_id, label, segment)
+            record, ids = split_part(
+                storage, layout, config, batch_id, label, segment, not dataset.continuous_label
+            )
             if record is None:
                 break  # not transformed yet: this segment and the rest wait
             if not ids and start and record.get("segment", "") <= start:
@@ -261,7 +275,8 @@ def _manifest(
         "batch_count": count,
         "rows": rows,
         "class_balance": {
-            name: dict(sorted(balance[name].items(), key=lambda kv: int(kv[0]))) for name in SPLITS
+            name: dict(sorted(balance[name].items(), key=lambda kv: class_order(kv[0])))
+            for name in SPLITS
         },
         "fractions": config.model_dump(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

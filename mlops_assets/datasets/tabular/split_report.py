@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 
 from mlops_assets.core.report import bar_plot, md_table
+from mlops_assets.datasets.tabular.classes import class_order
 from mlops_assets.datasets.tabular.config import TabularData
 from mlops_assets.datasets.tabular.split import SPLITS, SplitResult, is_base_of, read_split_ids
 from mlops_assets.storage import Layout, ObjectStorage
@@ -17,14 +18,16 @@ def split_metadata(
 ) -> tuple[dict[str, Any], list[dg.AssetCheckResult]]:
     manifest = result.manifest
     balance = manifest["class_balance"]
-    classes = sorted({c for split in balance.values() for c in split}, key=int)
+    classes = sorted({c for split in balance.values() for c in split}, key=class_order)
     metadata: dict[str, Any] = {
         "dataset_version": result.version,
         "dataset_location": dg.MetadataValue.path(storage.uri(layout.dataset(result.version))),
         "dagster/row_count": sum(manifest["rows"].values()),
         "rows": dg.MetadataValue.md(md_table(["split", "rows"], manifest["rows"].items())),
         "class_balance": dg.MetadataValue.md(
-            md_table(
+            "a regression target: no classes to balance"
+            if not classes
+            else md_table(
                 ["label", *SPLITS], [(c, *(balance[s].get(c, 0) for s in SPLITS)) for c in classes]
             )
             + "\n\n"

@@ -23,11 +23,16 @@ def row_id(batch_id: str, content_hash: str) -> str:
 
 
 def transform_frame(clean: pd.DataFrame, batch_id: str, dataset: TabularData) -> pd.DataFrame:
+    """An all-numeric table: features / scale as float32. A table declared column by column
+    keeps its typed values: its preprocessing is fitted, so it is the model's pipeline's."""
     columns = dataset.features.columns
-    # the function the model server applies to a request's rows (model_input.py)
-    out = pd.DataFrame(scale_rows(clean[columns].to_numpy(), dataset.scale), columns=columns)
+    if dataset.typed:
+        out = clean[columns].reset_index(drop=True).copy()
+    else:
+        # the function the model server applies to a request's rows (model_input.py)
+        out = pd.DataFrame(scale_rows(clean[columns].to_numpy(), dataset.scale), columns=columns)
     out.insert(0, "row_id", [row_id(batch_id, h) for h in clean["content_hash"]])
-    out[dataset.label.column] = clean[dataset.label.column].astype("int64").to_numpy()
+    out[dataset.label.column] = clean[dataset.label.column].to_numpy()
     return out
 
 

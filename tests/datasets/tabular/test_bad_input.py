@@ -99,8 +99,9 @@ def test_a_batch_whose_labels_are_all_strings_fails_observe_and_clean_with_the_r
     found = {e.check_name: e for e in result.get_asset_check_evaluations()}
     labels = found["labels_in_range"]
     assert not labels.passed
-    assert "strings.csv: 4 row(s) with label not an integer in 0..9 (e.g. 'seven')" in (
-        labels.description
+    assert (
+        "strings.csv: 4 row(s) with an unusable label (e.g. non-numeric value 'seven' in label)"
+        in (labels.description)
     )
     kept = found["clean_rows_satisfy_contract"]
     assert not kept.passed and "4 row(s) and not one clean row" in kept.description

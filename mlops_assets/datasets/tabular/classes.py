@@ -1,0 +1,11 @@
+"""The order class names are shown and stored in, whatever their type."""
+
+from __future__ import annotations
+
+
+def class_order(name: str) -> tuple[int, float, str]:
+    """Class names in order: numbers by value (2 before 10), then text alphabetically."""
+    try:
+        return (0, float(name), "")
+    except ValueError:
+        return (1, 0.0, name)
