@@ -277,6 +277,7 @@ HEAVY = (
     "numpy",
     "matplotlib",
     "skops",
+    "lightgbm",
     "kfp",
     "kubernetes",
     "dagster_k8s",

@@ -3,7 +3,7 @@ the Dagster side of the LSFB kind (its DataOps assets and the source sensor)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 
@@ -19,6 +19,7 @@ class LsfbUseCase(UseCase):
     checked clip by clip, split by the corpus' signer-independent folds."""
 
     dataset: LsfbDataset = LsfbDataset()
+    default_adapter: ClassVar[str] = "keras_sequence"
 
     def dataops_assets(self, spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
         return build_lsfb_dataops_assets(spec, self.dataset)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from mlops_assets.core.config import (
+    TASK_METRICS,
     DeployConfig,
     GateConfig,
     InferenceLogConfig,
@@ -29,6 +30,7 @@ from mlops_assets.core.config import (
     ScheduleConfig,
     SensorConfig,
     ServingConfig,
+    Task,
 )
 from mlops_assets.core.kind import DatasetKind
 from mlops_assets.core.spec import UseCaseSpec
@@ -83,6 +85,11 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         default_factory=list,
         description="who owns the use case's assets: emails or team:<name>, as the UI shows them",
     )
+    task: Task = Field(
+        "classification",
+        description="classification (class labels of any type: binary or multiclass) or "
+        "regression (a numeric target); it decides the metrics a gate may name",
+    )
     sensor: SensorConfig = SensorConfig()
     training: ModelConfig = ModelConfig()
     gate: GateConfig = GateConfig()
@@ -93,12 +100,28 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
     inference_log: InferenceLogConfig = InferenceLogConfig()
     monitor: MonitorConfig = MonitorConfig()
 
+    default_adapter: ClassVar[str] = "sklearn"
+    """What trains when the YAML names no adapter."""
+
     @field_validator("name")
     @classmethod
     def _identifier(cls, value: str) -> str:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", value):
             raise ValueError(f"use case name {value!r} must match [a-z][a-z0-9_]*")
         return value
+
+    @model_validator(mode="after")
+    def _task(self) -> UseCase:
+        if self.gate.metric not in TASK_METRICS[self.task]:
+            raise ValueError(
+                f"gate.metric {self.gate.metric!r} is not a {self.task} metric: one of "
+                f"{', '.join(TASK_METRICS[self.task])}"
+            )
+        problem = self.dataset.task_problem(self.task)
+        if problem:
+            raise ValueError(problem)
+        self.training = self.training.resolved(self.task, self.default_adapter)
+        return self
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         """The use case's definitions for the environment the settings describe (what the
@@ -134,6 +157,7 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         the environment's options decide (nothing of it is kept here)."""
         return UseCaseSpec(
             name=self.name,
+            task=self.task,
             dataset=self.dataset,
             training=self.training,
             gate=self.gate,

@@ -6,6 +6,7 @@ unchanged, to the stage functions so a plain script can run the same code.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import dagster as dg
@@ -51,8 +52,23 @@ class ModelConfig(dg.Model, dg.Resolvable):
 
     adapter: str = Field(
         "sklearn_svc",
-        description="a registered model adapter: sklearn_svc, keras_sequence, or one a plug-in "
-        "registers under the entry-point group mlops_assets.adapters",
+        description="a registered model adapter: sklearn (the `estimator` below), lightgbm, "
+        "sklearn_svc, keras_sequence, or one a plug-in registers under the entry-point group "
+        "mlops_assets.adapters; left out of a use case's YAML: sklearn (histogram gradient "
+        "boosting) for tables, keras_sequence for LSFB",
+    )
+    estimator: str = Field(
+        "",
+        description="for the sklearn adapter: any scikit-learn-compatible estimator class by "
+        "import path (sklearn.ensemble.HistGradientBoostingClassifier, xgboost.XGBClassifier, "
+        "my_package.models.MyEstimator), built with `params`; default: histogram gradient "
+        "boosting for the task",
+    )
+    preprocessing: Literal["auto", "none"] = Field(
+        "auto",
+        description="auto: the pipeline imputes, encodes categories and scales numbers (for "
+        "estimators that are not tree-based) from the dataset's columns; none: the estimator "
+        "takes the rows as they land",
     )
     params: dict[str, Any] = Field(
         default_factory=dict,
@@ -75,8 +91,36 @@ class ModelConfig(dg.Model, dg.Resolvable):
     @field_validator("adapter", mode="after")
     @classmethod
     def _registered(cls, value: str) -> str:
-
         return adapter_name(value)  # the name; an unknown one is an error listing the known
+
+    @field_validator("estimator", mode="after")
+    @classmethod
+    def _import_path(cls, value: str) -> str:
+        # the class is imported where it trains, not when the definitions load (heavy)
+        if value and not re.fullmatch(r"[A-Za-z_][\w.]*[.:][A-Za-z_]\w*", value):
+            raise ValueError(f"estimator {value!r} is not an import path (package.module.Class)")
+        return value
+
+    def resolved(self, task: str, default_adapter: str = "sklearn") -> ModelConfig:
+        """With the defaults a use case of `task` fills in: an adapter, and for the sklearn
+        adapter an estimator (histogram gradient boosting: fit time linear in rows)."""
+        given = "adapter" in self.model_fields_set
+        adapter = self.adapter if given else ("sklearn" if self.estimator else default_adapter)
+        estimator = self.estimator
+        defaults = ESTIMATOR_DEFAULTS.get(adapter)
+        if defaults is None and self.estimator:
+            raise ValueError(
+                "training.estimator is for the adapters "
+                f"{', '.join(ESTIMATOR_DEFAULTS)}; training.adapter is {adapter!r}"
+            )
+        if defaults is not None and not estimator:
+            estimator = defaults[task]
+        if adapter == "lightgbm" and estimator not in defaults.values():
+            raise ValueError(
+                f"training.estimator {estimator!r}: the lightgbm adapter trains "
+                f"{' or '.join(defaults.values())}"
+            )
+        return self.model_copy(update={"adapter": adapter, "estimator": estimator})
 
 
 class ShadowConfig(dg.Model, dg.Resolvable):
@@ -98,13 +142,49 @@ class ShadowConfig(dg.Model, dg.Resolvable):
 
 GATE_METRICS: dict[str, Literal["maximize", "minimize"]] = {
     "accuracy": "maximize",
+    "balanced_accuracy": "maximize",
+    "f1_macro": "maximize",
+    "f1_weighted": "maximize",
+    "roc_auc": "maximize",
+    "log_loss": "minimize",
     "top1": "maximize",
     "top5": "maximize",
     "macro_accuracy": "maximize",
     "macro_f1": "maximize",
+    "rmse": "minimize",
+    "mae": "minimize",
+    "r2": "maximize",
 }
-"""The metrics validate computes for a classifier, and which way is better: a gate names
-one, and the direction follows from it."""
+"""The metrics validate computes, and which way is better: a gate names one, and the
+direction follows from it."""
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": (
+        "accuracy",
+        "balanced_accuracy",
+        "f1_macro",
+        "f1_weighted",
+        "roc_auc",
+        "log_loss",
+        "top1",
+        "top5",
+        "macro_accuracy",
+        "macro_f1",
+    ),
+    "regression": ("rmse", "mae", "r2"),
+}
+"""Which metrics each task's validate computes."""
+Task = Literal["classification", "regression"]
+DEFAULT_ESTIMATORS = {
+    "classification": "sklearn.ensemble.HistGradientBoostingClassifier",
+    "regression": "sklearn.ensemble.HistGradientBoostingRegressor",
+}
+"""What the sklearn adapter trains when the YAML names no estimator."""
+LIGHTGBM_ESTIMATORS = {
+    "classification": "lightgbm.LGBMClassifier",
+    "regression": "lightgbm.LGBMRegressor",
+}
+"""What the lightgbm adapter trains, by task (its booster stored in LightGBM's own format)."""
+ESTIMATOR_DEFAULTS = {"sklearn": DEFAULT_ESTIMATORS, "lightgbm": LIGHTGBM_ESTIMATORS}
 
 
 class GateConfig(dg.Model, dg.Resolvable):

@@ -40,9 +40,18 @@ class DatasetKind(ABC):
         """One split (train, val, test) of a dataset version the split step wrote."""
 
     @abstractmethod
-    def request_contract(self) -> dict[str, Any]:
+    def request_contract(self, train: SplitData | None = None) -> dict[str, Any]:
         """What the model server accepts (written into the model's metadata): the inputs
-        as the data lands, and the parameters of the transform to the model's input."""
+        as the data lands, and the parameters of the transform to the model's input
+        (`train`: the split the model was fitted on, for what only it tells, such as the
+        categories it saw)."""
+
+    def task_problem(self, task: str) -> str:
+        """Why this dataset cannot serve `task` ('' when it can): by default, class labels
+        only."""
+        if task != "classification":
+            return f"the {self.kind} kind has class labels: task {task!r} is not supported"
+        return ""
 
     @staticmethod
     @abstractmethod

@@ -56,6 +56,8 @@ class UseCaseSpec:
     production_samples: ProductionSamples | None = None
     """The production wing's labelled requests, for validate's shadow evaluation."""
     owners: tuple[str, ...] = ()
+    task: str = "classification"
+    """classification or regression: which metrics validate computes."""
     """The YAML's `owners` (emails, or team:<name>): on every asset, as the UI shows them."""
 
     @property

@@ -27,6 +27,12 @@ class SplitData:
     _shards: list[str]
     class_names: list[str] | None = None
     """What each class index means, where the data says (LSFB sign glosses)."""
+    columns: list[dict[str, Any]] | None = None
+    """A table declared column by column: each feature's name, type, nullable and known
+    categories, in the order of x's columns (x is then an object array of the values as
+    they landed, which the model's own pipeline preprocesses); None: x is numeric."""
+    task: str = "classification"
+    """classification (y holds class labels: `classes`) or regression (y is a float target)."""
 
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(x, y) per shard, in a stable order."""
@@ -36,5 +42,6 @@ class SplitData:
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         parts = list(self.chunks())
         if not parts:
-            return np.zeros((0, *self.item_shape), "float32"), np.zeros(0, "int64")
+            dtype = object if self.columns is not None else "float32"
+            return np.zeros((0, *self.item_shape), dtype), np.zeros(0, "int64")
         return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])

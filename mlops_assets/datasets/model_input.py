@@ -29,6 +29,15 @@ def allows_missing(spec: dict[str, Any]) -> bool:
     return "missing" in spec
 
 
+def input_specs(contract: dict[str, Any], given: list[str]) -> list[dict[str, Any]]:
+    """The inputs a request must hold: the contract's own, or one of its `alternatives`
+    (a table's `rows` tensor) when the request names exactly its inputs."""
+    for alternative in contract.get("alternatives", []):
+        if sorted(given) == sorted(spec["name"] for spec in alternative):
+            return alternative
+    return contract["inputs"]
+
+
 def to_model_input(contract: dict[str, Any], arrays: dict[str, np.ndarray]) -> np.ndarray:
     """What the model takes, from what the contract's inputs hold (already shape-checked):
     the kind that wrote the contract transforms it."""

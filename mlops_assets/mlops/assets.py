@@ -99,7 +99,8 @@ def train_metadata(uc: UseCaseSpec, candidate: dict[str, Any]) -> dict[str, Any]
         "seed": candidate["seed"],
         "rows_train": candidate["rows_train"],
         "rows_val": candidate["rows_val"],
-        "val_accuracy": candidate["val_accuracy"],
+        **{k: candidate[k] for k in ("val_accuracy", "val_rmse") if k in candidate},
+        "estimator": candidate.get("estimator") or "",
         "training_seconds": candidate["training_seconds"],
         "code_version": candidate["code_version"],
         "artifact_sha256": candidate["artifact_sha256"],
@@ -230,7 +231,7 @@ def validate_asset(uc: UseCaseSpec) -> dg.AssetsDefinition:
             uc.dataset,
             gate,
             _candidate_id(context, key["train"]),
-            uc.training.adapter,
+            uc.training,
             uc.deploy.environment,
             uc.production_samples,
         )
@@ -270,7 +271,12 @@ def release_asset(uc: UseCaseSpec) -> dg.AssetsDefinition:
             context.log.info(f"nothing to release: {hold}")
             return
         result, metadata = run_release(
-            storage, layout, candidate_id, context.run.run_id, adapter=uc.training.adapter
+            storage,
+            layout,
+            candidate_id,
+            context.run.run_id,
+            adapter=uc.training.adapter,
+            estimator=uc.training.estimator,
         )
         context.log.info(f"released {uc.name} v{result.version}: {result.reason}")
         yield dg.MaterializeResult(

@@ -6,6 +6,8 @@ the next run after the remote was down, deploys what is champion then.
 
 from __future__ import annotations
 
+from typing import Any
+
 from mlops_assets.core.config import DeployConfig
 from mlops_assets.errors import MlopsError
 from mlops_assets.gitops.repository import DeployRequest, DeployResult, GitOpsError, ImageRequest
@@ -18,6 +20,20 @@ from mlops_assets.storage import ObjectStorage
 
 class NothingToDeployError(MlopsError, RuntimeError):
     """The registry has no champion yet."""
+
+
+def pinned(meta: dict[str, Any]) -> dict[str, str]:
+    """What the values file pins besides the hashes, so the server (which never reads the
+    use case's YAML) checks the artifact against it: the estimator class, the hash of the
+    rule for the types its artifact may hold, and the request contract's version."""
+    estimator = str(meta.get("estimator") or "")
+    if not estimator:
+        return {}
+    return {
+        "estimator": estimator,
+        "trustedTypes": str(meta.get("trusted_types") or ""),
+        "contractVersion": str(meta.get("request", {}).get("version", "")),
+    }
 
 
 def deploy_request(
@@ -51,6 +67,7 @@ def deploy_request(
             "sha256": meta["artifact_sha256"],
             "adapter": adapter_name(adapter),
             "metadataSha256": registry.metadata_sha256(version),
+            **pinned(meta),
         },
         summary=[
             *(summary or []),

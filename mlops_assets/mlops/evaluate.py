@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlops_assets.core.config import GateConfig
+from mlops_assets.errors import MlopsError
+from mlops_assets.mlops.metrics import log_loss, regression_metrics, roc_auc
 from mlops_assets.mlops.significance import Comparison
+
+
+class MissingMetricError(MlopsError, ValueError):
+    """The gate's metric cannot be computed for the candidate (no probabilities)."""
+
 
 if TYPE_CHECKING:
     from mlops_assets.core.split_data import SplitData
@@ -18,12 +25,19 @@ def evaluate(
     y_true: np.ndarray,
     y_pred: np.ndarray,
     scores: np.ndarray | None,
-    classes: list[int],
+    classes: list[Any],
+    task: str = "classification",
+    proba: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Metrics on one split. `top1` is `accuracy`; `top5` needs class scores;
-    `macro_accuracy` is the mean per-class recall (what LSFB papers call it)."""
+    """Metrics on one split, for its task. Classification: `top1` is `accuracy`; `top5`
+    needs class scores; `macro_accuracy` is the mean per-class recall (what LSFB papers call
+    it); `roc_auc` and `log_loss` need class probabilities (`proba`, columns in `classes`
+    order). Regression: RMSE, MAE and R²."""
+    if task == "regression":
+        return regression_metrics(y_true, y_pred)
     from sklearn.metrics import (
         accuracy_score,
+        balanced_accuracy_score,
         confusion_matrix,
         f1_score,
         recall_score,
@@ -32,23 +46,51 @@ def evaluate(
 
     recall = recall_score(y_true, y_pred, labels=classes, average=None, zero_division=0)
     present = [r for c, r in zip(classes, recall, strict=True) if np.any(y_true == c)]
-    accuracy = float(accuracy_score(y_true, y_pred))
+    accuracy = float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0
     top5 = None
     if scores is not None and len(y_true) and scores.shape[1] > 5:
         top5 = float(top_k_accuracy_score(y_true, scores, k=5, labels=classes))
+    macro_f1 = float(f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0))
     return {
         "accuracy": accuracy,
+        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
+        "f1_macro": macro_f1,
+        "f1_weighted": float(
+            f1_score(y_true, y_pred, labels=classes, average="weighted", zero_division=0)
+        ),
+        "roc_auc": roc_auc(y_true, proba, classes),
+        "log_loss": log_loss(y_true, proba, classes),
         "top1": accuracy,
         "top5": top5,
         "macro_accuracy": float(np.mean(present)) if present else 0.0,
-        "macro_f1": float(
-            f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)
-        ),
+        "macro_f1": macro_f1,
         "per_class_recall": {str(c): float(r) for c, r in zip(classes, recall, strict=True)},
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=classes).tolist(),
-        "classes": classes,
+        "classes": list(classes),
         "rows": int(len(y_true)),
     }
+
+
+def predict_probabilities(adapter: Any, model: Any, split: SplitData) -> np.ndarray | None:
+    """Class probabilities on a split in `split.classes` order, where the adapter gives them
+    (`predict_proba`, with the model's own class order in `model.classes_`)."""
+    if split.task != "classification" or not hasattr(adapter, "predict_proba"):
+        return None
+    parts, model_classes = [], list(getattr(model, "classes_", split.classes))
+    for x, _ in split.chunks():
+        proba = adapter.predict_proba(model, x)
+        if proba is None:
+            return None
+        parts.append(proba)
+    if not parts:
+        return None
+    proba = np.concatenate(parts)
+    index = {c: i for i, c in enumerate(model_classes)}
+    out = np.zeros((len(proba), len(split.classes)))
+    for column, name in enumerate(split.classes):
+        if name in index:
+            out[:, column] = proba[:, index[name]]
+    return out
 
 
 @dataclass(frozen=True)
@@ -76,7 +118,16 @@ def gate(
     """The absolute threshold first; then, against a champion, the paired test on the test
     split (`comparison`) and, where there is one, on production traffic (`shadow`)."""
     name, sign = config.metric, (1 if config.better == "maximize" else -1)
-    value = candidate[name]
+    value = candidate.get(name)
+    if value is None:
+        raise MissingMetricError(
+            f"gate.metric {name!r} cannot be computed for this candidate: "
+            + (
+                "it needs class probabilities (predict_proba), which the model does not give"
+                if name in ("roc_auc", "log_loss")
+                else "not a metric of its task"
+            )
+        )
     champion_value = champion[name] if champion is not None else None
     improvement = sign * (value - champion_value) if champion is not None else None
     if sign * (value - config.threshold) < 0:
@@ -115,7 +166,7 @@ def gate(
         decision = "HOLD"
         line = (
             f"{comparison.points()} is significant but below min_effect "
-            f"{100 * config.min_effect:.1f} points; {stays}"
+            f"{comparison.amount(config.min_effect)}; {stays}"
         )
     else:
         decision, line = "HOLD", f"{comparison.points()} is not significant; {stays}"
@@ -138,6 +189,30 @@ def gate(
         champion_version,
         improvement,
         decision,
+    )
+
+
+def incomparable_decision(
+    decision: GateDecision, why: str, champion_version: int | None, config: GateConfig
+) -> GateDecision:
+    """The champion cannot score this test split (another schema, another task, an
+    artifact this process may not load): a HOLD with the reason, not a pass on the
+    threshold. A candidate that misses the threshold stays rejected."""
+    if decision.decision == "REJECT":
+        return replace(decision, champion_version=champion_version)
+    promote = config.on_hold == "promote"
+    then = (
+        "promoted anyway (on_hold: promote)"
+        if promote
+        else f"champion v{champion_version} stays (on_hold: keep_champion)"
+    )
+    head = decision.summary.split(" (no champion yet)")[0].removeprefix("PASS: ")
+    return replace(
+        decision,
+        passed=promote,
+        decision="HOLD",
+        champion_version=champion_version,
+        summary=f"HOLD: {head}; {why}; {then}",
     )
 
 

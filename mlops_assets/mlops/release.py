@@ -6,6 +6,8 @@ from mlops_assets.errors import MlopsError
 from mlops_assets.mlops.train import record_outcome
 from mlops_assets.mlops.validate import VALIDATION, load_candidate
 from mlops_assets.models import adapter_name
+from mlops_assets.models.sklearn_estimator import import_estimator
+from mlops_assets.models.trusted_types import allowlist_digest, class_path
 from mlops_assets.registry import ModelRegistry, ReleaseResult
 from mlops_assets.storage import Layout, ObjectStorage
 
@@ -25,22 +27,43 @@ def held(storage: ObjectStorage, layout: Layout, candidate_id: str, run_id: str 
 
 
 def run_release(
-    storage: ObjectStorage, layout: Layout, candidate_id: str, run_id: str = "", *, adapter: str
+    storage: ObjectStorage,
+    layout: Layout,
+    candidate_id: str,
+    run_id: str = "",
+    *,
+    adapter: str,
+    estimator: str | None = None,
 ) -> tuple[ReleaseResult, dict]:
-    """`adapter` is the YAML's: the release records it, after checking the candidate's."""
-    candidate, artifact = load_candidate(storage, layout, candidate_id, adapter)
+    """`adapter` and `estimator` are the YAML's: the release records them, after checking
+    the candidate's, with the hash of the rule for the types its artifact may hold."""
+    candidate, artifact = load_candidate(storage, layout, candidate_id, adapter, estimator)
     validation = storage.read_json(layout.candidate(candidate_id, VALIDATION))
     if not validation["passed"]:
         raise GateNotPassedError(
             f"candidate {candidate_id} did not pass the gate: {validation['summary']}"
         )
     metrics = validation["candidate_metrics"]
+    trusted = ""
+    if candidate.get("estimator"):
+        trusted = allowlist_digest((class_path(import_estimator(candidate["estimator"])),))
     metadata = {
         "adapter": adapter_name(adapter),
+        "estimator": candidate.get("estimator"),
+        "trusted_types": trusted or None,
+        "task": candidate.get("task", "classification"),
         "metrics": {
             k: metrics[k]
             for k in (
                 "accuracy",
+                "balanced_accuracy",
+                "f1_macro",
+                "f1_weighted",
+                "roc_auc",
+                "log_loss",
+                "rmse",
+                "mae",
+                "r2",
                 "top1",
                 "top5",
                 "macro_accuracy",

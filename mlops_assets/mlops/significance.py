@@ -17,7 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from mlops_assets.mlops.metrics import log_loss, regression_metrics, roc_auc
+
 ACCURACY_LIKE = ("accuracy", "top1", "top5")
+UNIT_METRICS = ("rmse", "mae", "log_loss")
+"""Metrics in their own units, not shares of rows: shown as they are, not as points."""
+PROBABILITY_METRICS = ("roc_auc", "log_loss")
 
 
 @dataclass(frozen=True)
@@ -36,11 +41,23 @@ class Comparison:
         return asdict(self)
 
     def points(self) -> str:
-        """'+0.3 points (95% CI -1.2 to +1.8, p=0.61)'."""
+        """'+0.3 points (95% CI -1.2 to +1.8, p=0.61)' for a share (accuracy, F1, AUC);
+        '-2.41 (95% CI -4.02 to -0.77, p=0.004)' in the metric's units (RMSE, log loss)."""
+        if self.metric in UNIT_METRICS:
+            return (
+                f"{self.difference:+.4g} (95% CI {self.low:+.4g} to {self.high:+.4g}, "
+                f"p={self.p_value:.2g})"
+            )
         return (
             f"{100 * self.difference:+.1f} points (95% CI {100 * self.low:+.1f} to "
             f"{100 * self.high:+.1f}, p={self.p_value:.2g})"
         )
+
+    def amount(self, value: float) -> str:
+        """A threshold (min_effect) in the units `points` uses."""
+        if self.metric in UNIT_METRICS:
+            return f"{value:.4g}"
+        return f"{100 * value:.1f} points"
 
 
 def mcnemar(
@@ -92,13 +109,15 @@ def paired_bootstrap(
     def difference(yy, aa, bb) -> float:
         return statistic(yy, aa) - statistic(yy, bb)
 
+    y, candidate, champion = np.asarray(y), np.asarray(candidate), np.asarray(champion)
     observed = difference(y, candidate, champion)
     if len(y) < 2:
         return Comparison(metric, observed, observed, observed, 1.0, "too few rows", len(y))
+    # the rows are resampled (their indices), so a row's label and both models' outputs for
+    # it, class probabilities included, stay together
     result = bootstrap(
-        (np.asarray(y), np.asarray(candidate), np.asarray(champion)),
-        difference,
-        paired=True,
+        (np.arange(len(y)),),
+        lambda rows: difference(y[rows], candidate[rows], champion[rows]),
         vectorized=False,
         n_resamples=resamples,
         confidence_level=confidence,
@@ -129,11 +148,15 @@ def right_rows(metric: str, y: np.ndarray, predicted: np.ndarray, scores: np.nda
     return None
 
 
-def metric_function(metric: str, classes: list[int]) -> Callable[[np.ndarray, np.ndarray], float]:
-    from sklearn.metrics import f1_score, recall_score
+def metric_function(metric: str, classes: list[Any]) -> Callable[[np.ndarray, np.ndarray], float]:
+    """`metric(y, predicted)` (predicted: class probabilities for roc_auc and log_loss)."""
+    from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score
 
-    if metric == "macro_f1":
-        return lambda y, p: float(f1_score(y, p, labels=classes, average="macro", zero_division=0))
+    if metric in ("macro_f1", "f1_macro", "f1_weighted"):
+        average = "weighted" if metric == "f1_weighted" else "macro"
+        return lambda y, p: float(f1_score(y, p, labels=classes, average=average, zero_division=0))
+    if metric == "balanced_accuracy":
+        return lambda y, p: float(balanced_accuracy_score(y, p))
     if metric == "macro_accuracy":
 
         def macro_accuracy(y, p) -> float:
@@ -142,29 +165,40 @@ def metric_function(metric: str, classes: list[int]) -> Callable[[np.ndarray, np
             return float(np.mean(present)) if present else 0.0
 
         return macro_accuracy
+    if metric in ("rmse", "mae", "r2"):
+        return lambda y, p: regression_metrics(y, p)[metric]
+    if metric == "roc_auc":
+        return lambda y, p: roc_auc(y, p, classes) or 0.5
+    if metric == "log_loss":
+        return lambda y, p: log_loss(y, p, classes) or 0.0
     raise ValueError(f"no paired test for the metric {metric!r}")
 
 
 def compare(
     metric: str,
     y: np.ndarray,
-    candidate: tuple[np.ndarray, np.ndarray | None],
-    champion: tuple[np.ndarray, np.ndarray | None],
-    classes: list[int],
+    candidate: tuple[np.ndarray, ...],
+    champion: tuple[np.ndarray, ...],
+    classes: list[Any],
     *,
     resamples: int = 2000,
     seed: int = 0,
 ) -> Comparison:
-    """The paired test suited to `metric`, on (predicted, scores) of both models."""
-    a = right_rows(metric, y, *candidate)
-    b = right_rows(metric, y, *champion)
+    """The paired test suited to `metric`, on (predicted, scores[, probabilities]) of both
+    models: McNemar where a row is right or wrong, else a seeded paired bootstrap of the
+    metric's difference."""
+    a = right_rows(metric, y, candidate[0], candidate[1])
+    b = right_rows(metric, y, champion[0], champion[1])
     if a is not None and b is not None:
         return mcnemar(a, b, metric)
+    which = 2 if metric in PROBABILITY_METRICS else 0
+    if which >= len(candidate) or candidate[which] is None or champion[which] is None:
+        raise ValueError(f"{metric} needs class probabilities from both models")
     return paired_bootstrap(
         metric_function(metric, classes),
         y,
-        candidate[0],
-        champion[0],
+        candidate[which],
+        champion[which],
         metric,
         resamples=resamples,
         seed=seed,

@@ -49,11 +49,18 @@ def input_contract(train: SplitData) -> dict[str, Any]:
 
 
 def fingerprint(
-    dataset_version: str, params: dict[str, Any], seed: int, code: str, adapter: str
+    dataset_version: str,
+    params: dict[str, Any],
+    seed: int,
+    code: str,
+    adapter: str,
+    estimator: str | None = None,
 ) -> str:
-    """The same data, parameters, seed, code and adapter train the same model."""
+    """The same data, parameters, seed, code, adapter and estimator train the same model."""
     inputs = {"dataset": dataset_version, "params": params, "seed": seed, "code": code}
     inputs["adapter"] = adapter
+    if estimator:  # only where there is one: earlier fingerprints stay what they were
+        inputs["estimator"] = estimator
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -64,6 +71,7 @@ def candidate_fingerprint(candidate: dict[str, Any]) -> str:
         candidate["seed"],
         candidate["code_version"],
         candidate["adapter"],
+        candidate.get("estimator"),
     )
 
 
@@ -78,6 +86,7 @@ def trained_before(
         model.seed,
         code_version(),
         model.adapter,
+        model.estimator or None,
     )
     return storage.read_json(layout.trained(key), default={}) or None
 
@@ -95,6 +104,42 @@ def record_outcome(
 def resolved_params(model: ModelConfig, override: dict[str, Any] | None = None) -> dict[str, Any]:
     adapter = load_adapter(model.adapter)
     return {**adapter.default_params, **model.params, **(override or {})}
+
+
+def configured_adapter(model: ModelConfig) -> Any:
+    """The adapter the trusted configuration names, told what else it says (the estimator
+    class, the preprocessing, the Keras backend)."""
+    adapter = load_adapter(model.adapter)
+    if hasattr(adapter, "keras_backend"):
+        adapter.keras_backend = model.keras_backend
+    if hasattr(adapter, "estimator") and model.estimator:
+        adapter.estimator = model.estimator
+    if hasattr(adapter, "preprocessing"):
+        adapter.preprocessing = model.preprocessing
+    return adapter
+
+
+OUTPUT_DATATYPES = {"int64": "INT64", "float64": "FP64"}
+
+
+def output_contract(train: SplitData) -> dict[str, Any]:
+    """What the server answers: class ids as INT64 (digits, LSFB), class names as BYTES,
+    a regression target as FP64."""
+    if train.task == "regression":
+        datatype = "FP64"
+    elif train.classes and not all(isinstance(c, int) for c in train.classes):
+        datatype = "BYTES"
+    else:
+        datatype = "INT64"
+    return {"name": "output-0", "datatype": datatype, "shape": [-1]}
+
+
+def val_score(train: SplitData, y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """The validation split's headline figure, for the record: accuracy, or RMSE."""
+    if train.task == "regression":
+        diff = np.asarray(predicted, dtype="float64") - np.asarray(y, dtype="float64")
+        return {"val_rmse": float(np.sqrt(np.mean(diff**2)))}
+    return {"val_accuracy": float(np.mean(np.asarray(predicted) == np.asarray(y)))}
 
 
 def scaling_warning(adapter: Any, adapter_name: str, rows: int) -> str:
@@ -120,9 +165,7 @@ def run_train(
 ) -> dict[str, Any]:
     """Fit the adapter on the current version's train split and store the candidate;
     `warn` hears, before the fit, what the user should know about its cost."""
-    adapter = load_adapter(model.adapter)
-    if hasattr(adapter, "keras_backend"):
-        adapter.keras_backend = model.keras_backend
+    adapter = configured_adapter(model)
     version = current_dataset(storage, layout)
     params = resolved_params(model, override)
     train = dataset.load_split(storage, layout, version, "train")
@@ -135,13 +178,15 @@ def run_train(
     seconds = perf_counter() - started
     artifact = adapter.dumps(fitted)
     storage.write_bytes(layout.candidate(candidate_id, adapter.artifact_name), artifact)
-    val_accuracy = None
+    scores: dict[str, float | None] = {"val_accuracy": None}
     if val.rows:
         y_val, predicted, _ = predict_split(adapter, fitted, val)
-        val_accuracy = float(np.mean(predicted == y_val))
+        scores = val_score(train, y_val, predicted)
     candidate = {
         "candidate_id": candidate_id,
         "adapter": model.adapter,
+        "estimator": model.estimator or None,
+        "task": train.task,
         "artifact": adapter.artifact_name,
         "artifact_sha256": hashlib.sha256(artifact).hexdigest(),
         "dataset_version": version,
@@ -153,13 +198,13 @@ def run_train(
         "rows_val": val.rows,
         "training_seconds": seconds,
         "warning": warning,
-        "val_accuracy": val_accuracy,
+        **scores,
         "code_version": code_version(),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "input": input_contract(train),
         # what the model server accepts (rows as they land) and the transform it applies
-        "request": dataset.request_contract(),
-        "output": {"name": "output-0", "datatype": "INT64", "shape": [-1]},
+        "request": dataset.request_contract(train),
+        "output": output_contract(train),
         "classes": train.classes,
         "class_names": train.class_names,
     }

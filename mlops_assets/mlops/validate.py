@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from mlops_assets.core.config import GateConfig
+from mlops_assets.core.config import GateConfig, ModelConfig
 from mlops_assets.core.kind import DatasetKind
 from mlops_assets.core.production import ProductionSamples
-from mlops_assets.mlops.evaluate import evaluate, gate, predict_split
+from mlops_assets.mlops.evaluate import (
+    evaluate,
+    gate,
+    incomparable_decision,
+    predict_probabilities,
+    predict_split,
+)
 from mlops_assets.mlops.significance import compare
-from mlops_assets.mlops.train import CANDIDATE, current_dataset, record_outcome
-from mlops_assets.models import AdapterMismatchError, check_stored_adapter, load_adapter
+from mlops_assets.mlops.train import CANDIDATE, configured_adapter, current_dataset, record_outcome
+from mlops_assets.models import (
+    AdapterMismatchError,
+    UnknownAdapterError,
+    adapter_name,
+    check_stored_adapter,
+)
+from mlops_assets.models.trusted_types import allowed
 from mlops_assets.registry import ArtifactIntegrityError, ModelRegistry
 from mlops_assets.storage import Layout, ObjectStorage
 
@@ -22,14 +33,23 @@ VALIDATION = "validation.json"
 
 
 def load_candidate(
-    storage: ObjectStorage, layout: Layout, candidate_id: str, adapter: str
+    storage: ObjectStorage,
+    layout: Layout,
+    candidate_id: str,
+    adapter: str,
+    estimator: str | None = None,
 ) -> tuple[dict[str, Any], bytes]:
-    """The candidate's record and verified bytes; `adapter` (from the YAML) must be the one
-    the record names, since the record is stored data and never chooses code itself."""
+    """The candidate's record and verified bytes; `adapter` and `estimator` (from the YAML)
+    must be the ones the record names, since the record is stored data and never chooses
+    code itself."""
     candidate = storage.read_json(layout.candidate(candidate_id, CANDIDATE))
-    check_stored_adapter(
-        candidate.get("adapter"), adapter, storage.uri(layout.candidate(candidate_id, CANDIDATE))
-    )
+    where = storage.uri(layout.candidate(candidate_id, CANDIDATE))
+    check_stored_adapter(candidate.get("adapter"), adapter, where)
+    if estimator is not None and (candidate.get("estimator") or "") != (estimator or ""):
+        raise AdapterMismatchError(
+            f"{where} names the estimator {candidate.get('estimator')!r}, but the use case "
+            f"names {estimator!r}: refusing to load it"
+        )
     data = storage.read_bytes(layout.candidate(candidate_id, candidate["artifact"]))
     if hashlib.sha256(data).hexdigest() != candidate["artifact_sha256"]:
         raise ArtifactIntegrityError(
@@ -62,75 +82,136 @@ def aligned(
     return mapping[predicted], scores
 
 
+def _as_model(model: ModelConfig | str) -> ModelConfig:
+    return model if isinstance(model, ModelConfig) else ModelConfig(adapter=model)
+
+
+def same_schema(champion_request: dict[str, Any], request: dict[str, Any]) -> str:
+    """'' when the champion takes this test split's rows, else why not: the columns (names,
+    types) of a table, or the example shape of the kind's contract."""
+
+    def shape(contract: dict[str, Any]) -> Any:
+        if "columns" in contract:
+            return [(c["name"], c["type"]) for c in contract["columns"]]
+        return [(i["name"], i.get("shape")) for i in contract.get("inputs", [])]
+
+    theirs, ours = shape(champion_request), shape(request)
+    if theirs == ours:
+        return ""
+    return f"it takes {_short(theirs)}, this test split holds {_short(ours)}"
+
+
+def _short(columns: list) -> str:
+    text = ", ".join(f"{name} ({kind})" for name, kind in columns[:6])
+    return text + (f" and {len(columns) - 6} more" if len(columns) > 6 else "")
+
+
+def champion_adapter(meta: dict[str, Any], model: ModelConfig) -> tuple[Any, str]:
+    """The code that scores the champion: the use case's own adapter when the champion was
+    made by it; else the adapter the champion's metadata names, when it is one this process
+    trusts (a built-in or an installed plug-in: stored data picks among trusted code, never
+    a module) and its estimator a class of the trusted packages. Returns (adapter, why not)."""
+    stored, estimator = meta.get("adapter"), meta.get("estimator") or ""
+    try:
+        check_stored_adapter(stored, model.adapter, "the champion's metadata")
+        if (estimator or "") == (model.estimator or ""):
+            return configured_adapter(model), ""
+    except AdapterMismatchError:
+        pass
+    try:
+        name = adapter_name(str(stored))
+    except UnknownAdapterError:
+        return None, f"it was made by the model adapter {stored!r}, which is not installed here"
+    if estimator and not allowed(estimator):
+        return None, (
+            f"its estimator {estimator!r} is outside the trusted packages (only the use case's "
+            "own estimator may be)"
+        )
+    own = ModelConfig(adapter=name, estimator=estimator, preprocessing=model.preprocessing)
+    return configured_adapter(own), ""
+
+
+def _same_family(meta: dict[str, Any], model: ModelConfig) -> bool:
+    try:
+        same = adapter_name(str(meta.get("adapter"))) == adapter_name(model.adapter)
+    except UnknownAdapterError:
+        return False
+    return same and (meta.get("estimator") or "") == (model.estimator or "")
+
+
 def run_validate(
     storage: ObjectStorage,
     layout: Layout,
     dataset: DatasetKind,
     config: GateConfig,
     candidate_id: str,
-    adapter_name: str,
+    model: ModelConfig | str,
     environment: str = "dev",
     production_samples: ProductionSamples | None = None,
 ) -> dict[str, Any]:
-    """`adapter_name` comes from the use case's YAML: it scores the candidate and the champion.
-    `environment` is where the champion serves: its labelled requests, which
-    `production_samples` (the production wing's) reads, are the shadow set; without it there
-    is no shadow evaluation, and the report says so."""
-    candidate, data = load_candidate(storage, layout, candidate_id, adapter_name)
+    """`model` (the adapter and estimator) comes from the use case's YAML: it scores the
+    candidate; the champion, whatever made it, is scored on the same test rows by its own
+    trusted adapter. `environment` is where the champion serves: its labelled requests,
+    which `production_samples` (the production wing's) reads, are the shadow set; without it
+    there is no shadow evaluation, and the report says so."""
+    model = _as_model(model)
+    candidate, data = load_candidate(storage, layout, candidate_id, model.adapter, model.estimator)
     version = current_dataset(storage, layout)
     test = dataset.load_split(storage, layout, version, "test")
-    adapter = load_adapter(adapter_name)
+    adapter = configured_adapter(model)
     candidate_model = adapter.loads(data)
     y_test, candidate_predicted, candidate_scores = predict_split(adapter, candidate_model, test)
-    candidate_metrics = evaluate(y_test, candidate_predicted, candidate_scores, test.classes)
+    candidate_proba = predict_probabilities(adapter, candidate_model, test)
+    candidate_metrics = evaluate(
+        y_test, candidate_predicted, candidate_scores, test.classes, test.task, candidate_proba
+    )
 
     registry = ModelRegistry(storage, layout.use_case)
     champion = registry.champion()
     champion_version = champion["version"] if champion else None
     champion_metrics = None
     incomparable = ""
+    champion_model = champion_scorer = None
     if champion is not None:
         champion_data, meta = registry.artifact(champion_version)  # refuses a tampered artifact
+        why = same_schema(meta.get("request", {}), candidate.get("request", {}))
         takes = [int(d) for d in meta.get("input", {}).get("shape", [-1, *test.item_shape])[1:]]
-        try:
-            check_stored_adapter(
-                meta.get("adapter"), adapter_name, f"champion v{champion_version}'s metadata"
+        if not why and takes != list(test.item_shape):
+            # the YAML changed what the model is fed (frames, landmarks): same request, but
+            # the champion cannot score this test split
+            why = (
+                f"it takes examples of shape {takes}, this test split gives {list(test.item_shape)}"
             )
-        except AdapterMismatchError:
-            # the YAML changed the model family (or someone rewrote the metadata): the
-            # configured adapter is the only code that runs, and it cannot read this champion
-            incomparable = (
-                f"champion v{champion_version} was made by the model adapter "
-                f"{meta.get('adapter')!r}, the use case now names {adapter_name!r}: not "
-                "comparable, gated on the threshold alone"
-            )
-        if not incomparable and takes != list(test.item_shape):
-            # the YAML changed the data contract (frames, landmarks, features): the champion
-            # cannot score this test split, so the candidate is gated on the threshold alone
-            incomparable = (
-                f"champion v{champion_version} takes examples of shape {takes}, this dataset "
-                f"version gives {list(test.item_shape)}: not comparable, gated on the "
-                "threshold alone"
-            )
+        if not why and test.task != (meta.get("task") or "classification"):
+            why = f"it is a {meta.get('task') or 'classification'} model, this is {test.task}"
+        if not why:
+            champion_scorer, why = champion_adapter(meta, model)
+        if not why:
+            try:
+                champion_model = champion_scorer.loads(champion_data)
+            except Exception as error:  # refused types, another library's version
+                why = f"its artifact cannot be loaded here: {error}"
+        if why:
+            incomparable = f"champion v{champion_version} is not comparable: {why}"
     comparison = shadow = None
     shadow_report: dict[str, Any] = {}
     if champion is not None and not incomparable:
-        champion_model = adapter.loads(champion_data)
-        _, predicted, scores = predict_split(adapter, champion_model, test)
+        _, predicted, scores = predict_split(champion_scorer, champion_model, test)
         champion_out = aligned(predicted, scores, meta.get("class_names"), test.class_names)
-        champion_metrics = evaluate(y_test, *champion_out, test.classes)
+        champion_proba = predict_probabilities(champion_scorer, champion_model, test)
+        champion_metrics = evaluate(y_test, *champion_out, test.classes, test.task, champion_proba)
         comparison = compare(
             config.metric,
             y_test,
-            (candidate_predicted, candidate_scores),
-            champion_out,
+            (candidate_predicted, candidate_scores, candidate_proba),
+            (*champion_out, champion_proba),
             test.classes,
             resamples=config.bootstrap_resamples,
             seed=config.seed,
         )
         if config.shadow.enabled and production_samples is None:
             shadow_report = {"not_evaluated": "no production sample source was given"}
-        elif config.shadow.enabled:
+        elif config.shadow.enabled and _same_family(meta, model) and test.columns is None:
             shadow, shadow_report = _shadow(
                 production_samples,
                 storage,
@@ -143,6 +224,10 @@ def run_validate(
                 (champion_model, meta.get("class_names")),
                 lambda s, lay, split: dataset.load_split(s, lay, version, split),
             )
+        elif config.shadow.enabled:
+            shadow_report = {
+                "not_evaluated": "shadow evaluation takes numeric rows of one model family"
+            }
     decision = gate(
         candidate_metrics,
         champion_metrics,
@@ -152,11 +237,7 @@ def run_validate(
         shadow,
     )
     if incomparable:
-        decision = replace(
-            decision,
-            summary=decision.summary.replace("(no champion yet)", f"({incomparable})"),
-            champion_version=champion_version,
-        )
+        decision = incomparable_decision(decision, incomparable, champion_version, config)
     validation = {
         "candidate_id": candidate_id,
         "dataset_version": version,

@@ -7,16 +7,68 @@ import dagster as dg
 from mlops_assets.core.report import heatmap, md_table
 
 MAX_TABLE_CLASSES = 20
+CLASSIFICATION_ROWS = (
+    "accuracy",
+    "balanced_accuracy",
+    "f1_macro",
+    "f1_weighted",
+    "roc_auc",
+    "log_loss",
+    "top5",
+    "macro_accuracy",
+)
+REGRESSION_ROWS = ("rmse", "mae", "r2")
 
 
 def validation_metadata(validation: dict[str, Any]) -> dict[str, Any]:
     candidate, champion = validation["candidate_metrics"], validation["champion_metrics"]
     champion_name = f"champion v{validation['champion_version']}" if champion else "champion"
+    regression = "per_class_recall" not in candidate
+    names = REGRESSION_ROWS if regression else CLASSIFICATION_ROWS
     rows = [
         (name, candidate[name], champion.get(name, "-") if champion else "-")
-        for name in ("accuracy", "top5", "macro_accuracy", "macro_f1")
+        for name in names
         if candidate.get(name) is not None
     ]
+    extra: dict[str, Any] = {}
+    if not regression:
+        extra.update(_classes(candidate, champion, champion_name))
+    evaluations = _evaluations(validation, candidate, champion)
+    if evaluations:
+        extra["evaluations"] = dg.MetadataValue.md(
+            md_table(
+                [
+                    "evaluated on",
+                    "rows",
+                    "candidate",
+                    champion_name,
+                    "difference (95% CI)",
+                    "p-value",
+                    "test",
+                ],
+                evaluations,
+            )
+        )
+    comparison = validation.get("comparison") or {}
+    if comparison:
+        extra["p_value"] = comparison["p_value"]
+        extra["difference"] = comparison["difference"]
+    return {
+        "gate_decision": validation.get("decision", "PASS"),
+        "decision": validation["summary"],
+        "passed": validation["passed"],
+        "dataset_version": validation["dataset_version"],
+        "test_rows": candidate["rows"],
+        f"candidate_{validation['metric']}": candidate[validation["metric"]],
+        "metrics": dg.MetadataValue.md(md_table(["metric", "candidate", champion_name], rows)),
+        **extra,
+    }
+
+
+def _classes(
+    candidate: dict[str, Any], champion: dict[str, Any] | None, champion_name: str
+) -> dict[str, Any]:
+    """Per-class recall and the confusion matrix, for a classifier."""
     recall = [
         (c, r, champion["per_class_recall"].get(c, "-") if champion else "-")
         for c, r in candidate["per_class_recall"].items()
@@ -34,7 +86,23 @@ def validation_metadata(validation: dict[str, Any]) -> dict[str, Any]:
         )
         + "\n\n"
     )
-    evaluations = []
+    return {
+        "per_class_recall": dg.MetadataValue.md(
+            ("Per-class recall (the worst classes):\n\n" if many else "")
+            + md_table(["class", "candidate", champion_name], recall)
+        ),
+        "confusion_matrix": dg.MetadataValue.md(
+            matrix_table
+            + heatmap(matrix, labels, "candidate confusion matrix (test split)", "confusion matrix")
+        ),
+    }
+
+
+def _evaluations(
+    validation: dict[str, Any], candidate: dict[str, Any], champion: dict[str, Any] | None
+) -> list[tuple]:
+    """One row per set the two models were compared on (the test split, production)."""
+    evaluations: list[tuple] = []
     for name, found in (
         ("test split", validation.get("comparison")),
         ("production traffic", validation.get("shadow")),
@@ -65,45 +133,4 @@ def validation_metadata(validation: dict[str, Any]) -> dict[str, Any]:
                 found["test"],
             )
         )
-    extra: dict[str, Any] = {}
-    if evaluations:
-        extra["evaluations"] = dg.MetadataValue.md(
-            md_table(
-                [
-                    "evaluated on",
-                    "rows",
-                    "candidate",
-                    champion_name,
-                    "difference (95% CI)",
-                    "p-value",
-                    "test",
-                ],
-                evaluations,
-            )
-        )
-    comparison = validation.get("comparison") or {}
-    if comparison:
-        extra["p_value"] = comparison["p_value"]
-        extra["difference"] = comparison["difference"]
-    return {
-        **extra,
-        "gate_decision": validation.get("decision", "PASS"),
-        "decision": validation["summary"],
-        "passed": validation["passed"],
-        "dataset_version": validation["dataset_version"],
-        "test_rows": candidate["rows"],
-        f"candidate_{validation['metric']}": candidate[validation["metric"]],
-        "metrics": dg.MetadataValue.md(
-            md_table(["metric", "candidate", champion_name], rows)
-            + (
-                "\n\nPer-class recall (the worst classes):\n\n"
-                if many
-                else "\n\nPer-class recall:\n\n"
-            )
-            + md_table(["class", "candidate", champion_name], recall)
-        ),
-        "confusion_matrix": dg.MetadataValue.md(
-            matrix_table
-            + heatmap(matrix, labels, "candidate confusion matrix (test split)", "confusion matrix")
-        ),
-    }
+    return evaluations

@@ -22,6 +22,8 @@ ENTRY_POINT_GROUP = "mlops_assets.adapters"
 """Installed packages may add adapters here (`name = "package.module:Class"`)."""
 
 BUILTIN_ADAPTERS: dict[str, str] = {
+    "sklearn": "mlops_assets.models.sklearn_estimator:SklearnEstimator",
+    "lightgbm": "mlops_assets.models.lightgbm_booster:LightGBMBooster",
     "sklearn_svc": "mlops_assets.models.sklearn_svc:SklearnSVC",
     "keras_sequence": "mlops_assets.models.keras_sequence:KerasSequenceClassifier",
 }

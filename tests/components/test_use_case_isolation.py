@@ -99,12 +99,12 @@ def test_a_wrong_type_and_a_syntax_error_are_one_line_each(tmp_path):
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert "gate.threshold: Input should be a valid number" in found["description"]
     assert found["dataops"]
-    unknown = project_with(tmp_path / "m", lambda t: t.replace("metric: top1", "metric: rmse"))
+    unknown = project_with(tmp_path / "m", lambda t: t.replace("metric: top1", "metric: rmsle"))
     done = load(unknown, tmp_path / "m")
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert "defs/lsfb/defs.yaml:" in found["description"]
     assert (
-        "gate.metric: Value error, unknown metric 'rmse': validate computes accuracy"
+        "gate.metric: Value error, unknown metric 'rmsle': validate computes accuracy"
         in (found["description"])
     )
     assert len(found["description"].splitlines()) == 1 and found["dataops"]

@@ -234,8 +234,13 @@ def test_shadow_evaluation_holds_or_rejects_a_candidate_worse_on_production(loca
 
 def test_an_unknown_gate_metric_is_one_error_naming_the_key_and_the_choices():
     """`gate.metric: rmse` on a classifier passed every check and failed in validate with a
-    bare KeyError; now the definitions refuse it, naming what validate computes."""
-    with pytest.raises(Exception, match="unknown metric 'rmse': validate computes accuracy, top1"):
+    bare KeyError; now the definitions refuse it, naming what validate computes, and a
+    metric of the other task names the task's own choices."""
+    with pytest.raises(Exception, match="unknown metric 'rmsle': validate computes accuracy, "):
+        digits_with(gate={"metric": "rmsle"})
+    with pytest.raises(
+        Exception, match="gate.metric 'rmse' is not a classification metric: one of accuracy"
+    ):
         digits_with(gate={"metric": "rmse"})
     # in a use case's YAML, the one line names the file, the line and the key:
     # tests/components/test_use_case_isolation.py

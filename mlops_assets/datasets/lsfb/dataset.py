@@ -42,7 +42,7 @@ class LsfbDataset(DatasetKind, LsfbData):
 
         return lsfb_split(storage, layout, version, split)
 
-    def request_contract(self) -> dict[str, Any]:
+    def request_contract(self, train: SplitData | None = None) -> dict[str, Any]:
         from mlops_assets.datasets.lsfb.contract import lsfb_contract
 
         return lsfb_contract(self)

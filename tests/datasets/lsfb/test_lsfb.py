@@ -176,7 +176,7 @@ def test_whole_graph_from_the_server_to_a_gitops_commit_and_an_inference(
     assert retrain.tags["mlops/trigger"] == "monitor"
 
     # the YAML changes the data contract (24 frames): the champion cannot score the new
-    # test split, and the gate says so and decides on the threshold alone
+    # test split: the gate says so and HOLDs (on_hold: keep_champion), nothing released
     shorter = merged(OVERRIDES, {"dataset": {"frames": 24}})
     with dg.instance_for_test() as instance:
         defs = lsfb_definitions(shorter)
@@ -187,9 +187,13 @@ def test_whole_graph_from_the_server_to_a_gitops_commit_and_an_inference(
             .asset_materialization.metadata["decision"]
             .value
         )
-    assert "champion v1 takes examples of shape [32, 130]" in gate
-    assert "gives [24, 130]: not comparable" in gate
-    assert registry.versions() == [1, 2] and registry.champion()["version"] == 2
+    assert gate.startswith("HOLD: ")
+    assert "champion v1 is not comparable: it takes examples of shape [32, 130]" in gate
+    assert (
+        "this test split gives [24, 130]" in gate
+        and "champion v1 stays (on_hold: keep_champion)" in gate
+    )
+    assert registry.versions() == [1] and registry.champion()["version"] == 1
 
 
 def test_interrupted_download_resumes_without_refetching_or_keeping_truncated_files(

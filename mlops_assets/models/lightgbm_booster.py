@@ -1,0 +1,160 @@
+"""LightGBM, stored without pickle: the booster as LightGBM's own text model, the
+preprocessing and the class list by skops, in one artifact.
+
+A LightGBM estimator inside a skops pipeline would be stored as a pickled blob; here the
+booster is written by `Booster.model_to_string` and read by `Booster(model_str=...)`, which
+parse a documented text format and run no stored code. The artifact is an uncompressed tar
+of three members (`booster.txt`, `preprocessing.skops`, `manifest.json` with each other
+member's sha256), read in memory: no member is ever written to disk, and one whose bytes do
+not match the manifest is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from dataclasses import dataclass
+from typing import Any
+
+from mlops_assets.core.config import LIGHTGBM_ESTIMATORS as ESTIMATORS
+from mlops_assets.models.sklearn_estimator import EstimatorError, SklearnEstimator, preprocessing
+from mlops_assets.models.trusted_types import (
+    UntrustedArtifactError,
+    allowlist_digest,
+    trusted_types,
+)
+
+MEMBERS = ("booster.txt", "preprocessing.skops")
+
+
+@dataclass
+class LightGBMModel:
+    """The fitted parts: `prep` turns rows into the booster's features; `classes` is the
+    label of each booster class (empty for regression)."""
+
+    prep: Any
+    booster: Any
+    classes: list[Any]
+
+    @property
+    def classes_(self) -> list[Any]:
+        """The booster's class order, as scikit-learn names it (for aligning probabilities)."""
+        return self.classes
+
+    def proba(self, x: Any) -> Any:
+        import numpy as np
+
+        raw = self.booster.predict(self.prep.transform(x))
+        if not self.classes:
+            return raw
+        if raw.ndim == 1:  # binary: the probability of the second class
+            raw = np.column_stack([1.0 - raw, raw])
+        return raw
+
+
+class LightGBMBooster(SklearnEstimator):
+    """`estimator` is `lightgbm.LGBMClassifier` or `lightgbm.LGBMRegressor` (set by the
+    task); `params` are the estimator's."""
+
+    artifact_name = "model.lgbm.tar"
+    estimator = ESTIMATORS["classification"]
+
+    def estimator_class(self) -> type:
+        if self.estimator not in ESTIMATORS.values():
+            raise EstimatorError(
+                f"the lightgbm adapter trains {' or '.join(ESTIMATORS.values())}, "
+                f"not {self.estimator!r}"
+            )
+        return super().estimator_class()
+
+    def fit(self, train, val, params: dict[str, Any], seed: int) -> LightGBMModel:
+        import numpy as np
+        from sklearn.compose import ColumnTransformer
+
+        x, y = train.arrays()
+        columns = train.columns or [
+            {"name": f"f{i}", "type": "number", "categories": None} for i in range(x.shape[1])
+        ]
+        prep: Any = preprocessing(columns, scale=False)
+        if self.preprocessing == "none":
+            prep = ColumnTransformer([("all", "passthrough", list(range(x.shape[1])))])
+        features = prep.fit_transform(x).astype("float64")
+        cls = self.estimator_class()
+        settings = {"random_state": seed, "verbose": -1, "n_jobs": 1, **params}
+        classes: list[Any] = []
+        target = y
+        if cls.__name__ == "LGBMClassifier":
+            classes = sorted(set(y.tolist()))
+            index = {c: i for i, c in enumerate(classes)}
+            target = np.array([index[v] for v in y.tolist()], dtype="int64")
+        fitted = cls(**settings).fit(features, target)
+        return LightGBMModel(prep, fitted.booster_, classes)
+
+    def predict(self, model: LightGBMModel, x):
+        import numpy as np
+
+        out = model.proba(x)
+        if not model.classes:
+            return out
+        return np.asarray(model.classes, dtype=object)[out.argmax(axis=1)]
+
+    def predict_proba(self, model: LightGBMModel, x):
+        return model.proba(x) if model.classes else None
+
+    def dumps(self, model: LightGBMModel) -> bytes:
+        import skops.io as sio
+
+        files = {
+            "booster.txt": model.booster.model_to_string().encode(),
+            "preprocessing.skops": sio.dumps({"prep": model.prep, "classes": model.classes}),
+        }
+        manifest = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+        files["manifest.json"] = json.dumps(manifest, sort_keys=True).encode()
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return out.getvalue()
+
+    def trust_digest(self) -> str:
+        """The allowlist of the skops member (scikit-learn only) and the booster's format."""
+        return allowlist_digest(("lightgbm.Booster(model_str)",))
+
+    def loads(self, data: bytes) -> LightGBMModel:
+        import lightgbm
+        import skops.io as sio
+
+        files = members(data)
+        manifest = json.loads(files["manifest.json"])
+        for name in MEMBERS:
+            if hashlib.sha256(files[name]).hexdigest() != manifest.get(name):
+                raise UntrustedArtifactError(f"artifact member {name} does not match its sha256")
+        stored = files["preprocessing.skops"]
+        parts = sio.loads(stored, trusted=trusted_types(stored))
+        booster = lightgbm.Booster(model_str=files["booster.txt"].decode())
+        return LightGBMModel(parts["prep"], booster, list(parts["classes"]))
+
+
+def members(data: bytes) -> dict[str, bytes]:
+    """The tar's regular members by name, in memory; anything else is refused."""
+    found: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for info in tar.getmembers():
+                if not info.isfile() or info.name not in (*MEMBERS, "manifest.json"):
+                    raise UntrustedArtifactError(
+                        f"artifact holds an unexpected member {info.name!r}"
+                    )
+                handle = tar.extractfile(info)
+                assert handle is not None
+                found[info.name] = handle.read()
+    except tarfile.TarError as error:
+        raise UntrustedArtifactError(f"artifact is not a LightGBM bundle: {error}") from None
+    missing = {*MEMBERS, "manifest.json"} - found.keys()
+    if missing:
+        raise UntrustedArtifactError(f"artifact lacks {', '.join(sorted(missing))}")
+    return found
