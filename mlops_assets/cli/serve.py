@@ -48,28 +48,74 @@ from mlops_assets.settings import load_settings
     default=None,
     help="With --uri: the registered model adapter (default: the use case's).",
 )
+@click.option(
+    "--estimator",
+    envvar="MODEL_ESTIMATOR",
+    default=None,
+    help="With --uri: the estimator class the values file pins (sklearn adapter).",
+)
+@click.option(
+    "--trusted-types",
+    envvar="MODEL_TRUSTED_TYPES",
+    default=None,
+    help="With --uri: the hash of the trusted-types rule the values file pins.",
+)
+@click.option(
+    "--contract-version",
+    envvar="MODEL_CONTRACT_VERSION",
+    default=None,
+    help="With --uri: the request contract version the values file pins.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 def serve(
-    use_case, environment, version, uri, sha256, metadata_sha256, adapter, host, port
+    use_case,
+    environment,
+    version,
+    uri,
+    sha256,
+    metadata_sha256,
+    adapter,
+    estimator,
+    trusted_types,
+    contract_version,
+    host,
+    port,
 ) -> None:
     """Serve a model over the Open Inference Protocol v2 (uvicorn); refuses a bad sha256."""
     from mlops_assets.serving.app import ServerState, create_app
-    from mlops_assets.serving.loader import ModelLoadError, load_from_registry, load_from_uri
+    from mlops_assets.serving.loader import (
+        ModelLoadError,
+        load_deployed,
+        load_from_registry,
+        load_from_uri,
+    )
     from mlops_assets.serving.server import serve as run_server
 
     try:
         if uri:
+            training = None if adapter else load_use_case(use_case).training
             loaded = load_from_uri(
                 uri,
                 sha256 or "",
-                adapter=adapter or load_use_case(use_case).training.adapter,
+                adapter=adapter or training.adapter,
                 metadata_sha256=metadata_sha256 or "",
                 name=use_case,
+                estimator=estimator
+                if estimator is not None
+                else (training.estimator if training else ""),
+                trusted_types=trusted_types or "",
+                contract_version=contract_version or "",
             )
         elif version is not None:
-            adapter = load_use_case(use_case).training.adapter
-            loaded = load_from_registry(storage_of_settings(), use_case, version, adapter=adapter)
+            training = load_use_case(use_case).training
+            loaded = load_from_registry(
+                storage_of_settings(),
+                use_case,
+                version,
+                adapter=training.adapter,
+                estimator=training.estimator,
+            )
         else:
             from mlops_assets.resources import build_gitops
 
@@ -79,14 +125,7 @@ def serve(
             if not model.get("uri"):
                 raise ModelLoadError(f"nothing is deployed in {environment} yet")
             click.echo(f"{environment} deploys {use_case} v{model['version']} ({model['uri']})")
-            loaded = load_from_uri(
-                model["uri"],
-                model.get("sha256", ""),
-                adapter=str(model.get("adapter") or ""),
-                metadata_sha256=str(model.get("metadataSha256") or ""),
-                name=use_case,
-                version=str(model["version"]),
-            )
+            loaded = load_deployed(model, use_case)
     except ModelLoadError as error:
         raise CommandError(str(error)) from None
     try:  # bound before anything is printed: a busy port is one clear error

@@ -33,7 +33,7 @@ from prometheus_client import (
 )
 
 from mlops_assets import __version__
-from mlops_assets.datasets.model_input import ContractError, to_model_input
+from mlops_assets.datasets.model_input import ContractError, input_specs, to_model_input
 from mlops_assets.serving.batching import Batcher, PredictError
 from mlops_assets.serving.inference_log import InferenceLog
 from mlops_assets.serving.limits import Limits
@@ -240,9 +240,15 @@ class InferenceEndpoint:
         self, body: bytes | bytearray, length: bytes | None
     ) -> tuple[InferRequest, np.ndarray]:
         parsed, binary = parse_request(body, None if length is None else length.decode("latin-1"))
+        asked = (parsed.parameters or {}).get("contract_version")
+        if asked is not None and asked != self.contract.get("version"):
+            raise BadInput(
+                f"the request is shaped for request contract version {asked!r}; this model "
+                f"serves version {self.contract.get('version')} (GET /v2/models/<name>)"
+            )
         arrays = request_arrays(
             parsed,
-            self.contract["inputs"],
+            input_specs(self.contract, [t.name for t in parsed.inputs]),
             binary,
             max_rows=self.limits.max_rows,
             max_depth=self.limits.max_depth,
@@ -277,7 +283,12 @@ class InferenceEndpoint:
     async def _respond(
         self, send, parsed: InferRequest, predicted: np.ndarray, request_id: str
     ) -> None:
-        values = np.asarray(predicted).ravel().astype("<i8")
+        values = np.asarray(predicted).ravel()
+        datatype = self.output["datatype"]
+        if datatype == "BYTES":
+            values = values.astype(str).astype(object)
+        else:
+            values = values.astype("<f8" if datatype == "FP64" else "<i8")
         output: dict[str, Any] = {
             "name": self.output["name"],
             "datatype": self.output["datatype"],
@@ -292,7 +303,11 @@ class InferenceEndpoint:
             "outputs": [output],
         }
         if _wants_binary(parsed):
-            raw = values.tobytes()
+            if datatype == "BYTES":  # OIP: each element a 4-byte little-endian length, then it
+                texts = [str(v).encode() for v in values]
+                raw = b"".join(len(t).to_bytes(4, "little") + t for t in texts)
+            else:
+                raw = values.tobytes()
             output["parameters"] = {"binary_data_size": len(raw)}
             header = json.dumps(head, separators=(",", ":")).encode()
             await _send(

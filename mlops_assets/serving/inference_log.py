@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import uuid
@@ -55,6 +56,18 @@ class LogSettings:
     """The buffer's bound in bytes too: a storage outage never holds more than this."""
 
 
+def _predictions(values: np.ndarray) -> Any:
+    """The prediction column in the label's type: class ids (int64), targets (float64) or
+    class names (text)."""
+    import pyarrow as pa
+
+    if values.dtype == object or values.dtype.kind in "US":
+        return pa.array([str(v) for v in values], pa.string())
+    if values.dtype.kind == "f":
+        return pa.array(values.astype("float64"))
+    return pa.array(values.astype("int64"))
+
+
 def inference_prefix(use_case: str, environment: str) -> str:
     return f"inference/{use_case}/{environment}"
 
@@ -83,8 +96,18 @@ class Chunk:
 
     @property
     def nbytes(self) -> int:
-        arrays = self.predicted.nbytes + (0 if self.inputs is None else self.inputs.nbytes)
+        arrays = _array_bytes(self.predicted) + (
+            0 if self.inputs is None else _array_bytes(self.inputs)
+        )
         return arrays + len(self.request_id) + len(self.client_id) + CHUNK_OVERHEAD_BYTES
+
+
+def _array_bytes(values: np.ndarray) -> int:
+    """What an array holds in bytes: an array of text (a table's rows as JSON, class names)
+    counts its characters, not its pointers."""
+    if values.dtype != object:
+        return int(values.nbytes)
+    return int(values.nbytes) + sum(len(str(v)) for v in values.ravel())
 
 
 @dataclass
@@ -133,7 +156,11 @@ class InferenceLog:
         on); never raises, never waits."""
         try:
             inputs = None
-            if self.settings.inputs != "none":
+            if self.settings.inputs != "none" and np.asarray(x).dtype == object:
+                # a table's rows as they were sent (text, numbers, nulls): one JSON list each
+                if self.settings.inputs == "full":
+                    inputs = np.array([json.dumps(row.tolist()) for row in x], dtype=object)
+            elif self.settings.inputs != "none":
                 rows = np.asarray(x).reshape(len(x), -1)
                 inputs = rows if self.settings.inputs == "full" else row_summary(rows)
             predicted = (
@@ -245,13 +272,18 @@ class InferenceLog:
             "model_version": per_row([c.model_version for c in chunks], pa.string()),
             "environment": pa.array([self.environment] * total, pa.string()),
             "row": pa.array((np.arange(total) - starts).astype("int32")),
-            "prediction": pa.array(np.concatenate([c.predicted for c in chunks]).astype("int64")),
+            "prediction": _predictions(np.concatenate([c.predicted for c in chunks])),
             "latency_ms": pa.array(
                 np.repeat(np.fromiter((c.latency_ms for c in chunks), "float32"), counts)
             ),
             "error": pa.array(np.repeat(np.fromiter((c.error for c in chunks), bool), counts)),
         }
-        if self.settings.inputs == "full":
+        rows_as_text = [c for c in chunks if c.inputs is not None and c.inputs.dtype == object]
+        if self.settings.inputs == "full" and rows_as_text:
+            columns["inputs_json"] = pa.array(
+                np.concatenate([c.inputs for c in chunks]).tolist(), pa.string()
+            )
+        elif self.settings.inputs == "full":
             values = np.concatenate([c.inputs for c in chunks]).astype("float32", copy=False)
             width = values.shape[1]
             offsets = pa.array(np.arange(0, total * width + 1, width, dtype="int32"))

@@ -67,6 +67,22 @@ def _read_uri(uri: str) -> tuple[bytes, bytes]:
         raise ModelLoadError(f"cannot read {error.filename}") from None
 
 
+def load_deployed(model: dict[str, Any], name: str) -> LoadedModel:
+    """The model a values file's `model:` section deploys, with every pin it holds (the
+    adapter, both hashes, the estimator, the trusted types, the contract version)."""
+    return load_from_uri(
+        str(model["uri"]),
+        str(model.get("sha256") or ""),
+        adapter=str(model.get("adapter") or ""),
+        metadata_sha256=str(model.get("metadataSha256") or ""),
+        name=name,
+        version=str(model.get("version") or ""),
+        estimator=str(model.get("estimator") or ""),
+        trusted_types=str(model.get("trustedTypes") or ""),
+        contract_version=str(model.get("contractVersion") or ""),
+    )
+
+
 def load_from_uri(
     uri: str,
     sha256: str,
@@ -75,6 +91,9 @@ def load_from_uri(
     metadata_sha256: str,
     name: str = "",
     version: str = "",
+    estimator: str = "",
+    trusted_types: str = "",
+    contract_version: str = "",
 ) -> LoadedModel:
     """The model a values file deploys: `adapter` and both hashes come from the values file
     (reviewed in git), so bucket access alone can change neither the code that loads the
@@ -107,6 +126,7 @@ def load_from_uri(
             f"{meta_uri} has sha256 {meta_actual}, expected {metadata_sha256}: refusing to serve it"
         )
     metadata = json.loads(meta_bytes)
+    pins = Pins(estimator, trusted_types, contract_version)
     return _build(
         metadata,
         data,
@@ -114,13 +134,15 @@ def load_from_uri(
         name or metadata["use_case"],
         version or str(metadata["model_version"]),
         where=meta_uri,
+        pins=pins,
     )
 
 
 def load_from_registry(
-    storage, use_case: str, version: int | None = None, *, adapter: str
+    storage, use_case: str, version: int | None = None, *, adapter: str, estimator: str = ""
 ) -> LoadedModel:
-    """A registry version, loaded with `adapter` (the use case's YAML names it)."""
+    """A registry version, loaded with `adapter` and `estimator` (the use case's YAML names
+    them)."""
     registry = ModelRegistry(storage, use_case)
     if version is None:
         champion = registry.champion()
@@ -132,15 +154,54 @@ def load_from_registry(
     except Exception as error:
         raise ModelLoadError(str(error)) from error
     where = storage.uri(registry.layout.model(version, METADATA))
-    return _build(metadata, data, adapter, use_case, str(version), where=where)
+    pins = Pins(estimator=estimator)
+    return _build(metadata, data, adapter, use_case, str(version), where=where, pins=pins)
 
 
 def _beside(uri: str, name: str) -> str:
     return f"{uri.rpartition('/')[0]}/{name}"
 
 
+@dataclass(frozen=True)
+class Pins:
+    """What the values file pins besides the hashes (empty: the release predates them)."""
+
+    estimator: str = ""
+    trusted_types: str = ""
+    contract_version: str = ""
+
+    def check(self, metadata: dict, adapter: Any, where: str) -> None:
+        stored = str(metadata.get("estimator") or "")
+        if self.estimator != stored and (self.estimator or stored):
+            raise ModelLoadError(
+                f"{where} names the estimator {stored or 'none'!r}, the values file "
+                f"{self.estimator or 'none'!r}: refusing to serve it"
+            )
+        if self.estimator and hasattr(adapter, "trust_digest"):
+            here = adapter.trust_digest()
+            if self.trusted_types and self.trusted_types != here:
+                raise ModelLoadError(
+                    f"the values file pins the trusted types {self.trusted_types}, this "
+                    f"server's code allows {here}: refusing to serve (deploy the image the "
+                    "release was made with)"
+                )
+        served = str(metadata.get("request", {}).get("version", ""))
+        if self.contract_version and self.contract_version != served:
+            raise ModelLoadError(
+                f"{where} has request contract version {served}, the values file pins "
+                f"{self.contract_version}: refusing to serve it"
+            )
+
+
 def _build(
-    metadata: dict, data: bytes, adapter_name: str, name: str, version: str, *, where: str
+    metadata: dict,
+    data: bytes,
+    adapter_name: str,
+    name: str,
+    version: str,
+    *,
+    where: str,
+    pins: Pins | None = None,
 ) -> LoadedModel:
     if "input" not in metadata or "request" not in metadata:
         raise ModelLoadError(
@@ -152,6 +213,15 @@ def _build(
         adapter = load_adapter(adapter_name)
     except (AdapterMismatchError, UnknownAdapterError) as error:
         raise ModelLoadError(f"{name} v{version}: {error}") from None
+    if pins is not None:
+        if pins.estimator and hasattr(adapter, "estimator"):
+            adapter.estimator = pins.estimator  # the values file's, never the metadata's
+        pins.check(metadata, adapter, where)
+    elif metadata.get("estimator") and hasattr(adapter, "estimator"):
+        raise ModelLoadError(
+            f"{name} v{version}: names an estimator; give the one to trust (--estimator, "
+            "model.estimator of the values file): never the stored one"
+        )
     try:
         model = adapter.loads(data)
     except Exception as error:

@@ -143,6 +143,8 @@ def to_array(
     numpy would take for 1 and 0) lets a regular list of numbers convert at C speed; anything
     else takes the careful path, which finds and names what is wrong."""
     name = tensor.name
+    if spec.get("datatype") in ("BYTES", "BOOL"):
+        return _values(tensor, spec)
     if tensor.datatype not in NUMERIC:
         raise BadInput(f"input {name!r}: datatype {tensor.datatype} is not numeric (use FP32)")
     expected = spec["shape"]
@@ -182,6 +184,46 @@ def to_array(
     if np.isinf(array).any() or (not missing_ok and np.isnan(array).any()):
         raise BadInput(f"input {name!r}: NaN or infinite values are not accepted")
     return array.reshape(tensor.shape)
+
+
+MAX_TEXT_CHARS = 1024
+"""A BYTES value's bound (a category name, not a document)."""
+
+
+def _values(tensor: TensorIn, spec: dict[str, Any]) -> np.ndarray:
+    """A column of text (BYTES) or truth values (BOOL), shape [n], as an object array
+    (None where the contract allows missing values: JSON null)."""
+    name, want = tensor.name, spec["datatype"]
+    if tensor.datatype != want:
+        raise BadInput(f"input {name!r}: datatype {tensor.datatype}, this column takes {want}")
+    if len(tensor.shape) != 1 or tensor.shape[0] < 1:
+        raise BadInput(f"input {name!r}: shape {tensor.shape} must be [n] with n >= 1")
+    if tensor.data is None or (tensor.parameters or {}).get("binary_data_size") is not None:
+        raise BadInput(f"input {name!r}: give {want} values as JSON `data`")
+    values = tensor.data
+    if len(values) != tensor.shape[0]:
+        raise BadInput(
+            f"input {name!r}: {len(values)} values for shape {tensor.shape} (expected "
+            f"{tensor.shape[0]})"
+        )
+    missing_ok = allows_missing(spec)
+    kind = str if want == "BYTES" else bool
+    for row, value in enumerate(values):
+        if value is None and missing_ok:
+            continue
+        if not isinstance(value, kind) or (kind is str and len(value) > MAX_TEXT_CHARS):
+            what = "null" if value is None else type(value).__name__
+            expected = "text" if kind is str else "true or false"
+            raise BadInput(
+                f"input {name!r}: row {row} holds {what}; this column takes {expected}"
+                + ("" if missing_ok or value is not None else " (it is not nullable)")
+                + (f" of at most {MAX_TEXT_CHARS} characters" if kind is str else "")
+            )
+    out = np.empty(len(values), dtype=object)
+    out[:] = [
+        v.strip() if isinstance(v, str) else (None if v is None else float(v)) for v in values
+    ]
+    return out
 
 
 def _plain_numbers(data: list[Any], count: int, datatype: str, max_depth: int) -> np.ndarray | None:

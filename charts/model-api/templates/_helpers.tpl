@@ -79,6 +79,18 @@ spec:
           value: {{ .Values.model.adapter | quote }}
         - name: MODEL_METADATA_SHA256
           value: {{ .Values.model.metadataSha256 | quote }}
+        {{- with .Values.model.estimator }}
+        - name: MODEL_ESTIMATOR
+          value: {{ . | quote }}
+        {{- end }}
+        {{- with .Values.model.trustedTypes }}
+        - name: MODEL_TRUSTED_TYPES
+          value: {{ . | quote }}
+        {{- end }}
+        {{- with .Values.model.contractVersion }}
+        - name: MODEL_CONTRACT_VERSION
+          value: {{ . | quote }}
+        {{- end }}
         {{- with .Values.kerasBackend }}
         - name: KERAS_BACKEND
           value: {{ . | quote }}
