@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path, PurePosixPath
 
 import click
 
@@ -18,6 +19,28 @@ from mlops_assets.cli.base import (
 @main.group()
 def landing() -> None:
     """The landing zone of a tabular use case."""
+
+
+@landing.command("put")
+@use_case_option
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", default=None, help="The name in the landing zone; default the file's.")
+def put(use_case: str, file: Path, name: str | None) -> None:
+    """Land FILE (CSV or Parquet, as your upstream system writes it) in the use case's
+    landing zone, on the configured storage (local or S3). A name already landed is left
+    as it is: land a new batch under a new name."""
+    from mlops_assets.datasets.tabular.config import FORMATS
+
+    name = name or file.name
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise CommandError(f"--name {name!r}: one file name, without a folder")
+    if PurePosixPath(name).suffix.lower() not in FORMATS:
+        raise CommandError(f"{name}: the landing zone takes {', '.join(sorted(FORMATS))} files")
+    storage = storage_of_settings()
+    key = f"{landing_of(use_case)}/{name}"
+    if not storage.write_bytes(key, file.read_bytes(), if_absent=True):
+        raise CommandError(f"{storage.uri(key)} is already landed: give another --name")
+    click.echo(f"landed {file} as {storage.uri(key)}")
 
 
 @landing.command("setup-notifications")
