@@ -41,4 +41,7 @@ def log_loss(y: np.ndarray, proba: np.ndarray | None, classes: list[Any]) -> flo
 
     if proba is None or not len(y) or set(np.asarray(y).tolist()) - set(classes):
         return None
-    return float(sk_log_loss(y, np.clip(proba, 1e-15, 1.0), labels=classes))
+    # scikit-learn reads the columns in the labels' sorted order, whatever `labels` says
+    order = sorted(range(len(classes)), key=lambda i: classes[i])
+    ordered = np.clip(proba[:, order], 1e-15, 1.0)
+    return float(sk_log_loss(y, ordered, labels=[classes[i] for i in order]))

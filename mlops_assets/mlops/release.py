@@ -5,9 +5,7 @@ from __future__ import annotations
 from mlops_assets.errors import MlopsError
 from mlops_assets.mlops.train import record_outcome
 from mlops_assets.mlops.validate import VALIDATION, load_candidate
-from mlops_assets.models import adapter_name
-from mlops_assets.models.sklearn_estimator import import_estimator
-from mlops_assets.models.trusted_types import allowlist_digest, class_path
+from mlops_assets.models import adapter_name, load_adapter
 from mlops_assets.registry import ModelRegistry, ReleaseResult
 from mlops_assets.storage import Layout, ObjectStorage
 
@@ -45,8 +43,10 @@ def run_release(
         )
     metrics = validation["candidate_metrics"]
     trusted = ""
-    if candidate.get("estimator"):
-        trusted = allowlist_digest((class_path(import_estimator(candidate["estimator"])),))
+    scorer = load_adapter(adapter)
+    if candidate.get("estimator") and hasattr(scorer, "trust_digest"):
+        scorer.estimator = candidate["estimator"]  # checked against the YAML's above
+        trusted = scorer.trust_digest()  # what the server's loader recomputes
     metadata = {
         "adapter": adapter_name(adapter),
         "estimator": candidate.get("estimator"),
