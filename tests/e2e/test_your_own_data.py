@@ -1,0 +1,320 @@
+"""Your own table and model by YAML alone: the docs' examples, on data nobody here wrote
+(the palmerpenguins package's CSV as it ships, scikit-learn's diabetes and breast cancer
+sets), through the nine assets to a GitOps commit and a served answer."""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import pytest
+import yaml
+
+from mlops_assets.components.tabular import TabularUseCase
+from mlops_assets.registry import ModelRegistry
+from mlops_assets.resources import build_gitops, build_storage
+from mlops_assets.serving.app import create_app
+from mlops_assets.serving.limits import Limits
+from mlops_assets.serving.loader import load_deployed
+from mlops_assets.settings import load_settings
+from tests.support.http_servers import uvicorn_thread
+from tests.support.processes import REPO
+from tests.support.use_cases import use_case_definitions
+
+EXAMPLES = REPO / "docs/examples"
+
+
+def penguins_csv() -> Path:
+    import palmerpenguins
+
+    return Path(palmerpenguins.__file__).parent / "data/penguins.csv"
+
+
+def diabetes_csv() -> bytes:
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True, scaled=False).frame
+    return frame.astype({"sex": int}).to_csv(index=False).encode()
+
+
+def breast_cancer_csv() -> bytes:
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer(as_frame=True)
+    frame = data.data.assign(diagnosis=data.target_names[data.target])
+    return frame.to_csv(index=False).encode()
+
+
+def example(name: str, **changes: dict) -> TabularUseCase:
+    """The example's YAML as copied, with `changes` merged into its blocks."""
+    attributes = yaml.safe_load((EXAMPLES / name / "defs.yaml").read_text())["attributes"]
+    attributes = copy.deepcopy(attributes)
+    for block, values in changes.items():
+        attributes[block] = values if values is None else {**attributes.get(block, {}), **values}
+    return TabularUseCase.from_attributes_dict(attributes=attributes)
+
+
+def loop(uc: TabularUseCase, instance: dg.DagsterInstance) -> dict:
+    """Both jobs of the use case, as its sensors start them; the validate asset's metadata."""
+    defs = use_case_definitions(uc)
+    for job in (f"{uc.name}_dataops", f"{uc.name}_mlops"):
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=instance, raise_on_error=False
+        )
+        failures = [
+            e.event_specific_data.error.message for e in result.all_events if e.is_step_failure
+        ]
+        if job.endswith("_dataops"):
+            assert result.success, failures
+    event = instance.get_latest_materialization_event(dg.AssetKey([uc.name, "validate"]))
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def deploy_commit(uc: TabularUseCase) -> str:
+    repo = build_gitops(load_settings()).repo((uc.name,))
+    return subprocess.run(
+        [
+            "git",
+            "--git-dir",
+            repo.remote.removeprefix("file://"),
+            "log",
+            "-1",
+            "--format=%B",
+            repo.branch,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+@contextmanager
+def served(uc: TabularUseCase):
+    """The model the dev values file deploys, loaded by its pins as `serve` loads it."""
+    repo = build_gitops(load_settings()).repo((uc.name,))
+    model, _ = repo.deployed("dev", uc.name)
+    loaded = load_deployed(model, uc.name)
+    with uvicorn_thread(create_app(loaded, Limits())) as url:
+        yield url, model
+
+
+def infer(url: str, name: str, inputs: list[dict], **parameters) -> httpx.Response:
+    body: dict = {"inputs": inputs}
+    if parameters:
+        body["parameters"] = parameters
+    return httpx.post(f"{url}/v2/models/{name}/infer", json=body, timeout=30)
+
+
+def columns_of(rows: list[dict], contract: dict) -> list[dict]:
+    """Raw rows as one OIP input per column, as MLServer's pandas codec sends a table: the
+    CSV's text, a number where the column is numeric, null where it is missing."""
+    inputs = []
+    for column in contract["columns"]:
+        values = []
+        for row in rows:
+            text = row[column["name"]]
+            if text in ("", "NA"):
+                values.append(None)
+            elif column["datatype"] == "INT64":
+                values.append(int(float(text)))
+            elif column["datatype"] == "FP64":
+                values.append(float(text))
+            else:
+                values.append(text)
+        inputs.append(
+            {
+                "name": column["name"],
+                "datatype": column["datatype"],
+                "shape": [len(rows)],
+                "data": values,
+            }
+        )
+    return inputs
+
+
+@pytest.mark.slow
+def test_penguins_as_they_ship_are_trained_released_deployed_and_served_raw(local_env):
+    """Strings, a string label and `NA` as the palmerpenguins package ships them: no
+    encoding by the user, in the landing file or in the request."""
+    import csv
+
+    uc = example("penguins")
+    storage = build_storage(load_settings())
+    storage.write_bytes(f"{uc.landing}/penguins.csv", penguins_csv().read_bytes())
+    with dg.instance_for_test() as instance:
+        validated = loop(uc, instance)
+    assert validated["gate_decision"] == "PASS", validated["decision"]
+    assert validated["candidate_balanced_accuracy"] >= 0.9
+    registry = ModelRegistry(storage, "penguins")
+    assert registry.champion()["version"] == 1
+    assert registry.metadata(1)["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
+    assert deploy_commit(uc).startswith("Deploy penguins v1 to dev")
+
+    rows = list(csv.DictReader(penguins_csv().open()))
+    with served(uc) as (url, pins):
+        assert pins["estimator"] == "sklearn.ensemble.HistGradientBoostingClassifier"
+        assert pins["trustedTypes"] and pins["contractVersion"]
+        contract = httpx.get(f"{url}/v2/models/penguins", timeout=10).json()
+        types = {i["name"]: i["datatype"] for i in contract["inputs"]}
+        assert types == {
+            "island": "BYTES",
+            "bill_length_mm": "FP64",
+            "bill_depth_mm": "FP64",
+            "flipper_length_mm": "INT64",
+            "body_mass_g": "INT64",
+            "sex": "BYTES",
+        }
+        # every row of the file, NA and all: the species back by name
+        answer = infer(url, "penguins", columns_of(rows, contract["parameters"]["contract"]))
+        assert answer.status_code == 200, answer.text
+        (output,) = answer.json()["outputs"]
+        assert output["datatype"] == "BYTES" and output["shape"] == [len(rows)]
+        right = sum(p == r["species"] for p, r in zip(output["data"], rows, strict=True))
+        assert right / len(rows) >= 0.9
+        assert any(r["sex"] == "NA" for r in rows)  # the nulls were in the request
+
+        # an island the model never saw is refused, naming the column, the row and the value
+        strange = [dict(rows[0]), {**rows[1], "island": "Atlantis"}]
+        refused = infer(url, "penguins", columns_of(strange, contract["parameters"]["contract"]))
+        assert refused.status_code == 400
+        assert "island" in refused.text and "row 1" in refused.text and "Atlantis" in refused.text
+        # a request shaped for another contract version is refused before it is read
+        other = infer(
+            url,
+            "penguins",
+            columns_of(rows[:2], contract["parameters"]["contract"]),
+            contract_version="0",
+        )
+        assert other.status_code == 400 and "contract" in other.text
+
+
+def gate_agrees_with_its_test(validated: dict, lower_is_better: bool) -> None:
+    """The decision is the one rule applied to the paired test it shows: significant and
+    worse is REJECT, significant and better PASS, else HOLD; the interval excludes 0
+    exactly when the test is significant."""
+    low, high = (
+        float(v)
+        for v in re.search(r"95% CI ([-+][\d.]+) to ([-+][\d.]+)", validated["decision"]).groups()
+    )
+    better = -validated["difference"] if lower_is_better else validated["difference"]
+    significant = validated["p_value"] < 0.05
+    expected = "HOLD" if not significant else ("PASS" if better > 0 else "REJECT")
+    assert validated["gate_decision"] == expected, validated["decision"]
+    assert significant == (low > 0 or high < 0), validated["decision"]
+
+
+@pytest.mark.slow
+def test_diabetes_is_a_regression_gated_on_rmse_by_a_paired_bootstrap(local_env):
+    """RMSE gates (lower is better, from the metric), the second candidate is compared with
+    the champion by a seeded paired bootstrap, and the server answers FP64."""
+    import csv
+    import io
+
+    uc = example("diabetes")
+    storage = build_storage(load_settings())
+    table = diabetes_csv()
+    storage.write_bytes(f"{uc.landing}/diabetes.csv", table)
+    with dg.instance_for_test() as instance:
+        first = loop(uc, instance)
+        assert first["gate_decision"] == "PASS" and first["candidate_rmse"] < 70
+        assert "rmse" in first["metrics"] and "confusion" not in first["metrics"]
+        # another candidate on the same dataset version: a decision from the paired test
+        second = loop(example("diabetes", training={"params": {"alpha": 30.0}}), instance)
+    assert "paired bootstrap" in second["evaluations"]
+    gate_agrees_with_its_test(second, lower_is_better=True)
+    registry = ModelRegistry(storage, "diabetes")
+    assert registry.versions() == ([1, 2] if second["gate_decision"] == "PASS" else [1])
+    assert deploy_commit(uc).startswith("Deploy diabetes v1 to dev")
+
+    rows = list(csv.DictReader(io.StringIO(table.decode())))[:8]
+    with served(uc) as (url, pins):
+        assert pins["estimator"] == "sklearn.linear_model._ridge.Ridge" or pins[
+            "estimator"
+        ].endswith("Ridge")
+        contract = httpx.get(f"{url}/v2/models/diabetes", timeout=10).json()
+        answer = infer(url, "diabetes", columns_of(rows, contract["parameters"]["contract"]))
+        assert answer.status_code == 200, answer.text
+        (output,) = answer.json()["outputs"]
+        assert output["datatype"] == "FP64" and len(output["data"]) == len(rows)
+        errors = [abs(p - float(r["target"])) for p, r in zip(output["data"], rows, strict=True)]
+        assert sum(errors) / len(errors) < 3 * first["candidate_rmse"]
+        # a value outside its declared range is a 400 naming the column and the row
+        bad = [rows[0], {**rows[1], "bmi": "500"}]
+        refused = infer(url, "diabetes", columns_of(bad, contract["parameters"]["contract"]))
+        assert refused.status_code == 400 and "bmi" in refused.text and "row 1" in refused.text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("training", "env"),
+    [
+        (
+            {"estimator": "sklearn.ensemble.HistGradientBoostingClassifier", "params": {}},
+            "local",
+        ),
+        (None, "s3"),  # the example as shipped: LightGBM, on S3 (moto)
+    ],
+    ids=["hist_gradient_boosting-local", "lightgbm-s3"],
+)
+def test_breast_cancer_with_either_estimator_serves_the_diagnosis_by_name(training, env, request):
+    import csv
+    import io
+
+    request.getfixturevalue(f"{env}_env")
+    attributes = yaml.safe_load((EXAMPLES / "breast_cancer/defs.yaml").read_text())["attributes"]
+    if training is not None:  # the same YAML with the estimator named instead of the adapter
+        attributes["training"] = training
+    uc = TabularUseCase.from_attributes_dict(attributes=attributes)
+    storage = build_storage(load_settings())
+    table = breast_cancer_csv()
+    storage.write_bytes(f"{uc.landing}/breast_cancer.csv", table)
+    with dg.instance_for_test() as instance:
+        validated = loop(uc, instance)
+    assert validated["gate_decision"] == "PASS" and validated["candidate_roc_auc"] >= 0.95
+    meta = ModelRegistry(storage, "breast_cancer").metadata(1)
+    assert meta["adapter"] == ("sklearn" if training else "lightgbm")
+    assert deploy_commit(uc).startswith("Deploy breast_cancer v1 to dev")
+    rows = list(csv.DictReader(io.StringIO(table.decode())))[-40:]
+    with served(uc) as (url, pins):
+        assert pins["adapter"] == meta["adapter"]
+        contract = httpx.get(f"{url}/v2/models/breast_cancer", timeout=10).json()
+        answer = infer(url, "breast_cancer", columns_of(rows, contract["parameters"]["contract"]))
+        assert answer.status_code == 200, answer.text
+        (output,) = answer.json()["outputs"]
+        assert output["datatype"] == "BYTES"
+        right = sum(p == r["diagnosis"] for p, r in zip(output["data"], rows, strict=True))
+        assert right / len(rows) >= 0.85
+
+
+@pytest.mark.slow
+def test_a_worse_candidate_of_another_family_is_rejected_against_the_champion(local_env):
+    """The champion (gradient boosting) and a candidate of another family (a one-split
+    decision tree) are scored on the same test rows: REJECT, nothing released, the GitOps
+    repository as it was."""
+    uc = example("penguins")
+    storage = build_storage(load_settings())
+    storage.write_bytes(f"{uc.landing}/penguins.csv", penguins_csv().read_bytes())
+    with dg.instance_for_test() as instance:
+        assert loop(uc, instance)["gate_decision"] == "PASS"
+        before = deploy_commit(uc)
+        stump = example(
+            "penguins",
+            training={
+                "estimator": "sklearn.tree.DecisionTreeClassifier",
+                "params": {"max_depth": 1},
+            },
+            gate={"threshold": 0.3},
+        )
+        validated = loop(stump, instance)
+    assert validated["gate_decision"] == "REJECT", validated["decision"]
+    assert (
+        "vs champion v1" in validated["decision"] and "significantly worse" in validated["decision"]
+    )
+    assert "not comparable" not in validated["decision"]
+    assert ModelRegistry(storage, "penguins").versions() == [1]
+    assert deploy_commit(uc) == before
