@@ -170,7 +170,7 @@ def run_train(
     params = resolved_params(model, override)
     train = dataset.load_split(storage, layout, version, "train")
     val = dataset.load_split(storage, layout, version, "val")
-    warning = scaling_warning(adapter, model.adapter, train.rows)
+    warning = scaling_warning(adapter, model.estimator or model.adapter, train.rows)
     if warning and warn is not None:
         warn(warning)
     started = perf_counter()

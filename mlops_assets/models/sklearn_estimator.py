@@ -18,6 +18,19 @@ from mlops_assets.models.trusted_types import allowlist_digest, class_path, trus
 
 TREE_MODULES = ("sklearn.ensemble", "sklearn.tree", "xgboost", "lightgbm")
 """Estimators from these need no scaling: a split on a feature does not care for its units."""
+QUADRATIC = frozenset(
+    {
+        "sklearn.svm.SVC",
+        "sklearn.svm.NuSVC",
+        "sklearn.svm.SVR",
+        "sklearn.svm.NuSVR",
+        "sklearn.kernel_ridge.KernelRidge",
+        "sklearn.gaussian_process.GaussianProcessClassifier",
+        "sklearn.gaussian_process.GaussianProcessRegressor",
+    }
+)
+"""Estimators whose fit time (and memory) grows with the square of the rows or worse."""
+QUADRATIC_ABOVE_ROWS = 50_000
 MISSING = "__missing__"
 """The category a missing text value becomes (its own one-hot column)."""
 
@@ -94,6 +107,11 @@ class SklearnEstimator:
 
     def estimator_class(self) -> type:
         return import_estimator(self.estimator)
+
+    @property
+    def quadratic_above_rows(self) -> int | None:
+        """Where train warns that this estimator's fit will take long (None: it scales)."""
+        return QUADRATIC_ABOVE_ROWS if self.estimator.replace(":", ".") in QUADRATIC else None
 
     def build(self, columns: list[dict[str, Any]] | None, params: dict[str, Any], seed: int):
         from sklearn.pipeline import Pipeline

@@ -25,3 +25,17 @@ def test_a_model_of_an_adapter_that_is_not_installed_says_so_and_how_to_keep_it(
 def test_another_installed_adapter_than_the_trusted_one_is_still_a_mismatch():
     with pytest.raises(AdapterMismatchError, match="names the model adapter 'keras_sequence'"):
         check_stored_adapter("keras_sequence", "sklearn_svc", "digits v3's metadata")
+
+
+def test_an_estimator_known_to_be_quadratic_warns_on_a_large_training_split():
+    from mlops_assets.core.config import ModelConfig
+    from mlops_assets.mlops.train import configured_adapter, scaling_warning
+
+    def warning(estimator: str, rows: int) -> str:
+        model = ModelConfig(estimator=estimator).resolved("classification")
+        return scaling_warning(configured_adapter(model), model.estimator, rows)
+
+    said = warning("sklearn.svm.SVC", 140_000)
+    assert "140,000 training rows for sklearn.svm.SVC" in said and "square of the rows" in said
+    assert warning("sklearn.svm.SVC", 10_000) == ""  # small: nothing to say
+    assert warning("sklearn.ensemble.HistGradientBoostingClassifier", 1_000_000) == ""
