@@ -318,3 +318,69 @@ def test_a_worse_candidate_of_another_family_is_rejected_against_the_champion(lo
     assert "not comparable" not in validated["decision"]
     assert ModelRegistry(storage, "penguins").versions() == [1]
     assert deploy_commit(uc) == before
+
+
+GUIDE = REPO / "docs/guides/your-own-data.md"
+
+
+@pytest.mark.slow
+def test_the_guide_runs_as_written_to_the_answer_it_shows(tmp_path):
+    """docs/guides/your-own-data.md as a newcomer follows it, in a copy of the repository:
+    its commands in order (the CLI, `dg check`, `dagster asset materialize`), then the
+    server it starts, sent the request it shows, answering what it shows."""
+    import json
+    import os
+    import shutil
+    import signal
+
+    from tests.e2e.test_readme import PRELUDE, bash_blocks
+    from tests.support.processes import clean_env, free_port, wait_for_http
+
+    text = GUIDE.read_text()
+    copy = tmp_path / "clone"
+    for part in ("mlops_assets", "docs"):
+        shutil.copytree(REPO / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", copy / "pyproject.toml")
+    env = {**clean_env(), "PYTHONPATH": str(copy)}
+    blocks = bash_blocks(text)
+    serve = next(b for b in blocks if "mlops-assets serve" in b.text)
+    for block in (b for b in blocks if not b.skip):
+        done = subprocess.run(
+            ["bash", "-c", PRELUDE + block.text],
+            cwd=copy,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=420,
+        )
+        assert done.returncode == 0, (
+            f"guide line {block.line}:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+        )
+    assert (
+        "Deploy penguins v1 to dev"
+        in subprocess.run(
+            ["git", "--git-dir", str(copy / ".mlops/gitops.git"), "log", "--format=%s", "main"],
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+
+    request, answer = (json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, re.S))
+    port = str(free_port())
+    server = subprocess.Popen(
+        ["bash", "-c", PRELUDE + re.sub(r"\b8080\b", port, serve.text)],
+        cwd=copy,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{url}/v2/health/ready", timeout=120)
+        got = httpx.post(f"{url}/v2/models/penguins/infer", json=request, timeout=30)
+        assert got.status_code == 200, got.text
+        assert got.json()["outputs"] == answer["outputs"]
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
