@@ -64,6 +64,12 @@ class ModelConfig(dg.Model, dg.Resolvable):
         "my_package.models.MyEstimator), built with `params`; default: histogram gradient "
         "boosting for the task",
     )
+    function: str = Field(
+        "",
+        description="your own training code: `package.module:fit`, called as fit(data, "
+        "params, seed) with a TrainingData (mlops_assets/models/training_function.py) and "
+        "returning a fitted scikit-learn-compatible model; the `function` adapter",
+    )
     preprocessing: Literal["auto", "none"] = Field(
         "auto",
         description="auto: the pipeline imputes, encodes categories and scales numbers (for "
@@ -93,7 +99,7 @@ class ModelConfig(dg.Model, dg.Resolvable):
     def _registered(cls, value: str) -> str:
         return adapter_name(value)  # the name; an unknown one is an error listing the known
 
-    @field_validator("estimator", mode="after")
+    @field_validator("estimator", "function", mode="after")
     @classmethod
     def _import_path(cls, value: str) -> str:
         # the class is imported where it trains, not when the definitions load (heavy)
@@ -106,6 +112,17 @@ class ModelConfig(dg.Model, dg.Resolvable):
         adapter an estimator (histogram gradient boosting: fit time linear in rows)."""
         given = "adapter" in self.model_fields_set
         adapter = self.adapter if given else ("sklearn" if self.estimator else default_adapter)
+        if self.function:
+            if self.estimator or (given and adapter != "function"):
+                raise ValueError(
+                    "training.function is your own training code: name no estimator and no "
+                    "other adapter beside it"
+                )
+            # what made the model, recorded and pinned like an estimator (never imported
+            # where the model is only loaded)
+            return self.model_copy(update={"adapter": "function", "estimator": self.function})
+        if adapter == "function":
+            raise ValueError("training.adapter: function needs training.function")
         estimator = self.estimator
         defaults = ESTIMATOR_DEFAULTS.get(adapter)
         if defaults is None and self.estimator:

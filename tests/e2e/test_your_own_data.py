@@ -94,11 +94,12 @@ def deploy_commit(uc: TabularUseCase) -> str:
 
 
 @contextmanager
-def served(uc: TabularUseCase):
+def served(uc: TabularUseCase | str):
     """The model the dev values file deploys, loaded by its pins as `serve` loads it."""
-    repo = build_gitops(load_settings()).repo((uc.name,))
-    model, _ = repo.deployed("dev", uc.name)
-    loaded = load_deployed(model, uc.name)
+    name = uc if isinstance(uc, str) else uc.name
+    repo = build_gitops(load_settings()).repo((name,))
+    model, _ = repo.deployed("dev", name)
+    loaded = load_deployed(model, name)
     with uvicorn_thread(create_app(loaded, Limits())) as url:
         yield url, model
 
@@ -323,6 +324,32 @@ def test_a_worse_candidate_of_another_family_is_rejected_against_the_champion(lo
 GUIDE = REPO / "docs/guides/your-own-data.md"
 
 
+def clone(tmp_path: Path) -> Path:
+    """A copy of the repository's package, docs and project file, as a user's clone."""
+    import shutil
+
+    copy = tmp_path / "clone"
+    for part in ("mlops_assets", "docs"):
+        shutil.copytree(REPO / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", copy / "pyproject.toml")
+    return copy
+
+
+def run_bash(script: str, cwd: Path, env: dict) -> str:
+    from tests.e2e.test_readme import PRELUDE
+
+    done = subprocess.run(
+        ["bash", "-c", PRELUDE + script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=420,
+    )
+    assert done.returncode == 0, f"{script}\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+    return done.stdout
+
+
 @pytest.mark.slow
 def test_the_guide_runs_as_written_to_the_answer_it_shows(tmp_path):
     """docs/guides/your-own-data.md as a newcomer follows it, in a copy of the repository:
@@ -330,17 +357,13 @@ def test_the_guide_runs_as_written_to_the_answer_it_shows(tmp_path):
     server it starts, sent the request it shows, answering what it shows."""
     import json
     import os
-    import shutil
     import signal
 
     from tests.e2e.test_readme import PRELUDE, bash_blocks
     from tests.support.processes import clean_env, free_port, wait_for_http
 
     text = GUIDE.read_text()
-    copy = tmp_path / "clone"
-    for part in ("mlops_assets", "docs"):
-        shutil.copytree(REPO / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "pyproject.toml", copy / "pyproject.toml")
+    copy = clone(tmp_path)
     env = {**clean_env(), "PYTHONPATH": str(copy)}
     blocks = bash_blocks(text)
     serve = next(b for b in blocks if "mlops-assets serve" in b.text)
@@ -384,3 +407,44 @@ def test_the_guide_runs_as_written_to_the_answer_it_shows(tmp_path):
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
+
+
+@pytest.mark.slow
+def test_your_own_training_function_is_trained_gated_released_and_served(tmp_path, monkeypatch):
+    """docs/examples/penguins_ensemble/: `training.function` names fit() in the folder's
+    train.py; the use case runs by the CLI in a clone and the model it returns is served."""
+    import csv
+    import shutil
+
+    from tests.support.processes import clean_env
+
+    copy = clone(tmp_path)
+    shutil.copytree(EXAMPLES / "penguins_ensemble", copy / "mlops_assets/defs/penguins_ensemble")
+    env = {**clean_env(), "PYTHONPATH": str(copy)}
+    yaml_text = (EXAMPLES / "penguins_ensemble/defs.yaml").read_text()
+    (land,) = [line[4:] for line in yaml_text.splitlines() if line.startswith("#   uv run")]
+    run_bash(land, copy, env)
+    run_bash(
+        "uv run dagster asset materialize -m mlops_assets.definitions "
+        "--select 'key:\"penguins_ensemble/*\"'",
+        copy,
+        env,
+    )
+    monkeypatch.chdir(copy)
+    monkeypatch.setenv("MLOPS_STORAGE_ROOT", str(copy / ".mlops"))
+    storage = build_storage(load_settings())
+    meta = ModelRegistry(storage, "penguins_ensemble").metadata(1)
+    function = "mlops_assets.defs.penguins_ensemble.train:fit"
+    assert meta["adapter"] == "function" and meta["estimator"] == function
+    assert meta["metrics"]["balanced_accuracy"] >= 0.9
+    rows = list(csv.DictReader(penguins_csv().open()))
+    with served("penguins_ensemble") as (url, pins):
+        assert pins["adapter"] == "function" and pins["estimator"] == function
+        contract = httpx.get(f"{url}/v2/models/penguins_ensemble", timeout=10).json()
+        answer = infer(
+            url, "penguins_ensemble", columns_of(rows, contract["parameters"]["contract"])
+        )
+        assert answer.status_code == 200, answer.text
+        (output,) = answer.json()["outputs"]
+        right = sum(p == r["species"] for p, r in zip(output["data"], rows, strict=True))
+        assert right / len(rows) >= 0.9
