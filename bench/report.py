@@ -87,9 +87,11 @@ def train_validate(report: dict) -> str:
         "wall ratio",
         "inside-the-work ratio",
     ]
-    met = ratios["wall_dagster_over_plain"] <= 1.1
+    goal = report.get("goal", {}).get("wall_dagster_over_plain", 1.1)
+    met = ratios["wall_dagster_over_plain"] <= goal
     return table(header, rows) + (
-        f"\nMedians of {report['repeat']}; goal: a wall ratio of at most 1.1 ({verdict(met)}).\n"
+        f"\nMedians of {report['repeat']}; goal: a wall ratio of at most {goal:g} "
+        f"({verdict(met)}).\n"
     )
 
 
@@ -396,6 +398,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "pipeline_overhead_dataops": pipeline_overhead,
     "train_validate_digits": train_validate,
     "train_validate_60000": train_validate,
+    "tabular_train_validate": train_validate,
     "inference_latency": inference_latency,
     "monitor_history": monitor_history,
     "inference_log_overhead": inference_log_overhead,

@@ -33,6 +33,26 @@ class SplitData:
     they landed, which the model's own pipeline preprocesses); None: x is numeric."""
     task: str = "classification"
     """classification (y holds class labels: `classes`) or regression (y is a float target)."""
+    _values: Any = None
+    """Optional: (shard, column names) -> those columns of the shard as stored, for what
+    needs a few columns and not the model's input (the categories training saw)."""
+
+    def distinct(self, names: list[str]) -> dict[str, set[Any]]:
+        """The distinct non-missing values of these columns over the split."""
+        found: dict[str, set[Any]] = {name: set() for name in names}
+        if not names:
+            return found
+        if self._values is None:  # no column reader: through the model's input
+            index = {c["name"]: i for i, c in enumerate(self.columns or [])}
+            for x, _ in self.chunks():
+                for name in names:
+                    found[name].update(v for v in x[:, index[name]] if v is not None)
+            return found
+        for shard in self._shards:
+            frame = self._values(shard, names)
+            for name in names:
+                found[name].update(frame[name].dropna().unique().tolist())
+        return found
 
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(x, y) per shard, in a stable order."""

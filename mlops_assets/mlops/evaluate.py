@@ -74,23 +74,40 @@ def evaluate(
 def predict_probabilities(adapter: Any, model: Any, split: SplitData) -> np.ndarray | None:
     """Class probabilities on a split in `split.classes` order, where the adapter gives them
     (`predict_proba`, with the model's own class order in `model.classes_`)."""
-    if split.task != "classification" or not hasattr(adapter, "predict_proba"):
-        return None
-    parts, model_classes = [], list(getattr(model, "classes_", split.classes))
-    for x, _ in split.chunks():
-        proba = adapter.predict_proba(model, x)
-        if proba is None:
-            return None
+    return predict_all(adapter, model, split)[3]
+
+
+def predict_all(
+    adapter: Any, model: Any, split: SplitData
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The true labels, the predicted classes, class scores and class probabilities (in
+    `split.classes` order; None where the adapter gives none), in one pass over the split:
+    an adapter with `predict_and_proba` predicts both from one call per shard."""
+    wants_proba = split.task == "classification" and hasattr(adapter, "predict_proba")
+    if not wants_proba:
+        return (*predict_split(adapter, model, split), None)
+    labels, predicted, parts = [], [], []
+    both = getattr(adapter, "predict_and_proba", None)
+    for x, y in split.chunks():
+        labels.append(y)
+        if both is not None:
+            p, proba = both(model, x)
+        else:
+            p, proba = adapter.predict(model, x), adapter.predict_proba(model, x)
+        predicted.append(np.asarray(p))
         parts.append(proba)
-    if not parts:
-        return None
+    if not predicted:
+        return np.zeros(0, "int64"), np.zeros(0, "int64"), None, None
+    y_true, y_pred = np.concatenate(labels), np.concatenate(predicted)
+    if any(part is None for part in parts):
+        return y_true, y_pred, None, None
     proba = np.concatenate(parts)
-    index = {c: i for i, c in enumerate(model_classes)}
+    index = {c: i for i, c in enumerate(getattr(model, "classes_", split.classes))}
     out = np.zeros((len(proba), len(split.classes)))
     for column, name in enumerate(split.classes):
         if name in index:
             out[:, column] = proba[:, index[name]]
-    return out
+    return y_true, y_pred, None, out
 
 
 @dataclass(frozen=True)

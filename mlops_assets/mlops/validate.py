@@ -14,8 +14,7 @@ from mlops_assets.mlops.evaluate import (
     evaluate,
     gate,
     incomparable_decision,
-    predict_probabilities,
-    predict_split,
+    predict_all,
 )
 from mlops_assets.mlops.significance import compare
 from mlops_assets.mlops.train import CANDIDATE, configured_adapter, current_dataset, record_outcome
@@ -160,8 +159,9 @@ def run_validate(
     test = dataset.load_split(storage, layout, version, "test")
     adapter = configured_adapter(model)
     candidate_model = adapter.loads(data)
-    y_test, candidate_predicted, candidate_scores = predict_split(adapter, candidate_model, test)
-    candidate_proba = predict_probabilities(adapter, candidate_model, test)
+    y_test, candidate_predicted, candidate_scores, candidate_proba = predict_all(
+        adapter, candidate_model, test
+    )
     candidate_metrics = evaluate(
         y_test, candidate_predicted, candidate_scores, test.classes, test.task, candidate_proba
     )
@@ -196,9 +196,8 @@ def run_validate(
     comparison = shadow = None
     shadow_report: dict[str, Any] = {}
     if champion is not None and not incomparable:
-        _, predicted, scores = predict_split(champion_scorer, champion_model, test)
+        _, predicted, scores, champion_proba = predict_all(champion_scorer, champion_model, test)
         champion_out = aligned(predicted, scores, meta.get("class_names"), test.class_names)
-        champion_proba = predict_probabilities(champion_scorer, champion_model, test)
         champion_metrics = evaluate(y_test, *champion_out, test.classes, test.task, champion_proba)
         comparison = compare(
             config.metric,

@@ -103,6 +103,15 @@ class LightGBMBooster(SklearnEstimator):
     def predict_proba(self, model: LightGBMModel, x):
         return model.proba(x) if model.classes else None
 
+    def predict_and_proba(self, model: LightGBMModel, x):
+        """The booster's class is the argmax of its probabilities: one pass for both."""
+        import numpy as np
+
+        if not model.classes:
+            return model.proba(x), None
+        proba = model.proba(x)
+        return np.asarray(model.classes, dtype=object)[proba.argmax(axis=1)], proba
+
     def dumps(self, model: LightGBMModel) -> bytes:
         import skops.io as sio
 

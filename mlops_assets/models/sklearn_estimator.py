@@ -31,6 +31,17 @@ QUADRATIC = frozenset(
 )
 """Estimators whose fit time (and memory) grows with the square of the rows or worse."""
 QUADRATIC_ABOVE_ROWS = 50_000
+ARGMAX_PREDICT = frozenset(
+    f"sklearn.{path}"
+    for path in (
+        "ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+        "ensemble._forest.RandomForestClassifier",
+        "ensemble._forest.ExtraTreesClassifier",
+        "tree._classes.DecisionTreeClassifier",
+        "linear_model._logistic.LogisticRegression",
+    )
+)
+"""Classifiers whose predict is the class of highest probability (scikit-learn's code)."""
 MISSING = "__missing__"
 """The category a missing text value becomes (its own one-hot column)."""
 
@@ -139,6 +150,17 @@ class SklearnEstimator:
         """Class probabilities in `model.classes_` order, where the estimator has them."""
         final = model[-1] if hasattr(model, "steps") else model
         return model.predict_proba(x) if hasattr(final, "predict_proba") else None
+
+    def predict_and_proba(self, model, x) -> tuple[Any, Any]:
+        """Both from one pass where the estimator's predict is the argmax of its
+        probabilities (trees, boosting, linear models): the test split is scored once."""
+        import numpy as np
+
+        proba = self.predict_proba(model, x)
+        final = model[-1] if hasattr(model, "steps") else model
+        if proba is None or class_path(type(final)) not in ARGMAX_PREDICT:
+            return self.predict(model, x), proba
+        return np.asarray(model.classes_)[proba.argmax(axis=1)], proba
 
     def dumps(self, model) -> bytes:
         import skops.io as sio

@@ -39,3 +39,24 @@ def test_an_estimator_known_to_be_quadratic_warns_on_a_large_training_split():
     assert "140,000 training rows for sklearn.svm.SVC" in said and "square of the rows" in said
     assert warning("sklearn.svm.SVC", 10_000) == ""  # small: nothing to say
     assert warning("sklearn.ensemble.HistGradientBoostingClassifier", 1_000_000) == ""
+
+
+def test_predict_and_proba_in_one_pass_predicts_what_predict_does():
+    """Validate scores the test split once for both classes and probabilities where the
+    estimator's predict is the argmax of its probabilities; the classes must not change."""
+    import numpy as np
+    from sklearn.datasets import load_iris
+
+    from mlops_assets.models import load_adapter
+    from mlops_assets.models.sklearn_estimator import ARGMAX_PREDICT
+
+    x, y = load_iris(return_X_y=True)
+    names = np.asarray(["setosa", "versicolor", "virginica"], dtype=object)[y]
+    for estimator in [*sorted(ARGMAX_PREDICT), "sklearn.svm.SVC"]:
+        adapter = load_adapter("sklearn")
+        adapter.estimator = estimator
+        model = adapter.build(None, {"probability": True} if "SVC" in estimator else {}, 0)
+        model.fit(x, names)
+        predicted, proba = adapter.predict_and_proba(model, x)
+        assert (predicted == model.predict(x)).all(), estimator
+        assert proba.shape == (len(x), 3)

@@ -93,15 +93,9 @@ def table_contract(dataset: TabularData, train: Any = None) -> dict[str, Any]:
 
 
 def _seen_categories(dataset: TabularData, train: Any) -> dict[str, list[str]]:
-    wanted = [i for i, spec in enumerate(dataset.feature_specs) if spec.categorical]
-    if not wanted:
-        return {}
-    found: dict[int, set[str]] = {i: set() for i in wanted}
-    for x, _ in train.chunks():
-        for i in wanted:
-            found[i].update(v for v in x[:, i] if v is not None)
-    names = [spec.name for spec in dataset.feature_specs]
-    return {names[i]: sorted(found[i]) for i in wanted}
+    names = [spec.name for spec in dataset.feature_specs if spec.categorical]
+    found = train.distinct(names)
+    return {name: sorted(str(v) for v in found[name]) for name in names}
 
 
 def table_to_model_input(contract: dict[str, Any], arrays: dict[str, np.ndarray]) -> np.ndarray:

@@ -84,6 +84,7 @@ class TabularDataset(DatasetKind, TabularData):
             _shards=split_files(storage, layout, version, split),
             columns=[feature_summary(c) for c in self.feature_specs] if typed else None,
             task="regression" if self.continuous_label else "classification",
+            _values=lambda key, names: read_split_file(storage, key, split, names),
         )
 
     def classes(self, manifest: dict[str, Any]) -> list[Any]:
