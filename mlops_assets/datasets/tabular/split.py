@@ -57,8 +57,19 @@ def hash_fraction(row_ids: pd.Series) -> np.ndarray:
     )
 
 
-def assign(row_ids: pd.Series, config: SplitConfig) -> np.ndarray:
+def assign(row_ids: pd.Series, config: SplitConfig, labels: np.ndarray | None = None) -> np.ndarray:
+    """Each row's split from its id's hash; with `labels`, stratified within the batch: each
+    class's rows, ranked by that hash, take the fractions in turn, so every split holds each
+    class in proportion however small the batch (a part is cut once, so this never moves a
+    row later)."""
     u = hash_fraction(row_ids)
+    if labels is not None:
+        ranked = np.empty(len(u))
+        for value in pd.unique(labels):
+            members = np.flatnonzero(labels == value)
+            order = members[np.argsort(u[members], kind="stable")]
+            ranked[order] = (np.arange(len(order)) + 0.5) / len(order)
+        u = ranked
     return np.where(
         u < config.train, "train", np.where(u < config.train + config.val, "val", "test")
     )
@@ -82,9 +93,15 @@ def _content(frame: pd.DataFrame) -> np.ndarray:
     return pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy()
 
 
-def fractions_key(config: SplitConfig) -> str:
+def fractions(config: SplitConfig, stratified: bool = False) -> dict[str, Any]:
+    """What the parts are cut by (a stratified cut says so; one that is not keeps the key
+    it always had, so existing parts stay valid)."""
+    return {**config.model_dump(), **({"stratified": True} if stratified else {})}
+
+
+def fractions_key(config: SplitConfig, stratified: bool = False) -> str:
     """Parts are cut for one set of fractions; other fractions cut their own."""
-    data = json.dumps(config.model_dump(), sort_keys=True).encode()
+    data = json.dumps(fractions(config, stratified), sort_keys=True).encode()
     return hashlib.sha256(data).hexdigest()[:12]
 
 
@@ -102,14 +119,15 @@ def split_part(
     label: str,
     segment: str = "",
     counted: bool = True,
+    stratified: bool = False,
 ) -> tuple[dict[str, Any] | None, dict[str, set[str]]]:
     """One transformed batch cut into its train/val/test parts, once and for all: a row's
     split depends on its id alone, so a part never changes as data grows. Returns the
     part's record (rows, content hash, class balance per split, the catalog segment it was
     cut for) and its row ids when this call cut it (none when it was cut before); no record
     while the batch is not transformed yet. `counted`: the label has classes to count."""
-    fractions = fractions_key(config)
-    record_key = part_key(layout, fractions, batch_id, "json")
+    cut = fractions_key(config, stratified)
+    record_key = part_key(layout, cut, batch_id, "json")
     found = storage.read_versioned(record_key)
     if found:
         return json.loads(found[0]), {}
@@ -117,7 +135,7 @@ def split_part(
     if not storage.exists(source):
         return None, {}
     rows = storage.read_parquet(source)
-    which = assign(rows["row_id"], config)
+    which = assign(rows["row_id"], config, rows[label].to_numpy() if stratified else None)
     # one reordering, split by split and by row id within each, then slices of it: the
     # same bytes as hashing each split's frame on its own, at a third of the cost
     ids = rows["row_id"].to_numpy()
@@ -150,7 +168,7 @@ def split_part(
         ids_of[name] = set(ids[lo:hi].tolist())
     rows["split"] = which
     # one file per batch, the split a column: the batch's rows are written once
-    storage.write_parquet(part_key(layout, fractions, batch_id, "parquet"), rows)
+    storage.write_parquet(part_key(layout, cut, batch_id, "parquet"), rows)
     storage.write_json(record_key, record)  # last: a part is whole once its record is there
     return record, ids_of
 
@@ -164,12 +182,15 @@ def run_split(
     version id is a hash of the parts' content hashes, chained batch by batch: the same data
     in the same order gives the same id. A version holds whole catalog segments, in order:
     a segment with a batch not transformed yet waits, with everything after it."""
+    # a table declared column by column with class labels: stratified by the label (the
+    # numeric shorthand keeps the cut it always had, and its dataset versions)
+    stratified = dataset.typed and not dataset.continuous_label
     previous = storage.read_json(layout.dataset_latest, default={}) or None
     base = None
     if previous:
         key = layout.dataset(previous["dataset_version"], "manifest.json")
         base = storage.read_json(key, default={}) or None
-        if base and base.get("fractions") != config.model_dump():
+        if base and base.get("fractions") != fractions(config, stratified):
             base = None  # other fractions: every batch is cut anew
     start = (previous or {}).get("segment", "") if base else ""
     # a version from before cursors names all its batches: read once, to add the others
@@ -188,7 +209,14 @@ def run_split(
                 continue
             seen.add(batch_id)
             record, ids = split_part(
-                storage, layout, config, batch_id, label, segment, not dataset.continuous_label
+                storage,
+                layout,
+                config,
+                batch_id,
+                label,
+                segment,
+                not dataset.continuous_label,
+                stratified,
             )
             if record is None:
                 break  # not transformed yet: this segment and the rest wait
@@ -214,7 +242,7 @@ def run_split(
     if base and not with_rows:
         version, manifest = base["dataset_version"], base  # the same rows: the same version
     else:
-        version, manifest = _manifest(layout, config, base, with_rows, added)
+        version, manifest = _manifest(layout, config, base, with_rows, added, stratified)
     created = not storage.exists(layout.dataset(version, "manifest.json"))
     if created:
         storage.write_json(layout.dataset(version, "manifest.json"), manifest)
@@ -238,15 +266,19 @@ def _manifest(
     base: dict[str, Any] | None,
     records: list[dict],
     added: list[str],
+    stratified: bool = False,
 ) -> tuple[str, dict[str, Any]]:
-    fractions = fractions_key(config)
+    cut = fractions_key(config, stratified)
     # a hash chain over the batches' part hashes, in order: the same batches give the same
     # id however many versions they arrived in, and a new version hashes only what it adds
     if base and base.get("content"):
         content = base["content"]
     else:
         seed = json.dumps(
-            {"fractions": config.model_dump(), "base": base["dataset_version"] if base else None},
+            {
+                "fractions": fractions(config, stratified),
+                "base": base["dataset_version"] if base else None,
+            },
             sort_keys=True,
         )
         content = hashlib.sha256(seed.encode()).hexdigest()
@@ -260,7 +292,7 @@ def _manifest(
     for record in records:
         for name in SPLITS:
             if record["rows"][name]:
-                parts[name].append(part_key(layout, fractions, record["batch_id"], "parquet"))
+                parts[name].append(part_key(layout, cut, record["batch_id"], "parquet"))
             rows[name] += record["rows"][name]
             for label, count in record["class_balance"][name].items():
                 balance[name][label] = balance[name].get(label, 0) + count
@@ -278,7 +310,7 @@ def _manifest(
             name: dict(sorted(balance[name].items(), key=lambda kv: class_order(kv[0])))
             for name in SPLITS
         },
-        "fractions": config.model_dump(),
+        "fractions": fractions(config, stratified),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     return version, manifest
