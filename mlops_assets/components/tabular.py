@@ -61,8 +61,9 @@ class TabularUseCase(UseCase):
         return self.observe.drift_threshold
 
     def production_batch(self, labelled: Any) -> tuple[str, bytes, int]:
-        """The labelled requests as raw rows (the logged model input times `scale`, the
-        inverse of the transform) in the landing files' columns."""
+        """The labelled requests as raw rows in the landing files' columns: the logged model
+        input times `scale` (the inverse of the transform), or a declared table's rows as
+        they were sent (a CSV)."""
         from mlops_assets.datasets.tabular.contract import raw_rows  # pandas, at run time
 
         return self.landing, *raw_rows(self.dataset, labelled)

@@ -497,7 +497,8 @@ class MonitorConfig(dg.Model, dg.Resolvable):
         0.02,
         ge=0,
         description="live_metric_holds fails when the live metric's 95% interval lies wholly "
-        "below the release's test value minus this",
+        "below the release's test value minus this (a regression's RMSE or MAE: wholly above "
+        "the test value times 1 + this)",
     )
     drift_threshold: float | None = Field(
         None,

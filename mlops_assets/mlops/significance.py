@@ -150,13 +150,19 @@ def right_rows(metric: str, y: np.ndarray, predicted: np.ndarray, scores: np.nda
 
 def metric_function(metric: str, classes: list[Any]) -> Callable[[np.ndarray, np.ndarray], float]:
     """`metric(y, predicted)` (predicted: class probabilities for roc_auc and log_loss)."""
-    from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score
+    from sklearn.metrics import f1_score, recall_score
 
     if metric in ("macro_f1", "f1_macro", "f1_weighted"):
         average = "weighted" if metric == "f1_weighted" else "macro"
         return lambda y, p: float(f1_score(y, p, labels=classes, average=average, zero_division=0))
     if metric == "balanced_accuracy":
-        return lambda y, p: float(balanced_accuracy_score(y, p))
+        # scikit-learn's definition (the mean recall over the classes y holds), without its
+        # warnings on a resample that happens to hold one class
+        def balanced_accuracy(y, p) -> float:
+            y, p = np.asarray(y), np.asarray(p)
+            return float(np.mean([np.mean(p[y == c] == c) for c in np.unique(y)]))
+
+        return balanced_accuracy
     if metric == "macro_accuracy":
 
         def macro_accuracy(y, p) -> float:

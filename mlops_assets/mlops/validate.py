@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import numpy as np
@@ -210,7 +211,7 @@ def run_validate(
         )
         if config.shadow.enabled and production_samples is None:
             shadow_report = {"not_evaluated": "no production sample source was given"}
-        elif config.shadow.enabled and _same_family(meta, model) and test.columns is None:
+        elif config.shadow.enabled and _same_family(meta, model):
             shadow, shadow_report = _shadow(
                 production_samples,
                 storage,
@@ -225,7 +226,8 @@ def run_validate(
             )
         elif config.shadow.enabled:
             shadow_report = {
-                "not_evaluated": "shadow evaluation takes numeric rows of one model family"
+                "not_evaluated": "shadow evaluation scores two models of one family (the "
+                "candidate's adapter and estimator)"
             }
     decision = gate(
         candidate_metrics,
@@ -263,6 +265,16 @@ def run_validate(
     return validation
 
 
+def _row_text(row: Any) -> str:
+    """One row of a table as canonical text: numbers as floats, None as null."""
+    return json.dumps(
+        [
+            v if v is None or isinstance(v, str) else float(v)
+            for v in (row.tolist() if hasattr(row, "tolist") else row)
+        ]
+    )
+
+
 def _shadow(
     production_samples: ProductionSamples,
     storage,
@@ -290,6 +302,10 @@ def _shadow(
         # evidence about the candidate: it has seen them
 
         def digest(rows: np.ndarray) -> list[bytes]:
+            if np.asarray(rows).dtype == object:  # a table's values as landed: by their text
+                return [
+                    hashlib.blake2b(_row_text(r).encode(), digest_size=16).digest() for r in rows
+                ]
             flat = np.ascontiguousarray(np.asarray(rows, dtype="float32").reshape(len(rows), -1))
             return [hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in flat]
 

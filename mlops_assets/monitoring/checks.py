@@ -62,7 +62,10 @@ def verdicts(
             f"{judged.labelled} labelled)"
             + (f" vs test {test:.4f}, tolerance {tolerance:g}" if test is not None else "")
         )
-        failed = test is not None and high < test - tolerance
+        if judged.regression:  # an error: worse when its interval lies wholly above
+            failed = test is not None and low > test * (1 + tolerance)
+        else:
+            failed = test is not None and high < test - tolerance
         out.append(
             Verdict(
                 "live_metric_holds",

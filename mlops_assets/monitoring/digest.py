@@ -10,6 +10,7 @@ compare-and-swap, so a file counted once is never counted again, even by two run
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,26 +38,61 @@ SUMMARY = ("input_mean", "input_std", "input_min", "input_max")
 def input_mode(columns) -> str:
     if "inputs" in columns:
         return "full"
+    if "inputs_json" in columns:
+        return "table"  # a table's rows as sent: text, numbers and nulls, column by column
     if SUMMARY[0] in columns:
         return "summary"
     return "none"
 
 
 def input_matrix(frame: pd.DataFrame, mode: str) -> np.ndarray | None:
-    """The logged inputs as one row per record: every value, or the row statistics."""
+    """The logged inputs as one row per record: every value, or the row statistics; a
+    table's rows as an object array (a row that does not parse, or has another width than
+    the first, is left out: it cannot be counted against the reference)."""
     if mode == "full":
         return np.stack(frame["inputs"].to_numpy()).astype("float64")
     if mode == "summary":
         return frame[list(SUMMARY)].to_numpy(dtype="float64")
+    if mode == "table":
+        rows = []
+        for text in frame["inputs_json"].to_numpy():
+            try:
+                row = json.loads(text)
+            except (TypeError, ValueError):
+                continue
+            if isinstance(row, list) and (not rows or len(row) == len(rows[0])):
+                rows.append(row)
+        matrix = np.empty((len(rows), len(rows[0]) if rows else 0), dtype=object)
+        for i, row in enumerate(rows):
+            matrix[i, :] = row
+        return matrix
     return None
 
 
-def histograms(values: np.ndarray, edges: list[list[float]]) -> list[list[int]]:
+def histograms(values: np.ndarray, edges: list[Any]) -> list[list[int]]:
     """Counts per feature over bins split at `edges` (a value equal to an edge goes to the
-    bin above it); NaN is not counted."""
+    bin above it); NaN and null are not counted. A category column's edges are
+    `{"categories": [...]}`: a count per known category, then one for every other value
+    (the unseen categories)."""
     out = []
     for j, cut in enumerate(edges):
         column = values[:, j]
+        if isinstance(cut, dict):
+            known = {str(c): i for i, c in enumerate(cut["categories"])}
+            counts = [0] * (len(known) + 1)
+            for value in column:
+                if value is not None:
+                    counts[known.get(str(value), len(known))] += 1
+            out.append(counts)
+            continue
+        if column.dtype == object:
+            column = np.array(
+                [
+                    v if isinstance(v, int | float) and not isinstance(v, bool) else np.nan
+                    for v in column
+                ],
+                dtype="float64",
+            )
         column = column[~np.isnan(column)]
         bins = np.searchsorted(np.asarray(cut), column, side="right")
         out.append(np.bincount(bins, minlength=len(cut) + 1).astype(int).tolist())
@@ -110,7 +146,8 @@ def environment_folders(storage: ObjectStorage, prefix: str) -> list[str]:
     return [name for name in storage.folders(prefix) if _NAME.fullmatch(name)]
 
 
-COUNTS = ("rows", "errors", "requests", "labelled", "correct")
+COUNTS = ("rows", "errors", "requests", "labelled", "correct", "sq_error", "abs_error")
+"""Summed over files and hours (the errors: of labelled regression answers)."""
 
 
 def merge_version(into: dict[str, Any] | None, stats: dict[str, Any]) -> dict[str, Any]:
@@ -453,9 +490,10 @@ def _fold_log(storage, layout, source: str, frame: pd.DataFrame, edges_of) -> No
             "rows": len(group),
             "errors": int(failed.sum()),
             "requests": int(group["request_id"].nunique()),
-            "predictions": {
-                str(k): int(v) for k, v in answered["prediction"].value_counts().items()
-            },
+            # a class per answer; a regression's answers are numbers, not counted one by one
+            "predictions": {}
+            if answered["prediction"].dtype.kind == "f"
+            else {str(k): int(v) for k, v in answered["prediction"].value_counts().items()},
             "last": group["time"].max().isoformat(),
         }
         edges = edges_of(str(version), mode) if mode != "none" else None
@@ -474,10 +512,18 @@ def _fold_log(storage, layout, source: str, frame: pd.DataFrame, edges_of) -> No
 def _fold_labels(storage, layout, source: str, frame: pd.DataFrame) -> None:
     per_hour: dict[tuple[str, str], dict[str, dict]] = {}
     for (environment, hour, version), group in _groups(frame):
-        part = {
-            "labelled": len(group),
-            "correct": int((group["prediction"] == group["label"]).sum()),
-        }
+        if group["label"].dtype.kind == "f":  # a regression target: the errors' sums
+            error = group["prediction"].astype("float64") - group["label"]
+            part = {
+                "labelled": len(group),
+                "sq_error": float((error**2).sum()),
+                "abs_error": float(error.abs().sum()),
+            }
+        else:
+            part = {
+                "labelled": len(group),
+                "correct": int((group["prediction"] == group["label"]).sum()),
+            }
         per_hour.setdefault((environment, hour), {})[str(version)] = part
     for (environment, hour), contributions in per_hour.items():
         storage.update_json(

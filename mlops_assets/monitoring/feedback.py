@@ -21,6 +21,7 @@ from io import BytesIO
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from mlops_assets.core.classes import class_order
 from mlops_assets.errors import MlopsError
 from mlops_assets.monitoring.digest import believed_log, labelled_key, labelled_since, logs_from
 from mlops_assets.monitoring.provenance import DEFAULT_MAX_FILE_MB, DeployedVersions
@@ -121,7 +122,7 @@ def logged_requests(
             frame = believed_log(storage, info, deployed, budget_bytes)
         except Exception:
             continue
-        keep = [c for c in [*LOG_COLUMNS, "inputs"] if c in frame.columns]
+        keep = [c for c in [*LOG_COLUMNS, "inputs", "inputs_json"] if c in frame.columns]
         frames.append(frame[keep])
     if not frames:
         return pd.DataFrame(columns=[*LOG_COLUMNS, "ambiguous"])
@@ -210,16 +211,13 @@ def _ingest(
 
     reasons = np.full(len(frame), "", dtype=object)
     request_id = frame["request_id"].str.strip()
-    label = _integers(frame["label"])
+    text = frame["label"].str.strip()
     row = _integers(frame["row"])
     reasons[(request_id == "").to_numpy()] = "missing request_id"
-    bad_label = label.isna().to_numpy() & (reasons == "")
-    reasons[bad_label] = [f"label {v!r} is not an integer" for v in frame["label"][bad_label]]
+    reasons[(text == "").to_numpy() & (reasons == "")] = "missing label"
     bad_row = row.isna().to_numpy() & (reasons == "")
     reasons[bad_row] = [f"row {v!r} is not an integer" for v in frame["row"][bad_row]]
-    frame = frame.assign(
-        request_id=request_id, label=label.fillna(-1).astype("int64"), row=row.fillna(-1)
-    )
+    frame = frame.assign(request_id=request_id, label=text, row=row.fillna(-1))
     frame["row"] = frame["row"].astype("int64")
     joined = frame.merge(log, on=["request_id", "row"], how="left", suffixes=("", "_log"))
     unknown = joined["model_version"].isna().to_numpy() & (reasons == "")
@@ -241,14 +239,15 @@ def _ingest(
             joined["request_id"][elsewhere], served[elsewhere], wanted[elsewhere], strict=True
         )
     ]
+    # each label in the type of the model version that answered (a class id, a class
+    # name, a regression target), checked against what that version can be told
+    values = np.full(len(joined), None, dtype=object)
     for i in np.flatnonzero(reasons == ""):
         version = str(joined.at[i, "model_version"])
-        classes = classes_of(version)
-        if classes is not None and int(joined.at[i, "label"]) not in classes:
-            reasons[i] = (
-                f"label {joined.at[i, 'label']} is not a class of model v{version} "
-                f"({_span(classes)})"
-            )
+        values[i], why = parse_label(str(joined.at[i, "label"]), classes_of(version), version)
+        if why:
+            reasons[i] = why
+    joined["label"] = values
     # the same request told twice in this file, or told before, with another label
     key = joined["request_id"] + "#" + joined["row"].astype(str)
     before = dict(
@@ -261,11 +260,11 @@ def _ingest(
     firsts: dict[str, int] = {}
     already = np.zeros(len(joined), dtype=bool)
     for i in np.flatnonzero(reasons == ""):
-        k, value = key.iat[i], int(joined.at[i, "label"])
+        k, value = key.iat[i], joined.at[i, "label"]
         earlier = before.get(k, firsts.get(k))
         if earlier is None:
             firsts[k] = value
-        elif int(earlier) != value:
+        elif earlier != value:
             reasons[i] = f"request {joined.at[i, 'request_id']!r} was labelled {earlier} before"
         else:
             already[i] = True  # the same label again: nothing new, nothing wrong
@@ -290,6 +289,7 @@ def _ingest(
         # the environment that served it (the log's, which the feedback row agreed with)
         labelled["environment"] = labelled.pop("environment_log")
         labelled = labelled.drop(columns=["ambiguous"])
+        labelled["label"] = _typed(labelled["label"])
         labelled["feedback_file"] = name
         storage.write_parquet(labelled_key(layout, datetime.now(UTC), batch), labelled)
     outcome = {
@@ -311,12 +311,57 @@ def _kind(reason: str) -> str:
         return "label out of range"
     if "labelled" in reason and "before" in reason:
         return "conflicting label"
-    return "malformed value"  # a missing request id, a label or row that is no integer
+    return "malformed value"  # a missing request id or label, a label or row of no use
 
 
-def _span(classes: list[int]) -> str:
-    values = sorted(classes)
-    if values == list(range(values[0], values[-1] + 1)):
+def parse_label(text: str, classes: list[Any] | None, version: str) -> tuple[Any, str]:
+    """A feedback label in the type of the version's label, and why not ('' when it is
+    one): a class id (an integer among its classes), a class name (one of them), or a
+    regression target (a number; the version has no classes). An unknown version's
+    classes are unknown: an integer stays one, other text stays text."""
+    number = _number(text)
+    if classes is None:
+        return (int(number) if number is not None and number == int(number) else text), ""
+    if not classes:
+        if number is None:
+            return None, f"label {text!r} is not a number"
+        return number, ""
+    if all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        if number is None or number != int(number):
+            return None, f"label {text!r} is not an integer"
+        if int(number) not in classes:
+            return (
+                None,
+                f"label {int(number)} is not a class of model v{version} ({_span(classes)})",
+            )
+        return int(number), ""
+    names = {str(c) for c in classes}
+    if text not in names:
+        return None, f"label {text!r} is not a class of model v{version} ({_span(classes)})"
+    return text, ""
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value == value and abs(value) != float("inf") else None
+
+
+def _typed(values: pd.Series) -> pd.Series:
+    """The labelled batch's label column in one type: int64, float64 or text."""
+    items = values.tolist()
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        return values.astype("int64")
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in items):
+        return values.astype("float64")
+    return values.astype(str)
+
+
+def _span(classes: list[Any]) -> str:
+    values = sorted(classes, key=lambda c: class_order(str(c)))
+    if all(isinstance(v, int) for v in values) and values == list(range(values[0], values[-1] + 1)):
         return f"{values[0]}..{values[-1]}"
     return ", ".join(map(str, values[:10])) + (" ..." if len(values) > 10 else "")
 

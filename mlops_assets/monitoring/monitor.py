@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from mlops_assets.core.classes import class_order
 from mlops_assets.core.config import MonitorConfig
 from mlops_assets.core.drift import psi
 from mlops_assets.core.kind import DatasetKind
@@ -25,6 +26,7 @@ from mlops_assets.monitoring.digest import (
     histograms,
     hour_of,
     hour_summaries,
+    labelled_since,
     merge_version,
 )
 from mlops_assets.monitoring.provenance import DeployedVersions
@@ -33,7 +35,10 @@ from mlops_assets.serving.inference_log import row_summary  # what the server lo
 from mlops_assets.storage import Layout, ObjectStorage
 
 LIVE_METRICS = ("accuracy", "top1")
+REGRESSION_LIVE = {"rmse": "rmse", "r2": "rmse", "mae": "mae"}
+"""A regression's live metric from its gate's: the errors logged answers can give."""
 REFERENCE_ROWS = 20_000
+BOOTSTRAP_RESAMPLES = 2000
 
 
 @dataclass
@@ -50,7 +55,10 @@ class Reference:
 
 
 def live_metric_name(gate_metric: str) -> str:
-    """The gate's metric where logged predictions can compute it, else accuracy."""
+    """The gate's metric where logged predictions can compute it, else accuracy (RMSE or
+    MAE for a regression)."""
+    if gate_metric in REGRESSION_LIVE:
+        return REGRESSION_LIVE[gate_metric]
     return gate_metric if gate_metric in LIVE_METRICS else "accuracy"
 
 
@@ -104,9 +112,13 @@ class References:
         dataset_version = metadata["dataset_version"]
         test = self.dataset.load_split(self.storage, self.layout, dataset_version, "test")
         labels = np.concatenate([y for _, y in test.chunks()] or [np.zeros(0, "int64")])
-        test_labels = {
-            str(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True), strict=True)
-        }
+        test_labels = (
+            {}  # a regression target: no classes to count
+            if labels.dtype.kind == "f"
+            else {
+                str(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True), strict=True)
+            }
+        )
         metrics = metadata.get("metrics", {})
         out: dict[str, Any] = {
             "features": [],
@@ -122,27 +134,52 @@ class References:
         train = self.dataset.load_split(self.storage, self.layout, dataset_version, "train")
         parts, rows = [], 0
         for x, _ in train.chunks():
-            flat = np.asarray(x, dtype="float64").reshape(len(x), -1)
-            parts.append(row_summary(flat) if mode == "summary" else flat)
+            if mode == "table":
+                parts.append(np.asarray(x, dtype=object))
+            else:
+                flat = np.asarray(x, dtype="float64").reshape(len(x), -1)
+                parts.append(row_summary(flat) if mode == "summary" else flat)
             rows += len(x)
             if rows >= REFERENCE_ROWS:
                 break
         values = np.concatenate(parts)
-        quantiles = np.linspace(0, 1, self.bins + 1)[1:-1]
-        edges = []
-        for j in range(values.shape[1]):
-            column = values[:, j][~np.isnan(values[:, j])]
-            cut = np.unique(np.quantile(column, quantiles)) if len(column) else np.zeros(0)
-            edges.append(cut.tolist())
-        out["edges"] = edges
-        out["train"] = histograms(values, edges)
+        if mode == "table":
+            out["edges"] = self._table_edges(metadata, values)
+        else:
+            out["edges"] = [self._cut(values[:, j]) for j in range(values.shape[1])]
+        out["train"] = histograms(values, out["edges"])
         out["features"] = _feature_names(metadata, mode, values.shape[1])
         return out
+
+    def _cut(self, column: np.ndarray) -> list[float]:
+        """The quantile edges of a numeric column (`drift_bins` bins), NaN left out."""
+        column = column[~np.isnan(column)]
+        quantiles = np.linspace(0, 1, self.bins + 1)[1:-1]
+        return (np.unique(np.quantile(column, quantiles)) if len(column) else np.zeros(0)).tolist()
+
+    def _table_edges(self, metadata: dict[str, Any], values: np.ndarray) -> list[Any]:
+        """Per column of a table, as its request contract declares it: the quantile edges of
+        a number column, the known categories of a category column (what the model saw)."""
+        edges: list[Any] = []
+        for j, column in enumerate(metadata["request"]["columns"]):
+            if column.get("datatype") == "BYTES":
+                known = column.get("categories") or sorted(
+                    {str(v) for v in values[:, j] if v is not None}
+                )
+                edges.append({"categories": [str(c) for c in known]})
+            else:
+                numbers = np.array(
+                    [np.nan if v is None else float(v) for v in values[:, j]], dtype="float64"
+                )
+                edges.append(self._cut(numbers))
+        return edges
 
 
 def _feature_names(metadata: dict[str, Any], mode: str, width: int) -> list[str]:
     if mode == "summary":
         return ["input_mean", "input_std", "input_min", "input_max"]
+    if mode == "table":
+        return [c["name"] for c in metadata["request"]["columns"]]
     inputs = (metadata.get("request") or {}).get("inputs") or [{}]
     names = inputs[0].get("features") or []
     return list(names) if len(names) == width else [f"x{i}" for i in range(width)]
@@ -163,14 +200,26 @@ class VersionReport:
     drift: dict[str, float] = field(default_factory=dict)
     prediction_psi: float | None = None
     interval: tuple[float, float] | None = None
+    sq_error: float = 0.0
+    abs_error: float = 0.0
 
     @property
     def coverage(self) -> float:
         return self.labelled / self.rows if self.rows else 0.0
 
     @property
+    def regression(self) -> bool:
+        return self.reference is not None and self.reference.metric in ("rmse", "mae")
+
+    @property
     def live_metric(self) -> float | None:
-        return self.correct / self.labelled if self.labelled else None
+        if not self.labelled:
+            return None
+        if self.regression and self.reference.metric == "rmse":
+            return float(np.sqrt(self.sq_error / self.labelled))
+        if self.regression:
+            return self.abs_error / self.labelled
+        return self.correct / self.labelled
 
 
 @dataclass
@@ -222,6 +271,8 @@ def run_monitor(
             errors=stats.get("errors", 0),
             labelled=stats["labelled"],
             correct=stats["correct"],
+            sq_error=stats.get("sq_error", 0.0),
+            abs_error=stats.get("abs_error", 0.0),
             predictions=stats["predictions"],
             last=stats["last"],
             reference=references.get(version, stats.get("mode") or "none"),
@@ -230,19 +281,57 @@ def run_monitor(
         reports.append(report)
     served = [r for r in reports if r.environment == environment and r.rows]
     judged = max(served, key=lambda r: r.last) if served else None
+    if judged is not None and judged.regression and judged.labelled:
+        since = datetime.strptime(first, "%Y-%m-%dT%H").replace(tzinfo=UTC)
+        errors = labelled_errors(storage, layout, since, first, judged)
+        if len(errors):
+            judged.interval = bootstrap_interval(errors, judged.reference.metric)
     return MonitorReport((first, last), digest, reports, judged, hours)
+
+
+def labelled_errors(
+    storage: ObjectStorage, layout: Layout, since: datetime, first: str, report: VersionReport
+) -> np.ndarray:
+    """The per-row errors of the version's labelled regression answers in the window, from
+    the labelled batches written since its first hour (what the hour summaries sum)."""
+    parts = []
+    for info in labelled_since(storage, layout, since):
+        frame = storage.read_parquet(
+            info.key, columns=["time", "environment", "model_version", "prediction", "label"]
+        )
+        if frame["label"].dtype.kind != "f":
+            continue
+        mine = frame[
+            (frame["environment"] == report.environment)
+            & (frame["model_version"].astype(str) == report.version)
+            & (frame["time"].dt.strftime("%Y-%m-%dT%H") >= first)
+        ]
+        parts.append((mine["prediction"].astype("float64") - mine["label"]).to_numpy())
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def bootstrap_interval(errors: np.ndarray, metric: str, seed: int = 0) -> tuple[float, float]:
+    """The 95% interval of the live RMSE or MAE: a seeded bootstrap of the labelled rows."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(errors), size=(BOOTSTRAP_RESAMPLES, len(errors)))
+    sample = errors[picks]
+    values = (
+        np.sqrt(np.mean(sample**2, axis=1)) if metric == "rmse" else np.mean(np.abs(sample), axis=1)
+    )
+    low, high = np.quantile(values, [0.025, 0.975])
+    return float(low), float(high)
 
 
 def _compare(report: VersionReport, stats: dict[str, Any]) -> None:
     reference = report.reference
-    if report.labelled:
+    if report.labelled and not report.regression:
         from scipy.stats import binomtest
 
         ci = binomtest(report.correct, report.labelled).proportion_ci(0.95, method="wilson")
         report.interval = (float(ci.low), float(ci.high))
     if reference is None:
         return
-    classes = sorted(set(reference.test_labels) | set(report.predictions), key=int)
+    classes = sorted(set(reference.test_labels) | set(report.predictions), key=class_order)
     if report.predictions and reference.test_labels:
         report.prediction_psi = psi(
             [reference.test_labels.get(c, 0) for c in classes],

@@ -6,6 +6,7 @@ from typing import Any
 
 import dagster as dg
 
+from mlops_assets.core.classes import class_order
 from mlops_assets.core.report import bar_plot, md_table
 from mlops_assets.monitoring.checks import Verdict
 from mlops_assets.monitoring.monitor import MonitorReport
@@ -89,7 +90,7 @@ def monitor_metadata(report: MonitorReport, verdicts: list[Verdict], retrain: st
             + bar_plot({"PSI": dict(judged.drift)}, "input PSI per feature", "input drift")
         )
     if judged.predictions and reference:
-        classes = sorted(set(reference.test_labels) | set(judged.predictions), key=int)
+        classes = sorted(set(reference.test_labels) | set(judged.predictions), key=class_order)
         live_total = sum(judged.predictions.values()) or 1
         test_total = sum(reference.test_labels.values()) or 1
         metadata["prediction_psi"] = judged.prediction_psi

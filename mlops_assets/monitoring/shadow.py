@@ -4,6 +4,7 @@ the server logged them."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -36,6 +37,8 @@ def production_sample(
         return empty
     labelled = labelled[labelled["environment"] == environment]
     skipped: dict[str, int] = {}
+    if "inputs_json" in labelled:  # a table's rows as sent: the model takes them as they are
+        return _table_sample(labelled, width, skipped)
     if "inputs" not in labelled:
         skipped["inputs not logged in full"] = len(labelled)
         return ProductionSample(empty.x, empty.y, skipped)
@@ -60,3 +63,25 @@ def production_sample(
     x = np.stack(labelled["inputs"].to_numpy()).astype("float32").reshape(-1, *item_shape)
     y = pd.to_numeric(labelled["label"]).to_numpy("int64")
     return ProductionSample(x, y, skipped)
+
+
+def _table_sample(labelled, width: int, skipped: dict[str, int]) -> ProductionSample:
+    """The logged rows of a table declared column by column (object values, None where
+    missing) and their labels in the label's own type; a row that does not parse or has
+    another width is skipped and counted."""
+    labelled = labelled.sort_values("time").drop_duplicates(["request_id", "row"])
+    rows, labels = [], []
+    for text, label in zip(labelled["inputs_json"], labelled["label"], strict=True):
+        try:
+            row = json.loads(text) if isinstance(text, str) else None
+        except ValueError:
+            row = None
+        if isinstance(row, list) and len(row) == width:
+            rows.append(row)
+            labels.append(label)
+    if len(rows) < len(labelled):
+        skipped["inputs not logged in full"] = len(labelled) - len(rows)
+    x = np.empty((len(rows), width), dtype=object)
+    for i, row in enumerate(rows):
+        x[i, :] = row
+    return ProductionSample(x, np.asarray(labels), skipped)

@@ -17,17 +17,15 @@ import os
 import re
 import signal
 import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.support.gitops import git_log
+from tests.support.markdown_blocks import PRELUDE, Block, bash_blocks
 from tests.support.processes import REPO, clean_env, free_port
 
 README = REPO / "README.md"
-SKIP = re.compile(r"^# \(not run by tests/e2e/test_readme\.py: (?P<why>.+)\)$")
 ALLOWED = (
     "Kubernetes",
     "S3 bucket",
@@ -36,43 +34,6 @@ ALLOWED = (
     "test command",
     "edits the clone",  # only with the test that runs it in a copy of the repository
 )
-FENCE = re.compile(r"^(?P<indent> *)```(?P<info>\S*)")
-PRELUDE = f"""
-set -euo pipefail
-export PATH={Path(sys.executable).parent}:$PATH
-uv() {{ [ "$1" = run ] || {{ echo "uv $1: not in the README test" >&2; return 2; }}; shift; "$@"; }}
-python3() {{
-  if [ "$1 $2 $3" = "-m pip install" ]; then return 0; fi    # what .ci/run installed
-  if [ "$1 $2" = "-m uv" ]; then shift 2; uv "$@"; return; fi
-  python "$@"
-}}
-"""
-
-
-@dataclass
-class Block:
-    line: int
-    text: str
-    skip: str | None
-
-
-def bash_blocks(text: str) -> list[Block]:
-    blocks, lines, i = [], text.splitlines(), 0
-    while i < len(lines):
-        fence = FENCE.match(lines[i])
-        if not fence:
-            i += 1
-            continue
-        indent, start, body = len(fence["indent"]), i, []
-        i += 1
-        while not lines[i].strip().startswith("```"):
-            body.append(lines[i][indent:])
-            i += 1
-        i += 1
-        if fence["info"] == "bash":
-            skips = [m["why"] for m in map(SKIP.match, body[:3]) if m]
-            blocks.append(Block(start + 1, "\n".join(body), skips[0] if skips else None))
-    return blocks
 
 
 def run_block(block: Block, cwd: Path, env: dict[str, str], ports: dict[str, str]) -> str:

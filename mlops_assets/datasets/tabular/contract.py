@@ -190,6 +190,8 @@ def raw_rows(dataset: TabularData, labelled: pd.DataFrame) -> tuple[bytes, int]:
     logged without their inputs cannot become rows and are left out."""
     import pandas as pd
 
+    if dataset.typed:
+        return typed_rows(dataset, labelled)
     columns = dataset.features.columns
     if labelled.empty or "inputs" not in labelled:
         return b"", 0
@@ -202,3 +204,54 @@ def raw_rows(dataset: TabularData, labelled: pd.DataFrame) -> tuple[bytes, int]:
     buffer = BytesIO()
     frame.to_parquet(buffer, index=False)
     return buffer.getvalue(), len(frame)
+
+
+def typed_rows(dataset: TabularData, labelled: pd.DataFrame) -> tuple[bytes, int]:
+    """Labelled production requests of a table declared column by column as a Parquet
+    landing file of text, in its columns, as a landing file holds them: each feature as it
+    was sent (the logged JSON row), missing where it was null, the label; an `id` column
+    gets `<request id>:<row>` and an ignored column stays missing. Requests logged without
+    their rows are left out."""
+    import json
+
+    import pandas as pd
+
+    if labelled.empty or "inputs_json" not in labelled:
+        return b"", 0
+    features = [c.name for c in dataset.feature_specs]
+    rows, kept = [], []
+    for i, text in enumerate(labelled["inputs_json"].to_numpy()):
+        try:
+            row = json.loads(text) if isinstance(text, str) else None
+        except ValueError:
+            row = None
+        if isinstance(row, list) and len(row) == len(features):
+            rows.append(row)
+            kept.append(i)
+    if not rows:
+        return b"", 0
+    usable = labelled.iloc[kept]
+    frame = pd.DataFrame(rows, columns=features, dtype=object)
+    out = pd.DataFrame(index=range(len(frame)))
+    ids = (usable["request_id"].astype(str) + ":" + usable["row"].astype(str)).to_numpy()
+    for spec in dataset.schema:
+        if spec.role == "feature":
+            out[spec.name] = frame[spec.name].map(_as_text)
+        elif spec.role == "label":
+            out[spec.name] = [_as_text(v) for v in usable["label"].tolist()]
+        elif spec.role == "id":
+            out[spec.name] = ids
+        else:
+            out[spec.name] = None
+    buffer = BytesIO()
+    out.astype("string").to_parquet(buffer, index=False)
+    return buffer.getvalue(), len(out)
+
+
+def _as_text(value: Any) -> str | None:
+    """A JSON value as a landing file's text: null stays missing, a boolean is true/false."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

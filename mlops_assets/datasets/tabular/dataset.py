@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from mlops_assets.core.classes import class_order
 from mlops_assets.core.kind import DatasetKind
-from mlops_assets.datasets.tabular.classes import class_order
 from mlops_assets.datasets.tabular.config import (
     TABULAR,
     ColumnSpec,

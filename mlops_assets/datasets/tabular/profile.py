@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlops_assets.core.classes import class_order
 from mlops_assets.core.drift import psi
-from mlops_assets.datasets.tabular.classes import class_order
 from mlops_assets.datasets.tabular.config import ColumnSpec, TabularData
 from mlops_assets.datasets.tabular.row_contract import Typed, read_typed, row_reasons
 from mlops_assets.datasets.tabular.rows import stripped

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlops_assets.core.classes import class_order
 from mlops_assets.datasets.tabular.catalog import new_segments
-from mlops_assets.datasets.tabular.classes import class_order
 from mlops_assets.datasets.tabular.config import SplitConfig, TabularData
 from mlops_assets.errors import MlopsError
 from mlops_assets.storage import Layout, ObjectStorage, safe_key

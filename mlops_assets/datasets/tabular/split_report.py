@@ -6,8 +6,8 @@ from typing import Any
 
 import dagster as dg
 
+from mlops_assets.core.classes import class_order
 from mlops_assets.core.report import bar_plot, md_table
-from mlops_assets.datasets.tabular.classes import class_order
 from mlops_assets.datasets.tabular.config import TabularData
 from mlops_assets.datasets.tabular.split import SPLITS, SplitResult, is_base_of, read_split_ids
 from mlops_assets.storage import Layout, ObjectStorage

@@ -1,4 +1,5 @@
-"""The order class names are shown and stored in, whatever their type."""
+"""The order class names are shown and stored in, whatever their type (a kind's split
+and profile, and the monitor's prediction shares)."""
 
 from __future__ import annotations
 
