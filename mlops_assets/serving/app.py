@@ -135,6 +135,19 @@ def _wants_binary(body: InferRequest) -> bool:
     return any((o.get("parameters") or {}).get("binary_data") is True for o in body.outputs or [])
 
 
+PROBA_OUTPUT = "predict_proba"
+"""The output a request names to get class probabilities (MLServer's scikit-learn name)."""
+
+
+def _wants_proba(body: InferRequest) -> bool:
+    return any(o.get("name") == PROBA_OUTPUT for o in body.outputs or [])
+
+
+def _plain(value: Any) -> Any:
+    """A class label as JSON holds it (numpy scalars as Python's)."""
+    return value.item() if hasattr(value, "item") else value
+
+
 class InferenceEndpoint:
     """POST /v2/models/<name>[/versions/<v>]/infer, as plain ASGI."""
 
@@ -227,10 +240,19 @@ class InferenceEndpoint:
                     client_id=client_id,
                 )
             return
+        proba = None
+        if _wants_proba(parsed):
+            if not self._proba_classes():
+                await self._error(send, 400, "this model gives no class probabilities")
+                return
+            # beside the batch: a caller asking for probabilities pays for them alone
+            proba = await asyncio.get_running_loop().run_in_executor(
+                None, loaded.adapter.predict_proba, loaded.model, x
+            )
         self.metrics.rows.labels(loaded.name).inc(len(x))
         self.metrics.requests.labels(loaded.name, "200").inc()
         elapsed_ms = (perf_counter() - started) * 1e3
-        await self._respond(send, parsed, predicted, request_id)
+        await self._respond(send, parsed, predicted, request_id, proba)
         if self.inference_log is not None and self.inference_log.wants():  # after answering
             self.inference_log.record(
                 request_id, loaded.version, x, predicted, elapsed_ms, client_id=client_id
@@ -280,8 +302,24 @@ class InferenceEndpoint:
             "(serving.max_body_mb)"
         )
 
+    def _proba_classes(self) -> list[Any]:
+        """The classes a `predict_proba` output's columns are, in order ([] where the model
+        has no probabilities: a regression, an estimator without predict_proba)."""
+        adapter, model = self.loaded.adapter, self.loaded.model
+        if self.output["datatype"] == "FP64" or not hasattr(adapter, "predict_proba"):
+            return []
+        final = model[-1] if hasattr(model, "steps") else model
+        if hasattr(model, "steps") and not hasattr(final, "predict_proba"):
+            return []
+        return [_plain(c) for c in getattr(model, "classes_", [])]
+
     async def _respond(
-        self, send, parsed: InferRequest, predicted: np.ndarray, request_id: str
+        self,
+        send,
+        parsed: InferRequest,
+        predicted: np.ndarray,
+        request_id: str,
+        proba: np.ndarray | None = None,
     ) -> None:
         values = np.asarray(predicted).ravel()
         datatype = self.output["datatype"]
@@ -302,6 +340,16 @@ class InferenceEndpoint:
             "parameters": {"request_id": request_id},
             "outputs": [output],
         }
+        probabilities = None
+        if proba is not None:
+            proba = np.asarray(proba, dtype="<f8")
+            probabilities = {
+                "name": PROBA_OUTPUT,
+                "datatype": "FP64",
+                "shape": list(proba.shape),
+                "parameters": {"classes": self._proba_classes()},
+            }
+            head["outputs"].append(probabilities)
         if _wants_binary(parsed):
             if datatype == "BYTES":  # OIP: each element a 4-byte little-endian length, then it
                 texts = [str(v).encode() for v in values]
@@ -309,6 +357,10 @@ class InferenceEndpoint:
             else:
                 raw = values.tobytes()
             output["parameters"] = {"binary_data_size": len(raw)}
+            if probabilities is not None:
+                extra = proba.tobytes()
+                probabilities["parameters"]["binary_data_size"] = len(extra)
+                raw += extra
             header = json.dumps(head, separators=(",", ":")).encode()
             await _send(
                 send,
@@ -322,6 +374,8 @@ class InferenceEndpoint:
             )
             return
         output["data"] = values.tolist()
+        if probabilities is not None:
+            probabilities["data"] = proba.ravel().tolist()
         body = json.dumps(head, separators=(",", ":")).encode()
         await _send(send, 200, body, extra=[(b"x-request-id", request_id.encode())])
 

@@ -72,6 +72,19 @@ def test_penguins_as_they_ship_are_trained_released_deployed_and_served_raw(loca
         right = sum(p == r["species"] for p, r in zip(output["data"], rows, strict=True))
         assert right / len(rows) >= 0.9
         assert any(r["sex"] == "NA" for r in rows)  # the nulls were in the request
+        # class probabilities when asked for, as MLServer names them, columns by class
+        body = {
+            "inputs": columns_of(rows[:5], contract["parameters"]["contract"]),
+            "outputs": [{"name": "output-0"}, {"name": "predict_proba"}],
+        }
+        both = httpx.post(f"{url}/v2/models/penguins/infer", json=body, timeout=30).json()
+        names, proba = both["outputs"]
+        assert proba["datatype"] == "FP64" and proba["shape"] == [5, 3]
+        classes = proba["parameters"]["classes"]
+        assert classes == ["Adelie", "Chinstrap", "Gentoo"]
+        table = [proba["data"][i * 3 : i * 3 + 3] for i in range(5)]
+        assert all(abs(sum(row) - 1) < 1e-9 for row in table)
+        assert [classes[row.index(max(row))] for row in table] == names["data"]
 
         # an island the model never saw is refused, naming the column, the row and the value
         strange = [dict(rows[0]), {**rows[1], "island": "Atlantis"}]
@@ -136,6 +149,12 @@ def test_diabetes_is_a_regression_gated_on_rmse_by_a_paired_bootstrap(local_env)
         assert answer.status_code == 200, answer.text
         (output,) = answer.json()["outputs"]
         assert output["datatype"] == "FP64" and len(output["data"]) == len(rows)
+        asked = {
+            "inputs": columns_of(rows, contract["parameters"]["contract"]),
+            "outputs": [{"name": "predict_proba"}],
+        }
+        no = httpx.post(f"{url}/v2/models/diabetes/infer", json=asked, timeout=30)
+        assert no.status_code == 400 and "no class probabilities" in no.text
         errors = [abs(p - float(r["target"])) for p, r in zip(output["data"], rows, strict=True)]
         assert sum(errors) / len(errors) < 3 * first["candidate_rmse"]
         # a value outside its declared range is a 400 naming the column and the row

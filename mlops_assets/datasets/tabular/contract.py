@@ -3,6 +3,7 @@ ranges; the model takes value / scale. The transform step calls `scale_rows` too
 
 from __future__ import annotations
 
+import json
 from io import BytesIO
 from typing import TYPE_CHECKING, Any
 
@@ -212,8 +213,6 @@ def typed_rows(dataset: TabularData, labelled: pd.DataFrame) -> tuple[bytes, int
     was sent (the logged JSON row), missing where it was null, the label; an `id` column
     gets `<request id>:<row>` and an ignored column stays missing. Requests logged without
     their rows are left out."""
-    import json
-
     import pandas as pd
 
     if labelled.empty or "inputs_json" not in labelled:
