@@ -278,6 +278,7 @@ HEAVY = (
     "matplotlib",
     "skops",
     "lightgbm",
+    "xgboost",
     "kfp",
     "kubernetes",
     "dagster_k8s",

@@ -132,9 +132,9 @@ class ModelConfig(dg.Model, dg.Resolvable):
             )
         if defaults is not None and not estimator:
             estimator = defaults[task]
-        if adapter == "lightgbm" and estimator not in defaults.values():
+        if adapter in ("lightgbm", "xgboost") and estimator not in defaults.values():
             raise ValueError(
-                f"training.estimator {estimator!r}: the lightgbm adapter trains "
+                f"training.estimator {estimator!r}: the {adapter} adapter trains "
                 f"{' or '.join(defaults.values())}"
             )
         return self.model_copy(update={"adapter": adapter, "estimator": estimator})
@@ -201,7 +201,16 @@ LIGHTGBM_ESTIMATORS = {
     "regression": "lightgbm.LGBMRegressor",
 }
 """What the lightgbm adapter trains, by task (its booster stored in LightGBM's own format)."""
-ESTIMATOR_DEFAULTS = {"sklearn": DEFAULT_ESTIMATORS, "lightgbm": LIGHTGBM_ESTIMATORS}
+XGBOOST_ESTIMATORS = {
+    "classification": "xgboost.XGBClassifier",
+    "regression": "xgboost.XGBRegressor",
+}
+"""What the xgboost adapter trains, by task (its booster stored as XGBoost's UBJSON)."""
+ESTIMATOR_DEFAULTS = {
+    "sklearn": DEFAULT_ESTIMATORS,
+    "lightgbm": LIGHTGBM_ESTIMATORS,
+    "xgboost": XGBOOST_ESTIMATORS,
+}
 
 
 class GateConfig(dg.Model, dg.Resolvable):

@@ -24,6 +24,7 @@ ENTRY_POINT_GROUP = "mlops_assets.adapters"
 BUILTIN_ADAPTERS: dict[str, str] = {
     "sklearn": "mlops_assets.models.sklearn_estimator:SklearnEstimator",
     "lightgbm": "mlops_assets.models.lightgbm_booster:LightGBMBooster",
+    "xgboost": "mlops_assets.models.xgboost_booster:XGBoostBooster",
     "function": "mlops_assets.models.training_function:TrainingFunction",
     "sklearn_svc": "mlops_assets.models.sklearn_svc:SklearnSVC",
     "keras_sequence": "mlops_assets.models.keras_sequence:KerasSequenceClassifier",

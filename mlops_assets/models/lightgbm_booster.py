@@ -1,5 +1,6 @@
-"""LightGBM, stored without pickle: the booster as LightGBM's own text model, the
-preprocessing and the class list by skops, in one artifact.
+"""LightGBM (and, by the same bundle, XGBoost: `xgboost_booster.py`), stored without
+pickle: the booster in its library's own format, the preprocessing and the class list by
+skops, in one artifact.
 
 A LightGBM estimator inside a skops pipeline would be stored as a pickled blob; here the
 booster is written by `Booster.model_to_string` and read by `Booster(model_str=...)`, which
@@ -37,6 +38,8 @@ class LightGBMModel:
     prep: Any
     booster: Any
     classes: list[Any]
+    library: str = "lightgbm"
+    """Whose booster: `lightgbm` predicts from an array, `xgboost` from a DMatrix."""
 
     @property
     def classes_(self) -> list[Any]:
@@ -46,7 +49,13 @@ class LightGBMModel:
     def proba(self, x: Any) -> Any:
         import numpy as np
 
-        raw = self.booster.predict(self.prep.transform(x))
+        features = self.prep.transform(x).astype("float64")
+        if self.library == "xgboost":
+            import xgboost
+
+            raw = self.booster.predict(xgboost.DMatrix(features))
+        else:
+            raw = self.booster.predict(features)
         if not self.classes:
             return raw
         if raw.ndim == 1:  # binary: the probability of the second class
@@ -60,14 +69,30 @@ class LightGBMBooster(SklearnEstimator):
 
     artifact_name = "model.lgbm.tar"
     estimator = ESTIMATORS["classification"]
+    library = "lightgbm"
+    estimators = ESTIMATORS
+    booster_member = "booster.txt"
+    settings: dict[str, Any] = {"verbose": -1, "n_jobs": 1}
 
     def estimator_class(self) -> type:
-        if self.estimator not in ESTIMATORS.values():
+        if self.estimator not in self.estimators.values():
             raise EstimatorError(
-                f"the lightgbm adapter trains {' or '.join(ESTIMATORS.values())}, "
+                f"the {self.library} adapter trains {' or '.join(self.estimators.values())}, "
                 f"not {self.estimator!r}"
             )
         return super().estimator_class()
+
+    def booster_of(self, fitted: Any) -> Any:
+        return fitted.booster_
+
+    def booster_bytes(self, booster: Any) -> bytes:
+        """LightGBM's own text model."""
+        return booster.model_to_string().encode()
+
+    def read_booster(self, data: bytes) -> Any:
+        import lightgbm
+
+        return lightgbm.Booster(model_str=data.decode())
 
     def fit(self, train, val, params: dict[str, Any], seed: int) -> LightGBMModel:
         import numpy as np
@@ -82,15 +107,15 @@ class LightGBMBooster(SklearnEstimator):
             prep = ColumnTransformer([("all", "passthrough", list(range(x.shape[1])))])
         features = prep.fit_transform(x).astype("float64")
         cls = self.estimator_class()
-        settings = {"random_state": seed, "verbose": -1, "n_jobs": 1, **params}
+        settings = {"random_state": seed, **self.settings, **params}
         classes: list[Any] = []
         target = y
-        if cls.__name__ == "LGBMClassifier":
+        if self.estimator == self.estimators["classification"]:
             classes = sorted(set(y.tolist()))
             index = {c: i for i, c in enumerate(classes)}
             target = np.array([index[v] for v in y.tolist()], dtype="int64")
         fitted = cls(**settings).fit(features, target)
-        return LightGBMModel(prep, fitted.booster_, classes)
+        return LightGBMModel(prep, self.booster_of(fitted), classes, self.library)
 
     def predict(self, model: LightGBMModel, x):
         import numpy as np
@@ -116,7 +141,7 @@ class LightGBMBooster(SklearnEstimator):
         import skops.io as sio
 
         files = {
-            "booster.txt": model.booster.model_to_string().encode(),
+            self.booster_member: self.booster_bytes(model.booster),
             "preprocessing.skops": sio.dumps({"prep": model.prep, "classes": model.classes}),
         }
         manifest = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
@@ -131,30 +156,31 @@ class LightGBMBooster(SklearnEstimator):
 
     def trust_digest(self) -> str:
         """The allowlist of the skops member (scikit-learn only) and the booster's format."""
-        return allowlist_digest(("lightgbm.Booster(model_str)",))
+        return allowlist_digest((f"{self.library}.Booster({self.booster_member})",))
 
     def loads(self, data: bytes) -> LightGBMModel:
-        import lightgbm
         import skops.io as sio
 
-        files = members(data)
+        expected = (self.booster_member, "preprocessing.skops")
+        files = members(data, expected)
         manifest = json.loads(files["manifest.json"])
-        for name in MEMBERS:
+        for name in expected:
             if hashlib.sha256(files[name]).hexdigest() != manifest.get(name):
                 raise UntrustedArtifactError(f"artifact member {name} does not match its sha256")
         stored = files["preprocessing.skops"]
         parts = sio.loads(stored, trusted=trusted_types(stored))
-        booster = lightgbm.Booster(model_str=files["booster.txt"].decode())
-        return LightGBMModel(parts["prep"], booster, list(parts["classes"]))
+        booster = self.read_booster(files[self.booster_member])
+        return LightGBMModel(parts["prep"], booster, list(parts["classes"]), self.library)
 
 
-def members(data: bytes) -> dict[str, bytes]:
+def members(data: bytes, expected: tuple[str, ...] = MEMBERS) -> dict[str, bytes]:
     """The tar's regular members by name, in memory; anything else is refused."""
     found: dict[str, bytes] = {}
+    names = (*expected, "manifest.json")
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
             for info in tar.getmembers():
-                if not info.isfile() or info.name not in (*MEMBERS, "manifest.json"):
+                if not info.isfile() or info.name not in names:
                     raise UntrustedArtifactError(
                         f"artifact holds an unexpected member {info.name!r}"
                     )
@@ -162,8 +188,8 @@ def members(data: bytes) -> dict[str, bytes]:
                 assert handle is not None
                 found[info.name] = handle.read()
     except tarfile.TarError as error:
-        raise UntrustedArtifactError(f"artifact is not a LightGBM bundle: {error}") from None
-    missing = {*MEMBERS, "manifest.json"} - found.keys()
+        raise UntrustedArtifactError(f"artifact is not a booster bundle: {error}") from None
+    missing = set(names) - found.keys()
     if missing:
         raise UntrustedArtifactError(f"artifact lacks {', '.join(sorted(missing))}")
     return found

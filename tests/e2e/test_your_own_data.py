@@ -172,8 +172,9 @@ def test_diabetes_is_a_regression_gated_on_rmse_by_a_paired_bootstrap(local_env)
             "local",
         ),
         (None, "s3"),  # the example as shipped: LightGBM, on S3 (moto)
+        ({"adapter": "xgboost", "params": {"n_estimators": 100, "max_depth": 3}}, "local"),
     ],
-    ids=["hist_gradient_boosting-local", "lightgbm-s3"],
+    ids=["hist_gradient_boosting-local", "lightgbm-s3", "xgboost-local"],
 )
 def test_breast_cancer_with_either_estimator_serves_the_diagnosis_by_name(training, env, request):
     import csv
@@ -191,7 +192,9 @@ def test_breast_cancer_with_either_estimator_serves_the_diagnosis_by_name(traini
         validated = loop(uc, instance)
     assert validated["gate_decision"] == "PASS" and validated["candidate_roc_auc"] >= 0.95
     meta = ModelRegistry(storage, "breast_cancer").metadata(1)
-    assert meta["adapter"] == ("sklearn" if training else "lightgbm")
+    assert meta["adapter"] == (
+        (training or {}).get("adapter") or ("sklearn" if training else "lightgbm")
+    )
     assert deploy_commit(uc).startswith("Deploy breast_cancer v1 to dev")
     rows = list(csv.DictReader(io.StringIO(table.decode())))[-40:]
     with served(uc) as (url, pins):

@@ -108,7 +108,7 @@ def test_a_function_is_refused_even_under_a_trusted_package():
     assert not allowed("builtins.eval")
 
 
-def lightgbm_bundle():
+def booster_bundle(library: str):
     from sklearn.datasets import load_breast_cancer
 
     class Split:
@@ -123,7 +123,7 @@ def lightgbm_bundle():
     data = load_breast_cancer()
     x = data.data.astype(object)
     y = np.asarray(data.target_names[data.target], dtype=object)
-    adapter = load_adapter("lightgbm")
+    adapter = load_adapter(library)
     model = adapter.fit(Split(x, y), None, {"n_estimators": 20}, 0)
     return adapter, model, adapter.dumps(model), x
 
@@ -146,13 +146,20 @@ def rewritten(data: bytes, change) -> bytes:
     return out.getvalue()
 
 
-def test_a_lightgbm_artifact_is_its_text_model_and_a_changed_member_is_refused():
-    adapter, model, data, x = lightgbm_bundle()
+@pytest.mark.parametrize(
+    ("library", "member", "starts"),
+    [("lightgbm", "booster.txt", b"tree\nversion="), ("xgboost", "booster.ubj", b"{")],
+)
+def test_a_booster_artifact_is_its_own_format_and_a_changed_member_is_refused(
+    library, member, starts
+):
+    """LightGBM's text model, XGBoost's UBJSON (an object: `{`), never a pickle."""
+    adapter, model, data, x = booster_bundle(library)
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         names = sorted(tar.getnames())
-        booster = tar.extractfile("booster.txt").read()
-    assert names == ["booster.txt", "manifest.json", "preprocessing.skops"]
-    assert booster.startswith(b"tree\nversion=")  # LightGBM's own text format, not a pickle
+        booster = tar.extractfile(member).read()
+    assert names == sorted([member, "manifest.json", "preprocessing.skops"])
+    assert booster.startswith(starts) and not booster.startswith(b"\x80")
     loaded = adapter.loads(data)
     assert (adapter.predict(loaded, x) == adapter.predict(model, x)).all()
     assert loaded.classes_ == ["benign", "malignant"]
@@ -160,9 +167,9 @@ def test_a_lightgbm_artifact_is_its_text_model_and_a_changed_member_is_refused()
     def edit_booster(name, body):
         if name == "extra.txt":
             return None
-        return body.replace(b"learning_rate", b"learning_ratf") if name == "booster.txt" else body
+        return body[:-1] + bytes([body[-1] ^ 1]) if name == member else body
 
-    with pytest.raises(UntrustedArtifactError, match="booster.txt does not match its sha256"):
+    with pytest.raises(UntrustedArtifactError, match=f"{member} does not match its sha256"):
         adapter.loads(rewritten(data, edit_booster))
     with pytest.raises(UntrustedArtifactError, match="unexpected member 'extra.txt'"):
         adapter.loads(rewritten(data, lambda name, body: body))
