@@ -125,7 +125,10 @@ def paired_bootstrap(
         random_state=seed,
     )
     draws = np.asarray(result.bootstrap_distribution)
-    p_value = min(1.0, 2 * min(np.mean(draws <= 0), np.mean(draws >= 0)))
+    # two-sided, counting the observed sample among the draws (Davison & Hinkley): never 0,
+    # at least 2 / (resamples + 1), since that is all `resamples` draws can tell
+    side = min(np.sum(draws <= 0), np.sum(draws >= 0))
+    p_value = min(1.0, 2 * (side + 1) / (len(draws) + 1))
     return Comparison(
         metric,
         float(observed),
