@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import importlib
 import json
-import shutil
 import subprocess
 import sys
 
 import pytest
 
 from mlops_assets import moved
-from tests.support.processes import REPO, clean_env
+from tests.support.processes import clean_env, project_copy
 
 
 @pytest.mark.parametrize(
@@ -46,11 +45,7 @@ def test_every_moved_path_names_a_module_that_exists():
 
 
 def test_a_defs_yaml_naming_the_old_component_type_still_loads(tmp_path):
-    copy = tmp_path / "project"
-    shutil.copytree(
-        REPO / "mlops_assets", copy / "mlops_assets", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    shutil.copy(REPO / "pyproject.toml", copy / "pyproject.toml")
+    copy = project_copy(tmp_path / "project")
     path = copy / "mlops_assets/defs/digits/defs.yaml"
     text = path.read_text()
     assert "type: mlops_assets.components.tabular.TabularUseCase" in text

@@ -5,14 +5,13 @@ the `<name>/not_loaded` asset the UI and `dg list defs` show)."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.processes import REPO, clean_env
+from tests.support.processes import clean_env, project_copy
 
 SCRIPT = """
 import json, sys
@@ -48,11 +47,7 @@ print(json.dumps({
 
 def project_with(tmp_path: Path, change) -> Path:
     """A copy of the package whose lsfb YAML `change` edits."""
-    copy = tmp_path / "project"
-    shutil.copytree(
-        REPO / "mlops_assets", copy / "mlops_assets", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    shutil.copy(REPO / "pyproject.toml", copy / "pyproject.toml")
+    copy = project_copy(tmp_path / "project")
     path = copy / "mlops_assets/defs/lsfb/defs.yaml"
     path.write_text(change(path.read_text()))
     return copy

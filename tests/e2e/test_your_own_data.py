@@ -4,7 +4,11 @@ sets), through the nine assets to a GitOps commit and a served answer."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -29,14 +33,21 @@ from tests.support.examples import (
     penguins_csv,
     served,
 )
-from tests.support.processes import REPO
+from tests.support.markdown_blocks import PRELUDE, bash_blocks
+from tests.support.processes import (
+    REPO,
+    clean_env,
+    free_port,
+    project_copy,
+    stop,
+    wait_for_http,
+)
 
 
 @pytest.mark.slow
 def test_penguins_as_they_ship_are_trained_released_deployed_and_served_raw(local_env):
     """Strings, a string label and `NA` as the palmerpenguins package ships them: no
     encoding by the user, in the landing file or in the request."""
-    import csv
 
     uc = example("penguins")
     storage = build_storage(load_settings())
@@ -120,8 +131,6 @@ def gate_agrees_with_its_test(validated: dict, lower_is_better: bool) -> None:
 def test_diabetes_is_a_regression_gated_on_rmse_by_a_paired_bootstrap(local_env):
     """RMSE gates (lower is better, from the metric), the second candidate is compared with
     the champion by a seeded paired bootstrap, and the server answers FP64."""
-    import csv
-    import io
 
     uc = example("diabetes")
     storage = build_storage(load_settings())
@@ -177,8 +186,6 @@ def test_diabetes_is_a_regression_gated_on_rmse_by_a_paired_bootstrap(local_env)
     ids=["hist_gradient_boosting-local", "lightgbm-s3", "xgboost-local"],
 )
 def test_breast_cancer_with_either_estimator_serves_the_diagnosis_by_name(training, env, request):
-    import csv
-    import io
 
     request.getfixturevalue(f"{env}_env")
     attributes = yaml.safe_load((EXAMPLES / "breast_cancer/defs.yaml").read_text())["attributes"]
@@ -242,18 +249,11 @@ GUIDE = REPO / "docs/guides/your-own-data.md"
 
 def clone(tmp_path: Path) -> Path:
     """A copy of the repository's package, docs and project file, as a user's clone."""
-    import shutil
-
-    copy = tmp_path / "clone"
-    for part in ("mlops_assets", "docs"):
-        shutil.copytree(REPO / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "pyproject.toml", copy / "pyproject.toml")
-    return copy
+    return project_copy(tmp_path / "clone", "docs")
 
 
 def run_bash(script: str, cwd: Path, env: dict) -> str:
-    from tests.support.markdown_blocks import PRELUDE
-
+    """A documented command as a newcomer runs it (`uv run` standing for this environment)."""
     done = subprocess.run(
         ["bash", "-c", PRELUDE + script],
         cwd=cwd,
@@ -271,12 +271,6 @@ def test_the_guide_runs_as_written_to_the_answer_it_shows(tmp_path):
     """docs/guides/your-own-data.md as a newcomer follows it, in a copy of the repository:
     its commands in order (the CLI, `dg check`, `dagster asset materialize`), then the
     server it starts, sent the request it shows, answering what it shows."""
-    import json
-    import os
-    import signal
-
-    from tests.support.markdown_blocks import PRELUDE, bash_blocks
-    from tests.support.processes import clean_env, free_port, wait_for_http
 
     text = GUIDE.read_text()
     copy = clone(tmp_path)
@@ -321,18 +315,13 @@ def test_the_guide_runs_as_written_to_the_answer_it_shows(tmp_path):
         assert got.status_code == 200, got.text
         assert got.json()["outputs"] == answer["outputs"]
     finally:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
+        stop(server)
 
 
 @pytest.mark.slow
 def test_your_own_training_function_is_trained_gated_released_and_served(tmp_path, monkeypatch):
     """docs/examples/penguins_ensemble/: `training.function` names fit() in the folder's
     train.py; the use case runs by the CLI in a clone and the model it returns is served."""
-    import csv
-    import shutil
-
-    from tests.support.processes import clean_env
 
     copy = clone(tmp_path)
     shutil.copytree(EXAMPLES / "penguins_ensemble", copy / "mlops_assets/defs/penguins_ensemble")

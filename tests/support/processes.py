@@ -4,6 +4,7 @@ loopback ports, and how to stop them."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +22,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def project_copy(folder: Path, *extra: str) -> Path:
+    """The package and `pyproject.toml` (the project root Dagster finds), and the `extra`
+    folders, copied into `folder`: a clone to edit without touching this one."""
+    for part in ("mlops_assets", *extra):
+        shutil.copytree(REPO / part, folder / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", folder / "pyproject.toml")
+    return folder
 
 
 def stop(process: subprocess.Popen) -> None:

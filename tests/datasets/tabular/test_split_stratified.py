@@ -8,18 +8,11 @@ import pandas as pd
 
 from mlops_assets.datasets.tabular.config import SplitConfig
 from mlops_assets.datasets.tabular.split import assign
-
-
-def penguins() -> pd.DataFrame:
-    from pathlib import Path
-
-    import palmerpenguins
-
-    return pd.read_csv(Path(palmerpenguins.__file__).parent / "data/penguins.csv")
+from tests.support.examples import penguins_csv
 
 
 def test_each_class_takes_the_fractions_in_every_split():
-    frame = penguins()
+    frame = pd.read_csv(penguins_csv())
     ids = pd.Series([f"row-{i}" for i in range(len(frame))])
     config = SplitConfig()
     labels = frame["species"].to_numpy()
