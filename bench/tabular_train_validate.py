@@ -18,16 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from time import perf_counter
 
 from bench.common import REPO, compile_bytecode, write_report
 from bench.pipeline_overhead import create_instance, materialize
+from bench.train_validate import medians_and_ratios, print_table, run_plain, split_paths
+from tests.support.processes import project_copy
 
 NAME = "table"
 NUMBERS, WITH_MISSING, CATEGORIES = 24, 4, 5
@@ -85,11 +83,7 @@ def use_case_yaml() -> str:
 
 def project(work: Path) -> Path:
     """A copy of the package with the table's use case beside digits and LSFB."""
-    copy = work / "project"
-    shutil.copytree(
-        REPO / "mlops_assets", copy / "mlops_assets", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    shutil.copy(REPO / "pyproject.toml", copy / "pyproject.toml")  # the project root Dagster finds
+    copy = project_copy(work / "project")
     (copy / "mlops_assets/defs" / NAME).mkdir()
     (copy / "mlops_assets/defs" / NAME / "defs.yaml").write_text(use_case_yaml())
     return copy
@@ -101,18 +95,6 @@ def land(root: Path, rows: int) -> None:
     folder.mkdir(parents=True)
     for n, start in enumerate(range(0, rows, 10_000)):
         frame.iloc[start : start + 10_000].to_parquet(folder / f"batch-{n:04d}.parquet")
-
-
-def split_paths(root: Path, version: str) -> dict[str, list[str]]:
-    from mlops_assets.datasets.tabular.split import split_files
-    from mlops_assets.storage import Layout
-    from mlops_assets.storage.local import LocalStorage
-
-    storage, layout = LocalStorage(root=str(root)), Layout(NAME)
-    return {
-        name: [str(root / key) for key in split_files(storage, layout, version, name)]
-        for name in ("train", "val", "test")
-    }
 
 
 def bodies(home: Path) -> dict[str, float]:
@@ -170,26 +152,14 @@ def main() -> None:
             wall, _ = materialize(env, work, f"{NAME}/train,{NAME}/validate")
             steps = bodies(home)
             runs["dagster"].append({"wall_s": wall, "in_run_s": sum(steps.values()), **steps})
-            command = [
-                sys.executable,
-                str(REPO / "bench/plain_tabular_train_validate.py"),
-                json.dumps(split_paths(root, version)),
-                json.dumps(spec),
-            ]
-            started = perf_counter()
-            done = subprocess.run(command, capture_output=True, text=True, check=True)
-            wall = perf_counter() - started
-            inside = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
-            runs["plain"].append({"wall_s": wall, "in_run_s": inside})
+            runs["plain"].append(
+                run_plain("plain_tabular_train_validate.py", split_paths(root, version, NAME), spec)
+            )
         rows = json.loads((root / "datasets" / NAME / version / "manifest.json").read_text())[
             "rows"
         ]
 
-    median = {m: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for m, rs in runs.items()}
-    ratios = {
-        "wall_dagster_over_plain": median["dagster"]["wall_s"] / median["plain"]["wall_s"],
-        "in_run_dagster_over_plain": median["dagster"]["in_run_s"] / median["plain"]["in_run_s"],
-    }
+    median, ratios = medians_and_ratios(runs)
     report = {
         "benchmark": "tabular_train_validate",
         "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
@@ -205,12 +175,7 @@ def main() -> None:
     }
     write_report(args.out, report)
     print(f"dataset rows: {rows}, params {PARAMS}; DataOps once: {dataops_s:.1f} s")
-    print(f"{'mode':<10}{'wall s':>9}{'in run s':>10}")
-    for mode, row in median.items():
-        print(f"{mode:<10}{row['wall_s']:>9.2f}{row['in_run_s']:>10.2f}")
-    for name, value in ratios.items():
-        print(f"{name}: {value:.3f}")
-    print(f"written to {args.out}")
+    print_table(median, ratios, args.out)
 
 
 if __name__ == "__main__":

@@ -26,13 +26,13 @@ from bench.common import REPO, compile_bytecode, write_report
 from bench.pipeline_overhead import create_instance, materialize, prepare_landing
 
 
-def split_paths(root: Path, version: str) -> dict[str, list[str]]:
+def split_paths(root: Path, version: str, use_case: str = "digits") -> dict[str, list[str]]:
     """Each split's files of the dataset version, as paths the plain script reads."""
     from mlops_assets.datasets.tabular.split import split_files
     from mlops_assets.storage import Layout
     from mlops_assets.storage.local import LocalStorage
 
-    storage, layout = LocalStorage(root=str(root)), Layout("digits")
+    storage, layout = LocalStorage(root=str(root)), Layout(use_case)
     return {
         name: [str(root / key) for key in split_files(storage, layout, version, name)]
         for name in ("train", "val", "test")
@@ -78,26 +78,14 @@ def main() -> None:
         for _ in range(args.repeat):
             wall, _ = materialize(env, work, "digits/train,digits/validate")
             runs["dagster"].append({"wall_s": wall, "in_run_s": bodies(home)})
-            command = [
-                sys.executable,
-                str(REPO / "bench/plain_train_validate.py"),
-                json.dumps(split_paths(root, version)),
-                json.dumps(params),
-            ]
-            started = perf_counter()
-            done = subprocess.run(command, capture_output=True, text=True, check=True)
-            wall = perf_counter() - started
-            inside = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
-            runs["plain"].append({"wall_s": wall, "in_run_s": inside})
+            runs["plain"].append(
+                run_plain("plain_train_validate.py", split_paths(root, version), params)
+            )
         rows = json.loads((root / "datasets/digits" / version / "manifest.json").read_text())[
             "rows"
         ]
 
-    median = {m: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for m, rs in runs.items()}
-    ratios = {
-        "wall_dagster_over_plain": median["dagster"]["wall_s"] / median["plain"]["wall_s"],
-        "in_run_dagster_over_plain": median["dagster"]["in_run_s"] / median["plain"]["in_run_s"],
-    }
+    median, ratios = medians_and_ratios(runs)
     report = {
         "benchmark": "train_validate",
         "dataset_rows": rows,
@@ -109,12 +97,35 @@ def main() -> None:
     }
     write_report(args.out, report)
     print(f"dataset rows: {rows}, params {params}")
+    print_table(median, ratios, args.out)
+
+
+def run_plain(script: str, *arguments: object) -> dict[str, float]:
+    """bench/`script` with `arguments` as JSON: its wall time and the seconds it reports
+    inside its own work (its last line)."""
+    command = [sys.executable, str(REPO / "bench" / script), *map(json.dumps, arguments)]
+    started = perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    wall = perf_counter() - started
+    return {"wall_s": wall, "in_run_s": json.loads(done.stdout.strip().splitlines()[-1])["seconds"]}
+
+
+def medians_and_ratios(runs: dict[str, list[dict]]) -> tuple[dict, dict[str, float]]:
+    """Each mode's medians, and the Dagster-over-plain ratios of wall and in-run time."""
+    median = {m: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for m, rs in runs.items()}
+    return median, {
+        "wall_dagster_over_plain": median["dagster"]["wall_s"] / median["plain"]["wall_s"],
+        "in_run_dagster_over_plain": median["dagster"]["in_run_s"] / median["plain"]["in_run_s"],
+    }
+
+
+def print_table(median: dict, ratios: dict[str, float], out: Path) -> None:
     print(f"{'mode':<10}{'wall s':>9}{'in run s':>10}")
     for mode, row in median.items():
         print(f"{mode:<10}{row['wall_s']:>9.2f}{row['in_run_s']:>10.2f}")
     for name, value in ratios.items():
         print(f"{name}: {value:.3f}")
-    print(f"written to {args.out}")
+    print(f"written to {out}")
 
 
 def _training_config(model_config_cls):
