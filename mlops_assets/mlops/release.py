@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mlops_assets.core.config import GATE_METRICS
 from mlops_assets.errors import MlopsError
 from mlops_assets.mlops.train import record_outcome
 from mlops_assets.mlops.validate import VALIDATION, load_candidate
@@ -53,25 +54,7 @@ def run_release(
         "trusted_types": trusted or None,
         "task": candidate.get("task", "classification"),
         "metrics": {
-            k: metrics[k]
-            for k in (
-                "accuracy",
-                "balanced_accuracy",
-                "f1_macro",
-                "f1_weighted",
-                "roc_auc",
-                "log_loss",
-                "rmse",
-                "mae",
-                "r2",
-                "top1",
-                "top5",
-                "macro_accuracy",
-                "macro_f1",
-                "per_class_recall",
-                "rows",
-            )
-            if k in metrics
+            k: metrics[k] for k in (*GATE_METRICS, "per_class_recall", "rows") if k in metrics
         },
         "gate": {
             "metric": validation["metric"],

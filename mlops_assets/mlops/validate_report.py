@@ -4,27 +4,20 @@ from typing import Any
 
 import dagster as dg
 
+from mlops_assets.core.config import TASK_METRICS
 from mlops_assets.core.report import heatmap, md_table
 
 MAX_TABLE_CLASSES = 20
-CLASSIFICATION_ROWS = (
-    "accuracy",
-    "balanced_accuracy",
-    "f1_macro",
-    "f1_weighted",
-    "roc_auc",
-    "log_loss",
-    "top5",
-    "macro_accuracy",
-)
-REGRESSION_ROWS = ("rmse", "mae", "r2")
+ALIASES = ("top1", "macro_f1")
+"""Shown once, under their other names (accuracy, f1_macro)."""
+ROWS = {task: tuple(m for m in names if m not in ALIASES) for task, names in TASK_METRICS.items()}
 
 
 def validation_metadata(validation: dict[str, Any]) -> dict[str, Any]:
     candidate, champion = validation["candidate_metrics"], validation["champion_metrics"]
     champion_name = f"champion v{validation['champion_version']}" if champion else "champion"
     regression = "per_class_recall" not in candidate
-    names = REGRESSION_ROWS if regression else CLASSIFICATION_ROWS
+    names = ROWS["regression" if regression else "classification"]
     rows = [
         (name, candidate[name], champion.get(name, "-") if champion else "-")
         for name in names
