@@ -71,12 +71,6 @@ def evaluate(
     }
 
 
-def predict_probabilities(adapter: Any, model: Any, split: SplitData) -> np.ndarray | None:
-    """Class probabilities on a split in `split.classes` order, where the adapter gives them
-    (`predict_proba`, with the model's own class order in `model.classes_`)."""
-    return predict_all(adapter, model, split)[3]
-
-
 def predict_all(
     adapter: Any, model: Any, split: SplitData
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:

@@ -119,9 +119,6 @@ def configured_adapter(model: ModelConfig) -> Any:
     return adapter
 
 
-OUTPUT_DATATYPES = {"int64": "INT64", "float64": "FP64"}
-
-
 def output_contract(train: SplitData) -> dict[str, Any]:
     """What the server answers: class ids as INT64 (digits, LSFB), class names as BYTES,
     a regression target as FP64."""

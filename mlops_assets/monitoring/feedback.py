@@ -242,9 +242,12 @@ def _ingest(
     # each label in the type of the model version that answered (a class id, a class
     # name, a regression target), checked against what that version can be told
     values = np.full(len(joined), None, dtype=object)
+    known: dict[str, Any] = {}  # each version's classes read once, not once per row
     for i in np.flatnonzero(reasons == ""):
         version = str(joined.at[i, "model_version"])
-        values[i], why = parse_label(str(joined.at[i, "label"]), classes_of(version), version)
+        if version not in known:
+            known[version] = classes_of(version)
+        values[i], why = parse_label(str(joined.at[i, "label"]), known[version], version)
         if why:
             reasons[i] = why
     joined["label"] = values
