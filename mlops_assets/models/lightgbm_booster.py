@@ -128,6 +128,9 @@ class LightGBMBooster(SklearnEstimator):
     def predict_proba(self, model: LightGBMModel, x):
         return model.proba(x) if model.classes else None
 
+    def proba_classes(self, model: LightGBMModel) -> list[Any]:
+        return list(model.classes)
+
     def predict_and_proba(self, model: LightGBMModel, x):
         """The booster's class is the argmax of its probabilities: one pass for both."""
         import numpy as np

@@ -148,8 +148,14 @@ class SklearnEstimator:
 
     def predict_proba(self, model, x):
         """Class probabilities in `model.classes_` order, where the estimator has them."""
+        return model.predict_proba(x) if self.proba_classes(model) else None
+
+    def proba_classes(self, model) -> list[Any]:
+        """The classes `predict_proba`'s columns are, in order; [] where it has none."""
         final = model[-1] if hasattr(model, "steps") else model
-        return model.predict_proba(x) if hasattr(final, "predict_proba") else None
+        if not hasattr(final, "predict_proba"):
+            return []
+        return list(getattr(model, "classes_", []))
 
     def predict_and_proba(self, model, x) -> tuple[Any, Any]:
         """Both from one pass where the estimator's predict is the argmax of its

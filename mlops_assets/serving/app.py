@@ -305,13 +305,10 @@ class InferenceEndpoint:
     def _proba_classes(self) -> list[Any]:
         """The classes a `predict_proba` output's columns are, in order ([] where the model
         has no probabilities: a regression, an estimator without predict_proba)."""
-        adapter, model = self.loaded.adapter, self.loaded.model
-        if self.output["datatype"] == "FP64" or not hasattr(adapter, "predict_proba"):
+        classes_of = getattr(self.loaded.adapter, "proba_classes", None)
+        if self.output["datatype"] == "FP64" or classes_of is None:
             return []
-        final = model[-1] if hasattr(model, "steps") else model
-        if hasattr(model, "steps") and not hasattr(final, "predict_proba"):
-            return []
-        return [_plain(c) for c in getattr(model, "classes_", [])]
+        return [_plain(c) for c in classes_of(self.loaded.model)]
 
     async def _respond(
         self,
