@@ -59,6 +59,14 @@ class ObjectStorage(dg.ConfigurableResource):
         """
         raise NotImplementedError
 
+    def swap(self, key: str, data: bytes, token: str | None) -> str | None:
+        """`replace_if` that returns the token of what it wrote (None when it lost), so a
+        writer that swaps again needs no read in between."""
+        if not self.replace_if(key, data, token):
+            return None
+        found = self.read_versioned(key)
+        return found[1] if found else None
+
     def list(self, prefix: str) -> list[ObjectInfo]:
         """Every object under `prefix` (recursively), keys relative to the storage root."""
         raise NotImplementedError
@@ -99,6 +107,12 @@ class ObjectStorage(dg.ConfigurableResource):
     def delete(self, key: str) -> None:
         """Remove an object; absent is not an error."""
         raise NotImplementedError
+
+    def delete_many(self, keys: list[str]) -> None:
+        """Remove objects (absent ones are not an error); backends that can, in one request
+        per thousand keys."""
+        for key in keys:
+            self.delete(key)
 
     def uri(self, key: str) -> str:
         raise NotImplementedError

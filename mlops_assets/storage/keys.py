@@ -97,9 +97,16 @@ class Layout:
         """The last catalog segment a DataOps stage processed whole (and its running state)."""
         return safe_key("staged", self.use_case, "_cursors", f"{stage}.json")
 
-    def row_marker(self, content_hash: str) -> str:
-        """The first clean row with this content: one small object per distinct row."""
+    def row_marker(self, content_hash: str = "") -> str:
+        """Where a release before the row index kept the first clean row with this content,
+        one small object per distinct row: read only to migrate such a root."""
+        if not content_hash:
+            return safe_key("staged", self.use_case, "_rows")
         return safe_key("staged", self.use_case, "_rows", content_hash[:2], f"{content_hash}.json")
+
+    def row_index(self, name: str = "") -> str:
+        """The duplicate index: `head.json` naming its parts (`parts/<sha>.parquet`)."""
+        return safe_key("staged", self.use_case, "_row_index", name)
 
     @property
     def landing_index(self) -> str:

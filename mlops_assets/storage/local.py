@@ -108,6 +108,9 @@ class LocalStorage(ObjectStorage):
                 return False
             return self.write_bytes(key, data)
 
+    def swap(self, key: str, data: bytes, token: str | None) -> str | None:
+        return hashlib.sha256(data).hexdigest() if self.replace_if(key, data, token) else None
+
     def list(self, prefix: str) -> list[ObjectInfo]:
         root = self._root()
         base = root / safe_key(prefix)

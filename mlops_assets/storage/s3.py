@@ -103,16 +103,22 @@ class S3Storage(ObjectStorage):
             raise self._fail("read", key, error) from error
 
     def replace_if(self, key: str, data: bytes, token: str | None) -> bool:
-        """A conditional PUT: If-Match on the ETag read, or If-None-Match for the first."""
+        return self.swap(key, data, token) is not None
+
+    def swap(self, key: str, data: bytes, token: str | None) -> str | None:
+        """A conditional PUT: If-Match on the ETag read, or If-None-Match for the first; the
+        ETag it answers is the next token."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         condition = {"IfNoneMatch": "*"} if token is None else {"IfMatch": token}
         try:
-            self.client().put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **condition)
-            return True
+            answer = self.client().put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, **condition
+            )
+            return answer["ETag"]
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in _CONFLICT:
-                return False
+                return None
             raise self._fail("conditional write", key, error) from error
         except BotoCoreError as error:
             raise self._fail("conditional write", key, error) from error
@@ -193,6 +199,23 @@ class S3Storage(ObjectStorage):
             self.client().delete_object(Bucket=self.bucket, Key=self._key(key))
         except (ClientError, BotoCoreError) as error:
             raise self._fail("delete", key, error) from error
+
+    def delete_many(self, keys: list[str]) -> None:
+        """`DeleteObjects`: one request per 1,000 keys."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            objects = [{"Key": self._key(key)} for key in chunk]
+            try:
+                answer = self.client().delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}
+                )
+            except (ClientError, BotoCoreError) as error:
+                raise self._fail("delete", chunk[0], error) from error
+            if answer.get("Errors"):
+                failed = answer["Errors"][0]
+                raise self._fail("delete", failed.get("Key", chunk[0]), RuntimeError(failed))
 
     def list_modified_since(self, prefix: str, since_ns: int) -> list[ObjectInfo]:
         """Through dagster-aws's own `get_objects`, which pages through any number of keys."""

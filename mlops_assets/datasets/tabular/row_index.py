@@ -1,0 +1,304 @@
+"""The duplicate index: where each distinct clean row was first seen, in a few objects.
+
+Exact-duplicate detection needs, for every row hash ever kept, where it was kept
+(batch, row number, file). That lives in `staged/<uc>/_row_index/`: a small head
+(`head.json`) naming a sorted *base* part and at most one sorted *delta* part
+(`parts/<sha256>.parquet`, named for their content, so a retried write is the
+same object). A clean run reads the head and the parts once, looks its rows up
+in memory (binary search on sorted arrays), writes the delta grown by the rows it
+keeps (or, once the delta would outgrow the base, a new base and an empty delta)
+and swaps the head to name them (compare-and-swap). A writer that loses the swap reads the parts it
+has not seen, gives up its rows another run kept meanwhile, and tries again, so
+two cleans at once never both keep a row. A commit costs six requests (head,
+base, delta, the new delta, the swap, one delete; one more when it folds)
+whatever the history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from io import BytesIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlops_assets.errors import MlopsError
+from mlops_assets.storage import Layout, ObjectStorage
+
+FORMAT = 1
+FOLD_INTO_BASE = 1.0
+"""The delta is folded into the base when it would hold more rows than the base times
+this: a commit reads two parts and writes one, never more than the history's size."""
+
+KEY = np.dtype([("hi", ">u8"), ("lo", ">u4")])
+"""A row's 12-byte content hash as two sortable numbers."""
+
+
+class RowIndexError(MlopsError, RuntimeError):
+    """The index's head names parts that cannot be read (a torn or foreign write)."""
+
+
+Location = tuple[str, int, str]
+"""Where a row was first seen: batch id, row number in its file (1-based), file name."""
+
+
+def hash_keys(hashes: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The hex content hashes of `rows.row_hashes` as (hi, lo) arrays, in one conversion."""
+    text = "".join(hashes)
+    raw = np.frombuffer(bytes.fromhex(text), dtype=KEY) if text else np.empty(0, KEY)
+    return raw["hi"].astype(np.uint64), raw["lo"].astype(np.uint32)
+
+
+@dataclass
+class Part:
+    """Sorted rows of the index: hash (hi, lo), batch (a code into `batches`), row."""
+
+    hi: np.ndarray
+    lo: np.ndarray
+    batch: np.ndarray
+    row: np.ndarray
+    batches: list[tuple[str, str]]
+    """(batch id, file) per batch code."""
+
+    def __len__(self) -> int:
+        return int(self.hi.size)
+
+    @classmethod
+    def empty(cls) -> Part:
+        return cls(
+            np.empty(0, np.uint64),
+            np.empty(0, np.uint32),
+            np.empty(0, np.int32),
+            np.empty(0, np.int64),
+            [],
+        )
+
+    @classmethod
+    def of(cls, hi, lo, batch_ids: list[str], files: list[str], rows) -> Part:
+        """A part from unsorted claims (one entry per row: its batch id and file)."""
+        names = list(dict.fromkeys(zip(batch_ids, files, strict=True)))
+        code = {name: i for i, name in enumerate(names)}
+        codes = np.fromiter((code[n] for n in zip(batch_ids, files, strict=True)), np.int32)
+        order = np.lexsort((lo, hi))
+        return cls(
+            np.asarray(hi, np.uint64)[order],
+            np.asarray(lo, np.uint32)[order],
+            codes[order],
+            np.asarray(rows, np.int64)[order],
+            names,
+        )
+
+    def find(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        """Per query key, its position here, or -1."""
+        at = np.searchsorted(self.hi, hi, side="left")
+        found = np.full(hi.size, -1, np.int64)
+        if not len(self):
+            return found
+        inside = at < len(self)
+        hit = np.zeros(hi.size, bool)
+        hit[inside] = (self.hi[at[inside]] == hi[inside]) & (self.lo[at[inside]] == lo[inside])
+        found[hit] = at[hit]
+        # two hashes sharing their first 8 bytes (about never): look along the run of equals
+        for i in np.flatnonzero(inside & ~hit & (self.hi[np.minimum(at, len(self) - 1)] == hi)):
+            j = at[i]
+            while j < len(self) and self.hi[j] == hi[i]:
+                if self.lo[j] == lo[i]:
+                    found[i] = j
+                    break
+                j += 1
+        return found
+
+    def location(self, at: int) -> Location:
+        batch_id, file = self.batches[int(self.batch[at])]
+        return batch_id, int(self.row[at]), file
+
+    def to_bytes(self, of: str = "") -> bytes:
+        """Parquet; `of`: the base an empty delta belongs to (so each has its own key)."""
+        table = pa.table(
+            {"hi": self.hi, "lo": self.lo, "batch": self.batch, "row": self.row},
+            metadata={"batches": json.dumps(self.batches), "of": of},
+        )
+        buffer = BytesIO()
+        # the hashes are random bytes: compression would only cost time
+        pq.write_table(
+            table, buffer, compression={"hi": "none", "lo": "none", "batch": "zstd", "row": "zstd"}
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Part:
+        table = pq.read_table(BytesIO(data))
+        batches = json.loads(table.schema.metadata[b"batches"])
+        return cls(
+            table["hi"].to_numpy(),
+            table["lo"].to_numpy(),
+            table["batch"].to_numpy(),
+            table["row"].to_numpy(),
+            [tuple(b) for b in batches],
+        )
+
+
+def merge(parts: list[Part]) -> Part:
+    """One sorted part holding the rows of `parts` (each row is in one of them only)."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return Part.empty()
+    names = list(dict.fromkeys(name for p in parts for name in p.batches))
+    code = {name: i for i, name in enumerate(names)}
+    batch = np.concatenate(
+        [np.array([code[n] for n in p.batches], np.int32)[p.batch] for p in parts]
+    )
+    hi = np.concatenate([p.hi for p in parts])
+    lo = np.concatenate([p.lo for p in parts])
+    order = np.lexsort((lo, hi))
+    row = np.concatenate([p.row for p in parts])
+    return Part(hi[order], lo[order], batch[order], row[order], names)
+
+
+@dataclass
+class Claims:
+    """Rows a clean run wants to keep: their keys and where they are."""
+
+    hi: list[np.ndarray] = field(default_factory=list)
+    lo: list[np.ndarray] = field(default_factory=list)
+    batch_ids: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    rows: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, hi, lo, batch_id: str, file: str, rows) -> None:
+        self.hi.append(np.asarray(hi, np.uint64))
+        self.lo.append(np.asarray(lo, np.uint32))
+        self.rows.append(np.asarray(rows, np.int64))
+        self.batch_ids += [batch_id] * len(rows)
+        self.files += [file] * len(rows)
+
+    def part(self, keep: np.ndarray | None = None) -> Part:
+        hi, lo = np.concatenate(self.hi or [[]]), np.concatenate(self.lo or [[]])
+        rows = np.concatenate(self.rows or [[]])
+        ids, files = np.array(self.batch_ids, object), np.array(self.files, object)
+        if keep is not None:
+            hi, lo, rows, ids, files = hi[keep], lo[keep], rows[keep], ids[keep], files[keep]
+        return Part.of(hi.astype(np.uint64), lo.astype(np.uint32), list(ids), list(files), rows)
+
+
+class RowIndex:
+    """The index as one clean run sees it: the parts of the head it read last, in memory."""
+
+    def __init__(self, storage: ObjectStorage, layout: Layout) -> None:
+        self.storage, self.layout = storage, layout
+        self.head: dict = {}
+        self.token: str | None = None
+        self.parts: dict[str, Part] = {}
+
+    @property
+    def head_key(self) -> str:
+        return self.layout.row_index("head.json")
+
+    @property
+    def rows(self) -> int:
+        return sum(len(p) for p in self.parts.values())
+
+    def refresh(self) -> list[Part]:
+        """Read the head and every part it names that is not in memory yet; returns those
+        (what other runs added since this one last looked)."""
+        for _ in range(20):  # a part folded and deleted between head and read: look again
+            found = self.storage.read_versioned(self.head_key)
+            head = json.loads(found[0]) if found else {}
+            if found and head.get("format") != FORMAT:
+                raise RowIndexError(f"{self.storage.uri(self.head_key)}: unknown format")
+            wanted = _part_keys(head)
+            added: dict[str, Part] = {}
+            try:
+                for key in wanted:
+                    if key not in self.parts:
+                        added[key] = Part.from_bytes(self.storage.read_bytes(key))
+            except FileNotFoundError:
+                continue
+            fresh = [p for k, p in added.items()]
+            self.parts = {k: self.parts.get(k) or added[k] for k in wanted}
+            self.head, self.token = head, (found[1] if found else None)
+            return fresh
+        raise RowIndexError(f"{self.storage.uri(self.head_key)} keeps naming parts that vanish")
+
+    def lookup(self, hi: np.ndarray, lo: np.ndarray, parts: Iterable[Part] | None = None):
+        """Per key, where it was first seen, or None."""
+        out: list[Location | None] = [None] * hi.size
+        for part in self.parts.values() if parts is None else parts:
+            at = part.find(hi, lo)
+            for i in np.flatnonzero(at >= 0):
+                out[i] = part.location(at[i])
+        return out
+
+    def commit(self, claims: Claims) -> dict[int, Location]:
+        """Add the claimed rows to the index. Returns the claims another run kept first
+        (position in `claims` -> where), which are not added: the caller quarantines them.
+        A claim of the very same row (a run cut short after its commit) holds."""
+        part_all = claims.part()
+        keys_hi, keys_lo = np.concatenate(claims.hi or [[]]), np.concatenate(claims.lo or [[]])
+        keys_hi, keys_lo = keys_hi.astype(np.uint64), keys_lo.astype(np.uint32)
+        numbers = np.concatenate(claims.rows or [[]]).tolist()
+        mine = list(zip(claims.batch_ids, numbers, strict=True))
+        lost: dict[int, Location] = {}
+        keep = np.ones(keys_hi.size, bool)
+        candidates: Iterable[Part] = []  # the caller looked its claims up in what it read
+        while True:
+            for i, where in enumerate(self.lookup(keys_hi, keys_lo, candidates)):
+                if where is not None and keep[i]:
+                    keep[i] = False  # here already: another run's, or this row's own
+                    if (where[0], where[1]) != mine[i]:
+                        lost[i] = where
+            if not keep.any():
+                return lost
+            part = part_all if keep.all() else claims.part(keep)
+            head, written, replaced = self._next(part)
+            token = self.storage.swap(self.head_key, _dump(head), self.token)
+            if token is not None:
+                self.head, self.token = head, token
+                self.parts = {k: p for k, p in self.parts.items() if k not in replaced}
+                self.parts.update(written)
+                # a reader that read the old head finds these gone and reads the head again
+                self.storage.delete_many([k for k in replaced if k not in written])
+                return lost
+            candidates = self.refresh()  # someone committed first: check against theirs
+
+    def _next(self, part: Part) -> tuple[dict, dict[str, Part], list[str]]:
+        """The head after adding `part`, the parts written for it, the keys it replaces.
+        The delta grows until it would outgrow the base; then base, delta and `part` fold
+        into a new base, with an empty delta of its own: the base is rewritten each time
+        the history doubles, and every other commit reads and replaces the same two parts."""
+        base, delta = self.head.get("base"), self.head.get("delta")
+        delta_rows = (delta["rows"] if delta else 0) + len(part)
+        if base is None or delta_rows > FOLD_INTO_BASE * base["rows"]:
+            keys = _part_keys(self.head)
+            new_base = self._write(merge([*(self.parts[k] for k in keys), part]))
+            new_delta = self._write(Part.empty(), of=new_base[0])
+            written = dict([new_base, new_delta])
+        else:
+            keys = [delta["key"]] if delta else []
+            new_delta = self._write(merge([*(self.parts[k] for k in keys), part]))
+            new_base = (base["key"], self.parts[base["key"]])
+            written = dict([new_delta])
+        head = {
+            "format": FORMAT,
+            "base": {"key": new_base[0], "rows": len(new_base[1])},
+            "delta": {"key": new_delta[0], "rows": len(new_delta[1])},
+        }
+        return head, written, keys
+
+    def _write(self, part: Part, of: str = "") -> tuple[str, Part]:
+        data = part.to_bytes(of)
+        key = self.layout.row_index(f"parts/{hashlib.sha256(data).hexdigest()[:32]}.parquet")
+        self.storage.write_bytes(key, data)
+        return key, part
+
+
+def _part_keys(head: dict) -> list[str]:
+    return [entry["key"] for entry in (head.get("base"), head.get("delta")) if entry]
+
+
+def _dump(head: dict) -> bytes:
+    return json.dumps(head, indent=2, sort_keys=True).encode()
