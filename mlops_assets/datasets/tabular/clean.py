@@ -70,8 +70,11 @@ one commit (a few storage requests) per group, the group's rows held in memory."
 def open_index(storage: ObjectStorage, layout: Layout) -> RowIndex:
     """The row index as it is now, a root's per-row markers migrated into it first."""
     index = RowIndex(storage, layout)
-    migrate_markers(storage, layout, index)
     index.refresh()
+    if not index.head.get("markers_migrated"):  # a new root, or one from before the index
+        if migrate_markers(storage, layout, index):
+            index.refresh()
+    index.markers_migrated = True
     return index
 
 

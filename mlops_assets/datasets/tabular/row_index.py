@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from io import BytesIO
 
 import numpy as np
@@ -79,18 +79,16 @@ class Part:
 
     @classmethod
     def of(cls, hi, lo, batch_ids: list[str], files: list[str], rows) -> Part:
-        """A part from unsorted claims (one entry per row: its batch id and file)."""
-        names = list(dict.fromkeys(zip(batch_ids, files, strict=True)))
-        code = {name: i for i, name in enumerate(names)}
-        codes = np.fromiter((code[n] for n in zip(batch_ids, files, strict=True)), np.int32)
-        order = np.lexsort((lo, hi))
-        return cls(
-            np.asarray(hi, np.uint64)[order],
-            np.asarray(lo, np.uint32)[order],
-            codes[order],
-            np.asarray(rows, np.int64)[order],
-            names,
-        )
+        """A part from unsorted rows (per row: its batch id and file)."""
+        claims = Claims()
+        rows = np.asarray(rows, np.int64)
+        hi, lo = np.asarray(hi, np.uint64), np.asarray(lo, np.uint32)
+        pairs = np.array([f"{b}\0{f}" for b, f in zip(batch_ids, files, strict=True)], object)
+        for pair in dict.fromkeys(pairs.tolist()):
+            at = pairs == pair
+            batch_id, file = pair.split("\0", 1)
+            claims.add(hi[at], lo[at], batch_id, file, rows[at])
+        return claims.part()
 
     def find(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
         """Per query key, its position here, or -1."""
@@ -159,30 +157,46 @@ def merge(parts: list[Part]) -> Part:
     return Part(hi[order], lo[order], batch[order], row[order], names)
 
 
-@dataclass
 class Claims:
     """Rows a clean run wants to keep: their keys and where they are."""
 
-    hi: list[np.ndarray] = field(default_factory=list)
-    lo: list[np.ndarray] = field(default_factory=list)
-    batch_ids: list[str] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-    rows: list[np.ndarray] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.hi: list[np.ndarray] = []
+        self.lo: list[np.ndarray] = []
+        self.codes: list[np.ndarray] = []
+        self.rows: list[np.ndarray] = []
+        self.names: list[tuple[str, str]] = []
+
+    def __len__(self) -> int:
+        return sum(a.size for a in self.hi)
 
     def add(self, hi, lo, batch_id: str, file: str, rows) -> None:
+        """Rows of one batch: their keys and row numbers."""
+        rows = np.asarray(rows, np.int64)
+        if (batch_id, file) not in self.names:
+            self.names.append((batch_id, file))
         self.hi.append(np.asarray(hi, np.uint64))
         self.lo.append(np.asarray(lo, np.uint32))
-        self.rows.append(np.asarray(rows, np.int64))
-        self.batch_ids += [batch_id] * len(rows)
-        self.files += [file] * len(rows)
+        self.rows.append(rows)
+        self.codes.append(np.full(rows.size, self.names.index((batch_id, file)), np.int32))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        def joined(arrays: list[np.ndarray], dtype) -> np.ndarray:
+            return np.concatenate(arrays) if arrays else np.empty(0, dtype)
+
+        return (
+            joined(self.hi, np.uint64),
+            joined(self.lo, np.uint32),
+            joined(self.codes, np.int32),
+            joined(self.rows, np.int64),
+        )
 
     def part(self, keep: np.ndarray | None = None) -> Part:
-        hi, lo = np.concatenate(self.hi or [[]]), np.concatenate(self.lo or [[]])
-        rows = np.concatenate(self.rows or [[]])
-        ids, files = np.array(self.batch_ids, object), np.array(self.files, object)
+        hi, lo, codes, rows = self.arrays()
         if keep is not None:
-            hi, lo, rows, ids, files = hi[keep], lo[keep], rows[keep], ids[keep], files[keep]
-        return Part.of(hi.astype(np.uint64), lo.astype(np.uint32), list(ids), list(files), rows)
+            hi, lo, codes, rows = hi[keep], lo[keep], codes[keep], rows[keep]
+        order = np.lexsort((lo, hi))
+        return Part(hi[order], lo[order], codes[order], rows[order], list(self.names))
 
 
 class RowIndex:
@@ -193,6 +207,9 @@ class RowIndex:
         self.head: dict = {}
         self.token: str | None = None
         self.parts: dict[str, Part] = {}
+        self.markers_migrated = False
+        """Set once a root's per-row markers are in the index: its heads say so from then
+        on, and a run that reads such a head does not look for markers."""
 
     @property
     def head_key(self) -> str:
@@ -238,10 +255,7 @@ class RowIndex:
         (position in `claims` -> where), which are not added: the caller quarantines them.
         A claim of the very same row (a run cut short after its commit) holds."""
         part_all = claims.part()
-        keys_hi, keys_lo = np.concatenate(claims.hi or [[]]), np.concatenate(claims.lo or [[]])
-        keys_hi, keys_lo = keys_hi.astype(np.uint64), keys_lo.astype(np.uint32)
-        numbers = np.concatenate(claims.rows or [[]]).tolist()
-        mine = list(zip(claims.batch_ids, numbers, strict=True))
+        keys_hi, keys_lo, codes, numbers = claims.arrays()
         lost: dict[int, Location] = {}
         keep = np.ones(keys_hi.size, bool)
         candidates: Iterable[Part] = []  # the caller looked its claims up in what it read
@@ -249,7 +263,7 @@ class RowIndex:
             for i, where in enumerate(self.lookup(keys_hi, keys_lo, candidates)):
                 if where is not None and keep[i]:
                     keep[i] = False  # here already: another run's, or this row's own
-                    if (where[0], where[1]) != mine[i]:
+                    if (where[0], where[1]) != (claims.names[codes[i]][0], numbers[i]):
                         lost[i] = where
             if not keep.any():
                 return lost
@@ -286,6 +300,7 @@ class RowIndex:
             "format": FORMAT,
             "base": {"key": new_base[0], "rows": len(new_base[1])},
             "delta": {"key": new_delta[0], "rows": len(new_delta[1])},
+            "markers_migrated": self.markers_migrated,
         }
         return head, written, keys
 

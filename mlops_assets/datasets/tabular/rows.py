@@ -86,9 +86,24 @@ def row_hashes(numeric: pd.DataFrame) -> list[str]:
     if all(dtype.kind == "f" for dtype in numeric.dtypes):
         values = np.ascontiguousarray(numeric.to_numpy(dtype="float64")) + 0.0  # -0.0 == 0.0
         return [hashlib.blake2b(row.tobytes(), digest_size=12).hexdigest() for row in values]
+    # the canonical text of every value, a column at a time (the row's text is the same as
+    # `_canonical` of its tuple: the hashes of earlier runs stay valid)
+    columns = [_canonical_column(numeric[name]) for name in numeric.columns]
     return [
-        hashlib.blake2b(_canonical(row).encode(), digest_size=12).hexdigest()
-        for row in numeric.itertuples(index=False, name=None)
+        hashlib.blake2b("\x1f".join(row).encode(), digest_size=12).hexdigest()
+        for row in zip(*columns, strict=True)
+    ]
+
+
+def _canonical_column(column: pd.Series) -> list[str]:
+    values = column.tolist()  # the Python values a row's tuple holds
+    if column.dtype.kind == "f":
+        return ["\x00" if v != v else f"f{v + 0.0!r}" for v in values]
+    return [
+        "\x00"
+        if v is None or (isinstance(v, float) and v != v)
+        else (f"f{v + 0.0!r}" if isinstance(v, float) else f"s{v}")
+        for v in values
     ]
 
 
