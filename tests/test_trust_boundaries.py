@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.gitops import TEMPLATE, git_log
+from tests.support.interleaving import schedule, scheduled_storage
 from tests.support.processes import BIN, clean_env
 from tests.support.use_cases import plain_release
 
@@ -397,43 +398,6 @@ def test_malformed_length_headers_are_400s_and_every_5xx_is_counted(local_env):
 
 # -- no lost batch, no poison file ----------------------------------------------------------------
 
-_SCHEDULE: dict[str, tuple[str, str]] = {}
-"""thread name -> (key it must not write before, event name): the forced interleaving."""
-_EVENTS: dict[str, object] = {}
-
-
-def _scheduled_storage(root: Path):
-    import threading
-
-    from mlops_assets.storage.local import LocalStorage
-
-    class Scheduled(LocalStorage):
-        """Local storage whose writes of two shared keys happen in a forced order."""
-
-        def _before(self, key: str) -> None:
-            rule = _SCHEDULE.get(threading.current_thread().name)
-            if rule and rule[0] in key:
-                assert _EVENTS[rule[1]].wait(20), f"{rule[1]} never happened"
-
-        def _after(self, key: str) -> None:
-            wrote = f"{threading.current_thread().name} wrote "
-            for event, happened in _EVENTS.items():
-                if event.startswith(wrote) and event[len(wrote) :] in key:
-                    happened.set()
-
-        def write_bytes(self, key, data, *, if_absent=False):
-            self._before(key)
-            written = super().write_bytes(key, data, if_absent=if_absent)
-            self._after(key)
-            return written
-
-        def replace_if(self, key, data, token):
-            self._before(key)
-            return super().replace_if(key, data, token)
-
-    return Scheduled(root=str(root))
-
-
 def test_two_acquires_at_once_both_land_their_batches(local_env):
     """The interleaving that lost a batch for good with a shared catalog and index: B writes
     its catalog segment, then A; A writes its cursor, then B. Each run must still catalog
@@ -446,14 +410,12 @@ def test_two_acquires_at_once_both_land_their_batches(local_env):
     from mlops_assets.demo.digits_data import seed_digits
     from mlops_assets.storage import Layout
 
-    storage, layout = _scheduled_storage(local_env / ".mlops"), Layout("digits")
-    _EVENTS.clear()
-    for event in ("B wrote _catalog/", "A wrote _landing_cursor.json"):
-        _EVENTS[event] = threading.Event()
-    _SCHEDULE.clear()
-    _SCHEDULE.update(
-        A=("_catalog/", "B wrote _catalog/"),
-        B=("_landing_cursor.json", "A wrote _landing_cursor.json"),
+    storage, layout = scheduled_storage(local_env / ".mlops"), Layout("digits")
+    schedule(
+        {
+            "A": ("_catalog/", "B wrote _catalog/"),
+            "B": ("_landing_cursor.json", "A wrote _landing_cursor.json"),
+        }
     )
     seed_digits(storage, 5, [1])
     results = {}
@@ -472,7 +434,7 @@ def test_two_acquires_at_once_both_land_their_batches(local_env):
     b.join(30)
     assert not a.is_alive() and not b.is_alive()
     assert len(results["A"].new) == 1 and len(results["B"].new) == 2
-    _SCHEDULE.clear()
+    schedule({})
     sources = [b["source"] for b in load_catalog(storage, layout)]
     assert sorted(sources) == ["digits/digits-001-of-005.csv", "digits/digits-002-of-005.csv"]
     assert sorted(read_markers(storage, layout, sources)) == sources and len(set(sources)) == 2

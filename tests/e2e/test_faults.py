@@ -125,7 +125,7 @@ def test_s3_going_away_mid_run_fails_naming_the_endpoint_and_reexecution_complet
 
 ROWS = 300
 """Per landing file of the killed run: enough that acquire is still going when it is
-killed, few enough that clean (a marker per row) does not dominate the test."""
+killed, few enough that the test stays short."""
 
 
 @pytest.mark.slow
@@ -186,6 +186,95 @@ def test_a_run_killed_during_acquire_neither_duplicates_nor_loses_a_batch(local_
         if info.key.endswith("rows.parquet")
     )
     assert rows + quarantined == files * ROWS  # every row in a split or in quarantine
+
+
+def _cleaned(storage, layout) -> dict[str, tuple[list[int], list[str]]]:
+    """Per landing file: the row numbers clean kept and the reasons of those it did not."""
+    out = {}
+    for batch in load_catalog(storage, layout):
+        kept = storage.read_parquet(layout.staged("clean", batch["batch_id"], "parquet"))
+        key = layout.quarantine(batch["batch_id"], "rows.parquet")
+        why = storage.read_parquet(key)["reason"].tolist() if storage.exists(key) else []
+        out[batch["source"]] = (kept["row_number"].tolist(), why)
+    return out
+
+
+@pytest.mark.slow
+def test_a_clean_killed_after_its_commit_leaves_nothing_half_written_and_a_rerun_completes(
+    local_env, tmp_path
+):
+    """Killed once its rows are in the row index and before all its outputs are written: the
+    rerun keeps and quarantines exactly what one uninterrupted clean does (its own rows are
+    not duplicates of themselves), and nothing it left is torn."""
+    from mlops_assets.components.tree import load_use_case
+    from mlops_assets.datasets.tabular.acquire import run_acquire
+    from mlops_assets.datasets.tabular.clean import run_clean
+    from mlops_assets.datasets.tabular.observe import run_observe
+    from mlops_assets.datasets.tabular.row_index import RowIndex
+    from mlops_assets.demo.digits_data import with_bad_rows
+    from mlops_assets.storage.local import LocalStorage
+
+    uc = load_use_case("digits").blocks
+    layout = Layout("digits")
+    roots = {"killed": local_env / ".mlops", "reference": tmp_path / "reference"}
+    files = 60
+    for root in roots.values():
+        storage = LocalStorage(root=str(root))
+        for n in range(files):
+            frame = synthetic_batch(ROWS, n % 50)  # rows landing again, in other files
+            data = to_bytes(with_bad_rows(frame, 0.05, seed=n) if n % 7 == 0 else frame)
+            storage.write_bytes(f"landing/digits/part-{n:03d}.csv", data)
+        run_acquire(storage, layout, "landing/digits")
+        run_observe(storage, layout, uc.dataset, uc.observe)
+    reference = LocalStorage(root=str(roots["reference"]))
+    run_clean(reference, layout, uc.dataset)
+
+    env = {
+        **clean_env(),
+        "MLOPS_STORAGE_ROOT": str(roots["killed"]),
+        "DAGSTER_HOME": str(local_env / "home"),
+    }
+    (local_env / "home").mkdir()
+    command = [
+        str(BIN / "dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "mlops_assets.definitions",
+        "--select",
+        "digits/clean",
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=local_env,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    head = roots["killed"] / "staged/digits/_row_index/head.json"
+    while not head.exists():
+        assert process.poll() is None, "clean ended before it committed anything"
+        time.sleep(0.002)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    storage = LocalStorage(root=str(roots["killed"]))
+    written = list((roots["killed"] / "staged/digits/clean").glob("*.parquet"))
+    assert len(written) < files, "clean finished before the kill; nothing was interrupted"
+    for path in written:  # whole files or none: each output reads back
+        storage.read_parquet(path.relative_to(roots["killed"]).as_posix())
+    index = RowIndex(storage, layout)
+    index.refresh()  # the head names parts that are all there
+
+    done = subprocess.run(command, cwd=local_env, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _cleaned(storage, layout) == _cleaned(reference, layout)
+    duplicates = sum(
+        reason.startswith("exact duplicate")
+        for _, why in _cleaned(storage, layout).values()
+        for reason in why
+    )
+    assert duplicates >= 2 * ROWS  # rows landed again in other files: found, in the rerun too
 
 
 @pytest.mark.slow

@@ -235,8 +235,8 @@ class RowIndex:
                         added[key] = Part.from_bytes(self.storage.read_bytes(key))
             except FileNotFoundError:
                 continue
-            fresh = [p for k, p in added.items()]
-            self.parts = {k: self.parts.get(k) or added[k] for k in wanted}
+            fresh = list(added.values())
+            self.parts = {k: self.parts[k] if k in self.parts else added[k] for k in wanted}
             self.head, self.token = head, (found[1] if found else None)
             return fresh
         raise RowIndexError(f"{self.storage.uri(self.head_key)} keeps naming parts that vanish")
