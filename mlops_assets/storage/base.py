@@ -6,10 +6,15 @@ on both, so a pipeline tested on the local default behaves the same on S3.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
@@ -18,6 +23,17 @@ from mlops_assets.storage.keys import safe_key
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+class FileChangedError(RuntimeError):
+    """An object changed while it was being read or copied: try again once it settles."""
+
+
+def temporary_path(folder: str | os.PathLike | None = None) -> Path:
+    """A new empty file's path (the caller removes it)."""
+    fd, name = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
+    os.close(fd)
+    return Path(name)
 
 
 @dataclass(frozen=True)
@@ -121,6 +137,30 @@ class ObjectStorage(dg.ConfigurableResource):
         """Where a stored object is, in a form that stays true when it is read from elsewhere
         (the registry's metadata, a values file): `uri` unless the backend says otherwise."""
         return self.uri(key)
+
+    @contextmanager
+    def local_file(self, key: str) -> Iterator[Path]:
+        """A local file holding the object, for readers that stream it in pieces (pyarrow):
+        the file itself on a local root; elsewhere a temporary download, removed after."""
+        with tempfile.TemporaryDirectory(prefix="mlops-") as folder:
+            path = Path(folder) / "object"
+            path.write_bytes(self.read_bytes(key))
+            yield path
+
+    def put_file(self, key: str, path: Path) -> None:
+        """Store a local file's bytes at `key`, atomically (in parts where the backend can)."""
+        self.write_bytes(key, Path(path).read_bytes())
+
+    def copy(self, source: str, target: str, version: str = "") -> None:
+        """Copy an object (server-side where the backend can); with `version`, only while
+        the source is still at that version (else FileChangedError)."""
+        with self.local_file(source) as path:
+            self.put_file(target, path)
+
+    def sha256(self, key: str, version: str = "") -> str:
+        """The object's SHA-256, read as a stream; with `version`, of that version only."""
+        with self.local_file(key) as path, open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
 
     def read_json(self, key: str, default: Any = None) -> Any:
         if default is not None and not self.exists(key):

@@ -5,11 +5,14 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import shutil
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from mlops_assets.storage.base import ObjectInfo, ObjectStorage
+from mlops_assets.storage.base import FileChangedError, ObjectInfo, ObjectStorage
 from mlops_assets.storage.keys import UnsafeKeyError, name_bytes, safe_key
 
 
@@ -83,6 +86,46 @@ class LocalStorage(ObjectStorage):
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+    @contextmanager
+    def local_file(self, key: str) -> Iterator[Path]:
+        path = self._path(key)
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no object {key!r} in {self.uri('')}") from None
+        if not stat.S_ISREG(mode):  # a named pipe would block the reader
+            raise UnsafeKeyError(f"{key!r} is not a regular file")
+        yield path
+
+    def put_file(self, key: str, path: Path) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o666 & ~UMASK)
+            with os.fdopen(fd, "wb") as out, open(path, "rb") as source:
+                shutil.copyfileobj(source, out, 8 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def copy(self, source: str, target: str, version: str = "") -> None:
+        with self.local_file(source) as path:
+            self.put_file(target, path)
+        if version and (now := self.info(source)) is not None and now.version != version:
+            self.delete(target)
+            raise FileChangedError(f"{source} changed while it was copied")
+
+    def sha256(self, key: str, version: str = "") -> str:
+        with self.local_file(key) as path, open(path, "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        if version and (now := self.info(key)) is not None and now.version != version:
+            raise FileChangedError(f"{key} changed while it was read")
+        return digest
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

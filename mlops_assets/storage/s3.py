@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, ClassVar
 
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
 from mlops_assets.errors import MlopsError
-from mlops_assets.storage.base import ObjectInfo, ObjectStorage
+from mlops_assets.storage.base import FileChangedError, ObjectInfo, ObjectStorage
 from mlops_assets.storage.keys import safe_key
 
 # What S3 answers when a conditional write loses to another writer.
@@ -33,6 +38,9 @@ class S3Storage(ObjectStorage):
     s3: S3Resource
     bucket: str
     prefix: str = ""
+    part_mb: int = 64
+    """Part size of multipart uploads, downloads and copies (S3's floor is 5 MiB): what a
+    transfer holds in memory per thread."""
 
     _client: Any = PrivateAttr(default=None)
 
@@ -75,6 +83,83 @@ class S3Storage(ObjectStorage):
             raise self._fail("write", key, error) from error
         except BotoCoreError as error:
             raise self._fail("write", key, error) from error
+
+    def _transfer(self) -> Any:
+        from boto3.s3.transfer import TransferConfig
+
+        part = self.part_mb * 1024 * 1024
+        return TransferConfig(multipart_threshold=part, multipart_chunksize=part, max_concurrency=4)
+
+    @contextmanager
+    def local_file(self, key: str) -> Iterator[Path]:
+        """boto3's managed download, in parts, to a temporary file."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        with tempfile.TemporaryDirectory(prefix="mlops-") as folder:
+            path = Path(folder) / "object"
+            try:
+                self.client().download_file(
+                    self.bucket, self._key(key), str(path), Config=self._transfer()
+                )
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                    raise FileNotFoundError(f"no object {self.uri(key)}") from None
+                raise self._fail("download", key, error) from error
+            except BotoCoreError as error:
+                raise self._fail("download", key, error) from error
+            yield path
+
+    def put_file(self, key: str, path: Path) -> None:
+        """boto3's managed upload: multipart above `part_mb`."""
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client().upload_file(
+                str(path), self.bucket, self._key(key), Config=self._transfer()
+            )
+        except (ClientError, BotoCoreError, S3UploadFailedError) as error:
+            raise self._fail("upload", key, error) from error
+
+    def copy(self, source: str, target: str, version: str = "") -> None:
+        """boto3's managed copy, server-side (UploadPartCopy above `part_mb`), of the source
+        at `version` (its ETag) only."""
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        extra = {"CopySourceIfMatch": f'"{version}"'} if version else {}
+        try:
+            self.client().copy(
+                {"Bucket": self.bucket, "Key": self._key(source)},
+                self.bucket,
+                self._key(target),
+                ExtraArgs=extra or None,
+                Config=self._transfer(),
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in _CONFLICT:
+                raise FileChangedError(f"{self.uri(source)} changed while it was copied") from None
+            raise self._fail("copy", source, error) from error
+        except (BotoCoreError, S3UploadFailedError) as error:
+            raise self._fail("copy", source, error) from error
+
+    def sha256(self, key: str, version: str = "") -> str:
+        """One GET, streamed through the hash (If-Match: the version listed)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        extra = {"IfMatch": f'"{version}"'} if version else {}
+        digest = hashlib.sha256()
+        try:
+            body = self.client().get_object(Bucket=self.bucket, Key=self._key(key), **extra)
+            for chunk in body["Body"].iter_chunks(8 << 20):
+                digest.update(chunk)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in _CONFLICT:
+                raise FileChangedError(f"{self.uri(key)} changed while it was read") from None
+            raise self._fail("read", key, error) from error
+        except BotoCoreError as error:
+            raise self._fail("read", key, error) from error
+        return digest.hexdigest()
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -28,6 +28,7 @@ from mlops_assets.datasets.tabular.landing_index import migrate_index, read_mark
 from mlops_assets.datasets.tabular.notifications import current
 from mlops_assets.errors import MlopsError
 from mlops_assets.storage import Layout, ObjectStorage, UnsafeKeyError, relative_name, safe_key
+from mlops_assets.storage.base import ObjectInfo
 from mlops_assets.storage.keys import name_bytes
 
 
@@ -106,12 +107,13 @@ def run_acquire(
                     f"{info.size} bytes is more than the limit of {max_file_bytes} "
                     "(dataset.max_file_mb)"
                 )
-            data = storage.read_bytes(info.key)
-            digest = hashlib.sha256(data).hexdigest()
+            # streamed: a multi-GB file is hashed and copied without being held in memory,
+            # both of the version listed (a file rewritten meanwhile is tried next run)
+            digest = storage.sha256(info.key, info.version)
             batch_id = digest[:16]
             if batch_id not in in_run:
                 in_run.add(batch_id)
-                record, created = _ingest(storage, layout, name, data, digest, batch_id, run_id)
+                record, created = _ingest(storage, layout, name, info, digest, batch_id, run_id)
                 # a batch this name was ingested as before its marker was written (a run
                 # killed in between, or one running beside this one) is cataloged again
                 if created or (marker is None and record.get("source") == name):
@@ -175,7 +177,7 @@ def _ingest(
     storage: ObjectStorage,
     layout: Layout,
     name: str,
-    data: bytes,
+    info: ObjectInfo,
     digest: str,
     batch_id: str,
     run_id: str,
@@ -183,14 +185,15 @@ def _ingest(
     """The batch's record, and whether this call created it."""
     file_name = PurePosixPath(name).name
     raw_key = layout.raw(batch_id, file_name)
-    storage.write_bytes(raw_key, data, if_absent=True)
+    if not storage.exists(raw_key):  # content-addressed: there already means the same bytes
+        storage.copy(info.key, raw_key, info.version)
     record: Batch = {
         "batch_id": batch_id,
         "source": name,
         "file": file_name,
         "raw_key": raw_key,
         "sha256": digest,
-        "bytes": len(data),
+        "bytes": info.size,
         "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "run_id": run_id,
     }

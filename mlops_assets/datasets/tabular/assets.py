@@ -214,16 +214,11 @@ def clean_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
     )
     def clean(context: dg.AssetExecutionContext, storage: ObjectStorage):
         started = perf_counter()
-        import pandas as pd
-
-        from mlops_assets.datasets.tabular.clean import STAGE, contract_violations, run_clean
+        from mlops_assets.datasets.tabular.clean import contract_violations, run_clean
 
         result = run_clean(storage, layout, dataset)
-        frames = [
-            storage.read_parquet(layout.staged(STAGE, b["batch_id"], "parquet"))
-            for b in result.batches
-        ]
-        problems = contract_violations(pd.concat(frames), dataset) if frames else []
+        batch_ids = [b["batch_id"] for b in result.batches]
+        problems = contract_violations(storage, layout, batch_ids, dataset)
         if nothing := result.kept_nothing():
             problems.insert(0, nothing)
         reasons = _quarantine_examples(storage, layout, result.batches)

@@ -10,25 +10,24 @@ batches, so a run costs its new rows and a few requests, not a request per row.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pandera.errors import SchemaErrors
 
 from mlops_assets.datasets.tabular.catalog import advance_cursor, new_segments, read_cursor
 from mlops_assets.datasets.tabular.config import TabularData
+from mlops_assets.datasets.tabular.landed import as_text, chunks
 from mlops_assets.datasets.tabular.row_contract import pandera_schema
 from mlops_assets.datasets.tabular.row_index import Claims, RowIndex, hash_keys
 from mlops_assets.datasets.tabular.row_markers import migrate_markers
-from mlops_assets.datasets.tabular.rows import (
-    BatchRejected,
-    RowCheck,
-    check_rows,
-    parse_batch,
-    row_hashes,
-)
+from mlops_assets.datasets.tabular.rows import BatchRejected, check_rows, row_hashes
 from mlops_assets.storage import Layout, ObjectStorage
 
 STAGE = "clean"
@@ -62,18 +61,18 @@ def clean_columns(dataset: TabularData) -> list[str]:
     return ["row_number", *dataset.features.columns, dataset.label.column, "content_hash"]
 
 
-GROUP_ROWS = 500_000
-"""Rows a run cleans before it commits them to the row index and writes their outputs:
-one commit (a few storage requests) per group, the group's rows held in memory."""
+GROUP_ROWS = 1_000_000
+"""Rows a run cleans before it commits them to the row index and publishes their outputs:
+one commit (a few storage requests) per group; the group's outputs wait on local disk."""
 
 
 def open_index(storage: ObjectStorage, layout: Layout) -> RowIndex:
     """The row index as it is now, a root's per-row markers migrated into it first."""
     index = RowIndex(storage, layout)
     index.refresh()
-    if not index.head.get("markers_migrated"):  # a new root, or one from before the index
-        if migrate_markers(storage, layout, index):
-            index.refresh()
+    # a new root, or one from before the index: look for markers once
+    if not index.head.get("markers_migrated") and migrate_markers(storage, layout, index):
+        index.refresh()
     index.markers_migrated = True
     return index
 
@@ -104,43 +103,42 @@ def clean_batches(
     batches: list[dict],
     adopted: list[dict] | None = None,
 ) -> CleanResult:
-    """Clean `batches` (each skipped when its output exists), `GROUP_ROWS` rows per commit
-    to the row index; `adopted`: batches cleaned before the index, whose kept rows it
-    learns. The order per group is index first, outputs after, so a run killed between
-    them is completed by the next one (its rows are in the index at their own place)."""
+    """Clean `batches` (each skipped when its output exists), a chunk at a time, committing
+    to the row index every `GROUP_ROWS` rows; `adopted`: batches cleaned before the index,
+    whose kept rows it learns. Per group the index goes first, the outputs after, so a run
+    killed between them is completed by the next (its rows are in the index at their own
+    place, so they are not duplicates of themselves)."""
     index = open_index(storage, layout)
     result = CleanResult()
-    group = Group(index)
-    for batch in adopted or []:
-        clean = storage.read_parquet(
-            layout.staged(STAGE, batch["batch_id"], "parquet"), ["row_number", "content_hash"]
-        )
-        group.adopt(batch, clean["content_hash"].tolist(), clean["row_number"].to_numpy())
-    for batch in batches:
-        if storage.exists(layout.staged(STAGE, batch["batch_id"], "parquet")):
-            continue  # cleaned meanwhile, by a run beside this one
-        prepared = _prepare(storage, layout, dataset, batch, group)
-        if prepared.rejected:
-            result.batches.append(prepared.summary)
-            continue
-        group.pending.append(prepared)
-        if group.rows >= GROUP_ROWS:
-            result.batches += group.flush(storage, layout, dataset)
-    result.batches += group.flush(storage, layout, dataset)
+    with tempfile.TemporaryDirectory(prefix="mlops-clean-") as folder:
+        group = Group(index, Path(folder))
+        for batch in adopted or []:
+            clean = storage.read_parquet(
+                layout.staged(STAGE, batch["batch_id"], "parquet"), ["row_number", "content_hash"]
+            )
+            group.adopt(batch, clean["content_hash"].tolist(), clean["row_number"].to_numpy())
+        for batch in batches:
+            if storage.exists(layout.staged(STAGE, batch["batch_id"], "parquet")):
+                continue  # cleaned meanwhile, by a run beside this one
+            prepared = group.prepare(storage, layout, dataset, batch)
+            if prepared.rejected:
+                result.batches.append(prepared.summary)
+            elif group.rows >= GROUP_ROWS:
+                result.batches += group.flush(storage, layout, dataset)
+        result.batches += group.flush(storage, layout, dataset)
     return result
 
 
 @dataclass
 class Prepared:
-    """A batch checked and looked up, waiting for its group's commit."""
+    """A batch checked and looked up, its outputs on local disk until its group commits."""
 
     batch: dict
     summary: dict[str, Any]
-    text: pd.DataFrame | None = None
-    check: RowCheck | None = None
-    hashes: list[str] = field(default_factory=list)
-    repeats: list[tuple[int, str]] = field(default_factory=list)
-    """(row position, hash) of rows repeating one kept earlier in this group."""
+    clean: Path | None = None
+    quarantine: Path | None = None
+    lost: dict[int, str] = field(default_factory=dict)
+    """Row number -> reason, of rows another run kept first (found at the commit)."""
 
     @property
     def rejected(self) -> bool:
@@ -150,12 +148,12 @@ class Prepared:
 class Group:
     """Batches of one commit: what they claim, and the rows seen first in them."""
 
-    def __init__(self, index: RowIndex) -> None:
-        self.index = index
+    def __init__(self, index: RowIndex, folder: Path) -> None:
+        self.index, self.folder = index, folder
         self.pending: list[Prepared] = []
         self.claims = Claims()
         self.owner: list[tuple[int, np.ndarray]] = []
-        """Per `claims.add`: the pending batch (-1 for an adopted one) and row positions."""
+        """Per `claims.add`: the pending batch (-1 for an adopted one) and row numbers."""
         self.first: dict[str, str] = {}
         """Hash -> where this group first has it ('row n of file')."""
         self.rows = 0
@@ -165,104 +163,173 @@ class Group:
         new = np.array([w is None for w in self.index.lookup(hi, lo)], bool)
         if new.any():
             self.claims.add(hi[new], lo[new], batch["batch_id"], batch["source"], numbers[new])
-            self.owner.append((-1, np.flatnonzero(new)))
+            self.owner.append((-1, numbers[new]))
+
+    def prepare(self, storage, layout, dataset, batch) -> Prepared:
+        """Check, hash and look up a batch's rows chunk by chunk, writing its clean and
+        quarantined rows to local files; a file rejected on any chunk leaves no claim."""
+        batch_id, name = batch["batch_id"], batch["source"]
+        summary = {
+            "batch_id": batch_id,
+            "file": name,
+            "rows": 0,
+            "clean": 0,
+            "quarantined": 0,
+            "rejected": "",
+        }
+        prepared = Prepared(batch, summary)
+        claims, owner, first = Claims(), [], {}
+        schemas = output_schemas(dataset)
+        out = {kind: self.folder / f"{batch_id}.{kind}.parquet" for kind in schemas}
+        writers: dict[str, pq.ParquetWriter] = {}
+        try:
+            with storage.local_file(batch["raw_key"]) as path:
+                for chunk in chunks(path, name, dataset):
+                    frames = self._chunk(dataset, batch, chunk, claims, owner, first)
+                    for kind, frame in frames.items():
+                        if len(frame):
+                            if kind not in writers:
+                                writers[kind] = pq.ParquetWriter(out[kind], schemas[kind])
+                            writers[kind].write_table(_table(frame, schemas[kind]))
+                            summary["clean" if kind == "clean" else "quarantined"] += len(frame)
+                    summary["rows"] += len(chunk.frame)
+        except BatchRejected as error:
+            for writer in writers.values():
+                writer.close()
+            storage.copy(batch["raw_key"], layout.quarantine(batch_id, batch["file"]))
+            storage.write_json(
+                layout.quarantine(batch_id, "quarantine.json"),
+                {"batch_id": batch_id, "file": name, "scope": "file", "reason": str(error)},
+            )
+            summary.update(rejected=str(error), rows=0, clean=0, quarantined=0)
+            storage.write_parquet(layout.staged(STAGE, batch_id, "parquet"), _empty(dataset))
+            return prepared
+        for writer in writers.values():
+            writer.close()
+        prepared.clean = out["clean"] if "clean" in writers else None
+        prepared.quarantine = out["quarantine"] if "quarantine" in writers else None
+        # the file is whole: its claims join the group's
+        for hi, lo, code, rows in zip(claims.hi, claims.lo, claims.codes, claims.rows, strict=True):
+            self.claims.add(hi, lo, *claims.names[code[0]], rows)
+        self.owner += [(len(self.pending), numbers) for numbers in owner]
+        self.first.update(first)
+        self.pending.append(prepared)
+        self.rows += summary["rows"]
+        return prepared
+
+    def _chunk(self, dataset, batch, chunk, claims, owner, first) -> dict[str, pd.DataFrame]:
+        batch_id, name = batch["batch_id"], batch["source"]
+        frame = chunk.frame
+        check = check_rows(frame, dataset)
+        reasons = check.reasons
+        hashes = row_hashes(check.numeric)
+        numbers = chunk.first_row + np.arange(len(frame))
+        valid = np.flatnonzero((reasons == "").to_numpy())
+        hi, lo = hash_keys(hashes[i] for i in valid)
+        seen = self.index.lookup(hi, lo)
+        claim: list[int] = []
+        for k, i in enumerate(valid.tolist()):
+            where, digest = seen[k], hashes[i]
+            if where is not None:
+                if (where[0], where[1]) != (batch_id, int(numbers[i])):  # else: its own
+                    reasons.iat[i] = f"exact duplicate of row {where[1]} of {where[2]}"
+            elif (earlier := self.first.get(digest) or first.get(digest)) is not None:
+                reasons.iat[i] = f"exact duplicate of {earlier}"
+            else:
+                first[digest] = f"row {numbers[i]} of {name}"
+                claim.append(k)
+        if claim:
+            at = np.array(claim)
+            claims.add(hi[at], lo[at], batch_id, name, numbers[valid[at]])
+            owner.append(numbers[valid[at]])
+        bad = (reasons != "").to_numpy()
+        quarantined = as_text(frame[bad])
+        quarantined.insert(0, "reason", reasons[bad].to_numpy())
+        quarantined.insert(0, "row_number", numbers[bad])
+        good = check.numeric[~bad][[*dataset.features.columns, dataset.label.column]].copy()
+        label = dataset.label.column
+        good[label] = good[label].astype(label_dtype(dataset))
+        good.insert(0, "row_number", numbers[~bad])
+        good["content_hash"] = [h for h, b in zip(hashes, bad, strict=True) if not b]
+        return {"clean": good, "quarantine": quarantined}
 
     def flush(self, storage: ObjectStorage, layout: Layout, dataset: TabularData) -> list[dict]:
-        """Commit the group's claims, then write each batch's outputs."""
-        lost = self.index.commit(self.claims) if self.claims.hi else {}
+        """Commit the group's claims, then publish each batch's outputs."""
+        lost = self.index.commit(self.claims) if len(self.claims) else {}
         if lost:
-            positions = [(p, i) for p, at in self.owner for i in at]
-            for n, (_, row, file) in lost.items():
-                p, i = positions[n]
-                if p < 0:
-                    continue  # an adopted row: kept before, by an earlier release
-                prepared = self.pending[p]
-                prepared.check.reasons.iat[i] = f"exact duplicate of row {row} of {file}"
-                self.first[prepared.hashes[i]] = f"row {row} of {file}"
+            numbers = [(p, int(n)) for p, at in self.owner for n in at]
+            for position, (_, row, file) in lost.items():
+                p, number = numbers[position]
+                if p >= 0:  # else an adopted row: kept before, by an earlier release
+                    self.pending[p].lost[number] = f"exact duplicate of row {row} of {file}"
         done = []
         for prepared in self.pending:
-            for i, digest in prepared.repeats:
-                prepared.check.reasons.iat[i] = f"exact duplicate of {self.first[digest]}"
-            done.append(_write(storage, layout, dataset, prepared))
-        self.__init__(self.index)
+            if prepared.lost:
+                _give_up(storage, dataset, prepared, self.folder)
+            done.append(_publish(storage, layout, dataset, prepared))
+        self.__init__(self.index, self.folder)
         return done
 
 
-def _prepare(storage, layout, dataset, batch, group: Group) -> Prepared:
-    """Parse, check and hash a batch's rows; look them up in the index and in the group."""
-    batch_id, name = batch["batch_id"], batch["source"]
-    summary = {
-        "batch_id": batch_id,
-        "file": name,
-        "rows": 0,
-        "clean": 0,
-        "quarantined": 0,
-        "rejected": "",
-    }
-    data = storage.read_bytes(batch["raw_key"])
-    try:
-        text = parse_batch(data, name, dataset)
-    except BatchRejected as error:
-        storage.write_bytes(layout.quarantine(batch_id, batch["file"]), data)
-        storage.write_json(
-            layout.quarantine(batch_id, "quarantine.json"),
-            {"batch_id": batch_id, "file": name, "scope": "file", "reason": str(error)},
-        )
-        summary["rejected"] = str(error)
-        storage.write_parquet(layout.staged(STAGE, batch_id, "parquet"), _empty(dataset))
-        return Prepared(batch, summary)
-    del data
-    check = check_rows(text, dataset)
-    reasons = check.reasons
-    hashes = row_hashes(check.numeric)
-    prepared = Prepared(batch, summary, text, check, hashes)
-    valid = np.flatnonzero((reasons == "").to_numpy())
-    hi, lo = hash_keys(hashes[i] for i in valid)
-    seen = group.index.lookup(hi, lo)
-    claim: list[int] = []
-    for k, i in enumerate(valid.tolist()):
-        where, digest = seen[k], hashes[i]
-        if where is not None:
-            if (where[0], where[1]) != (batch_id, i + 1):  # else: this row's own (cut short)
-                reasons.iat[i] = f"exact duplicate of row {where[1]} of {where[2]}"
-        elif digest in group.first:
-            prepared.repeats.append((i, digest))
-        else:
-            group.first[digest] = f"row {i + 1} of {name}"
-            claim.append(k)
-    if claim:
-        at = np.array(claim)
-        group.claims.add(hi[at], lo[at], batch_id, name, valid[at] + 1)
-        group.owner.append((len(group.pending), valid[at]))
-    group.rows += len(text)
-    return prepared
+def output_schemas(dataset: TabularData) -> dict[str, pa.Schema]:
+    """The clean rows' columns and types, and the quarantined rows' (as written, with why)."""
+    specs = {c.name: c for c in dataset.schema}
+    label = dataset.label.column
+    kinds = {"int64": pa.int64(), "float64": pa.float64(), "object": pa.string()}
+    clean = [pa.field("row_number", pa.int64())]
+    for name in dataset.features.columns:
+        clean.append(pa.field(name, pa.string() if specs[name].categorical else pa.float64()))
+    clean += [pa.field(label, kinds[label_dtype(dataset)]), pa.field("content_hash", pa.string())]
+    quarantine = [pa.field("row_number", pa.int64()), pa.field("reason", pa.string())]
+    quarantine += [pa.field(name, pa.string()) for name in dataset.column_names]
+    return {"clean": pa.schema(clean), "quarantine": pa.schema(quarantine)}
 
 
-def _write(storage, layout, dataset, prepared: Prepared) -> dict[str, Any]:
+def _table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+
+
+def _give_up(storage, dataset, prepared: Prepared, folder: Path) -> None:
+    """Move the rows another run kept first from the batch's clean rows to its quarantine,
+    as they were written (read again from the raw file: the rare path of two runs at once)."""
+    schemas = output_schemas(dataset)
+    kept = pq.read_table(prepared.clean).to_pandas()
+    lost = kept["row_number"].isin(list(prepared.lost)).to_numpy()
+    written = []
+    with storage.local_file(prepared.batch["raw_key"]) as path:
+        for chunk in chunks(path, prepared.batch["source"], dataset):
+            numbers = chunk.first_row + np.arange(len(chunk.frame))
+            at = np.isin(numbers, list(prepared.lost))
+            if at.any():
+                rows = as_text(chunk.frame[at])
+                rows.insert(0, "reason", [prepared.lost[int(n)] for n in numbers[at]])
+                rows.insert(0, "row_number", numbers[at])
+                written.append(rows)
+    earlier = [pq.read_table(prepared.quarantine).to_pandas()] if prepared.quarantine else []
+    quarantined = pd.concat([*earlier, *written], ignore_index=True).sort_values("row_number")
+    prepared.quarantine = folder / f"{prepared.batch['batch_id']}.lost.parquet"
+    pq.write_table(_table(quarantined, schemas["quarantine"]), prepared.quarantine)
+    pq.write_table(_table(kept[~lost], schemas["clean"]), prepared.clean)
+    prepared.summary["clean"] -= int(lost.sum())
+    prepared.summary["quarantined"] += int(lost.sum())
+
+
+def _publish(storage, layout, dataset, prepared: Prepared) -> dict[str, Any]:
     """A batch's quarantined rows, then its clean rows (last: the batch is cleaned once its
     output is there)."""
     batch_id, name = prepared.batch["batch_id"], prepared.batch["source"]
-    text, check, hashes = prepared.text, prepared.check, prepared.hashes
-    reasons = check.reasons
-    row_numbers = np.arange(1, len(text) + 1)
-    bad = (reasons != "").to_numpy()
-    if bad.any():
-        rows = text[bad].copy()
-        rows.insert(0, "reason", reasons[bad].to_numpy())
-        rows.insert(0, "row_number", row_numbers[bad])
-        storage.write_parquet(layout.quarantine(batch_id, "rows.parquet"), rows)
+    summary = prepared.summary
+    if prepared.quarantine is not None:
+        storage.put_file(layout.quarantine(batch_id, "rows.parquet"), prepared.quarantine)
         storage.write_json(
             layout.quarantine(batch_id, "quarantine.json"),
-            {"batch_id": batch_id, "file": name, "scope": "rows", "rows": int(bad.sum())},
+            {"batch_id": batch_id, "file": name, "scope": "rows", "rows": summary["quarantined"]},
         )
-    good = check.numeric[~bad][[*dataset.features.columns, dataset.label.column]].copy()
-    label = dataset.label.column
-    good[label] = good[label].astype(label_dtype(dataset))
-    good.insert(0, "row_number", row_numbers[~bad])
-    good["content_hash"] = [h for h, b in zip(hashes, bad, strict=True) if not b]
-    storage.write_parquet(layout.staged(STAGE, batch_id, "parquet"), good)
-    summary = prepared.summary
-    summary.update(rows=len(text), clean=int((~bad).sum()), quarantined=int(bad.sum()))
+    output = layout.staged(STAGE, batch_id, "parquet")
+    if prepared.clean is not None:
+        storage.put_file(output, prepared.clean)
+    else:
+        storage.write_parquet(output, _empty(dataset))
     return summary
 
 
@@ -283,22 +350,37 @@ def _empty(dataset: TabularData) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def contract_violations(frame: pd.DataFrame, dataset: TabularData) -> list[str]:
-    """Why clean rows break the contract (an empty list proves they do not): the same
-    pandera schema clean holds every row to, and no row twice."""
-    problems = []
+def contract_violations(
+    storage: ObjectStorage, layout: Layout, batch_ids: list[str], dataset: TabularData
+) -> list[str]:
+    """Why the clean rows of `batch_ids` break the contract (an empty list proves they do
+    not): the same pandera schema clean holds every row to, and no row twice; read a row
+    group at a time."""
     columns = [*dataset.features.columns, dataset.label.column]
-    typed = frame[columns].astype(
-        {c.name: "float64" for c in dataset.schema if c.name in columns and not c.categorical}
-    )
-    try:
-        pandera_schema(dataset, columns).validate(typed, lazy=True)
-    except SchemaErrors as errors:
-        cases = errors.failure_cases
-        for (column, check), group in cases.groupby(["column", "check"], sort=True):
-            rows = group["index"].nunique()
-            problems.append(f"{rows} rows break {check} in {column}")
-    duplicated = frame["content_hash"].duplicated()
-    if duplicated.any():
-        problems.append(f"{int(duplicated.sum())} duplicated rows")
+    schema = pandera_schema(dataset, columns)
+    numeric = {c.name: "float64" for c in dataset.schema if c.name in columns and not c.categorical}
+    broken: dict[tuple[str, str], int] = {}
+    keys: list[np.ndarray] = []
+    for batch_id in batch_ids:
+        with storage.local_file(layout.staged(STAGE, batch_id, "parquet")) as path:
+            for batch in pq.ParquetFile(path).iter_batches(columns=[*columns, "content_hash"]):
+                frame = batch.to_pandas()
+                try:
+                    schema.validate(frame[columns].astype(numeric), lazy=True)
+                except SchemaErrors as errors:
+                    cases = errors.failure_cases
+                    for (column, check), group in cases.groupby(["column", "check"]):
+                        broken[(column, check)] = (
+                            broken.get((column, check), 0) + group["index"].nunique()
+                        )
+                hi, lo = hash_keys(frame["content_hash"].tolist())
+                keys.append(np.rec.fromarrays([hi, lo]))
+    problems = [
+        f"{n} rows break {check} in {column}" for (column, check), n in sorted(broken.items())
+    ]
+    if keys:
+        every = np.concatenate(keys)
+        repeated = every.size - np.unique(every).size
+        if repeated:
+            problems.append(f"{repeated} duplicated rows")
     return problems

@@ -146,9 +146,16 @@ class TabularData(dg.Model, dg.Resolvable):
         1, ge=1, description="the first N ingested batches are the drift reference"
     )
     max_file_mb: float = Field(
-        512.0,
+        16384.0,
         gt=0,
-        description="a landing file larger than this is quarantined unread, with the reason",
+        description="a landing file larger than this is quarantined unread, with the reason "
+        "(a limit for safety: files are read in chunks, so any size fits in memory)",
+    )
+    memory_mb: float = Field(
+        256.0,
+        gt=0,
+        description="what a DataOps step holds of one file at once: files are read in chunks "
+        "of about this size (a Parquet row group is read whole)",
     )
     columns: list[ColumnSpec] | None = Field(
         None,
@@ -243,6 +250,12 @@ class TabularData(dg.Model, dg.Resolvable):
     @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)
+
+    @property
+    def chunk_rows(self) -> int:
+        """Rows per chunk: the memory setting over what a row costs while it is checked (its
+        text, its typed values and their copies, about 400 bytes a cell)."""
+        return max(1_000, int(self.memory_mb * 1024 * 1024 / (400 * len(self.column_names))))
 
     @property
     def column_names(self) -> list[str]:

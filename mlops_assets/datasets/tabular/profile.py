@@ -16,7 +16,6 @@ from mlops_assets.core.classes import class_order
 from mlops_assets.core.drift import psi
 from mlops_assets.datasets.tabular.config import ColumnSpec, TabularData
 from mlops_assets.datasets.tabular.row_contract import Typed, read_typed, row_reasons
-from mlops_assets.datasets.tabular.rows import stripped
 
 Profile = dict[str, Any]
 
@@ -65,7 +64,7 @@ def profile_frame(text: pd.DataFrame, dataset: TabularData, bins: int) -> Profil
     """Profile of one parsed batch: rows,
     nulls, per-feature stats and histograms (category counts for a category column),
     labels."""
-    typed = read_typed(text, stripped(text), dataset)
+    typed = read_typed(text, dataset)
     values = typed.frame
     shared = None if dataset.typed else bin_edges(dataset, bins)
     features: dict[str, Any] = {}

@@ -33,14 +33,29 @@ class Typed:
     """Per cell: the text is not a value of the column's type."""
 
 
-def read_typed(text: pd.DataFrame, values: np.ndarray, dataset: TabularData) -> Typed:
-    """Each column of `text` (`values`: its stripped text) as its declared type."""
+def read_typed(text: pd.DataFrame, dataset: TabularData) -> Typed:
+    """Each column of `text` as its declared type: a text column parsed from its stripped
+    text, a column that has a number type already (Parquet) taken as it is."""
     specs = {c.name: c for c in dataset.schema}
     tokens = sorted(set(dataset.missing_values) | {""}) if dataset.typed else [""]
-    missing_cells = np.isin(values, tokens)
-    columns, wrong = {}, {}
-    for i, name in enumerate(text.columns):
-        spec, cells, gone = specs[name], values[:, i], missing_cells[:, i]
+    columns, wrong, missing = {}, {}, {}
+    for name in text.columns:
+        spec, column = specs[name], text[name]
+        native = column.dtype.kind in "fiub" and (spec.numeric or spec.type == "boolean")
+        if native:  # a number (or boolean) as the file typed it: nothing to parse
+            numbers = column.to_numpy(dtype="float64", na_value=np.nan)
+            gone = np.isnan(numbers)
+            missing[name] = gone
+            columns[name] = numbers
+            bad = np.zeros(len(numbers), dtype=bool)
+            if spec.type == "boolean":
+                bad = ~gone & ~np.isin(numbers, (0.0, 1.0))
+                columns[name] = np.where(bad, np.nan, numbers)
+            wrong[name] = bad
+            continue
+        cells = _stripped(column)
+        gone = pd.Series(cells).isin(tokens).to_numpy()
+        missing[name] = gone
         if spec.role in ("id", "ignore"):  # kept out of the model: landed as text
             columns[name] = np.where(gone, None, cells).astype(object)
             wrong[name] = np.zeros(len(cells), dtype=bool)
@@ -59,9 +74,25 @@ def read_typed(text: pd.DataFrame, values: np.ndarray, dataset: TabularData) -> 
     index = text.index
     return Typed(
         frame=pd.DataFrame(columns, index=index),
-        missing=pd.DataFrame(missing_cells, index=index, columns=text.columns),
+        missing=pd.DataFrame(missing, index=index, columns=text.columns),
         wrong_type=pd.DataFrame(wrong, index=index),
     )
+
+
+def _stripped(column: pd.Series) -> np.ndarray:
+    """A column's values as text without surrounding blanks (a missing value: blank)."""
+    if column.dtype.kind not in "OUST" and not isinstance(column.dtype, pd.StringDtype):
+        column = column.astype(object).where(column.notna(), "")
+    values = column.to_numpy(dtype=str, na_value="")
+    return np.char.strip(values).astype(object)
+
+
+def cell_text(text: pd.DataFrame, row: int, column: int) -> str:
+    """One cell as it was written (a typed value as pandas prints it; missing: blank)."""
+    value = text.iat[row, column]
+    if isinstance(value, str):
+        return value
+    return "" if pd.isna(value) else str(value)
 
 
 def _checks(spec: ColumnSpec) -> list[pa.Check]:
@@ -130,7 +161,8 @@ def row_reasons(
     for row, i in zip(*np.nonzero(wrong), strict=True):
         name = typed.wrong_type.columns[i]
         kind = "non-numeric" if specs[name].numeric else "non-boolean"
-        found.setdefault(int(row), {})[name] = f"{kind} value {text.iat[row, i]!r} in {name}"
+        value = cell_text(text, row, i)
+        found.setdefault(int(row), {})[name] = f"{kind} value {value!r} in {name}"
     try:
         names = None if only is None else [c.name for c in only]
         pandera_schema(dataset, names).validate(typed.frame, lazy=True)
@@ -144,7 +176,7 @@ def row_reasons(
             cell = found.setdefault(int(row), {})
             if name in cell:
                 continue  # not a value of its type: said already (pandera sees its NaN)
-            cell[name] = _reason(specs[name], str(check), text.iat[int(row), at])
+            cell[name] = _reason(specs[name], str(check), cell_text(text, int(row), at))
     reasons = pd.Series("", index=text.index, dtype=object)
     order = {name: i for i, name in enumerate(text.columns)}
     for row, cells in found.items():

@@ -39,19 +39,24 @@ def parse_batch(data: bytes, name: str, dataset: TabularData) -> pd.DataFrame:
             frame = frame.astype(object).where(frame.notna(), "").astype(str)
     except Exception as error:  # any parser error rejects the file, with the parser's words
         raise BatchRejected(f"{name}: cannot be parsed as {fmt}: {error}".strip()) from error
-    expected = dataset.column_names
-    missing = [c for c in expected if c not in frame.columns]
-    extra = [c for c in frame.columns if c not in expected]
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"missing columns {_short(missing)}")
-        if extra:
-            parts.append(f"unexpected columns {_short([str(c) for c in extra])}")
-        raise BatchRejected(f"{name}: wrong columns: {'; '.join(parts)}")
+    if problem := column_problems(dataset, [str(c) for c in frame.columns]):
+        raise BatchRejected(f"{name}: wrong columns: {problem}")
     if frame.empty:
         raise BatchRejected(f"{name}: no data rows")
-    return frame[expected].reset_index(drop=True)
+    return frame[dataset.column_names].reset_index(drop=True)
+
+
+def column_problems(dataset: TabularData, found: list[str]) -> str:
+    """Why a file's columns are not the contract's ('' when they are)."""
+    expected = dataset.column_names
+    missing = [c for c in expected if c not in found]
+    extra = [c for c in found if c not in expected]
+    parts = []
+    if missing:
+        parts.append(f"missing columns {_short(missing)}")
+    if extra:
+        parts.append(f"unexpected columns {_short(extra)}")
+    return "; ".join(parts)
 
 
 def _short(names: list[str], limit: int = 5) -> str:
@@ -75,8 +80,9 @@ class RowCheck:
 
 def check_rows(text: pd.DataFrame, dataset: TabularData) -> RowCheck:
     """Check each row against the contract (`row_contract`: each column read as its type,
-    then the pandera schema); reasons name column and value."""
-    typed = read_typed(text, stripped(text), dataset)
+    then the pandera schema); reasons name column and value. `text`: the rows as written,
+    or a Parquet chunk with its own types."""
+    typed = read_typed(text, dataset)
     return RowCheck(numeric=typed.frame, reasons=row_reasons(text, typed, dataset))
 
 
