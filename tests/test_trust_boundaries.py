@@ -398,6 +398,7 @@ def test_malformed_length_headers_are_400s_and_every_5xx_is_counted(local_env):
 
 # -- no lost batch, no poison file ----------------------------------------------------------------
 
+
 def test_two_acquires_at_once_both_land_their_batches(local_env):
     """The interleaving that lost a batch for good with a shared catalog and index: B writes
     its catalog segment, then A; A writes its cursor, then B. Each run must still catalog
