@@ -19,8 +19,9 @@ from mlops_assets.datasets.tabular.catalog import (
     read_cursor,
 )
 from mlops_assets.datasets.tabular.config import ObserveConfig, TabularData
+from mlops_assets.datasets.tabular.landed import chunks
 from mlops_assets.datasets.tabular.profile import Profile, drift, merge_profiles, profile_frame
-from mlops_assets.datasets.tabular.rows import BatchRejected, parse_batch
+from mlops_assets.datasets.tabular.rows import BatchRejected
 from mlops_assets.storage import Layout, ObjectStorage
 
 STAGE = "observe"
@@ -41,13 +42,19 @@ class ObserveResult:
 
 
 def profile_batch(storage: ObjectStorage, batch: Batch, dataset: TabularData, bins: int) -> Profile:
+    """One pass over the file, a chunk at a time: the chunks' profiles merged (a profile
+    holds only mergeable statistics, so this is the profile of the whole file)."""
     head = {"batch_id": batch["batch_id"], "file": batch["source"]}
+    parts: list[Profile] = []
     try:
-        text = parse_batch(storage.read_bytes(batch["raw_key"]), batch["source"], dataset)
+        with storage.local_file(batch["raw_key"]) as path:
+            for chunk in chunks(path, batch["source"], dataset):
+                parts.append(profile_frame(chunk.frame, dataset, bins))
+                if len(parts) > 1:
+                    parts = [merge_profiles(parts)]
     except BatchRejected as error:
         return {**head, "status": "rejected", "reason": str(error), "rows": 0}
-    profile = profile_frame(text, dataset, bins)
-    return {**head, "status": "ok", "reason": "", **profile}
+    return {**head, "status": "ok", "reason": "", **parts[0]}
 
 
 def run_observe(

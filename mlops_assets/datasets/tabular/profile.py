@@ -15,6 +15,7 @@ import pandas as pd
 from mlops_assets.core.classes import class_order
 from mlops_assets.core.drift import psi
 from mlops_assets.datasets.tabular.config import ColumnSpec, TabularData
+from mlops_assets.datasets.tabular.landed import as_text
 from mlops_assets.datasets.tabular.row_contract import Typed, read_typed, row_reasons
 
 Profile = dict[str, Any]
@@ -81,7 +82,7 @@ def profile_frame(text: pd.DataFrame, dataset: TabularData, bins: int) -> Profil
     label = dataset.label_spec
     reasons = row_reasons(text[[label.name]], _only(typed, label.name), dataset, [label])
     usable = (reasons == "").to_numpy()
-    unusable = text[label.name][~usable]
+    unusable = as_text(text[[label.name]][~usable])[label.name]
     labels: dict[str, int] = {}
     if not dataset.continuous_label:
         kept = values[label.name][usable]
@@ -119,6 +120,9 @@ def merge_profiles(profiles: list[Profile]) -> Profile | None:
         "labels_out_of_range": 0,
     }
     for profile in profiles:
+        for key in ("label_example", "label_reason"):  # the first batch's with one
+            if profile.get(key) is not None and merged.get(key) is None:
+                merged[key] = profile[key]
         merged["rows"] += profile["rows"]
         merged["labels_out_of_range"] += profile["labels_out_of_range"]
         for key in ("nulls", "non_numeric", "labels"):

@@ -87,10 +87,11 @@ def _hash(name: str, columns: list[str], ids: np.ndarray, values: np.ndarray) ->
 
 def _content(frame: pd.DataFrame) -> np.ndarray:
     """A split's values as bytes to hash: the numbers as they are; a table with text, each
-    row's values hashed as text (pandas' stable per-row hash)."""
+    row's values hashed by pandas' stable per-row hash (numbers by their bits, text by its
+    characters: no number is printed as text)."""
     if all(dtype.kind in "biuf" for dtype in frame.dtypes):
         return np.ascontiguousarray(frame.to_numpy())
-    return pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy()
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
 
 
 def fractions(config: SplitConfig, stratified: bool = False) -> dict[str, Any]:

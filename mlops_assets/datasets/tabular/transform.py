@@ -7,10 +7,15 @@ derived from its batch and its content, so the same row always has the same id.
 from __future__ import annotations
 
 import hashlib
+import tempfile
+from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mlops_assets.datasets.tabular.catalog import advance_cursor, new_segments, read_cursor
+from mlops_assets.datasets.tabular.clean import output_schemas
 from mlops_assets.datasets.tabular.config import TabularData
 from mlops_assets.datasets.tabular.contract import scale_rows
 from mlops_assets.storage import Layout, ObjectStorage
@@ -36,6 +41,34 @@ def transform_frame(clean: pd.DataFrame, batch_id: str, dataset: TabularData) ->
     return out
 
 
+def transformed_schema(dataset: TabularData) -> pa.Schema:
+    """The transformed rows' columns and types (fixed, so every chunk writes the same)."""
+    clean = output_schemas(dataset)["clean"]
+    fields = [pa.field("row_id", pa.string())]
+    for name in dataset.features.columns:
+        kind = clean.field(name).type
+        fields.append(pa.field(name, kind if dataset.typed else pa.float32()))
+    return pa.schema([*fields, clean.field(dataset.label.column)])
+
+
+def transform_file(
+    storage: ObjectStorage, source: str, output: str, batch_id: str, dataset: TabularData
+) -> int:
+    """A batch's clean rows transformed a row group at a time into a local file, stored
+    whole at `output` once written; returns the rows."""
+    schema = transformed_schema(dataset)
+    rows = 0
+    with tempfile.TemporaryDirectory(prefix="mlops-transform-") as folder:
+        path = Path(folder) / "out.parquet"
+        with storage.local_file(source) as clean, pq.ParquetWriter(path, schema) as writer:
+            for batch in pq.ParquetFile(clean).iter_batches(batch_size=dataset.chunk_rows):
+                frame = transform_frame(batch.to_pandas(), batch_id, dataset)
+                writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+                rows += len(frame)
+        storage.put_file(output, path)
+    return rows
+
+
 def run_transform(storage: ObjectStorage, layout: Layout, dataset: TabularData) -> list[dict]:
     """Transform each batch cataloged since transform's cursor and cleaned; returns batch_id
     and rows per batch. The cursor stops before the first batch not cleaned yet."""
@@ -53,9 +86,8 @@ def run_transform(storage: ObjectStorage, layout: Layout, dataset: TabularData) 
             if not storage.exists(cleaned):
                 waiting = True
                 continue
-            out = transform_frame(storage.read_parquet(cleaned), batch_id, dataset)
-            storage.write_parquet(output, out)
-            processed.append({"batch_id": batch_id, "file": batch["source"], "rows": len(out)})
+            rows = transform_file(storage, cleaned, output, batch_id, dataset)
+            processed.append({"batch_id": batch_id, "file": batch["source"], "rows": rows})
         if not waiting:
             done_through = segment
     if done_through != start:
