@@ -95,7 +95,7 @@ elif what in ("split", "stages"):
             split_metadata(storage, layout, result, uc.dataset)
         detail[f"{name}_seconds"] = time.perf_counter() - started
         seconds += detail[f"{name}_seconds"]
-    detail["new_rows"] = sum(len(v) for v in result.new_ids.values())
+    detail["new_rows"] = sum(result.new_rows.values())
     if what == "split":
         detail["ratio_to_writing"] = seconds / detail["write_new_rows_seconds"]
 else:

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mlops_assets.core.classes import class_order
 from mlops_assets.datasets.tabular.catalog import new_segments
@@ -39,22 +43,27 @@ class SplitResult:
     manifest: dict[str, Any]
     previous: dict[str, Any] | None
     created: bool
-    new_ids: dict[str, set[str]] = field(default_factory=dict)
-    """Row ids of the parts this run cut, per split."""
+    new_rows: dict[str, int] = field(default_factory=dict)
+    """Rows of the parts this run cut, per split."""
+    in_two_splits: int = 0
+    """Row ids the parts this run cut hold under two splits (each part checked as it is cut;
+    a row id names its batch, so no two batches share one)."""
+
+
+def id_keys(row_ids) -> np.ndarray:
+    """A uniform 64-bit number per row id, the same on every machine and version."""
+    return np.array(
+        [
+            int.from_bytes(hashlib.blake2b(r.encode(), digest_size=8).digest(), "big")
+            for r in row_ids
+        ],
+        dtype=np.uint64,
+    )
 
 
 def hash_fraction(row_ids: pd.Series) -> np.ndarray:
     """A uniform number in [0, 1) per row id, the same on every machine and version."""
-    return (
-        np.array(
-            [
-                int.from_bytes(hashlib.blake2b(r.encode(), digest_size=8).digest(), "big")
-                for r in row_ids
-            ],
-            dtype="float64",
-        )
-        / 2.0**64
-    )
+    return id_keys(row_ids).astype("float64") / 2.0**64
 
 
 def assign(row_ids: pd.Series, config: SplitConfig, labels: np.ndarray | None = None) -> np.ndarray:
@@ -62,7 +71,12 @@ def assign(row_ids: pd.Series, config: SplitConfig, labels: np.ndarray | None = 
     class's rows, ranked by that hash, take the fractions in turn, so every split holds each
     class in proportion however small the batch (a part is cut once, so this never moves a
     row later)."""
-    u = hash_fraction(row_ids)
+    codes = split_codes(hash_fraction(row_ids), config, labels)
+    return np.asarray(SPLITS, dtype=object)[codes]
+
+
+def split_codes(u: np.ndarray, config: SplitConfig, labels: np.ndarray | None = None) -> np.ndarray:
+    """`assign` as an index into SPLITS per row, from the ids' fractions `u`."""
     if labels is not None:
         ranked = np.empty(len(u))
         for value in pd.unique(labels):
@@ -70,18 +84,40 @@ def assign(row_ids: pd.Series, config: SplitConfig, labels: np.ndarray | None = 
             order = members[np.argsort(u[members], kind="stable")]
             ranked[order] = (np.arange(len(order)) + 0.5) / len(order)
         u = ranked
-    return np.where(
-        u < config.train, "train", np.where(u < config.train + config.val, "val", "test")
+    return np.where(u < config.train, 0, np.where(u < config.train + config.val, 1, 2)).astype(
+        np.int8
     )
 
 
-def _hash(name: str, columns: list[str], ids: np.ndarray, values: np.ndarray) -> str:
-    """The content of one split of a batch's rows: ids, columns and values."""
+def _which(file, config: SplitConfig, label: str, stratified: bool, chunk_rows: int):
+    """Each row's split code, and how many row ids the file holds under two splits (a row id
+    twice: never, unless the transformed file is not what transform wrote)."""
+    keys, classes = [], []
+    names: dict[Any, int] = {}
+    columns = ["row_id", label] if stratified else ["row_id"]
+    for batch in file.iter_batches(batch_size=chunk_rows, columns=columns):
+        frame = batch.to_pandas()
+        keys.append(id_keys(frame["row_id"]))
+        if stratified:  # a class code per row, not its text
+            classes.append(
+                np.array([names.setdefault(v, len(names)) for v in frame[label]], np.int32)
+            )
+    key = np.concatenate(keys) if keys else np.empty(0, np.uint64)
+    labels = (np.concatenate(classes) if classes else np.empty(0, np.int32)) if stratified else None
+    codes = split_codes(key.astype("float64") / 2.0**64, config, labels)
+    pairs = np.unique(np.rec.fromarrays([key, codes]))
+    in_two = int(pairs.size - np.unique(pairs["f0"]).size) if pairs.size else 0
+    return codes, in_two
+
+
+def _hash(name: str, columns: list[str], ids, values) -> str:
+    """The content of one split of a batch's rows: columns, and digests of its ids and of
+    its values, in file order (each fed a chunk at a time)."""
     digest = hashlib.sha256()
     digest.update(name.encode())
     digest.update("\0".join(columns).encode())
-    digest.update("\0".join(ids.tolist()).encode())
-    digest.update(np.ascontiguousarray(values).tobytes())
+    digest.update(ids.digest())
+    digest.update(values.digest())
     return digest.hexdigest()
 
 
@@ -121,12 +157,16 @@ def split_part(
     segment: str = "",
     counted: bool = True,
     stratified: bool = False,
-) -> tuple[dict[str, Any] | None, dict[str, set[str]]]:
+    chunk_rows: int = 100_000,
+) -> tuple[dict[str, Any] | None, dict[str, int]]:
     """One transformed batch cut into its train/val/test parts, once and for all: a row's
     split depends on its id alone, so a part never changes as data grows. Returns the
     part's record (rows, content hash, class balance per split, the catalog segment it was
-    cut for) and its row ids when this call cut it (none when it was cut before); no record
-    while the batch is not transformed yet. `counted`: the label has classes to count."""
+    cut for) and, when this call cut it, its rows per split and how many row ids it found
+    in two splits (nothing when it was cut before); no record while the batch is not
+    transformed yet. `counted`: the label has classes to count. Read `chunk_rows` at a
+    time; what is held whole is a number per row (its hash, and for a stratified cut its
+    class), to rank it."""
     cut = fractions_key(config, stratified)
     record_key = part_key(layout, cut, batch_id, "json")
     found = storage.read_versioned(record_key)
@@ -135,43 +175,66 @@ def split_part(
     source = layout.staged("transform", batch_id, "parquet")
     if not storage.exists(source):
         return None, {}
-    rows = storage.read_parquet(source)
-    which = assign(rows["row_id"], config, rows[label].to_numpy() if stratified else None)
-    # one reordering, split by split and by row id within each, then slices of it: the
-    # same bytes as hashing each split's frame on its own, at a third of the cost
-    ids = rows["row_id"].to_numpy()
-    order = np.argsort(ids, kind="stable")
-    rank = np.select([which == name for name in SPLITS], range(len(SPLITS)))
-    order = order[np.argsort(rank[order], kind="stable")]
-    rows = rows.iloc[order].reset_index(drop=True)
-    which, ids = which[order], ids[order]
-    values = _content(rows.drop(columns="row_id"))
-    labels = rows[label].to_numpy() if counted else None
-    record: dict[str, Any] = {
-        "batch_id": batch_id,
-        "segment": segment,
-        "rows": {},
-        "hash": {},
-        "class_balance": {},
-    }
-    ids_of: dict[str, set[str]] = {}
-    for name in SPLITS:
-        at = np.flatnonzero(which == name)
-        lo, hi = (int(at[0]), int(at[-1]) + 1) if at.size else (0, 0)
-        record["rows"][name] = hi - lo
-        record["hash"][name] = _hash(name, list(rows.columns), ids[lo:hi], values[lo:hi])
-        record["class_balance"][name] = {}
-        if labels is not None:  # classes to count (not a regression target)
-            found, counts = np.unique(labels[lo:hi].astype(str), return_counts=True)
-            record["class_balance"][name] = {
-                str(k): int(v) for k, v in zip(found.tolist(), counts.tolist(), strict=True)
-            }
-        ids_of[name] = set(ids[lo:hi].tolist())
-    rows["split"] = which
-    # one file per batch, the split a column: the batch's rows are written once
-    storage.write_parquet(part_key(layout, cut, batch_id, "parquet"), rows)
+    with (
+        tempfile.TemporaryDirectory(prefix="mlops-split-") as folder,
+        storage.local_file(source) as path,
+    ):
+        file = pq.ParquetFile(path)
+        which, in_two = _which(file, config, label, stratified, chunk_rows)
+        columns = [c for c in file.schema_arrow.names if c != "row_id"]
+        ids_digest = {name: hashlib.sha256() for name in SPLITS}
+        values_digest = {name: hashlib.sha256() for name in SPLITS}
+        balance: dict[str, dict[str, int]] = {name: {} for name in SPLITS}
+        rows = dict.fromkeys(SPLITS, 0)
+        temp = {name: Path(folder) / f"{name}.parquet" for name in SPLITS}
+        schema = file.schema_arrow.remove_metadata().append(pa.field("split", pa.string()))
+        writers = {name: pq.ParquetWriter(temp[name], schema) for name in SPLITS}
+        offset = 0
+        for batch in file.iter_batches(batch_size=chunk_rows):
+            frame = batch.to_pandas()
+            here = which[offset : offset + len(frame)]
+            offset += len(frame)
+            values = _content(frame[columns])
+            ids = frame["row_id"].to_numpy()
+            labels = frame[label].to_numpy() if counted else None
+            for code, name in enumerate(SPLITS):
+                at = here == code
+                if not at.any():
+                    continue
+                ids_digest[name].update("".join(f"{i}\0" for i in ids[at]).encode())
+                values_digest[name].update(np.ascontiguousarray(values[at]).tobytes())
+                rows[name] += int(at.sum())
+                if labels is not None:
+                    kinds, counts = np.unique(labels[at].astype(str), return_counts=True)
+                    for kind, count in zip(kinds.tolist(), counts.tolist(), strict=True):
+                        balance[name][str(kind)] = balance[name].get(str(kind), 0) + int(count)
+                part = frame[at].assign(split=name)
+                writers[name].write_table(
+                    pa.Table.from_pandas(part, schema=schema, preserve_index=False)
+                )
+        for writer in writers.values():
+            writer.close()
+        record: dict[str, Any] = {
+            "batch_id": batch_id,
+            "segment": segment,
+            "rows": rows,
+            "hash": {
+                name: _hash(name, columns, ids_digest[name], values_digest[name]) for name in SPLITS
+            },
+            "class_balance": {
+                name: dict(sorted(balance[name].items(), key=lambda kv: class_order(kv[0])))
+                for name in SPLITS
+            },
+        }
+        # one file per batch, the split a column, the splits one after the other
+        whole = Path(folder) / "part.parquet"
+        with pq.ParquetWriter(whole, schema) as writer:
+            for name in SPLITS:
+                for piece in pq.ParquetFile(temp[name]).iter_batches(batch_size=chunk_rows):
+                    writer.write_batch(piece)
+        storage.put_file(part_key(layout, cut, batch_id, "parquet"), whole)
     storage.write_json(record_key, record)  # last: a part is whole once its record is there
-    return record, ids_of
+    return record, {**rows, "in_two_splits": in_two}
 
 
 def run_split(
@@ -199,7 +262,8 @@ def run_split(
     label = dataset.label.column
     records: list[dict] = []
     added: list[str] = []
-    new_ids: dict[str, set[str]] = {name: set() for name in SPLITS}
+    new_rows = dict.fromkeys(SPLITS, 0)
+    in_two = 0
     seen: set[str] = set()
     through = start
     for segment, batches in new_segments(storage, layout, start):
@@ -228,9 +292,10 @@ def run_split(
         else:
             records += taken
             added += [r["batch_id"] for r in taken]
-            for ids in ids_here:
-                for name in ids:
-                    new_ids[name] |= ids[name]
+            for cut in ids_here:
+                for name in SPLITS:
+                    new_rows[name] += cut.get(name, 0)
+                in_two += cut.get("in_two_splits", 0)
             through = segment
             continue
         break
@@ -257,7 +322,12 @@ def run_split(
     if latest != {k: (previous or {}).get(k) for k in latest}:
         storage.write_json(layout.dataset_latest, latest)
     return SplitResult(
-        version=version, manifest=manifest, previous=previous, created=created, new_ids=new_ids
+        version=version,
+        manifest=manifest,
+        previous=previous,
+        created=created,
+        new_rows=new_rows,
+        in_two_splits=in_two,
     )
 
 

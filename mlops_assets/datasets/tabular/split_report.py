@@ -39,13 +39,10 @@ def split_metadata(
             )
         ),
         "batches": manifest.get("batch_count", len(manifest.get("batches", []))),
-        "new_rows": sum(len(v) for v in result.new_ids.values()),
+        "new_rows": sum(result.new_rows.values()),
         "new_version": result.created,
     }
-    ids = result.new_ids  # older parts were checked when they were cut
-    overlap = (
-        (ids["train"] & ids["val"]) | (ids["train"] & ids["test"]) | (ids["val"] & ids["test"])
-    )
+    overlap = result.in_two_splits  # each new part checked as it was cut; older ones were
     earlier = _earlier_version(result)
     missing: set[str] = set()
     if earlier:
@@ -54,10 +51,10 @@ def split_metadata(
         dg.AssetCheckResult(
             check_name="no_row_in_two_splits",
             passed=not overlap,
-            description=f"{len(overlap)} row id(s) in two splits"
+            description=f"{overlap} row id(s) in two splits"
             if overlap
             else "every row id is in exactly one split",
-            metadata={"overlapping": len(overlap)},
+            metadata={"overlapping": overlap},
         ),
         dg.AssetCheckResult(
             check_name="test_set_keeps_earlier_rows",
