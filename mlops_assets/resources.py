@@ -51,6 +51,7 @@ def build_storage(settings: Settings, root: str | None = None) -> ObjectStorage:
         ),
         bucket=location.bucket,
         prefix=location.prefix,
+        part_mb=settings.s3_part_mb,
     )
 
 

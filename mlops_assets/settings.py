@@ -87,6 +87,7 @@ class EnvironmentVariables(BaseSettings):
     MLOPS_S3_ENDPOINT_URL: str | None = _var(None, "S3-compatible endpoint (MinIO, ...)")
     AWS_ENDPOINT_URL: str | None = _var(None, "the same, as the AWS tools name it")
     MLOPS_S3_REGION: str | None = _var(None, "the S3 region")
+    MLOPS_S3_PART_MB: int = _var(64, "part size of S3 multipart uploads, downloads and copies")
     AWS_REGION: str | None = _var(None, "the S3 region, as the AWS tools name it")
     AWS_DEFAULT_REGION: str | None = _var(None, "the S3 region, the older AWS name")
     MLOPS_EXECUTOR: Literal["in_process", "multiprocess", "k8s_job"] = _var(
@@ -286,6 +287,7 @@ class Settings:
     storage_root: str
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+    s3_part_mb: int = 64
     executor: str = "in_process"
     gitops_remote: str | None = None
     """None on the local default: a bare repository under the storage root (or .mlops/)."""
@@ -345,6 +347,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         storage_root=root,
         s3_endpoint_url=read.MLOPS_S3_ENDPOINT_URL or read.AWS_ENDPOINT_URL,
         s3_region=read.MLOPS_S3_REGION or read.AWS_REGION or read.AWS_DEFAULT_REGION,
+        s3_part_mb=read.MLOPS_S3_PART_MB,
         executor=read.MLOPS_EXECUTOR,
         gitops_remote=read.MLOPS_GITOPS_REMOTE,
         gitops_branch=read.MLOPS_GITOPS_BRANCH,

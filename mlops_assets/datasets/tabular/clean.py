@@ -23,9 +23,9 @@ from pandera.errors import SchemaErrors
 
 from mlops_assets.datasets.tabular.catalog import advance_cursor, new_segments, read_cursor
 from mlops_assets.datasets.tabular.config import TabularData
-from mlops_assets.datasets.tabular.landed import as_text, chunks
+from mlops_assets.datasets.tabular.landed import as_text, chunks, parquet_file
 from mlops_assets.datasets.tabular.row_contract import pandera_schema
-from mlops_assets.datasets.tabular.row_index import Claims, RowIndex, hash_keys
+from mlops_assets.datasets.tabular.row_index import Claims, Part, RowIndex, Runs, hash_keys
 from mlops_assets.datasets.tabular.row_markers import migrate_markers
 from mlops_assets.datasets.tabular.rows import BatchRejected, check_rows, row_hashes
 from mlops_assets.storage import Layout, ObjectStorage
@@ -146,24 +146,21 @@ class Prepared:
 
 
 class Group:
-    """Batches of one commit: what they claim, and the rows seen first in them."""
+    """Batches of one commit: the rows they claim (sorted parts, with where each is)."""
 
     def __init__(self, index: RowIndex, folder: Path) -> None:
         self.index, self.folder = index, folder
         self.pending: list[Prepared] = []
-        self.claims = Claims()
-        self.owner: list[tuple[int, np.ndarray]] = []
-        """Per `claims.add`: the pending batch (-1 for an adopted one) and row numbers."""
-        self.first: dict[str, str] = {}
-        """Hash -> where this group first has it ('row n of file')."""
+        self.claims = Runs()
         self.rows = 0
 
     def adopt(self, batch: dict, hashes: list[str], numbers: np.ndarray) -> None:
         hi, lo = hash_keys(hashes)
         new = np.array([w is None for w in self.index.lookup(hi, lo)], bool)
         if new.any():
-            self.claims.add(hi[new], lo[new], batch["batch_id"], batch["source"], numbers[new])
-            self.owner.append((-1, numbers[new]))
+            self.claims.add(
+                _part(hi[new], lo[new], batch["batch_id"], batch["source"], numbers[new])
+            )
 
     def prepare(self, storage, layout, dataset, batch) -> Prepared:
         """Check, hash and look up a batch's rows chunk by chunk, writing its clean and
@@ -178,15 +175,14 @@ class Group:
             "rejected": "",
         }
         prepared = Prepared(batch, summary)
-        claims, owner, first = Claims(), [], {}
+        mine = Runs()
         schemas = output_schemas(dataset)
         out = {kind: self.folder / f"{batch_id}.{kind}.parquet" for kind in schemas}
         writers: dict[str, pq.ParquetWriter] = {}
         try:
             with storage.local_file(batch["raw_key"]) as path:
                 for chunk in chunks(path, name, dataset):
-                    frames = self._chunk(dataset, batch, chunk, claims, owner, first)
-                    for kind, frame in frames.items():
+                    for kind, frame in self._chunk(dataset, batch, chunk, mine).items():
                         if len(frame):
                             if kind not in writers:
                                 writers[kind] = pq.ParquetWriter(out[kind], schemas[kind])
@@ -208,16 +204,13 @@ class Group:
             writer.close()
         prepared.clean = out["clean"] if "clean" in writers else None
         prepared.quarantine = out["quarantine"] if "quarantine" in writers else None
-        # the file is whole: its claims join the group's
-        for hi, lo, code, rows in zip(claims.hi, claims.lo, claims.codes, claims.rows, strict=True):
-            self.claims.add(hi, lo, *claims.names[code[0]], rows)
-        self.owner += [(len(self.pending), numbers) for numbers in owner]
-        self.first.update(first)
+        for part in mine.parts:  # the file is whole: its claims join the group's
+            self.claims.add(part)
         self.pending.append(prepared)
         self.rows += summary["rows"]
         return prepared
 
-    def _chunk(self, dataset, batch, chunk, claims, owner, first) -> dict[str, pd.DataFrame]:
+    def _chunk(self, dataset, batch, chunk, mine: Runs) -> dict[str, pd.DataFrame]:
         batch_id, name = batch["batch_id"], batch["source"]
         frame = chunk.frame
         check = check_rows(frame, dataset)
@@ -226,22 +219,27 @@ class Group:
         numbers = chunk.first_row + np.arange(len(frame))
         valid = np.flatnonzero((reasons == "").to_numpy())
         hi, lo = hash_keys(hashes[i] for i in valid)
-        seen = self.index.lookup(hi, lo)
+        found = [self.index.lookup(hi, lo), self.claims.lookup(hi, lo), mine.lookup(hi, lo)]
         claim: list[int] = []
         for k, i in enumerate(valid.tolist()):
-            where, digest = seen[k], hashes[i]
+            where = found[0][k] or found[1][k] or found[2][k]
             if where is not None:
                 if (where[0], where[1]) != (batch_id, int(numbers[i])):  # else: its own
                     reasons.iat[i] = f"exact duplicate of row {where[1]} of {where[2]}"
-            elif (earlier := self.first.get(digest) or first.get(digest)) is not None:
-                reasons.iat[i] = f"exact duplicate of {earlier}"
             else:
-                first[digest] = f"row {numbers[i]} of {name}"
                 claim.append(k)
-        if claim:
+        if claim:  # a row twice in this chunk: the first is claimed, the others repeat it
             at = np.array(claim)
-            claims.add(hi[at], lo[at], batch_id, name, numbers[valid[at]])
-            owner.append(numbers[valid[at]])
+            _, firsts = np.unique(np.rec.fromarrays([hi[at], lo[at]]), return_index=True)
+            if firsts.size < at.size:
+                first_of = {(int(hi[at[j]]), int(lo[at[j]])): at[j] for j in sorted(firsts)}
+                for j in np.setdiff1d(np.arange(at.size), firsts):
+                    k = first_of[(int(hi[at[j]]), int(lo[at[j]]))]
+                    reasons.iat[valid[at[j]]] = (
+                        f"exact duplicate of row {numbers[valid[k]]} of {name}"
+                    )
+                at = np.sort(at[firsts])
+            mine.add(_part(hi[at], lo[at], batch_id, name, numbers[valid[at]]))
         bad = (reasons != "").to_numpy()
         quarantined = as_text(frame[bad])
         quarantined.insert(0, "reason", reasons[bad].to_numpy())
@@ -255,13 +253,11 @@ class Group:
 
     def flush(self, storage: ObjectStorage, layout: Layout, dataset: TabularData) -> list[dict]:
         """Commit the group's claims, then publish each batch's outputs."""
-        lost = self.index.commit(self.claims) if len(self.claims) else {}
-        if lost:
-            numbers = [(p, int(n)) for p, at in self.owner for n in at]
-            for position, (_, row, file) in lost.items():
-                p, number = numbers[position]
-                if p >= 0:  # else an adopted row: kept before, by an earlier release
-                    self.pending[p].lost[number] = f"exact duplicate of row {row} of {file}"
+        lost = self.index.commit(self.claims.whole()) if len(self.claims) else {}
+        by_batch = {p.batch["batch_id"]: p for p in self.pending}
+        for (batch_id, number), (_, row, file) in lost.items():
+            if batch_id in by_batch:  # else an adopted row: kept before, by an earlier release
+                by_batch[batch_id].lost[number] = f"exact duplicate of row {row} of {file}"
         done = []
         for prepared in self.pending:
             if prepared.lost:
@@ -269,6 +265,13 @@ class Group:
             done.append(_publish(storage, layout, dataset, prepared))
         self.__init__(self.index, self.folder)
         return done
+
+
+def _part(hi, lo, batch_id: str, file: str, rows) -> Part:
+    """Rows of one batch as a sorted part."""
+    claims = Claims()
+    claims.add(hi, lo, batch_id, file, rows)
+    return claims.part()
 
 
 def output_schemas(dataset: TabularData) -> dict[str, pa.Schema]:
@@ -363,7 +366,7 @@ def contract_violations(
     keys: list[np.ndarray] = []
     for batch_id in batch_ids:
         with storage.local_file(layout.staged(STAGE, batch_id, "parquet")) as path:
-            for batch in pq.ParquetFile(path).iter_batches(columns=[*columns, "content_hash"]):
+            for batch in parquet_file(path).iter_batches(columns=[*columns, "content_hash"]):
                 frame = batch.to_pandas()
                 try:
                     schema.validate(frame[columns].astype(numeric), lazy=True)

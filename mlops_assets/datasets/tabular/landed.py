@@ -59,8 +59,14 @@ def chunks(path: Path, name: str, dataset: TabularData, rows: int | None = None)
         raise BatchRejected(f"{name}: no data rows")
 
 
+def parquet_file(path: Path) -> pq.ParquetFile:
+    """A Parquet file to read a record batch at a time: without pyarrow's pre-buffering,
+    which reads ahead whole row groups of every column and holds them."""
+    return pq.ParquetFile(path, pre_buffer=False)
+
+
 def _parquet(path: Path, name: str, dataset: TabularData, rows: int) -> Iterator[pd.DataFrame]:
-    file = pq.ParquetFile(path)
+    file = parquet_file(path)
     _columns(name, dataset, file.schema_arrow.names)
     for batch in file.iter_batches(batch_size=rows, columns=dataset.column_names):
         yield batch.to_pandas()

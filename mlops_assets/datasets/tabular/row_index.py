@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from io import BytesIO
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -110,26 +112,39 @@ class Part:
                 j += 1
         return found
 
+    def subset(self, keep: np.ndarray) -> Part:
+        """The rows where `keep` is set (still sorted)."""
+        return Part(self.hi[keep], self.lo[keep], self.batch[keep], self.row[keep], self.batches)
+
     def location(self, at: int) -> Location:
         batch_id, file = self.batches[int(self.batch[at])]
         return batch_id, int(self.row[at]), file
 
-    def to_bytes(self, of: str = "") -> bytes:
-        """Parquet; `of`: the base an empty delta belongs to (so each has its own key)."""
+    def write(self, where, of: str = "") -> None:
+        """As Parquet to a path or buffer; `of`: the base an empty delta belongs to (so each
+        has its own key)."""
         table = pa.table(
             {"hi": self.hi, "lo": self.lo, "batch": self.batch, "row": self.row},
             metadata={"batches": json.dumps(self.batches), "of": of},
         )
-        buffer = BytesIO()
         # the hashes are random bytes: compression would only cost time
         pq.write_table(
-            table, buffer, compression={"hi": "none", "lo": "none", "batch": "zstd", "row": "zstd"}
+            table, where, compression={"hi": "none", "lo": "none", "batch": "zstd", "row": "zstd"}
         )
+
+    def to_bytes(self, of: str = "") -> bytes:
+        buffer = BytesIO()
+        self.write(buffer, of)
         return buffer.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Part:
-        table = pq.read_table(BytesIO(data))
+        return cls.read(BytesIO(data))
+
+    @classmethod
+    def read(cls, source) -> Part:
+        """From Parquet at a path or in a buffer."""
+        table = pq.read_table(source)
         batches = json.loads(table.schema.metadata[b"batches"])
         return cls(
             table["hi"].to_numpy(),
@@ -199,6 +214,35 @@ class Claims:
         return Part(hi[order], lo[order], codes[order], rows[order], list(self.names))
 
 
+class Runs:
+    """Sorted parts that grow as rows are added: a part per addition, two of about one size
+    merged (a binary counter), so a lookup searches a few parts and the rows are held as
+    arrays (24 bytes each), not as one Python object per row."""
+
+    def __init__(self) -> None:
+        self.parts: list[Part] = []
+
+    def add(self, part: Part) -> None:
+        self.parts.append(part)
+        while len(self.parts) > 1 and len(self.parts[-2]) <= 2 * len(self.parts[-1]):
+            last = self.parts.pop()
+            self.parts[-1] = merge([self.parts[-1], last])
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def whole(self) -> Part:
+        return merge(self.parts)
+
+    def lookup(self, hi: np.ndarray, lo: np.ndarray) -> list[Location | None]:
+        out: list[Location | None] = [None] * hi.size
+        for part in self.parts:
+            at = part.find(hi, lo)
+            for i in np.flatnonzero(at >= 0):
+                out[i] = part.location(at[i])
+        return out
+
+
 class RowIndex:
     """The index as one clean run sees it: the parts of the head it read last, in memory."""
 
@@ -232,7 +276,8 @@ class RowIndex:
             try:
                 for key in wanted:
                     if key not in self.parts:
-                        added[key] = Part.from_bytes(self.storage.read_bytes(key))
+                        with self.storage.local_file(key) as path:
+                            added[key] = Part.read(path)
             except FileNotFoundError:
                 continue
             fresh = list(added.values())
@@ -250,24 +295,24 @@ class RowIndex:
                 out[i] = part.location(at[i])
         return out
 
-    def commit(self, claims: Claims) -> dict[int, Location]:
-        """Add the claimed rows to the index. Returns the claims another run kept first
-        (position in `claims` -> where), which are not added: the caller quarantines them.
-        A claim of the very same row (a run cut short after its commit) holds."""
-        part_all = claims.part()
-        keys_hi, keys_lo, codes, numbers = claims.arrays()
-        lost: dict[int, Location] = {}
-        keep = np.ones(keys_hi.size, bool)
+    def commit(self, claims: Part) -> dict[tuple[str, int], Location]:
+        """Add the claimed rows (a part: keys and where they are) to the index. Returns the
+        claims another run kept first ((batch id, row) -> where), which are not added: the
+        caller quarantines them. A claim of the very same row (a run cut short after its
+        commit) holds."""
+        lost: dict[tuple[str, int], Location] = {}
+        keep = np.ones(len(claims), bool)
         candidates: Iterable[Part] = []  # the caller looked its claims up in what it read
         while True:
-            for i, where in enumerate(self.lookup(keys_hi, keys_lo, candidates)):
+            for i, where in enumerate(self.lookup(claims.hi, claims.lo, candidates)):
                 if where is not None and keep[i]:
                     keep[i] = False  # here already: another run's, or this row's own
-                    if (where[0], where[1]) != (claims.names[codes[i]][0], numbers[i]):
-                        lost[i] = where
+                    mine = claims.location(i)
+                    if (where[0], where[1]) != mine[:2]:
+                        lost[mine[:2]] = where
             if not keep.any():
                 return lost
-            part = part_all if keep.all() else claims.part(keep)
+            part = claims if keep.all() else claims.subset(keep)
             head, written, replaced = self._next(part)
             token = self.storage.swap(self.head_key, _dump(head), self.token)
             if token is not None:
@@ -305,9 +350,15 @@ class RowIndex:
         return head, written, keys
 
     def _write(self, part: Part, of: str = "") -> tuple[str, Part]:
-        data = part.to_bytes(of)
-        key = self.layout.row_index(f"parts/{hashlib.sha256(data).hexdigest()[:32]}.parquet")
-        self.storage.write_bytes(key, data)
+        """Store a part under its content's hash, through a local file (a part of the whole
+        history is never held twice in memory as bytes)."""
+        with tempfile.TemporaryDirectory(prefix="mlops-index-") as folder:
+            path = Path(folder) / "part.parquet"
+            part.write(path, of)
+            with open(path, "rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            key = self.layout.row_index(f"parts/{digest[:32]}.parquet")
+            self.storage.put_file(key, path)
         return key, part
 
 

@@ -130,7 +130,7 @@ def _commit(index: RowIndex, part: Part) -> None:
         at = np.flatnonzero(new & (part.batch == code))
         if at.size:
             claims.add(part.hi[at], part.lo[at], batch_id, file, part.row[at])
-    index.commit(claims)
+    index.commit(claims.part())
 
 
 def _unindexed(storage: ObjectStorage, index: RowIndex, keys: list[str]) -> list[str]:

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from mlops_assets.core.classes import class_order
 from mlops_assets.datasets.tabular.catalog import new_segments
 from mlops_assets.datasets.tabular.config import SplitConfig, TabularData
+from mlops_assets.datasets.tabular.landed import parquet_file
 from mlops_assets.errors import MlopsError
 from mlops_assets.storage import Layout, ObjectStorage, safe_key
 
@@ -105,8 +106,9 @@ def _which(file, config: SplitConfig, label: str, stratified: bool, chunk_rows: 
     key = np.concatenate(keys) if keys else np.empty(0, np.uint64)
     labels = (np.concatenate(classes) if classes else np.empty(0, np.int32)) if stratified else None
     codes = split_codes(key.astype("float64") / 2.0**64, config, labels)
-    pairs = np.unique(np.rec.fromarrays([key, codes]))
-    in_two = int(pairs.size - np.unique(pairs["f0"]).size) if pairs.size else 0
+    order = np.lexsort((codes, key))
+    key, code = key[order], codes[order]
+    in_two = int(np.count_nonzero((key[1:] == key[:-1]) & (code[1:] != code[:-1])))
     return codes, in_two
 
 
@@ -179,7 +181,7 @@ def split_part(
         tempfile.TemporaryDirectory(prefix="mlops-split-") as folder,
         storage.local_file(source) as path,
     ):
-        file = pq.ParquetFile(path)
+        file = parquet_file(path)
         which, in_two = _which(file, config, label, stratified, chunk_rows)
         columns = [c for c in file.schema_arrow.names if c != "row_id"]
         ids_digest = {name: hashlib.sha256() for name in SPLITS}
@@ -230,7 +232,7 @@ def split_part(
         whole = Path(folder) / "part.parquet"
         with pq.ParquetWriter(whole, schema) as writer:
             for name in SPLITS:
-                for piece in pq.ParquetFile(temp[name]).iter_batches(batch_size=chunk_rows):
+                for piece in parquet_file(temp[name]).iter_batches(batch_size=chunk_rows):
                     writer.write_batch(piece)
         storage.put_file(part_key(layout, cut, batch_id, "parquet"), whole)
     storage.write_json(record_key, record)  # last: a part is whole once its record is there
@@ -282,6 +284,7 @@ def run_split(
                 segment,
                 not dataset.continuous_label,
                 stratified,
+                dataset.chunk_rows,
             )
             if record is None:
                 break  # not transformed yet: this segment and the rest wait

@@ -18,6 +18,7 @@ from mlops_assets.datasets.tabular.catalog import advance_cursor, new_segments, 
 from mlops_assets.datasets.tabular.clean import output_schemas
 from mlops_assets.datasets.tabular.config import TabularData
 from mlops_assets.datasets.tabular.contract import scale_rows
+from mlops_assets.datasets.tabular.landed import parquet_file
 from mlops_assets.storage import Layout, ObjectStorage
 
 STAGE = "transform"
@@ -61,7 +62,7 @@ def transform_file(
     with tempfile.TemporaryDirectory(prefix="mlops-transform-") as folder:
         path = Path(folder) / "out.parquet"
         with storage.local_file(source) as clean, pq.ParquetWriter(path, schema) as writer:
-            for batch in pq.ParquetFile(clean).iter_batches(batch_size=dataset.chunk_rows):
+            for batch in parquet_file(clean).iter_batches(batch_size=dataset.chunk_rows):
                 frame = transform_frame(batch.to_pandas(), batch_id, dataset)
                 writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
                 rows += len(frame)

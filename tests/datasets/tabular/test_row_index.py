@@ -193,7 +193,7 @@ def test_the_duplicate_check_of_100k_rows_on_10m_of_history_costs_a_few_requests
     index = RowIndex(storage, LAYOUT)
     index.refresh()
     index.markers_migrated = True
-    index.commit(claims)
+    index.commit(claims.part())
     del claims, index
     land(storage, "new.csv", list(range(100_000)))
     run_acquire(storage, LAYOUT, "landing/digits")
