@@ -393,6 +393,75 @@ def lsfb_gpu(report: dict) -> str:
     )
 
 
+def dataops_scale(report: dict) -> str:
+    rows = []
+    for case in report["cases"]:
+        index = case["clean"].get("index_requests")
+        rows.append(
+            [
+                case["backend"],
+                f"{case['history_rows']:,}",
+                _f(case["observe"]["rows_per_s"], 0),
+                _f(case["clean"]["rows_per_s"], 0),
+                _f(case["transform"]["rows_per_s"], 0),
+                _f(case["split"]["rows_per_s"], 0),
+                _f(case["bare_pass"]["rows_per_s"], 0),
+                "-" if index is None else str(sum(index.values())),
+                "-" if index is None else _f(case["clean"]["requests_per_batch"], 1),
+            ]
+        )
+    text = table(
+        [
+            "storage",
+            "history rows",
+            "observe rows/s",
+            "clean rows/s",
+            "transform rows/s",
+            "split rows/s",
+            "bare pyarrow pass rows/s",
+            "index requests (clean)",
+            "clean requests per batch",
+        ],
+        rows,
+    )
+    goal, figures = report["goal"], report["figures"]
+    lines = []
+    for backend in ("local", "s3"):
+        growth = figures.get(f"{backend}_clean_growth")
+        if growth is not None:
+            met = growth <= goal["clean_seconds_10m_over_100k_history"]
+            lines.append(
+                f"- {backend}: clean's time at the largest history over the smallest: "
+                f"{_f(growth)}x (goal at most {goal['clean_seconds_10m_over_100k_history']}x: "
+                f"{verdict(met)})"
+            )
+        ratio = figures.get(f"{backend}_bare_over_clean")
+        if ratio is not None:
+            met = ratio >= goal["bare_pass_over_clean"]
+            lines.append(
+                f"- {backend}: clean's throughput over the bare pass's: {_f(ratio)}x (goal at "
+                f"least {goal['bare_pass_over_clean']}x: {verdict(met)})"
+            )
+    if report.get("user_run"):
+        user = report["user_run"]
+        met = user["wall_s"] < goal["user_run_seconds"]
+        lines.append(
+            f"- {user['rows']:,} rows x 30 columns in {user['files']} files through "
+            f"`dagster asset materialize --select '*table/split'`: {_f(user['wall_s'], 1)} s "
+            f"(goal under {goal['user_run_seconds']} s: {verdict(met)})"
+        )
+    if report.get("big_file"):
+        big = report["big_file"]
+        lines.append(
+            f"- one landing Parquet file of {big['file_bytes'] / 2**30:.2f} GiB "
+            f"({big['rows']:,} rows) through every DataOps step with `memory_mb` "
+            f"{big['memory_mb_setting']}: peak RSS {_f(big['rss_peak_mb'], 0)} MB, "
+            f"{_f(big['grown_mb'], 0)} MB over the process before it, in "
+            f"{_f(big['seconds'], 0)} s"
+        )
+    return text + "\n" + "\n".join(lines) + "\n"
+
+
 RENDERERS: dict[str, Callable[[dict], str]] = {
     "pipeline_overhead_whole": pipeline_overhead,
     "pipeline_overhead_dataops": pipeline_overhead,
@@ -404,6 +473,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "inference_log_overhead": inference_log_overhead,
     "data_to_deploy": data_to_deploy,
     "landing_scale": landing_scale,
+    "dataops_scale": dataops_scale,
     "serving_vs_mlserver": serving_vs_mlserver,
     "lsfb_loader": lsfb_loader,
     "lsfb_pipeline": lsfb_pipeline,

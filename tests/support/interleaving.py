@@ -44,6 +44,11 @@ def scheduled_storage(root: Path) -> LocalStorage:
             self._after(key)
             return written
 
+        def put_file(self, key, path):
+            self._before(key)
+            super().put_file(key, path)
+            self._after(key)
+
         def replace_if(self, key, data, token):
             self._before(key)
             return super().replace_if(key, data, token)
