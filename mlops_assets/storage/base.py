@@ -139,9 +139,10 @@ class ObjectStorage(dg.ConfigurableResource):
         return self.uri(key)
 
     @contextmanager
-    def local_file(self, key: str) -> Iterator[Path]:
+    def local_file(self, key: str, *, one_request: bool = False) -> Iterator[Path]:
         """A local file holding the object, for readers that stream it in pieces (pyarrow):
-        the file itself on a local root; elsewhere a temporary download, removed after."""
+        the file itself on a local root; elsewhere a temporary download, removed after
+        (`one_request`: one streamed GET, not ranged parts in parallel)."""
         with tempfile.TemporaryDirectory(prefix="mlops-") as folder:
             path = Path(folder) / "object"
             path.write_bytes(self.read_bytes(key))

@@ -88,7 +88,7 @@ class LocalStorage(ObjectStorage):
                 os.unlink(tmp)
 
     @contextmanager
-    def local_file(self, key: str) -> Iterator[Path]:
+    def local_file(self, key: str, *, one_request: bool = False) -> Iterator[Path]:
         path = self._path(key)
         try:
             mode = os.stat(path).st_mode

@@ -91,16 +91,23 @@ class S3Storage(ObjectStorage):
         return TransferConfig(multipart_threshold=part, multipart_chunksize=part, max_concurrency=4)
 
     @contextmanager
-    def local_file(self, key: str) -> Iterator[Path]:
-        """boto3's managed download, in parts, to a temporary file."""
+    def local_file(self, key: str, *, one_request: bool = False) -> Iterator[Path]:
+        """boto3's managed download, in parts, to a temporary file (`one_request`: one GET,
+        streamed to the file)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         with tempfile.TemporaryDirectory(prefix="mlops-") as folder:
             path = Path(folder) / "object"
             try:
-                self.client().download_file(
-                    self.bucket, self._key(key), str(path), Config=self._transfer()
-                )
+                if one_request:
+                    body = self.client().get_object(Bucket=self.bucket, Key=self._key(key))
+                    with open(path, "wb") as out:
+                        for chunk in body["Body"].iter_chunks(8 << 20):
+                            out.write(chunk)
+                else:
+                    self.client().download_file(
+                        self.bucket, self._key(key), str(path), Config=self._transfer()
+                    )
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                     raise FileNotFoundError(f"no object {self.uri(key)}") from None

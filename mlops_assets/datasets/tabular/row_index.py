@@ -276,7 +276,8 @@ class RowIndex:
             try:
                 for key in wanted:
                     if key not in self.parts:
-                        with self.storage.local_file(key) as path:
+                        # one GET, whatever the part's size: a commit's requests stay few
+                        with self.storage.local_file(key, one_request=True) as path:
                             added[key] = Part.read(path)
             except FileNotFoundError:
                 continue
