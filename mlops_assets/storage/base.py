@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,13 +26,6 @@ if TYPE_CHECKING:
 
 class FileChangedError(RuntimeError):
     """An object changed while it was being read or copied: try again once it settles."""
-
-
-def temporary_path(folder: str | os.PathLike | None = None) -> Path:
-    """A new empty file's path (the caller removes it)."""
-    fd, name = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
-    os.close(fd)
-    return Path(name)
 
 
 @dataclass(frozen=True)
