@@ -1,22 +1,21 @@
 """Reading a landing file in chunks, so a step holds `dataset.memory_mb`, not the file.
 
 Parquet is read a record batch at a time (pyarrow; at most a row group at once) with
-its own types; CSV is streamed by pyarrow's reader with every column as text, as it
-was written. Each chunk carries the file's row number of its first row, so a reason
-names the file's own row. pyarrow over DuckDB or Polars: it is already what pandas
-reads Parquet with, and its streaming readers are all a step needs.
+its own types; CSV by pandas' C parser in chunks, every column as text, as it was
+written (the same parse as a whole read). Each chunk carries the file's row number of
+its first row, so a reason names the file's own row. pyarrow and pandas over DuckDB or
+Polars: they are what the steps already hold their rows in, and their streaming readers
+are all a step needs.
 """
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from mlops_assets.datasets.tabular.config import FORMATS, TabularData
@@ -53,7 +52,7 @@ def chunks(path: Path, name: str, dataset: TabularData, rows: int | None = None)
                 seen += len(frame)
     except BatchRejected:
         raise
-    except (pa.ArrowException, OSError, ValueError, csv.Error) as error:
+    except (pa.ArrowException, OSError, ValueError, pd.errors.ParserError) as error:
         raise BatchRejected(f"{name}: cannot be parsed as {fmt}: {error}".strip()) from error
     if not seen:
         raise BatchRejected(f"{name}: no data rows")
@@ -73,23 +72,20 @@ def _parquet(path: Path, name: str, dataset: TabularData, rows: int) -> Iterator
 
 
 def _csv(path: Path, name: str, dataset: TabularData, rows: int) -> Iterator[pd.DataFrame]:
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        header = next(csv.reader(handle), [])
-    text = {column: pa.string() for column in header}
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=max(1 << 20, rows * 16 * len(header))),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types=text, strings_can_be_null=False, null_values=[]
-        ),
-    )
-    if column_problems(dataset, header):
-        for _ in reader:  # a file that does not parse says so first, as a whole read would
-            pass
-        _columns(name, dataset, header)
-    for batch in reader:
-        yield batch.to_pandas()[dataset.column_names]
+    """pandas' C parser in chunks: every value as the text it was written as, exactly as a
+    whole read parses it (a short row's missing fields blank, so only that row fails)."""
+    reader = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, chunksize=rows)
+    with reader:
+        first = next(reader, None)
+        if first is None:
+            return
+        if column_problems(dataset, [str(c) for c in first.columns]):
+            for _ in reader:  # a file that does not parse says so first, as a whole read would
+                pass
+            _columns(name, dataset, [str(c) for c in first.columns])
+        yield first[dataset.column_names]
+        for frame in reader:
+            yield frame[dataset.column_names]
 
 
 def _columns(name: str, dataset: TabularData, found: list[str]) -> None:
