@@ -78,3 +78,43 @@ def test_acquire_copies_a_large_file_on_s3_by_multipart_copy(storage_env, monkey
     assert calls["UploadPartCopy"] >= 3 and calls["CompleteMultipartUpload"] == 1
     assert calls["PutObject"] < 10  # markers, catalog, cursor: never the file's bytes
     assert storage.read_bytes(batch["raw_key"]) == data
+
+
+def test_a_file_read_in_chunks_is_checked_as_one_naming_its_own_rows(local_env):
+    """Bad rows in the third and fourth of four chunks (a short row among them), and a row
+    repeating one of the first chunk: the same quarantine, row numbers and reasons as the
+    file read whole."""
+    from mlops_assets.datasets.tabular.acquire import run_acquire
+    from mlops_assets.datasets.tabular.catalog import load_catalog
+    from mlops_assets.datasets.tabular.clean import run_clean
+    from mlops_assets.storage import Layout
+    from mlops_assets.storage.local import LocalStorage
+    from tests.support.use_cases import digits_with
+
+    header = ",".join([f"pixel_{i}" for i in range(64)] + ["label"])
+    lines = [
+        ",".join([str(n % 17), str(n // 17 % 17), str(n // 289 % 17)] + ["2"] * 61) + f",{n % 10}"
+        for n in range(3_500)
+    ]
+    lines[2_499] = ",".join(["1"] * 60)  # a short row: its missing fields are blank
+    lines[3_199] = lines[3_199].replace(",2,", ",99,", 1)  # a pixel out of range
+    lines[3_299] = lines[10]  # a repeat of a row of the first chunk
+    body = ("\n".join([header, *lines]) + "\n").encode()
+    quarantined = {}
+    for memory_mb in (0.01, 256.0):  # chunks of 1,000 rows; the file in one chunk
+        root = local_env / f"root-{memory_mb}"
+        storage = LocalStorage(root=str(root))
+        storage.write_bytes("landing/digits/export.csv", body)
+        uc = digits_with(dataset={"memory_mb": memory_mb}).blocks
+        small = memory_mb < 1
+        assert (uc.dataset.chunk_rows == 1_000) if small else (uc.dataset.chunk_rows > 3_500)
+        run_acquire(storage, Layout("digits"), "landing/digits")
+        run_clean(storage, Layout("digits"), uc.dataset)
+        (batch,) = load_catalog(storage, Layout("digits"))
+        frame = storage.read_parquet(Layout("digits").quarantine(batch["batch_id"], "rows.parquet"))
+        quarantined[memory_mb] = list(zip(frame["row_number"], frame["reason"], strict=True))
+    assert quarantined[0.01] == quarantined[256.0]
+    numbers = [n for n, _ in quarantined[0.01]]
+    assert numbers == [2_500, 3_200, 3_300]
+    assert "missing value" in quarantined[0.01][0][1]
+    assert quarantined[0.01][2][1] == "exact duplicate of row 11 of export.csv"
