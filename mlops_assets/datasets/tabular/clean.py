@@ -253,7 +253,9 @@ class Group:
 
     def flush(self, storage: ObjectStorage, layout: Layout, dataset: TabularData) -> list[dict]:
         """Commit the group's claims, then publish each batch's outputs."""
-        lost = self.index.commit(self.claims.whole()) if len(self.claims) else {}
+        claims, self.claims = self.claims.whole(), Runs()  # the parts go as they merge
+        lost = self.index.commit(claims) if len(claims) else {}
+        del claims
         by_batch = {p.batch["batch_id"]: p for p in self.pending}
         for (batch_id, number), (_, row, file) in lost.items():
             if batch_id in by_batch:  # else an adopted row: kept before, by an earlier release

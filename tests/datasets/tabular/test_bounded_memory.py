@@ -16,9 +16,10 @@ from tests.support.aws import count_aws_requests
 from tests.support.dataops_rss import NAME, frame
 from tests.support.processes import REPO, clean_env
 
-ROW_INDEX_BYTES = 100
-"""What the row index's claims cost per row of a file while it is cleaned and committed
-(docs/architecture.md, "DataOps at table scale"): held whole, whatever the setting."""
+ROW_INDEX_BYTES = 150
+"""What the row index's claims cost per row of a file while it is cleaned and committed,
+with the allocator's slack (docs/architecture.md, "DataOps at table scale": about 100, up
+to 150 measured): held for the whole file, whatever the setting."""
 
 
 @pytest.mark.slow
@@ -47,6 +48,7 @@ def test_a_file_larger_than_the_memory_setting_is_processed_within_it(tmp_path):
     grown_mb = (measured["peak_kb"] - measured["before_kb"]) / 1024
     allowed_mb = memory_mb + rows * ROW_INDEX_BYTES / 2**20
     assert grown_mb < allowed_mb, (grown_mb, size_mb, measured)
+    assert grown_mb < 0.8 * size_mb  # not the file: it is never held whole
     manifest = json.loads(
         (tmp_path / "root" / "datasets" / NAME / measured["latest"]["dataset_version"])
         .joinpath("manifest.json")
