@@ -31,8 +31,8 @@ from time import perf_counter
 
 from bench.common import REPO, compile_bytecode, write_report
 from bench.landing_scale_s3 import _moto
-from bench.pipeline_overhead import create_instance, materialize
-from bench.tabular_train_validate import NAME, land, project, table, use_case_yaml
+from bench.pipeline_overhead import materialize
+from bench.tabular_train_validate import NAME, landed_project, table, use_case_yaml
 
 NEW_ROWS, FILES = 100_000, 10
 GOALS = {
@@ -206,18 +206,7 @@ def user_run(rows: int) -> dict:
     """The run the issue's user made: `*table/split` through Dagster, from a fresh root."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        root, home = work / "root", work / "home"
-        land(root, rows)
-        copy = project(work)
-        home.mkdir()
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-        create_instance(home)
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(copy),
-            "MLOPS_STORAGE_ROOT": str(root),
-            "DAGSTER_HOME": str(home),
-        }
+        _, _, env = landed_project(work, rows)
         wall, _ = materialize(env, work, f"*{NAME}/split")
     return {"rows": rows, "files": rows // 10_000, "wall_s": wall}
 

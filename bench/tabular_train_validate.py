@@ -97,6 +97,24 @@ def land(root: Path, rows: int) -> None:
         frame.iloc[start : start + 10_000].to_parquet(folder / f"batch-{n:04d}.parquet")
 
 
+def landed_project(work: Path, rows: int) -> tuple[Path, Path, dict[str, str]]:
+    """Under `work`: a storage root with `rows` rows landed, a Dagster home, and the
+    environment that runs the package copy holding the table's use case on them."""
+    root, home = work / "root", work / "home"
+    land(root, rows)
+    copy = project(work)
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    create_instance(home)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(copy),
+        "MLOPS_STORAGE_ROOT": str(root),
+        "DAGSTER_HOME": str(home),
+    }
+    return root, home, env
+
+
 def bodies(home: Path) -> dict[str, float]:
     import dagster as dg
 
@@ -122,18 +140,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        root, home = work / "root", work / "home"
-        land(root, args.rows)
-        copy = project(work)
-        home.mkdir()
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-        create_instance(home)
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(copy),
-            "MLOPS_STORAGE_ROOT": str(root),
-            "DAGSTER_HOME": str(home),
-        }
+        root, home, env = landed_project(work, args.rows)
         started = perf_counter()
         materialize(env, work, f"*{NAME}/split")
         dataops_s = perf_counter() - started

@@ -6,11 +6,9 @@ on both, so a pipeline tested on the local default behaves the same on S3.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -130,30 +128,24 @@ class ObjectStorage(dg.ConfigurableResource):
         (the registry's metadata, a values file): `uri` unless the backend says otherwise."""
         return self.uri(key)
 
-    @contextmanager
-    def local_file(self, key: str, *, one_request: bool = False) -> Iterator[Path]:
+    def local_file(self, key: str, *, one_request: bool = False) -> AbstractContextManager[Path]:
         """A local file holding the object, for readers that stream it in pieces (pyarrow):
         the file itself on a local root; elsewhere a temporary download, removed after
         (`one_request`: one streamed GET, not ranged parts in parallel)."""
-        with tempfile.TemporaryDirectory(prefix="mlops-") as folder:
-            path = Path(folder) / "object"
-            path.write_bytes(self.read_bytes(key))
-            yield path
+        raise NotImplementedError
 
     def put_file(self, key: str, path: Path) -> None:
         """Store a local file's bytes at `key`, atomically (in parts where the backend can)."""
-        self.write_bytes(key, Path(path).read_bytes())
+        raise NotImplementedError
 
     def copy(self, source: str, target: str, version: str = "") -> None:
         """Copy an object (server-side where the backend can); with `version`, only while
         the source is still at that version (else FileChangedError)."""
-        with self.local_file(source) as path:
-            self.put_file(target, path)
+        raise NotImplementedError
 
     def sha256(self, key: str, version: str = "") -> str:
         """The object's SHA-256, read as a stream; with `version`, of that version only."""
-        with self.local_file(key) as path, open(path, "rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
+        raise NotImplementedError
 
     def read_json(self, key: str, default: Any = None) -> Any:
         if default is not None and not self.exists(key):

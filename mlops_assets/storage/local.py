@@ -116,16 +116,20 @@ class LocalStorage(ObjectStorage):
     def copy(self, source: str, target: str, version: str = "") -> None:
         with self.local_file(source) as path:
             self.put_file(target, path)
-        if version and (now := self.info(source)) is not None and now.version != version:
+        if self._changed(source, version):
             self.delete(target)
             raise FileChangedError(f"{source} changed while it was copied")
 
     def sha256(self, key: str, version: str = "") -> str:
         with self.local_file(key) as path, open(path, "rb") as handle:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()
-        if version and (now := self.info(key)) is not None and now.version != version:
+        if self._changed(key, version):
             raise FileChangedError(f"{key} changed while it was read")
         return digest
+
+    def _changed(self, key: str, version: str) -> bool:
+        """Whether the object is no longer at `version` (mtime and size; '' checks nothing)."""
+        return bool(version) and (now := self.info(key)) is not None and now.version != version
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

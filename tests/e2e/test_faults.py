@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 
 import dagster as dg
 import pytest
@@ -123,6 +124,43 @@ def test_s3_going_away_mid_run_fails_naming_the_endpoint_and_reexecution_complet
     )
 
 
+def _kill_once(
+    local_env, root, selection: str, ready: Callable[[], bool], early: str
+) -> tuple[list[str], dict[str, str]]:
+    """`dagster asset materialize --select <selection>` on `root`, killed (SIGKILL, its whole
+    process group) as soon as `ready()` holds; returns the command and its environment, to
+    run it again."""
+    env = {
+        **clean_env(),
+        "MLOPS_STORAGE_ROOT": str(root),
+        "DAGSTER_HOME": str(local_env / "home"),
+    }
+    (local_env / "home").mkdir(exist_ok=True)
+    command = [
+        str(BIN / "dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "mlops_assets.definitions",
+        "--select",
+        selection,
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=local_env,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    while not ready():
+        assert process.poll() is None, early
+        time.sleep(0.002)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    return command, env
+
+
 ROWS = 300
 """Per landing file of the killed run: enough that acquire is still going when it is
 killed, few enough that the test stays short."""
@@ -136,35 +174,14 @@ def test_a_run_killed_during_acquire_neither_duplicates_nor_loses_a_batch(local_
         storage.write_bytes(
             f"landing/digits/part-{n:03d}.parquet", to_bytes(synthetic_batch(ROWS, n), "parquet")
         )
-    env = {
-        **clean_env(),
-        "MLOPS_STORAGE_ROOT": str(local_env / ".mlops"),
-        "DAGSTER_HOME": str(local_env / "home"),
-    }
-    (local_env / "home").mkdir()
     raw = local_env / ".mlops" / "raw" / "digits"
-    command = [
-        str(BIN / "dagster"),
-        "asset",
-        "materialize",
-        "-m",
-        "mlops_assets.definitions",
-        "--select",
+    command, env = _kill_once(
+        local_env,
+        local_env / ".mlops",
         "digits/acquire",
-    ]
-    process = subprocess.Popen(
-        command,
-        cwd=local_env,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        lambda: bool(list(raw.glob("*/_batch.json"))),
+        "acquire ended before it ingested anything",
     )
-    while not list(raw.glob("*/_batch.json")):
-        assert process.poll() is None, "acquire ended before it ingested anything"
-        time.sleep(0.005)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
     at_kill = len(list(raw.glob("*/_batch.json")))
     assert at_kill < files, "acquire finished before the kill; nothing was interrupted"
     assert not list(raw.glob("_catalog/*.json"))  # no batch cataloged yet
@@ -229,35 +246,14 @@ def test_a_clean_killed_after_its_commit_leaves_nothing_half_written_and_a_rerun
     reference = LocalStorage(root=str(roots["reference"]))
     run_clean(reference, layout, uc.dataset)
 
-    env = {
-        **clean_env(),
-        "MLOPS_STORAGE_ROOT": str(roots["killed"]),
-        "DAGSTER_HOME": str(local_env / "home"),
-    }
-    (local_env / "home").mkdir()
-    command = [
-        str(BIN / "dagster"),
-        "asset",
-        "materialize",
-        "-m",
-        "mlops_assets.definitions",
-        "--select",
-        "digits/clean",
-    ]
-    process = subprocess.Popen(
-        command,
-        cwd=local_env,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     head = roots["killed"] / "staged/digits/_row_index/head.json"
-    while not head.exists():
-        assert process.poll() is None, "clean ended before it committed anything"
-        time.sleep(0.002)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    command, env = _kill_once(
+        local_env,
+        roots["killed"],
+        "digits/clean",
+        head.exists,
+        "clean ended before it committed anything",
+    )
     storage = LocalStorage(root=str(roots["killed"]))
     written = list((roots["killed"] / "staged/digits/clean").glob("*.parquet"))
     assert len(written) < files, "clean finished before the kill; nothing was interrupted"

@@ -23,8 +23,8 @@ from pandera.errors import SchemaErrors
 
 from mlops_assets.datasets.tabular.catalog import advance_cursor, new_segments, read_cursor
 from mlops_assets.datasets.tabular.config import TabularData
-from mlops_assets.datasets.tabular.landed import as_text, chunks, parquet_file
-from mlops_assets.datasets.tabular.row_contract import pandera_schema
+from mlops_assets.datasets.tabular.landed import chunks, parquet_file
+from mlops_assets.datasets.tabular.row_contract import as_text, pandera_schema
 from mlops_assets.datasets.tabular.row_index import Claims, Part, RowIndex, Runs, hash_keys
 from mlops_assets.datasets.tabular.row_markers import migrate_markers
 from mlops_assets.datasets.tabular.rows import BatchRejected, check_rows, row_hashes
@@ -81,16 +81,12 @@ def run_clean(storage: ObjectStorage, layout: Layout, dataset: TabularData) -> C
     """Clean the batches cataloged since clean's cursor (a batch with an output already, from
     a run cut short or cataloged twice, is skipped)."""
     start = read_cursor(storage, layout, STAGE).get("segment", "")
-    todo, adopted = [], []
+    batches = []
     segment = start
-    for segment, batches in new_segments(storage, layout, start):  # noqa: B007 (kept: the last)
-        for batch in batches:
-            if storage.exists(layout.staged(STAGE, batch["batch_id"], "parquet")):
-                if not start:  # a root from before the row index: its rows get there once
-                    adopted.append(batch)
-                continue
-            todo.append(batch)
-    result = clean_batches(storage, layout, dataset, todo, adopted)
+    for segment, found in new_segments(storage, layout, start):  # noqa: B007 (kept: the last)
+        batches += found
+    # a root from before the row index (no cursor yet): its cleaned rows get there once
+    result = clean_batches(storage, layout, dataset, batches, adopt_cleaned=not start)
     if segment != start:
         advance_cursor(storage, layout, STAGE, {"segment": segment})
     return result
@@ -101,25 +97,26 @@ def clean_batches(
     layout: Layout,
     dataset: TabularData,
     batches: list[dict],
-    adopted: list[dict] | None = None,
+    adopt_cleaned: bool = False,
 ) -> CleanResult:
-    """Clean `batches` (each skipped when its output exists), a chunk at a time, committing
-    to the row index every `GROUP_ROWS` rows; `adopted`: batches cleaned before the index,
-    whose kept rows it learns. Per group the index goes first, the outputs after, so a run
-    killed between them is completed by the next (its rows are in the index at their own
-    place, so they are not duplicates of themselves)."""
+    """Clean `batches` in order, a chunk at a time, committing to the row index every
+    `GROUP_ROWS` rows. A batch with an output already (a run cut short, one beside this
+    one, a batch cataloged twice) is skipped; with `adopt_cleaned`, its kept rows are given
+    to the index (a root from before it). Per group the index goes first, the outputs
+    after, so a run killed between them is completed by the next (its rows are in the
+    index at their own place, so they are not duplicates of themselves)."""
     index = open_index(storage, layout)
     result = CleanResult()
     with tempfile.TemporaryDirectory(prefix="mlops-clean-") as folder:
         group = Group(index, Path(folder))
-        for batch in adopted or []:
-            clean = storage.read_parquet(
-                layout.staged(STAGE, batch["batch_id"], "parquet"), ["row_number", "content_hash"]
-            )
-            group.adopt(batch, clean["content_hash"].tolist(), clean["row_number"].to_numpy())
         for batch in batches:
-            if storage.exists(layout.staged(STAGE, batch["batch_id"], "parquet")):
-                continue  # cleaned meanwhile, by a run beside this one
+            output = layout.staged(STAGE, batch["batch_id"], "parquet")
+            if storage.exists(output):
+                if adopt_cleaned:
+                    clean = storage.read_parquet(output, ["row_number", "content_hash"])
+                    hashes = clean["content_hash"].tolist()
+                    group.adopt(batch, hashes, clean["row_number"].to_numpy())
+                continue
             prepared = group.prepare(storage, layout, dataset, batch)
             if prepared.rejected:
                 result.batches.append(prepared.summary)
@@ -156,7 +153,8 @@ class Group:
 
     def adopt(self, batch: dict, hashes: list[str], numbers: np.ndarray) -> None:
         hi, lo = hash_keys(hashes)
-        new = np.array([w is None for w in self.index.lookup(hi, lo)], bool)
+        seen = zip(self.index.lookup(hi, lo), self.claims.lookup(hi, lo), strict=True)
+        new = np.array([a is None and b is None for a, b in seen], bool)
         if new.any():
             self.claims.add(
                 _part(hi[new], lo[new], batch["batch_id"], batch["source"], numbers[new])

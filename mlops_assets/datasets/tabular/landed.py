@@ -91,9 +91,3 @@ def _csv(path: Path, name: str, dataset: TabularData, rows: int) -> Iterator[pd.
 def _columns(name: str, dataset: TabularData, found: list[str]) -> None:
     if problem := column_problems(dataset, [str(c) for c in found]):
         raise BatchRejected(f"{name}: wrong columns: {problem}")
-
-
-def as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows as the text they were written as (a Parquet value as pandas prints it, a missing
-    one blank): what quarantine keeps and a reason quotes."""
-    return frame.astype(object).where(frame.notna(), "").astype(str)

@@ -15,8 +15,7 @@ import pandas as pd
 from mlops_assets.core.classes import class_order
 from mlops_assets.core.drift import psi
 from mlops_assets.datasets.tabular.config import ColumnSpec, TabularData
-from mlops_assets.datasets.tabular.landed import as_text
-from mlops_assets.datasets.tabular.row_contract import Typed, read_typed, row_reasons
+from mlops_assets.datasets.tabular.row_contract import Typed, as_text, read_typed, row_reasons
 
 Profile = dict[str, Any]
 

@@ -79,10 +79,16 @@ def read_typed(text: pd.DataFrame, dataset: TabularData) -> Typed:
     )
 
 
+def as_text(frame: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
+    """Rows as the text they were written as (a Parquet value as pandas prints it, a missing
+    one blank): what quarantine keeps and a reason quotes."""
+    return frame.astype(object).where(frame.notna(), "").astype(str)
+
+
 def _stripped(column: pd.Series) -> np.ndarray:
     """A column's values as text without surrounding blanks (a missing value: blank)."""
     if column.dtype.kind not in "OUST" and not isinstance(column.dtype, pd.StringDtype):
-        column = column.astype(object).where(column.notna(), "")
+        column = as_text(column)
     values = column.to_numpy(dtype=str, na_value="")
     return np.char.strip(values).astype(object)
 

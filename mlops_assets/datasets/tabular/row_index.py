@@ -206,12 +206,20 @@ class Claims:
             joined(self.rows, np.int64),
         )
 
-    def part(self, keep: np.ndarray | None = None) -> Part:
+    def part(self) -> Part:
         hi, lo, codes, rows = self.arrays()
-        if keep is not None:
-            hi, lo, codes, rows = hi[keep], lo[keep], codes[keep], rows[keep]
         order = np.lexsort((lo, hi))
         return Part(hi[order], lo[order], codes[order], rows[order], list(self.names))
+
+
+def lookup(parts: Iterable[Part], hi: np.ndarray, lo: np.ndarray) -> list[Location | None]:
+    """Per key, where one of `parts` has it, or None."""
+    out: list[Location | None] = [None] * hi.size
+    for part in parts:
+        at = part.find(hi, lo)
+        for i in np.flatnonzero(at >= 0):
+            out[i] = part.location(at[i])
+    return out
 
 
 class Runs:
@@ -235,12 +243,7 @@ class Runs:
         return merge(self.parts)
 
     def lookup(self, hi: np.ndarray, lo: np.ndarray) -> list[Location | None]:
-        out: list[Location | None] = [None] * hi.size
-        for part in self.parts:
-            at = part.find(hi, lo)
-            for i in np.flatnonzero(at >= 0):
-                out[i] = part.location(at[i])
-        return out
+        return lookup(self.parts, hi, lo)
 
 
 class RowIndex:
@@ -287,14 +290,11 @@ class RowIndex:
             return fresh
         raise RowIndexError(f"{self.storage.uri(self.head_key)} keeps naming parts that vanish")
 
-    def lookup(self, hi: np.ndarray, lo: np.ndarray, parts: Iterable[Part] | None = None):
+    def lookup(
+        self, hi: np.ndarray, lo: np.ndarray, parts: Iterable[Part] | None = None
+    ) -> list[Location | None]:
         """Per key, where it was first seen, or None."""
-        out: list[Location | None] = [None] * hi.size
-        for part in self.parts.values() if parts is None else parts:
-            at = part.find(hi, lo)
-            for i in np.flatnonzero(at >= 0):
-                out[i] = part.location(at[i])
-        return out
+        return lookup(self.parts.values() if parts is None else parts, hi, lo)
 
     def commit(self, claims: Part) -> dict[tuple[str, int], Location]:
         """Add the claimed rows (a part: keys and where they are) to the index. Returns the

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets.datasets.tabular.config import FORMATS, TabularData
-from mlops_assets.datasets.tabular.row_contract import read_typed, row_reasons
+from mlops_assets.datasets.tabular.row_contract import as_text, read_typed, row_reasons
 
 
 class BatchRejected(ValueError):
@@ -35,8 +35,7 @@ def parse_batch(data: bytes, name: str, dataset: TabularData) -> pd.DataFrame:
         if fmt == "csv":
             frame = pd.read_csv(BytesIO(data), dtype=str, keep_default_na=False, na_filter=False)
         else:
-            frame = pd.read_parquet(BytesIO(data))
-            frame = frame.astype(object).where(frame.notna(), "").astype(str)
+            frame = as_text(pd.read_parquet(BytesIO(data)))
     except Exception as error:  # any parser error rejects the file, with the parser's words
         raise BatchRejected(f"{name}: cannot be parsed as {fmt}: {error}".strip()) from error
     if problem := column_problems(dataset, [str(c) for c in frame.columns]):
@@ -92,8 +91,8 @@ def row_hashes(numeric: pd.DataFrame) -> list[str]:
     if all(dtype.kind == "f" for dtype in numeric.dtypes):
         values = np.ascontiguousarray(numeric.to_numpy(dtype="float64")) + 0.0  # -0.0 == 0.0
         return [hashlib.blake2b(row.tobytes(), digest_size=12).hexdigest() for row in values]
-    # the canonical text of every value, a column at a time (the row's text is the same as
-    # `_canonical` of its tuple: the hashes of earlier runs stay valid)
+    # each value's canonical text ("\x00" missing, "f<repr>" a float, "s<text>" else),
+    # built a column at a time; the hashes of earlier runs stay valid
     columns = [_canonical_column(numeric[name]) for name in numeric.columns]
     return [
         hashlib.blake2b("\x1f".join(row).encode(), digest_size=12).hexdigest()
@@ -111,14 +110,3 @@ def _canonical_column(column: pd.Series) -> list[str]:
         else (f"f{v + 0.0!r}" if isinstance(v, float) else f"s{v}")
         for v in values
     ]
-
-
-def _canonical(row: tuple) -> str:
-    def one(value) -> str:
-        if value is None or (isinstance(value, float) and value != value):
-            return "\x00"
-        if isinstance(value, float):
-            return f"f{value + 0.0!r}"
-        return f"s{value}"
-
-    return "\x1f".join(one(v) for v in row)
