@@ -275,6 +275,12 @@ class RowIndex:
             if found and head.get("format") != FORMAT:
                 raise RowIndexError(f"{self.storage.uri(self.head_key)}: unknown format")
             wanted = _part_keys(head)
+            for key in wanted:  # the head is data: it may name this index's parts only
+                if not is_part(self.layout, key, "parts"):
+                    raise RowIndexError(
+                        f"{self.storage.uri(self.head_key)} names {key!r}, which is not one of "
+                        "this index's parts: refused (nothing is read or deleted)"
+                    )
             added: dict[str, Part] = {}
             try:
                 for key in wanted:
@@ -361,6 +367,16 @@ class RowIndex:
             key = self.layout.row_index(f"parts/{digest[:32]}.parquet")
             self.storage.put_file(key, path)
         return key, part
+
+
+def is_part(layout: Layout, key: object, folder: str) -> bool:
+    """Whether `key` is a part this index writes: `<folder>/<hex>.parquet` under its own
+    root (a head or a migration record naming anything else is refused)."""
+    prefix = layout.row_index(folder) + "/"
+    if not isinstance(key, str) or not key.startswith(prefix):
+        return False
+    name = key[len(prefix) :].removesuffix(".parquet")
+    return key.endswith(".parquet") and name.isalnum() and name.isascii()
 
 
 def _part_keys(head: dict) -> list[str]:

@@ -17,7 +17,15 @@ from typing import Any
 import numpy as np
 
 from mlops_assets.datasets.tabular.landing_index import each
-from mlops_assets.datasets.tabular.row_index import Claims, Part, RowIndex, hash_keys, merge
+from mlops_assets.datasets.tabular.row_index import (
+    Claims,
+    Part,
+    RowIndex,
+    RowIndexError,
+    hash_keys,
+    is_part,
+    merge,
+)
 from mlops_assets.storage import Layout, ObjectStorage
 
 CHUNK = 20_000
@@ -42,6 +50,11 @@ def migrate_markers(storage: ObjectStorage, layout: Layout, index: RowIndex) -> 
     if found and json.loads(found[0]).get("phase") == "done":
         return 0  # migrated; what is left under _rows/ could not be read as markers
     state, token = (json.loads(found[0]), found[1]) if found else (_new_state(), None)
+    if not all(is_part(layout, key, "migration") for key in state.get("parts", [])):
+        raise RowIndexError(
+            f"{storage.uri(state_key)} names a part that is not one of this migration's: "
+            "refused (nothing is read or deleted)"
+        )
     while state["phase"] == "read":
         infos = storage.list_after(prefix, state["after"], limit=CHUNK)
         wanted = dict(state, phase="commit") if not infos else None

@@ -217,3 +217,32 @@ def test_the_duplicate_check_of_100k_rows_on_10m_of_history_costs_a_few_requests
     index = RowIndex(storage, LAYOUT)
     index.refresh()
     assert index.rows == history + batch["clean"]
+
+
+@pytest.mark.parametrize("record", ["head.json", "migration.json"])
+def test_an_index_record_naming_other_objects_is_refused_and_deletes_nothing(local_env, record):
+    """Someone who can write the bucket rewrites the head (or a migration's record) to name
+    an object elsewhere: clean refuses it, naming the record, and the object stays."""
+    from mlops_assets.datasets.tabular.row_index import RowIndexError
+    from mlops_assets.storage.local import LocalStorage
+
+    storage = LocalStorage(root=str(local_env / ".mlops"))
+    dataset = load_use_case("digits").blocks.dataset
+    victim = "models/digits/1/model.skops"
+    storage.write_bytes(victim, b"a released model")
+    land(storage, "a.csv", [1, 2])
+    run_acquire(storage, LAYOUT, "landing/digits")
+    if record == "head.json":
+        run_clean(storage, LAYOUT, dataset)
+        head = storage.read_json(LAYOUT.row_index("head.json"))
+        head["delta"]["key"] = victim
+        storage.write_json(LAYOUT.row_index("head.json"), head)
+        land(storage, "b.csv", [3])
+        run_acquire(storage, LAYOUT, "landing/digits")
+    else:
+        storage.write_json(LAYOUT.row_marker("ab" * 12), {"batch_id": "x", "row": 1, "file": "f"})
+        state = {"phase": "delete", "after": "", "parts": [victim], "rows": 0, "deleted_after": ""}
+        storage.write_json(LAYOUT.row_index("migration.json"), state)
+    with pytest.raises(RowIndexError, match=record):
+        run_clean(storage, LAYOUT, dataset)
+    assert storage.read_bytes(victim) == b"a released model"
