@@ -157,6 +157,32 @@ def test_per_step_executor_puts_only_train_on_gpu(k8s_env, monkeypatch):
         assert gpu(manifest) == (node.name == "digits__train"), node.name
 
 
+def test_each_slice_of_clean_is_a_dataops_pod_of_its_own(k8s_env, monkeypatch):
+    """Under the per-step executor clean's plan, each mapped slice and its commit are steps,
+    so pods, of their own: placed as the use case's DataOps pods, valid Kubernetes Jobs."""
+    monkeypatch.setenv("MLOPS_EXECUTOR", "k8s_job")
+    job = build_definitions().resolve_job_def("digits_dataops")
+    ops = {op.name: op for op in job.graph.iterate_op_defs()}
+    clean = [name for name in ops if name.startswith("digits__clean_")]
+    assert sorted(clean) == ["digits__clean_commit", "digits__clean_plan", "digits__clean_slice"]
+    # the slices are a dynamic fan-out: one step (one pod) per slice the plan yields
+    assert ops["digits__clean_plan"].output_dict["slices"].is_dynamic
+    for name in clean:
+        spec, container = pod(build_step(job, ops[name].tags))
+        assert container["resources"]["requests"]["cpu"] == "500m", name  # digits' YAML
+        assert spec["automountServiceAccountToken"] is False and not secrets_beyond_storage(
+            container
+        ), name
+
+
+def secrets_beyond_storage(container: dict) -> list[str]:
+    return [
+        e["secretRef"]["name"]
+        for e in container.get("envFrom", [])
+        if "secretRef" in e and e["secretRef"]["name"] not in SECRETS
+    ]
+
+
 def test_missing_k8s_settings_fail_at_load_naming_the_variable(monkeypatch):
     from mlops_assets.settings import SettingsError
 
@@ -239,11 +265,11 @@ def test_least_privilege_of_every_pod_dagster_k8s_would_run(k8s_env, monkeypatch
         job = definitions.resolve_job_def(job.name)
         coordinator = build(job.tags, "dagster-run-coordinator")
         assert not holds_gitops(coordinator) and api_token(coordinator)  # it creates the steps
-        for node in job.nodes:
-            step = build_step(job, node.definition.tags)
+        for op in job.graph.iterate_op_defs():  # a graph-backed asset's ops too (clean's)
+            step = build_step(job, op.tags)
             if holds_gitops(step):
-                deployers.add(f"{job.name}/{node.name}")
-            assert not api_token(step), node.name  # only the coordinator calls the API
+                deployers.add(f"{job.name}/{op.name}")
+            assert not api_token(step), op.name  # only the coordinator calls the API
     assert deployers == {
         f"{uc}_{job}/{uc}__deploy" for uc in ("digits", "lsfb") for job in ("mlops", "rollback")
     }

@@ -26,6 +26,17 @@ class FileChangedError(RuntimeError):
     """An object changed while it was being read or copied: try again once it settles."""
 
 
+class ObjectTooLargeError(ValueError):
+    """An object holds more bytes than its reader takes."""
+
+
+def bounded(data: bytes, limit: int | None, uri: str) -> bytes:
+    """`data` (read up to `limit` + 1 bytes), refused when it holds more than `limit`."""
+    if limit is not None and len(data) > limit:
+        raise ObjectTooLargeError(f"{uri} holds more than {limit} bytes: refused")
+    return data
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     """A stored object as a listing sees it."""
@@ -44,7 +55,8 @@ class ObjectStorage(dg.ConfigurableResource):
     """How many reads at once pay off: threads hide a remote store's request latency; on a
     local disk they only fight over the GIL."""
 
-    def read_bytes(self, key: str) -> bytes:
+    def read_bytes(self, key: str, limit: int | None = None) -> bytes:
+        """The object's bytes; with `limit`, at most that many are read (more: refused)."""
         raise NotImplementedError
 
     def write_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:

@@ -108,6 +108,11 @@ class Layout:
         """The duplicate index: `head.json` naming its parts (`parts/<sha>.parquet`)."""
         return safe_key("staged", self.use_case, "_row_index", name)
 
+    def clean_work(self, run_id: str, slice_name: str = "", name: str = "") -> str:
+        """Where a clean run's slices leave their outputs and claims until its commit step
+        publishes them (`clean_slices.py`); removed by that commit."""
+        return safe_key("staged", self.use_case, "_clean_work", run_id, slice_name, name)
+
     @property
     def landing_index(self) -> str:
         """The landing index as one JSON object: read only to migrate an older root."""

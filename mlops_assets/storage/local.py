@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mlops_assets.storage.base import FileChangedError, ObjectInfo, ObjectStorage
+from mlops_assets.storage.base import FileChangedError, ObjectInfo, ObjectStorage, bounded
 from mlops_assets.storage.keys import UnsafeKeyError, name_bytes, safe_key
 
 
@@ -52,7 +52,7 @@ class LocalStorage(ObjectStorage):
             raise UnsafeKeyError(f"{key!r} resolves outside the storage root {root}")
         return path
 
-    def read_bytes(self, key: str) -> bytes:
+    def read_bytes(self, key: str, limit: int | None = None) -> bytes:
         path = self._path(key)
         try:
             # O_NONBLOCK: a named pipe planted in a landing folder must not hang the reader
@@ -62,7 +62,7 @@ class LocalStorage(ObjectStorage):
         with os.fdopen(fd, "rb") as handle:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise UnsafeKeyError(f"{key!r} is not a regular file")
-            return handle.read()
+            return bounded(handle.read(-1 if limit is None else limit + 1), limit, self.uri(key))
 
     def write_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
         path = self._path(key)

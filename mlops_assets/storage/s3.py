@@ -14,7 +14,7 @@ from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
 from mlops_assets.errors import MlopsError
-from mlops_assets.storage.base import FileChangedError, ObjectInfo, ObjectStorage
+from mlops_assets.storage.base import FileChangedError, ObjectInfo, ObjectStorage, bounded
 from mlops_assets.storage.keys import safe_key
 
 # What S3 answers when a conditional write loses to another writer.
@@ -57,11 +57,14 @@ class S3Storage(ObjectStorage):
             f"S3 {action} failed for s3://{self.bucket}/{self._key(key)}: {error}"
         )
 
-    def read_bytes(self, key: str) -> bytes:
+    def read_bytes(self, key: str, limit: int | None = None) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return self.client().get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            body = self.client().get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+            with body:  # what is past the limit is never read
+                data = body.read() if limit is None else body.read(limit + 1)
+            return bounded(data, limit, self.uri(key))
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise FileNotFoundError(f"no object s3://{self.bucket}/{self._key(key)}") from None

@@ -14,6 +14,7 @@ from mlops_assets.core.spec import UseCaseSpec
 from mlops_assets.core.steps import DATAOPS_STEPS, step_key, step_keys
 from mlops_assets.datasets.tabular.acquire import run_acquire
 from mlops_assets.datasets.tabular.catalog import catalog_state
+from mlops_assets.datasets.tabular.clean_asset import clean_asset
 from mlops_assets.datasets.tabular.config import TabularBlocks
 from mlops_assets.storage import Layout, ObjectStorage
 
@@ -188,79 +189,6 @@ def observe_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
     return observe
 
 
-def clean_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
-    """The rows that satisfy the contract; the rest quarantined with their reasons."""
-    name = spec.name
-    layout = Layout(name)
-    dataset = uc.dataset
-    key = step_keys(name, DATAOPS_STEPS)
-    common = _common(spec)
-
-    @dg.asset(
-        key=key["clean"],
-        deps=[key["observe"]],
-        description=f"Rows satisfying the contract; the rest in quarantine/{name}/ with reasons.",
-        check_specs=[
-            check(
-                key,
-                "clean",
-                "clean_rows_satisfy_contract",
-                "New rows were kept, and every clean row is complete, in range, labelled and "
-                "unique.",
-                blocking=True,
-            )
-        ],
-        **common,
-    )
-    def clean(context: dg.AssetExecutionContext, storage: ObjectStorage):
-        started = perf_counter()
-        from mlops_assets.datasets.tabular.clean import contract_violations, run_clean
-
-        result = run_clean(storage, layout, dataset)
-        batch_ids = [b["batch_id"] for b in result.batches]
-        problems = contract_violations(storage, layout, batch_ids, dataset)
-        if nothing := result.kept_nothing():
-            problems.insert(0, nothing)
-        reasons = _quarantine_examples(storage, layout, result.batches)
-        return dg.MaterializeResult(
-            metadata={
-                "batches": dg.MetadataValue.md(
-                    md_table(
-                        ["file", "batch", "rows", "clean", "quarantined", "rejected file"],
-                        [
-                            (
-                                b["file"],
-                                b["batch_id"],
-                                b["rows"],
-                                b["clean"],
-                                b["quarantined"],
-                                b["rejected"] or "-",
-                            )
-                            for b in result.batches
-                        ],
-                    )
-                    if result.batches
-                    else "no new batches"
-                ),
-                "rows_clean": sum(b["clean"] for b in result.batches),
-                "rows_quarantined": result.quarantined_rows,
-                "files_quarantined": sum(1 for b in result.batches if b["rejected"]),
-                "quarantine_examples": dg.MetadataValue.md(reasons or "none"),
-                "quarantine_location": dg.MetadataValue.path(storage.uri(f"quarantine/{name}")),
-                "compute_seconds": perf_counter() - started,
-            },
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="clean_rows_satisfy_contract",
-                    passed=not problems,
-                    description="; ".join(problems) or "every clean row satisfies the contract",
-                )
-            ],
-        )
-
-    return clean
-
-
 def transform_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
     """Features scaled to float32, with a stable row id."""
     name = spec.name
@@ -338,21 +266,6 @@ def split_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
         )
 
     return split
-
-
-def _quarantine_examples(storage: ObjectStorage, layout: Layout, batches: list[dict]) -> str:
-
-    rows = []
-    for batch in batches:
-        if batch["rejected"]:
-            rows.append((batch["file"], "-", batch["rejected"]))
-        elif batch["quarantined"]:
-            frame = storage.read_parquet(
-                layout.quarantine(batch["batch_id"], "rows.parquet"),
-                columns=["row_number", "reason"],
-            )
-            rows += [(batch["file"], n, r) for n, r in frame.head(10).itertuples(index=False)]
-    return md_table(["file", "row", "reason"], rows[:30]) if rows else ""
 
 
 def reobserve_definitions(spec: UseCaseSpec, uc: TabularBlocks) -> tuple[list, list]:

@@ -157,6 +157,13 @@ class TabularData(dg.Model, dg.Resolvable):
         description="what a DataOps step holds of one file at once: files are read in chunks "
         "of about this size (a Parquet row group is read whole)",
     )
+    slice_mb: float = Field(
+        256.0,
+        gt=0,
+        description="clean takes a backlog of landed files in slices of about this many "
+        "megabytes (a file is never cut), one step each: one process under the multiprocess "
+        "executor, one pod under the per-step one",
+    )
     columns: list[ColumnSpec] | None = Field(
         None,
         description="the table's columns one by one (role, type, nullable, range, categories); "
@@ -250,6 +257,10 @@ class TabularData(dg.Model, dg.Resolvable):
     @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)
+
+    @property
+    def slice_bytes(self) -> int:
+        return int(self.slice_mb * 1024 * 1024)
 
     @property
     def chunk_rows(self) -> int:

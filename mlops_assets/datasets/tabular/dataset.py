@@ -59,7 +59,7 @@ class TabularDataset(DatasetKind, TabularData):
         import pandas as pd
 
         from mlops_assets.core.split_data import SplitData
-        from mlops_assets.datasets.tabular.clean import label_dtype
+        from mlops_assets.datasets.tabular.clean_outputs import label_dtype
         from mlops_assets.datasets.tabular.split import read_split_file, split_files
 
         columns, label = self.features.columns, self.label.column

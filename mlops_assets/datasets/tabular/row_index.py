@@ -5,13 +5,14 @@ Exact-duplicate detection needs, for every row hash ever kept, where it was kept
 (`head.json`) naming a sorted *base* part and at most one sorted *delta* part
 (`parts/<sha256>.parquet`, named for their content, so a retried write is the
 same object). A clean run reads the head and the parts once, looks its rows up
-in memory (binary search on sorted arrays), writes the delta grown by the rows it
-keeps (or, once the delta would outgrow the base, a new base and an empty delta)
-and swaps the head to name them (compare-and-swap). A writer that loses the swap reads the parts it
-has not seen, gives up its rows another run kept meanwhile, and tries again, so
-two cleans at once never both keep a row. A commit costs six requests (head,
-base, delta, the new delta, the swap, one delete; one more when it folds)
-whatever the history.
+in memory (binary search on sorted arrays). A commit reads the head and the delta,
+writes the delta grown by the rows it keeps (or, once the delta would outgrow the
+base, a new base and an empty delta) and swaps the head to name them
+(compare-and-swap). A writer that loses the swap reads the parts it has not seen,
+gives up its rows another run kept meanwhile, and tries again, so two cleans at
+once never both keep a row. Looking up costs three requests (head, base, delta), a
+commit five (head, delta, the new delta, the swap, one delete; two more when it
+folds), whatever the history.
 """
 
 from __future__ import annotations
@@ -264,37 +265,58 @@ class RowIndex:
 
     @property
     def rows(self) -> int:
-        return sum(len(p) for p in self.parts.values())
+        """Rows of history, as the head last read counts them."""
+        return sum(
+            entry["rows"] for entry in (self.head.get("base"), self.head.get("delta")) if entry
+        )
+
+    def read_head(self) -> None:
+        """Read the head alone (one request): a commit reads the parts it needs, a lookup
+        needs `refresh`."""
+        found = self.storage.read_versioned(self.head_key)
+        head = self._checked(found)
+        self.parts = {k: p for k, p in self.parts.items() if k in _part_keys(head)}
+        self.head, self.token = head, (found[1] if found else None)
+
+    def _checked(self, found: tuple[bytes, str] | None) -> dict:
+        """The head read, refused when it is not this index's (format, the parts it names)."""
+        head = json.loads(found[0]) if found else {}
+        if found and head.get("format") != FORMAT:
+            raise RowIndexError(f"{self.storage.uri(self.head_key)}: unknown format")
+        for key in _part_keys(head):  # the head is data: it may name this index's parts only
+            if not is_part(self.layout, key, "parts"):
+                raise RowIndexError(
+                    f"{self.storage.uri(self.head_key)} names {key!r}, which is not one of "
+                    "this index's parts: refused (nothing is read or deleted)"
+                )
+        return head
 
     def refresh(self) -> list[Part]:
         """Read the head and every part it names that is not in memory yet; returns those
         (what other runs added since this one last looked)."""
         for _ in range(20):  # a part folded and deleted between head and read: look again
             found = self.storage.read_versioned(self.head_key)
-            head = json.loads(found[0]) if found else {}
-            if found and head.get("format") != FORMAT:
-                raise RowIndexError(f"{self.storage.uri(self.head_key)}: unknown format")
+            head = self._checked(found)
             wanted = _part_keys(head)
-            for key in wanted:  # the head is data: it may name this index's parts only
-                if not is_part(self.layout, key, "parts"):
-                    raise RowIndexError(
-                        f"{self.storage.uri(self.head_key)} names {key!r}, which is not one of "
-                        "this index's parts: refused (nothing is read or deleted)"
-                    )
-            added: dict[str, Part] = {}
             try:
-                for key in wanted:
-                    if key not in self.parts:
-                        # one GET, whatever the part's size: a commit's requests stay few
-                        with self.storage.local_file(key, one_request=True) as path:
-                            added[key] = Part.read(path)
+                added = {key: self._read(key) for key in wanted if key not in self.parts}
             except FileNotFoundError:
                 continue
-            fresh = list(added.values())
             self.parts = {k: self.parts[k] if k in self.parts else added[k] for k in wanted}
             self.head, self.token = head, (found[1] if found else None)
-            return fresh
+            return list(added.values())
         raise RowIndexError(f"{self.storage.uri(self.head_key)} keeps naming parts that vanish")
+
+    def _read(self, key: str) -> Part:
+        # one GET, whatever the part's size: a commit's requests stay few
+        with self.storage.local_file(key, one_request=True) as path:
+            return Part.read(path)
+
+    def _part(self, key: str) -> Part:
+        """A part of the head, read the first time it is needed."""
+        if key not in self.parts:
+            self.parts[key] = self._read(key)
+        return self.parts[key]
 
     def lookup(
         self, hi: np.ndarray, lo: np.ndarray, parts: Iterable[Part] | None = None
@@ -302,14 +324,15 @@ class RowIndex:
         """Per key, where it was first seen, or None."""
         return lookup(self.parts.values() if parts is None else parts, hi, lo)
 
-    def commit(self, claims: Part) -> dict[tuple[str, int], Location]:
-        """Add the claimed rows (a part: keys and where they are) to the index. Returns the
-        claims another run kept first ((batch id, row) -> where), which are not added: the
-        caller quarantines them. A claim of the very same row (a run cut short after its
-        commit) holds."""
+    def commit(self, claims: Part, unseen: Iterable[Part] = ()) -> dict[tuple[str, int], Location]:
+        """Add the claimed rows (a part: keys and where they are) to the index. The caller
+        looked them up in the index at `self.token` and in `unseen` (what was added since
+        it looked, when it knows). Returns the claims kept first elsewhere ((batch id, row)
+        -> where), which are not added: the caller quarantines them. A claim of the very
+        same row (a run cut short after its commit) holds."""
         lost: dict[tuple[str, int], Location] = {}
         keep = np.ones(len(claims), bool)
-        candidates: Iterable[Part] = []  # the caller looked its claims up in what it read
+        candidates: Iterable[Part] = unseen
         while True:
             for i, where in enumerate(self.lookup(claims.hi, claims.lo, candidates)):
                 if where is not None and keep[i]:
@@ -320,7 +343,11 @@ class RowIndex:
             if not keep.any():
                 return lost
             part = claims if keep.all() else claims.subset(keep)
-            head, written, replaced = self._next(part)
+            try:
+                head, written, replaced = self._next(part)
+            except FileNotFoundError:  # folded away by another run since the head was read
+                candidates = self.refresh()
+                continue
             token = self.storage.swap(self.head_key, _dump(head), self.token)
             if token is not None:
                 self.head, self.token = head, token
@@ -340,17 +367,17 @@ class RowIndex:
         delta_rows = (delta["rows"] if delta else 0) + len(part)
         if base is None or delta_rows > FOLD_INTO_BASE * base["rows"]:
             keys = _part_keys(self.head)
-            new_base = self._write(merge([*(self.parts[k] for k in keys), part]))
+            new_base = self._write(merge([*(self._part(k) for k in keys), part]))
             new_delta = self._write(Part.empty(), of=new_base[0])
             written = dict([new_base, new_delta])
-        else:
+            base = {"key": new_base[0], "rows": len(new_base[1])}
+        else:  # the base is not read: it stays as it is
             keys = [delta["key"]] if delta else []
-            new_delta = self._write(merge([*(self.parts[k] for k in keys), part]))
-            new_base = (base["key"], self.parts[base["key"]])
+            new_delta = self._write(merge([*(self._part(k) for k in keys), part]))
             written = dict([new_delta])
         head = {
             "format": FORMAT,
-            "base": {"key": new_base[0], "rows": len(new_base[1])},
+            "base": {"key": base["key"], "rows": base["rows"]},
             "delta": {"key": new_delta[0], "rows": len(new_delta[1])},
             "markers_migrated": self.markers_migrated,
         }

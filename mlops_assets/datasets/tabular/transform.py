@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlops_assets.datasets.tabular.catalog import advance_cursor, new_segments, read_cursor
-from mlops_assets.datasets.tabular.clean import output_schemas
+from mlops_assets.datasets.tabular.clean_outputs import output_schemas
 from mlops_assets.datasets.tabular.config import TabularData
 from mlops_assets.datasets.tabular.contract import scale_rows
 from mlops_assets.datasets.tabular.landed import parquet_file
