@@ -10,7 +10,8 @@ cost in time, requests and memory as the history and the files grow.
    (pandas' vectorised row hash), on the same machine.
 2. The user's run: 200k rows x 30 columns in 20 Parquet files of 10k through
    `dagster asset materialize --select '*table/split'` (wall time, definitions load and
-   the run's own start included).
+   the run's own start included); again under the multiprocess executor with clean's
+   backlog in two slices (two worker processes).
 3. Peak RSS of the DataOps steps over one large landing Parquet file (2 GB by default),
    with the default memory setting, in its own process (`tests/support/dataops_rss.py`).
 Writes JSON; prints the table.
@@ -202,13 +203,32 @@ def _run_case(backend: str, history: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def user_run(rows: int) -> dict:
-    """The run the issue's user made: `*table/split` through Dagster, from a fresh root."""
+def user_run(rows: int, workers: int = 1) -> dict:
+    """The run the issue's user made: `*table/split` through Dagster, from a fresh root; with
+    `workers` > 1, under the multiprocess executor with clean's backlog cut into that many
+    slices (a process each)."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        _, _, env = landed_project(work, rows)
+        root, _, env = landed_project(work, rows)
+        slices = 1
+        if workers > 1:
+            landed = sum(p.stat().st_size for p in (root / "landing" / NAME).iterdir())
+            slice_mb = landed / workers / 2**20 * 1.01
+            yaml = Path(env["PYTHONPATH"]) / "mlops_assets/defs" / NAME / "defs.yaml"
+            text = yaml.read_text().replace(
+                "  dataset:\n", f"  dataset:\n    slice_mb: {slice_mb}\n"
+            )
+            yaml.write_text(text)
+            env = {**env, "MLOPS_EXECUTOR": "multiprocess"}
+            slices = workers
         wall, _ = materialize(env, work, f"*{NAME}/split")
-    return {"rows": rows, "files": rows // 10_000, "wall_s": wall}
+    return {
+        "rows": rows,
+        "files": rows // 10_000,
+        "executor": "multiprocess" if workers > 1 else "in_process",
+        "clean_slices": slices,
+        "wall_s": wall,
+    }
 
 
 def big_file(gigabytes: float) -> dict:
@@ -268,6 +288,7 @@ def main() -> None:
     histories = [int(h) for h in args.histories.split(",")]
     cases = [_run_case(b, h) for b in args.backends.split(",") for h in histories]
     user = user_run(args.user_rows) if args.user_rows else None
+    two = user_run(args.user_rows, workers=2) if args.user_rows else None
     big = big_file(args.big_gb) if args.big_gb else None
     figures = {}
     for backend in args.backends.split(","):
@@ -287,6 +308,7 @@ def main() -> None:
         "cases": cases,
         "figures": figures,
         "user_run": user,
+        "user_run_two_workers": two,
         "big_file": big,
     }
     write_report(args.out, report)
@@ -301,7 +323,7 @@ def main() -> None:
             f" {c['clean']['rows_per_s']:>10.0f} {c['split']['rows_per_s']:>10.0f}"
             f" {c['bare_pass']['rows_per_s']:>10.0f} {index if c['backend'] == 's3' else '-':>10}"
         )
-    print(json.dumps({"figures": figures, "user_run": user, "big_file": big}, indent=1))
+    print(json.dumps({"figures": figures, "user_run": user, "two": two, "big_file": big}, indent=1))
     print(f"written to {args.out}")
 
 

@@ -45,6 +45,45 @@ def test_round_trip_and_conditional_create(storage):
     assert listed["x/z/w.bin"].size == 3
 
 
+def test_a_read_with_a_limit_reads_at_most_that_and_refuses_more(storage):
+    from mlops_assets.storage.base import ObjectTooLargeError
+
+    storage.write_bytes("x/big.bin", b"a" * 1000)
+    assert storage.read_bytes("x/big.bin", limit=1000) == b"a" * 1000
+    with pytest.raises(ObjectTooLargeError, match="x/big.bin"):
+        storage.read_bytes("x/big.bin", limit=999)
+
+
+def test_step_outputs_are_json_in_the_run_s_storage_and_bounded(storage, monkeypatch):
+    """What one step hands the next: JSON at the run's, step's and output's key; a record
+    over the limit is refused on write and on read, naming its key; no pickle is read."""
+    import pickle
+
+    import dagster as dg
+
+    from mlops_assets.storage import step_outputs
+    from mlops_assets.storage.step_outputs import StepOutputError, StepOutputs
+
+    outputs = StepOutputs(storage)
+    out = dg.build_output_context(step_key="uc__clean.plan", name="plan", run_id="r1")
+    outputs.handle_output(out, {"slices": [[{"batch_id": "b1"}]]})
+    assert storage.read_json("steps/r1/uc__clean.plan/plan.json") == {
+        "slices": [[{"batch_id": "b1"}]]
+    }
+    assert outputs.load_input(dg.build_input_context(upstream_output=out)) == {
+        "slices": [[{"batch_id": "b1"}]]
+    }
+    storage.write_bytes("steps/r1/uc__clean.plan/plan.json", pickle.dumps({"a": 1}))
+    with pytest.raises(StepOutputError, match="plan.json"):  # not JSON: refused, not run
+        outputs.load_input(dg.build_input_context(upstream_output=out))
+    monkeypatch.setattr(step_outputs, "MAX_BYTES", 100)
+    storage.write_bytes("steps/r1/uc__clean.plan/plan.json", b"[" + b"1," * 100 + b"1]")
+    with pytest.raises(StepOutputError, match="plan.json"):
+        outputs.load_input(dg.build_input_context(upstream_output=out))
+    with pytest.raises(StepOutputError, match="uc__clean.plan"):
+        outputs.handle_output(out, list(range(100)))
+
+
 def test_listing_is_not_capped_at_a_page(storage):
     for i in range(1100):
         storage.write_bytes(f"many/{i:05d}", b"")

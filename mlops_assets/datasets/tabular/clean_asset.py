@@ -48,7 +48,14 @@ def clean_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
     )
     def plan(context: dg.OpExecutionContext, storage: ObjectStorage):
         from mlops_assets.datasets.tabular.clean import plan_clean
+        from mlops_assets.datasets.tabular.clean_commit import left_behind
 
+        def finished(run_id: str) -> bool:  # Dagster's run storage says, not the folder
+            run = context.instance.get_run_by_id(run_id)
+            return run_id != context.run_id and run is not None and run.is_finished
+
+        for run_id in left_behind(storage, layout, finished):
+            context.log.info(f"removed the clean work area of finished run {run_id}")
         planned = plan_clean(storage, layout, dataset)
         sizes = [len(s) for s in planned.slices]
         context.log.info(f"{sum(sizes)} new batch(es) in {len(sizes)} slice(s): {sizes}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,20 @@ def is_work(layout: Layout, key: object) -> bool:
         return False
     parts = key[len(prefix) :].split("/")
     return len(parts) == 2 and bool(_RUN.fullmatch(parts[0]) and _SLICE.fullmatch(parts[1]))
+
+
+def left_behind(
+    storage: ObjectStorage, layout: Layout, finished: Callable[[str], bool]
+) -> list[str]:
+    """Delete the work areas of runs that `finished` says are over (a run whose slice failed
+    never reached its commit); returns their run ids. A run still going, or one the caller
+    does not know of, keeps its own."""
+    swept = []
+    for run_id in storage.folders(layout.clean_work("")):
+        if _RUN.fullmatch(run_id) and finished(run_id):
+            storage.delete_many([i.key for i in storage.list(layout.clean_work(run_id))])
+            swept.append(run_id)
+    return swept
 
 
 def check_manifest(layout: Layout, batches: list[dict], manifest: Any) -> None:

@@ -115,3 +115,50 @@ def test_two_worker_processes_clean_a_backlog_as_one_process_does(local_env, mon
     assert len(got["files"]["part-4.csv"]["quarantined"]) == 10
     storage = LocalStorage(root=str(local_env / "two"))
     assert not storage.list("staged/digits/_clean_work")  # the commit left no work behind
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        {"work": "models/digits/1"},  # a work area outside clean's
+        {"work": "staged/digits/_clean_work/r/slice_000000/../../../../models"},
+        {"batches": []},  # not the batches the plan gave the slice
+        {"outputs": {"x": ["../../models/digits/1/model.skops"]}},
+    ],
+)
+def test_a_manifest_not_of_its_slice_is_refused_and_publishes_nothing(local_env, tamper):
+    """A slice's manifest is a record read back from storage: one naming another place, or
+    other batches, is refused by the commit, naming it, before anything is kept."""
+    from mlops_assets.components.tree import load_use_case
+    from mlops_assets.datasets.tabular.acquire import run_acquire
+    from mlops_assets.datasets.tabular.clean import plan_batches
+    from mlops_assets.datasets.tabular.clean_commit import (
+        CleanCommitError,
+        commit_slices,
+        slice_work,
+    )
+    from mlops_assets.datasets.tabular.clean_slice import clean_slice
+
+    storage = LocalStorage(root=str(local_env / ".mlops"))
+    dataset = load_use_case("digits").blocks.dataset
+    land_backlog(storage)
+    run_acquire(storage, LAYOUT, "landing/digits")
+    (batches,) = plan_batches(storage, LAYOUT, dataset, load_catalog(storage, LAYOUT))
+    manifest = clean_slice(storage, LAYOUT, dataset, slice_work(LAYOUT, "r", 0), batches)
+    with pytest.raises(CleanCommitError, match="manifest of a clean slice"):
+        commit_slices(storage, LAYOUT, dataset, [batches], [{**manifest, **tamper}])
+    assert not storage.exists(LAYOUT.row_index("head.json"))  # nothing kept
+    assert not storage.list("staged/digits/clean")  # nothing published
+
+
+def test_work_areas_of_finished_runs_are_swept_and_others_kept(local_env):
+    """A run whose slice failed leaves its work area; a later plan removes those of runs
+    that are over (as the caller, Dagster's run storage, says), and only those."""
+    from mlops_assets.datasets.tabular.clean_commit import left_behind, slice_work
+
+    storage = LocalStorage(root=str(local_env / ".mlops"))
+    for run_id in ("failed-run", "running-run", "unknown-run"):
+        storage.write_bytes(f"{slice_work(LAYOUT, run_id, 0)}/claims.parquet", b"x")
+    assert left_behind(storage, LAYOUT, lambda run_id: run_id == "failed-run") == ["failed-run"]
+    left = {i.key.split("/")[3] for i in storage.list("staged/digits/_clean_work")}
+    assert left == {"running-run", "unknown-run"}
