@@ -450,6 +450,13 @@ def dataops_scale(report: dict) -> str:
             f"`dagster asset materialize --select '*table/split'`: {_f(user['wall_s'], 1)} s "
             f"(goal under {goal['user_run_seconds']} s: {verdict(met)})"
         )
+    if report.get("user_run_two_workers"):
+        two = report["user_run_two_workers"]
+        lines.append(
+            f"- the same run under the multiprocess executor, clean's backlog in "
+            f"{two['clean_slices']} slices (a worker process each, on this machine's 2 cores): "
+            f"{_f(two['wall_s'], 1)} s (every step a process of its own: see below)"
+        )
     if report.get("big_file"):
         big = report["big_file"]
         lines.append(
