@@ -15,10 +15,9 @@ from time import perf_counter
 def main(root: str, graph: str = "whole") -> None:
     timings: dict[str, float] = {}
     started = perf_counter()
-    import pandas as pd
 
     from mlops_assets.datasets.tabular.acquire import run_acquire
-    from mlops_assets.datasets.tabular.clean import STAGE, contract_violations, run_clean
+    from mlops_assets.datasets.tabular.clean import contract_violations, run_clean
     from mlops_assets.datasets.tabular.dataset import ObserveConfig, SplitConfig, TabularDataset
     from mlops_assets.datasets.tabular.observe import run_observe
     from mlops_assets.datasets.tabular.observe_report import observe_metadata
@@ -40,10 +39,7 @@ def main(root: str, graph: str = "whole") -> None:
     timings["observe"] = perf_counter() - t
     t = perf_counter()
     result = run_clean(storage, layout, dataset)
-    frames = [
-        storage.read_parquet(layout.staged(STAGE, b["batch_id"], "parquet")) for b in result.batches
-    ]
-    contract_violations(pd.concat(frames), dataset)
+    contract_violations(storage, layout, [b["batch_id"] for b in result.batches], dataset)
     timings["clean"] = perf_counter() - t
     t = perf_counter()
     run_transform(storage, layout, dataset)
