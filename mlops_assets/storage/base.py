@@ -126,6 +126,10 @@ class ObjectStorage(dg.ConfigurableResource):
         """Remove an object; absent is not an error."""
         raise NotImplementedError
 
+    def remove_empty(self, prefix: str) -> None:
+        """Remove the folders left empty under `prefix` (one nobody else writes into): a
+        store without folders has nothing to do."""
+
     def delete_many(self, keys: list[str]) -> None:
         """Remove objects (absent ones are not an error); backends that can, in one request
         per thousand keys."""

@@ -9,7 +9,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from mlops_assets.storage.base import FileChangedError, ObjectInfo, ObjectStorage, bounded
@@ -228,6 +228,12 @@ class LocalStorage(ObjectStorage):
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def remove_empty(self, prefix: str) -> None:
+        top = self._path(prefix)
+        for folder, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):  # deepest first
+            with suppress(OSError):
+                os.rmdir(folder)  # only if empty
 
     def portable_uri(self, key: str) -> str:
         """The key itself: a clone moved elsewhere (or another user's) resolves it against

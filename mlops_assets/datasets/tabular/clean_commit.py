@@ -64,8 +64,11 @@ def left_behind(
     swept = []
     for run_id in storage.folders(layout.clean_work("")):
         if _RUN.fullmatch(run_id) and finished(run_id):
-            storage.delete_many([i.key for i in storage.list(layout.clean_work(run_id))])
-            swept.append(run_id)
+            left = [i.key for i in storage.list(layout.clean_work(run_id))]
+            storage.delete_many(left)
+            storage.remove_empty(layout.clean_work(run_id))
+            if left:
+                swept.append(run_id)
     return swept
 
 
@@ -130,7 +133,9 @@ def commit_slices(
                         mine, renamed.get(batch["batch_id"], {}), Path(folder),
                     )  # fmt: skip
                 done.append(summary)
-    storage.delete_many([i.key for m in manifests for i in storage.list(m["work"])])
+    for manifest in manifests:
+        storage.delete_many([i.key for i in storage.list(manifest["work"])])
+        storage.remove_empty(manifest["work"].rsplit("/", 1)[0])  # the run's folder
     return done
 
 
