@@ -74,9 +74,14 @@ def one_line(error: BaseException, folder: Path) -> str:
                 key = ".".join(k for k in (outer[1], key) if k)
             where = _line_of_key(where, key) if where else str(yaml_file)
             return f"{where}: {key or '(top level)'}: {detail['msg']}"
-    mark = getattr(_root(error), "problem_mark", None)
+    root = _root(error)
+    mark = getattr(root, "problem_mark", None)
     if mark is not None:  # a YAML syntax error (in whichever file Dagster was parsing)
-        problem = getattr(_root(error), "problem", "") or "not valid YAML"
+        problem = getattr(root, "problem", "") or "not valid YAML"
+        # an unclosed bracket or quote is found lines later: name where it was opened
+        opened, context = getattr(root, "context_mark", None), getattr(root, "context", "")
+        if opened is not None and context:
+            mark, problem = opened, f"{context}: {problem}"
         return f"{getattr(mark, 'name', '') or yaml_file}:{mark.line + 1}: (syntax): {problem}"
     message = str(_root(error)).strip().splitlines()
     return f"{yaml_file}: {type(_root(error)).__name__}: {message[0] if message else ''}"

@@ -122,3 +122,29 @@ def broken_use_cases(tree: UseCaseTree | None = None) -> dict[str, str]:
         except Exception as error:
             found[entry] = one_line(error, tree.defs_module_path / entry)
     return found
+
+
+def check_use_cases(names: list[str] | None = None) -> tuple[dict[str, str], list[str]]:
+    """The use cases `names` (default: every folder of `defs/`) built as the code location
+    builds them: (each that does not build, with its one-line reason; those that do)."""
+    tree = project_tree()
+    tree.find_root_decl()
+    known = entries(tree)
+    problems: dict[str, str] = {}
+    for name in names or []:
+        if name not in known:
+            problems[name] = f"{tree.defs_module_path / name / 'defs.yaml'}: no such use case"
+    fine = []
+    for entry in names or known:
+        if entry in problems:
+            continue
+        if entry in tree.unparsed:
+            problems[entry] = tree.unparsed[entry]
+            continue
+        try:
+            tree.build_defs_at_path(entry)
+        except Exception as error:
+            problems[entry] = one_line(error, tree.defs_module_path / entry)
+        else:
+            fine.append(entry)
+    return problems, fine

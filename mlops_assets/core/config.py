@@ -10,6 +10,7 @@ import re
 from typing import Any, Literal
 
 import dagster as dg
+from dagster._utils.schedules import is_valid_cron_string  # the check Dagster's schedules make
 from pydantic import Field, field_validator, model_validator
 
 from mlops_assets.models.base import adapter_name
@@ -407,10 +408,25 @@ class KubernetesConfig(dg.Model, dg.Resolvable):
     gitops: GitOpsSecrets = GitOpsSecrets()
 
 
+def cron(value: str) -> str:
+    """`value` if Dagster's schedules take it as a cron expression: refused when the YAML
+    is checked, naming its key, not when the schedule is built."""
+    if not is_valid_cron_string(value):
+        raise ValueError(
+            f"{value!r} is not a cron expression Dagster takes (five fields, e.g. '0 3 * * 0')"
+        )
+    return value
+
+
 class ScheduleConfig(dg.Model, dg.Resolvable):
     retrain_cron: str = Field("0 3 * * 0", description="cron of the periodic retrain")
     retrain_enabled: bool = Field(False, description="the retrain schedule is off by default")
     timezone: str = "UTC"
+
+    @field_validator("retrain_cron")
+    @classmethod
+    def _retrain_cron_is_cron(cls, value: str) -> str:
+        return cron(value)
 
 
 class ServingConfig(dg.Model, dg.Resolvable):
@@ -527,6 +543,12 @@ class MonitorConfig(dg.Model, dg.Resolvable):
         7, ge=1, description="feedback is joined to the inference log of the last N days"
     )
     schedule: str = Field("*/10 * * * *", description="cron of the feedback and monitor run")
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_is_cron(cls, value: str) -> str:
+        return cron(value)
+
     retrain: bool = Field(True, description="a failing check starts retraining")
     cooldown_hours: float = Field(
         6.0, ge=0, description="no second retraining from the monitor within this time"

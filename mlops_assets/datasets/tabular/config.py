@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import dagster as dg
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from mlops_assets.core.config import ScheduleConfig
+from mlops_assets.core.config import ScheduleConfig, cron
 
 TABULAR = "tabular"
 """The request contract's kind: rows as they land, scaled by a constant."""
@@ -303,6 +303,11 @@ class TabularScheduleConfig(ScheduleConfig):
     reobserve_cron: str = Field(
         "0 6 * * *", description="cron of a full re-observation of the data for drift"
     )
+
+    @field_validator("reobserve_cron")
+    @classmethod
+    def _reobserve_cron_is_cron(cls, value: str) -> str:
+        return cron(value)
 
 
 @dataclass(frozen=True)
