@@ -91,7 +91,9 @@ def clean_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
         out={"result": dg.Out(dg.Nothing), "check": dg.Out(dg.Nothing, is_required=False)},
         tags=placement,
     )
-    def commit(context: dg.OpExecutionContext, storage: ObjectStorage, plan: dict, manifests: list):
+    def commit(
+        context: dg.OpExecutionContext, storage: ObjectStorage, record: dict, manifests: list
+    ):
         started = perf_counter()
         from mlops_assets.datasets.tabular.clean import (
             STAGE,
@@ -101,7 +103,7 @@ def clean_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
         )
         from mlops_assets.datasets.tabular.clean_commit import commit_slices, ordered
 
-        planned = Plan.of(plan)
+        planned = Plan.of(record)
         slices = ordered(planned.slices, manifests)
         result = CleanResult(commit_slices(storage, layout, dataset, planned.slices, slices))
         if planned.segment != planned.start:
@@ -113,7 +115,7 @@ def clean_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
         metadata = _metadata(storage, layout, result.batches)
         metadata["slices"] = len(planned.slices)
         # the bodies of every step of the asset: its plan's, its slices' and this one's
-        steps = [plan.get("seconds", 0.0), *(m.get("seconds", 0.0) for m in slices)]
+        steps = [record.get("seconds", 0.0), *(m.get("seconds", 0.0) for m in slices)]
         metadata["compute_seconds"] = perf_counter() - started + sum(map(float, steps))
         yield dg.MaterializeResult(metadata=metadata)
         yield dg.AssetCheckResult(

@@ -23,11 +23,17 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from mlops_assets.datasets.tabular.clean_outputs import STAGE, as_table, empty_clean, output_schemas
+from mlops_assets.datasets.tabular.clean_outputs import (
+    STAGE,
+    as_table,
+    duplicate_reason,
+    empty_clean,
+    output_schemas,
+)
 from mlops_assets.datasets.tabular.config import TabularData
 from mlops_assets.datasets.tabular.landed import chunks
 from mlops_assets.datasets.tabular.row_contract import as_text
-from mlops_assets.datasets.tabular.row_index import Location, Part, RowIndex
+from mlops_assets.datasets.tabular.row_index import Location, RowIndex, read_part
 from mlops_assets.errors import MlopsError
 from mlops_assets.storage import Layout, ObjectStorage
 
@@ -80,7 +86,10 @@ def check_manifest(layout: Layout, batches: list[dict], manifest: Any) -> None:
         raise CleanCommitError(f"{where} names no work area of {layout.use_case}: refused")
     ids = [b["batch_id"] for b in batches]
     summaries = manifest.get("batches")
-    if not isinstance(summaries, list) or [s.get("batch_id") for s in summaries] != ids:
+    if (
+        not isinstance(summaries, list)
+        or [s.get("batch_id") if isinstance(s, dict) else None for s in summaries] != ids
+    ):
         raise CleanCommitError(f"{where} at {manifest['work']} is not of its planned batches")
     outputs = manifest.get("outputs")
     if not isinstance(outputs, dict) or not all(
@@ -117,7 +126,7 @@ def commit_slices(
         for batches, manifest in zip(slices, manifests, strict=True):
             check_manifest(layout, batches, manifest)
             work = manifest["work"]
-            claims = _read_part(storage, f"{work}/claims.parquet") if manifest["claims"] else None
+            claims = read_part(storage, f"{work}/claims.parquet") if manifest["claims"] else None
             if manifest["token"] != start and not whole:
                 index.refresh()  # another run committed since the slice looked: check all
                 whole = True
@@ -139,11 +148,6 @@ def commit_slices(
     return done
 
 
-def _read_part(storage: ObjectStorage, key: str) -> Part:
-    with storage.local_file(key, one_request=True) as path:
-        return Part.read(path)
-
-
 def _renamed(
     storage: ObjectStorage, work: str, lost: dict[tuple[str, int], Location]
 ) -> dict[str, dict[int, str]]:
@@ -155,7 +159,7 @@ def _renamed(
     for batch_id, row, of_batch, of_row in repeats.itertuples(index=False):
         where = lost.get((of_batch, int(of_row)))
         if where is not None:
-            renamed.setdefault(batch_id, {})[int(row)] = _reason(where)
+            renamed.setdefault(batch_id, {})[int(row)] = duplicate_reason(where[1], where[2])
     return renamed
 
 
@@ -177,12 +181,23 @@ def _publish(
     candidate = {kind: f"{work}/{batch_id}.{kind}.parquet" for kind in outputs}
     output = layout.staged(STAGE, batch_id, "parquet")
     quarantine = layout.quarantine(batch_id, "rows.parquet")
-    if lost or renamed:
-        paths = _rewrite(storage, dataset, batch, summary, candidate, lost, renamed, folder)
-        if "quarantine" in paths:
-            storage.put_file(quarantine, paths["quarantine"])
-    elif "quarantine" in candidate:
-        storage.copy(candidate["quarantine"], quarantine)
+    # rewritten here when rows were lost (stored from local files), else as the slice left
+    # them (a server-side copy)
+    paths = (
+        _rewrite(storage, dataset, batch, summary, candidate, lost, renamed, folder)
+        if (lost or renamed)
+        else None
+    )
+    have = set(candidate if paths is None else paths)
+
+    def store(kind: str, key: str) -> None:
+        if paths is None:
+            storage.copy(candidate[kind], key)
+        else:
+            storage.put_file(key, paths[kind])
+
+    if "quarantine" in have:
+        store("quarantine", quarantine)
     if summary["quarantined"]:
         record = {
             "batch_id": batch_id,
@@ -191,13 +206,8 @@ def _publish(
             "rows": summary["quarantined"],
         }
         storage.write_json(layout.quarantine(batch_id, "quarantine.json"), record)
-    if lost or renamed:
-        if "clean" in paths:
-            storage.put_file(output, paths["clean"])
-        else:
-            storage.write_parquet(output, empty_clean(dataset))
-    elif "clean" in candidate:
-        storage.copy(candidate["clean"], output)
+    if "clean" in have:
+        store("clean", output)
     else:
         storage.write_parquet(output, empty_clean(dataset))
 
@@ -221,7 +231,7 @@ def _rewrite(storage, dataset, batch, summary, candidate, lost, renamed, folder)
                 at = np.isin(numbers, list(lost))
                 if at.any():
                     rows = as_text(chunk.frame[at])
-                    reasons = [_reason(lost[int(n)]) for n in numbers[at]]
+                    reasons = [duplicate_reason(*lost[int(n)][1:]) for n in numbers[at]]
                     rows.insert(0, "reason", reasons)
                     rows.insert(0, "row_number", numbers[at])
                     written.append(rows)
@@ -244,7 +254,3 @@ def _rewrite(storage, dataset, batch, summary, candidate, lost, renamed, folder)
             paths["clean"] = folder / f"{batch_id}.clean.parquet"
             pq.write_table(as_table(kept, schemas["clean"]), paths["clean"])
     return paths
-
-
-def _reason(where: Location) -> str:
-    return f"exact duplicate of row {where[1]} of {where[2]}"

@@ -15,6 +15,12 @@ def clean_columns(dataset: TabularData) -> list[str]:
     return ["row_number", *dataset.features.columns, dataset.label.column, "content_hash"]
 
 
+def duplicate_reason(row: int, file: str) -> str:
+    """Why a row is quarantined as a copy of the row first seen at `row` of `file` (the one
+    text the slices and the commit both write)."""
+    return f"exact duplicate of row {row} of {file}"
+
+
 def label_dtype(dataset: TabularData) -> str:
     """How a clean label is stored: int64 class ids, float64 targets, text class names."""
     kind = dataset.label_spec.type

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from mlops_assets.datasets.tabular.clean_outputs import (
     STAGE,
     as_table,
+    duplicate_reason,
     empty_clean,
     label_dtype,
     output_schemas,
@@ -155,7 +156,7 @@ class Slice:
             where = found[0][k] or found[1][k] or found[2][k]
             if where is not None:
                 if (where[0], where[1]) != (batch_id, int(numbers[i])):  # else: its own
-                    reasons.iat[i] = f"exact duplicate of row {where[1]} of {where[2]}"
+                    reasons.iat[i] = duplicate_reason(where[1], where[2])
                     if found[0][k] is None:
                         repeat.append((int(numbers[i]), where[0], where[1]))
             else:
@@ -168,7 +169,7 @@ class Slice:
                 for j in np.setdiff1d(np.arange(at.size), firsts):
                     k = first_of[(int(hi[at[j]]), int(lo[at[j]]))]
                     first = int(numbers[valid[k]])
-                    reasons.iat[valid[at[j]]] = f"exact duplicate of row {first} of {name}"
+                    reasons.iat[valid[at[j]]] = duplicate_reason(first, name)
                     repeat.append((int(numbers[valid[at[j]]]), batch_id, first))
                 at = np.sort(at[firsts])
             mine.add(_part(hi[at], lo[at], batch_id, name, numbers[valid[at]]))

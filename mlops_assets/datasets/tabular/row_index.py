@@ -308,9 +308,7 @@ class RowIndex:
         raise RowIndexError(f"{self.storage.uri(self.head_key)} keeps naming parts that vanish")
 
     def _read(self, key: str) -> Part:
-        # one GET, whatever the part's size: a commit's requests stay few
-        with self.storage.local_file(key, one_request=True) as path:
-            return Part.read(path)
+        return read_part(self.storage, key)
 
     def _part(self, key: str) -> Part:
         """A part of the head, read the first time it is needed."""
@@ -394,6 +392,12 @@ class RowIndex:
             key = self.layout.row_index(f"parts/{digest[:32]}.parquet")
             self.storage.put_file(key, path)
         return key, part
+
+
+def read_part(storage: ObjectStorage, key: str) -> Part:
+    """A stored part, read with one GET whatever its size (a commit's requests stay few)."""
+    with storage.local_file(key, one_request=True) as path:
+        return Part.read(path)
 
 
 def is_part(layout: Layout, key: object, folder: str) -> bool:
