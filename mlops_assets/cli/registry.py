@@ -55,12 +55,19 @@ def registry_list(use_case: str) -> None:
 @registry.command("history")
 @use_case_option
 def registry_history(use_case: str) -> None:
-    """Every move of the champion alias, and every candidate the gate held, in order."""
+    """Every move of the champion alias, every candidate the gate held, and every release
+    the alias did not follow (a pin, a champion that moved meanwhile), in order."""
     for entry in _registry(use_case).history():
         if entry["action"] == "hold":
             click.echo(
                 f"#{entry['sequence']}  {entry['at']}  hold     candidate "
                 f"{entry['candidate_id']} (champion v{entry['version']} stays)  {entry['reason']}"
+            )
+            continue
+        if entry["action"] == "not_promoted":
+            click.echo(
+                f"#{entry['sequence']}  {entry['at']}  released v{entry['version']}, not "
+                f"promoted (champion v{entry['champion']} stays)  {entry['reason']}"
             )
             continue
         previous = f"v{entry['previous']}" if entry["previous"] else "none"
@@ -92,9 +99,15 @@ def registry_rollback(use_case: str, version: int, reason: str) -> None:
 @use_case_option
 @click.option("--reason", required=True, help="Why; recorded in the history.")
 def registry_unpin(use_case: str, reason: str) -> None:
-    """Let the next release that passes the gate replace the champion again."""
+    """Unpin the champion, and promote the newest release that passed the gate against it
+    while the pin held; releases that pass the gate replace the champion again."""
     try:
-        alias = _registry(use_case).unpin(reason)
+        alias, what = _registry(use_case).unpin(reason)
     except RuntimeError as error:
         raise CommandError(str(error)) from None
-    click.echo(f"{use_case}: v{alias['version']} is champion, not pinned")
+    click.echo(f"{use_case}: {what}; v{alias['version']} is champion")
+    if alias.get("reason", "").startswith("promoted on unpin"):
+        click.echo(
+            f"deploy it: dg launch --assets {use_case}/deploy ({use_case}/deployed_is_champion "
+            "warns until it is deployed)"
+        )

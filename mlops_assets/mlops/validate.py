@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from mlops_assets.core.config import GateConfig, ModelConfig
 from mlops_assets.core.kind import DatasetKind
 from mlops_assets.core.production import ProductionSamples
 from mlops_assets.mlops.evaluate import (
+    GateDecision,
     evaluate,
     gate,
     incomparable_decision,
@@ -239,6 +241,8 @@ def run_validate(
     )
     if incomparable:
         decision = incomparable_decision(decision, incomparable, champion_version, config)
+    if decision.passed and champion is not None and champion.get("pinned"):
+        decision = pinned_decision(decision, champion)
     validation = {
         "candidate_id": candidate_id,
         "dataset_version": version,
@@ -263,6 +267,21 @@ def run_validate(
         outcome = "held" if decision.decision == "HOLD" else "rejected"
         record_outcome(storage, layout, candidate, {outcome: decision.summary})
     return validation
+
+
+def pinned_decision(decision: GateDecision, champion: dict[str, Any]) -> GateDecision:
+    """A pass against a pinned champion says what release will do: add the version and
+    leave the alias, so the gate's line and release's never contradict each other."""
+    version = champion["version"]
+    why = champion.get("pin_reason") or "no reason given"
+    summary = decision.summary.replace(
+        f"the candidate replaces v{version}", f"the candidate beats v{version}"
+    ).replace(f"promoted anyway (on_hold: promote) over v{version}", "released (on_hold: promote)")
+    return replace(
+        decision,
+        summary=f"{summary}; champion v{version} is pinned ({why}): the candidate is released, "
+        "not promoted, until `mlops-assets registry unpin`",
+    )
 
 
 def _row_text(row: Any) -> str:

@@ -22,6 +22,8 @@ METADATA = "metadata.json"
 STATUS = "status.json"
 """Beside a version's metadata (which is immutable, and pinned by its sha256 in git)."""
 CLAIM = "claim.json"
+KEPT = ("hold", "not_promoted")
+"""History entries that record a decision which left the alias where it was."""
 
 
 class ArtifactIntegrityError(MlopsError, RuntimeError):
@@ -108,10 +110,15 @@ class ModelRegistry:
         prefix = self.layout.history_entry()
         keys = sorted(i.key for i in self.storage.list(prefix) if i.key.endswith(".json"))
         entries = [self.storage.read_json(k) for k in keys]
-        # holds share the sequence of the alias they kept: within it, in time order
+        # holds and releases the alias did not follow share the sequence of the alias they
+        # left in place: after its move, in time order
         return sorted(
             entries,
-            key=lambda e: (e["sequence"], e["action"] == "hold", e.get("at") or e["promoted_at"]),
+            key=lambda e: (
+                e["sequence"],
+                e["action"] in KEPT,
+                e.get("at") or e["promoted_at"],
+            ),
         )
 
     # -- writing ---------------------------------------------------------------------------
@@ -160,6 +167,8 @@ class ModelRegistry:
                 expect=beaten_champion,
                 respect_pin=True,
             )
+            if not promoted:
+                self._note_not_promoted(earlier, digest, beaten_champion, reason, run_id)
             return ReleaseResult(
                 version=earlier,
                 sha256=digest,
@@ -187,7 +196,30 @@ class ModelRegistry:
             expect=beaten_champion,
             respect_pin=True,
         )
+        if not promoted:
+            self._note_not_promoted(version, digest, beaten_champion, reason, run_id)
         return ReleaseResult(version=version, sha256=digest, promoted=promoted, reason=reason)
+
+    def _note_not_promoted(
+        self, version: int, digest: str, beaten: int | None, reason: str, run_id: str
+    ) -> None:
+        """Record that `version` passed the gate against `beaten` and was released, but the
+        alias stayed (a pin, a champion that moved meanwhile): what `unpin` looks for, and
+        what `registry history` shows. Once per version: a retried release writes the same."""
+        current = self.champion() or {"version": None, "sequence": 0}
+        entry = {
+            "action": "not_promoted",
+            "version": version,
+            "artifact_sha256": digest,
+            "beat_champion": beaten,
+            "champion": current["version"],
+            "sequence": current["sequence"],
+            "reason": f"released, {reason}",
+            "run_id": run_id,
+            "at": _now(),
+        }
+        name = f"{current['sequence']:08d}-not-promoted-v{version}.json"
+        self.storage.write_json(self.layout.history_entry(name), entry, if_absent=True)
 
     def _released_as(self, candidate_id: str | None, digest: str) -> int | None:
         """The version an earlier attempt released this candidate as, if any: re-executing a
@@ -217,14 +249,18 @@ class ModelRegistry:
             raise RuntimeError(why)
         return self.champion() or {}
 
-    def unpin(self, reason: str, run_id: str = "") -> dict:
+    def unpin(self, reason: str, run_id: str = "") -> tuple[dict, str]:
+        """Unpin the champion, then promote the newest version released while the pin held
+        that passed the gate against this very champion (and was not rolled back since):
+        (the alias now, what happened in a sentence). A version that beat another champion
+        stays where it is: its gate did not compare it with this one."""
         while True:
             found = self.storage.read_versioned(self.layout.champion_alias)
             if not found:
                 raise RuntimeError(f"{self.use_case} has no champion to unpin")
             current, token = json.loads(found[0]), found[1]
             if not current.get("pinned"):
-                return current
+                return current, f"v{current['version']} was not pinned"
             alias = {
                 **current,
                 "pinned": False,
@@ -233,7 +269,35 @@ class ModelRegistry:
             }
             if self.storage.replace_if(self.layout.champion_alias, _dump(alias), token):
                 self._append_history(alias, "unpin", reason, run_id)
-                return alias
+                break
+        unpinned = f"v{alias['version']} is no longer pinned"
+        waiting = self.held_back(alias["version"])
+        if not waiting:
+            return alias, f"{unpinned}; no release waited for it"
+        entry = waiting[-1]
+        promoted, why = self._move_alias(
+            entry["version"],
+            entry["artifact_sha256"],
+            f"promoted on unpin: it passed the gate against v{alias['version']} and was "
+            f"released while v{alias['version']} was pinned",
+            run_id,
+            expect=alias["version"],
+            respect_pin=True,
+        )
+        return self.champion() or alias, f"{unpinned}; {why}"
+
+    def held_back(self, champion: int) -> list[dict[str, Any]]:
+        """The released versions that beat `champion` at the gate but were not promoted,
+        oldest first, leaving out any rolled back since."""
+        entries = [
+            e
+            for e in self.history()
+            if e["action"] == "not_promoted"
+            and e.get("beat_champion") == champion
+            and e["version"] != champion
+            and self.status(e["version"]).get("status") != "rolled_back"
+        ]
+        return sorted(entries, key=lambda e: e["version"])
 
     def _move_alias(
         self,

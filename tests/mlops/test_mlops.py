@@ -175,7 +175,11 @@ def test_racing_releases_get_distinct_versions_and_one_champion(storage):
     winner = next(r for r in results if r.promoted)
     assert registry.champion()["version"] == winner.version
     history = registry.history()
-    assert [(h["sequence"], h["version"]) for h in history] == [(1, winner.version)]
+    assert [(h["action"], h["sequence"], h["version"]) for h in history] == [
+        ("release", 1, winner.version),
+        ("not_promoted", 1, loser.version),
+    ]
+    assert history[1]["champion"] == winner.version and "validate again" in history[1]["reason"]
     for version in versions:
         data, meta = registry.artifact(version)
         assert meta["model_version"] == version
@@ -203,15 +207,20 @@ def test_many_racing_releases_keep_a_consistent_history(storage):
 
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(release, range(4)))
-    history = registry.history()
+    everything = registry.history()
+    history = [h for h in everything if h["action"] == "release"]
     assert [h["sequence"] for h in history] == [1, 2, 3, 4]
+    # every lost race is on record, and none of them is a version that became champion
+    lost = [h for h in everything if h["action"] == "not_promoted"]
+    assert {h["version"] for h in lost}.isdisjoint(h["version"] for h in history)
+    assert len(lost) == len(registry.versions()) - 4
     assert [h["previous"] for h in history] == [None] + [h["version"] for h in history[:-1]]
     assert registry.champion()["version"] == history[-1]["version"]
     assert sorted(r.version for r in results) == sorted({r.version for r in results})
     assert len(set(registry.versions())) == len(registry.versions())
 
 
-def test_rollback_pins_and_unpin_releases_again(storage):
+def test_rollback_pins_and_unpin_promotes_what_the_pin_held_back(storage):
     registry = ModelRegistry(storage, "digits")
     for n in (1, 2):
         champion = registry.champion()
@@ -229,21 +238,45 @@ def test_rollback_pins_and_unpin_releases_again(storage):
 
     blocked = registry.release(b"a3", "model.bin", {"adapter": "test"}, beaten_champion=1)
     assert not blocked.promoted and "pinned" in blocked.reason
-    assert registry.champion()["version"] == 1 and 3 in registry.versions()
+    # one that beat another champion (its gate never saw v1) is held back too, but not for v1
+    registry.release(b"a4", "model.bin", {"adapter": "test"}, beaten_champion=2)
+    assert registry.champion()["version"] == 1 and {3, 4} <= set(registry.versions())
+    waiting = [(h["action"], h["version"]) for h in registry.history()[-2:]]
+    assert waiting == [("not_promoted", 3), ("not_promoted", 4)]
+    assert "released, not promoted: champion v1 is pinned" in registry.history()[-1]["reason"]
 
-    registry.unpin("fixed upstream")
-    again = registry.release(b"a4", "model.bin", {"adapter": "test"}, beaten_champion=1)
-    assert again.promoted and registry.champion()["version"] == 4
+    alias, what = registry.unpin("fixed upstream")
+    assert alias["version"] == 3 and not alias["pinned"], what
+    assert what == "v1 is no longer pinned; promoted v3 to champion (was v1)"
+    again = registry.release(b"a5", "model.bin", {"adapter": "test"}, beaten_champion=3)
+    assert again.promoted and registry.champion()["version"] == 5
     actions = [(h["action"], h["version"]) for h in registry.history()]
     assert actions == [
         ("release", 1),
         ("release", 2),
         ("rollback", 1),
+        ("not_promoted", 3),
+        ("not_promoted", 4),
         ("unpin", 1),
-        ("release", 4),
+        ("release", 3),
+        ("release", 5),
     ]
+    assert registry.history()[-2]["reason"].startswith("promoted on unpin")
     with pytest.raises(LookupError):
         registry.promote(99, "no such version")
+
+
+def test_unpin_never_promotes_a_version_rolled_back_since(storage):
+    registry = ModelRegistry(storage, "digits")
+    registry.release(b"a1", "model.bin", {"adapter": "test"}, beaten_champion=None)
+    registry.promote(1, "hold v1 while the data is checked", pin=True)
+    registry.release(b"a2", "model.bin", {"adapter": "test"}, beaten_champion=1)
+    storage.write_json(
+        registry.layout.model(2, "status.json"), {"status": "rolled_back", "reason": "bad"}
+    )
+    alias, what = registry.unpin("checked")
+    assert alias["version"] == 1 and what == "v1 is no longer pinned; no release waited for it"
+    assert registry.unpin("again")[1] == "v1 was not pinned"
 
 
 def test_new_dataset_version_starts_the_mlops_job_once(storage):
@@ -294,8 +327,15 @@ def test_the_same_inputs_are_not_trained_twice_and_a_pinned_champion_stays(local
         registry.promote(1, "keep v1 for now", pin=True)
         seed_digits(storage, 5, [4])
         assert run(instance, "digits_dataops").success
-        assert run(instance, "digits_mlops").success
+        held = run(instance, "digits_mlops")
+        assert held.success
         assert registry.versions() == [1, 2] and registry.champion()["version"] == 1
+        # the gate's line says what release did: no "replaces v1" above a "not promoted"
+        said = gate_of(held).description
+        assert "replaces" not in said and "promoted anyway" not in said
+        assert "beats v1" in said or "released (on_hold: promote)" in said
+        assert "champion v1 is pinned (keep v1 for now)" in said
+        assert registry.history()[-1]["action"] == "not_promoted"
 
         again = run(instance, "digits_mlops")
         assert again.success
