@@ -12,7 +12,7 @@ from mlops_assets.settings import BRANCHES_PREFIX, Settings
 from mlops_assets.storage import ObjectStorage
 from mlops_assets.storage.local import LocalStorage
 
-# One process per run by default: per-step processes cost seconds each (README, Performance).
+# One process per run by default: per-step processes cost seconds each (docs/performance.md).
 EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
 STEP_POD_CONFIG = {"pod_spec_config": {"automount_service_account_token": False}}
 

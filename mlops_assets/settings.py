@@ -5,8 +5,8 @@ types the ones that decide the storage, executor, GitOps remote and the definiti
 `load_settings` adds the checks between them, so a missing or malformed setting fails at
 definitions load naming the variable, instead of halfway through a run. Per-feature
 overrides and secrets are read through `env()` where they are used, which refuses an
-undeclared name (a test walks the package's syntax tree for any other read). The README's
-Configuration table is tested against `VARIABLES`, the declaration as that table shows it.
+undeclared name (a test walks the package's syntax tree for any other read). The docs'
+environment-variables page is generated from `VARIABLES`, the declaration as it shows it.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ DEFAULT_AUTHOR = "mlops-assets <mlops-assets@localhost>"
 
 
 def _var(default: Any, meaning: str, *, shown: str | None = None) -> Any:
-    """A declared variable: `meaning` is what the README's table says of it, `shown` its
+    """A declared variable: `meaning` is what the docs say of it, `shown` its
     default there when that is not the field's (a YAML block's default the variable
     overrides, or a library's own)."""
     return Field(
@@ -255,7 +255,7 @@ VARIABLES: dict[str, Variable] = {
     )
     for name, field in EnvironmentVariables.model_fields.items()
 }
-"""The declaration as the README's Configuration table shows it (a test keeps them in step)."""
+"""The declaration as the docs show it (docs/_gen/reference.py generates the page)."""
 
 
 def env(name: str, environ: Mapping[str, str] | None = None) -> str | None:

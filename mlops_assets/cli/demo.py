@@ -169,6 +169,6 @@ def summary(storage, use_case: str) -> str:
     )
     lines.append(
         f"  Dagster runs: DAGSTER_HOME={env('DAGSTER_HOME')} "
-        "uv run dagster dev  (then open http://localhost:3000)"
+        "uv run dg dev  (then open http://localhost:3000)"
     )
     return "\n".join(lines)

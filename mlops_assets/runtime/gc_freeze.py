@@ -6,7 +6,7 @@ collection walks all of them again (60-90 ms a pass on a 2-core VM), several tim
 during a run, and at exit Python walks everything once more, including the pandas,
 scikit-learn and matplotlib modules the asset bodies imported, only to find it all
 still reachable. That was the largest share of the orchestration overhead this project
-could change (bench/pipeline_overhead.py; README, Performance).
+could change (bench/pipeline_overhead.py; docs/performance.md).
 
 `gc.freeze()` after loading moves the long-lived objects to the permanent generation, so
 passes during a run look only at what the run allocates; freezing again at exit (an

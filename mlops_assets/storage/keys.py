@@ -1,4 +1,4 @@
-"""Object keys: validation and the storage layout (README, "Storage layout").
+"""Object keys: validation and the storage layout (docs/concepts/storage-layout.md).
 
 Every key that reaches a storage backend went through `safe_key`, so a
 landing file called `../../etc/passwd` (or an S3 key holding `..`) can never
@@ -72,7 +72,7 @@ older ones at the flush, and the monitor refuses a file holding one."""
 
 
 class Layout:
-    """Storage keys of one use case, as the README's "Storage layout" lists them."""
+    """Storage keys of one use case, as docs/concepts/storage-layout.md lists them."""
 
     def __init__(self, use_case: str) -> None:
         self.use_case = safe_key(use_case)

@@ -1,4 +1,4 @@
-"""A third tabular use case by YAML alone (docs/examples/wine, README "Add a use case").
+"""A third tabular use case by YAML alone (docs/examples/wine, docs/guides/add-a-use-case.md).
 
 The project is copied as a user's clone would be, `docs/examples/wine/` is copied to
 `mlops_assets/defs/wine/` and nothing else changes: the code location then has the

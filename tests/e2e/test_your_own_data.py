@@ -269,7 +269,7 @@ def run_bash(script: str, cwd: Path, env: dict) -> str:
 @pytest.mark.slow
 def test_the_guide_runs_as_written_to_the_answer_it_shows(tmp_path):
     """docs/guides/your-own-data.md as a newcomer follows it, in a copy of the repository:
-    its commands in order (the CLI, `dg check`, `dagster asset materialize`), then the
+    its commands in order (the CLI, `dg check`, `dg launch`), then the
     server it starts, sent the request it shows, answering what it shows."""
 
     text = GUIDE.read_text()
@@ -330,8 +330,7 @@ def test_your_own_training_function_is_trained_gated_released_and_served(tmp_pat
     (land,) = [line[4:] for line in yaml_text.splitlines() if line.startswith("#   uv run")]
     run_bash(land, copy, env)
     run_bash(
-        "uv run dagster asset materialize -m mlops_assets.definitions "
-        "--select 'key:\"penguins_ensemble/*\"'",
+        "uv run dg launch --assets 'key:\"penguins_ensemble/*\"'",
         copy,
         env,
     )

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-SKIP = re.compile(r"^# \(not run by tests/e2e/test_readme\.py: (?P<why>.+)\)$")
+SKIP = re.compile(r"^# \(not run by tests/e2e/test_docs\.py: (?P<why>.+)\)$")
 FENCE = re.compile(r"^(?P<indent> *)```(?P<info>\S*)")
 PRELUDE = f"""
 set -euo pipefail

@@ -1,5 +1,5 @@
-"""README's "Repository layout" matches the tree: every path it lists exists, and every
-package and top-level module of mlops_assets/ is listed."""
+"""The docs' repository layout (docs/reference/repository-layout.md) matches the tree: every
+path it lists exists, and every package and top-level module of mlops_assets/ is listed."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from tests.support.processes import REPO
 
 
 def listed_paths() -> list[str]:
-    readme = (REPO / "README.md").read_text()
-    block = readme.split("## Repository layout", 1)[1].split("```", 2)[1]
+    page = (REPO / "docs/reference/repository-layout.md").read_text()
+    block = page.split("# Repository layout", 1)[1].split("```", 2)[1]
     paths, parent = [], ""
     for line in block.splitlines():
         match = re.match(r"^( *)(\S+)", line)
@@ -29,7 +29,7 @@ def test_every_listed_path_exists():
     paths = listed_paths()
     assert "mlops_assets/datasets/tabular/" in paths
     missing = [p for p in paths if not (REPO / p).exists()]
-    assert not missing, f"README lists what the tree does not have: {missing}"
+    assert not missing, f"the layout page lists what the tree does not have: {missing}"
 
 
 def test_every_package_and_module_is_listed():
@@ -42,4 +42,4 @@ def test_every_package_and_module_is_listed():
     }
     present -= {"mlops_assets/defs/"}  # listed use case by use case
     unlisted = sorted(present - paths)
-    assert not unlisted, f"README's Repository layout does not list: {unlisted}"
+    assert not unlisted, f"the layout page does not list: {unlisted}"
