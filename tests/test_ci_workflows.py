@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -152,6 +153,9 @@ def test_the_image_file_set_installed_from_the_lock_runs_the_image_commands(tmp_
         "UV_PROJECT_ENVIRONMENT": str(tmp_path / "venv"),
         "VIRTUAL_ENV": "",
         "UV_PYTHON": sys.executable,
+        # the image compiles at install; compiling the whole tree here would cost more than
+        # the three commands' imports it saves
+        "UV_COMPILE_BYTECODE": "0",
     }
     uv = os.environ.get("UV") or shutil.which("uv")  # `uv run` names itself in UV
     assert uv, "uv is needed (the README installs it)"
@@ -177,3 +181,16 @@ def test_the_image_file_set_installed_from_the_lock_runs_the_image_commands(tmp_
         out, err = process.communicate(timeout=300)
         assert process.returncode == 0, (command, out[-2000:], err[-2000:])
 
+
+def test_ci_runs_the_readme_test_command_and_an_ordinary_uv_run_compiles_nothing():
+    """`.ci/run` ends in the README's test command, as written; bytecode is compiled by CI's
+    environment and the image (UV_COMPILE_BYTECODE), not by every `uv run` (no
+    `compile-bytecode` in pyproject.toml), so a newcomer's commands print only their own."""
+    readme = (REPO / "README.md").read_text()
+    (command,) = [line for line in readme.splitlines() if line.endswith("uv run pytest")]
+    ci = (REPO / ".ci/run").read_text().splitlines()
+    assert ci[-1] == command
+    assert "export UV_COMPILE_BYTECODE=1" in ci
+    uv_settings = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"].get("uv", {})
+    assert "compile-bytecode" not in uv_settings
+    assert "UV_COMPILE_BYTECODE=1" in (REPO / "Dockerfile").read_text()
