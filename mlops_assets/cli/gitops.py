@@ -39,12 +39,14 @@ def gitops_status(use_case: str) -> None:
     deployed = repo.deployed_everywhere(use_case)
     if not deployed:
         click.echo(f"{use_case}: no environment in the GitOps repository")
+        return
+    click.echo(f"{use_case}, per environment of the GitOps repository:")
     for environment, (model, commit) in deployed.items():
         version = str(model.get("version") or "0")
         what = "nothing deployed" if version == "0" or not model.get("uri") else f"v{version}"
-        click.echo(f"{environment:<10} {what:<18} {commit}")
+        click.echo(f"  {environment:<10} {what:<18} {commit}")
     for branch, subject in repo.approval_branches(use_case):
-        click.echo(f"pending approval: {branch}  {subject}")
+        click.echo(f"  pending approval: {branch}  {subject}")
 
 
 @gitops.command("promote")

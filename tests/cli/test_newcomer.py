@@ -74,9 +74,12 @@ def test_commands_say_what_they_did(local_env):
     )
     assert promoted.returncode == 0, promoted.stderr
     status = cli("gitops", "status", cwd=local_env, **env).stdout.splitlines()
-    assert status[0].split()[:2] == ["dev", "v1"]
-    assert status[1].split()[:3] == ["prod", "nothing", "deployed"]  # not "v0"
-    assert status[-1].startswith("pending approval: deploy/prod/digits/1  Promote digits v1")
+    assert status[0] == "digits, per environment of the GitOps repository:"  # names it
+    assert status[1].split()[:2] == ["dev", "v1"]
+    assert status[2].split()[:3] == ["prod", "nothing", "deployed"]  # not "v0"
+    assert (
+        status[-1].strip().startswith("pending approval: deploy/prod/digits/1  Promote digits v1")
+    )
 
     rolled = cli(
         "gitops",
