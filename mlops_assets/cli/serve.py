@@ -120,6 +120,7 @@ def serve(
             from mlops_assets.resources import build_gitops
 
             environment = environment or "dev"
+            load_use_case(use_case)  # an unknown name is said as that, not "nothing deployed"
             gitops = build_gitops(load_settings()).repo((use_case,))
             model, _ = gitops.deployed(environment, use_case)
             if not model.get("uri"):

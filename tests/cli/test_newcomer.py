@@ -57,6 +57,9 @@ def test_wrong_settings_and_failures_are_one_line_naming_what_is_wrong(tmp_path)
     error = one_line_error(cli("serve", "--version", "3", cwd=tmp_path))
     assert "digits has no champion" in error or "no released model version 3" in error
 
+    error = one_line_error(cli("serve", "--use-case", "nosuch", cwd=tmp_path))
+    assert error.startswith("Error: no use case 'nosuch'") and "deployed" not in error
+
 
 def test_commands_say_what_they_did(local_env):
     env = {"MLOPS_STORAGE_ROOT": str(local_env / ".mlops")}
