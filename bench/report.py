@@ -35,7 +35,7 @@ def provenance(report: dict, name: str) -> str:
     return (
         f"\n*{report['date'][:10]}, {machine['cpus']} cores ({machine['cpu'] or 'CPU unknown'}), "
         f"{machine['memory_gib']} GiB, Python {machine['python']}, commit `{sha}`; "
-        f"[`bench/results/{name}.json`](../bench/results/{name}.json).*\n"
+        f"`bench/results/{name}.json`.*\n"
     )
 
 
