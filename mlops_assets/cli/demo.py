@@ -157,7 +157,8 @@ def summary(storage, use_case: str) -> str:
     try:
         model, commit = gitops.repo((use_case,)).deployed("dev", use_case)
         lines.append(
-            f"  gitops: dev deploys {use_case} v{model.get('version')}, last commit {commit}  "
+            f"  gitops: dev deploys {use_case} v{model.get('version')} on branch "
+            f"{gitops.branch}, last commit {commit}  "
             f"({redact(gitops.remote) or gitops.local_path})"
         )
     except Exception as error:  # the summary must not hide the run's own result

@@ -27,6 +27,7 @@ def test_demo_command_runs_the_whole_pipeline(tmp_path):
     assert (tmp_path / ".dagster" / "history" / "runs.db").exists()
     # a released model, and its deploy committed to the local GitOps repository
     assert "model: digits v1 is champion, test accuracy" in result.stdout
+    assert "gitops: dev deploys digits v1 on branch main, last commit" in result.stdout
     assert "BetaWarning" not in result.stdout + result.stderr
     message = subprocess.run(
         ["git", "--git-dir", str(tmp_path / ".mlops" / "gitops.git"), "log", "-1", "--format=%B"],
