@@ -55,9 +55,7 @@ def clone_with_wine(dest: Path) -> Path:
 def land_wine(storage_root: Path) -> int:
     from sklearn.datasets import load_wine
 
-    frame = load_wine(as_frame=True).frame.rename(
-        columns={"od280/od315_of_diluted_wines": "od280_od315", "target": "cultivar"}
-    )
+    frame = load_wine(as_frame=True).frame  # its columns as scikit-learn names them
     landing = storage_root / "landing" / "wine"
     landing.mkdir(parents=True)
     frame.sample(frac=1.0, random_state=0).to_csv(landing / "wine-001.csv", index=False)
