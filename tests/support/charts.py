@@ -17,7 +17,14 @@ SHA = "ab" * 32
 
 
 def manifests(rendered: dict[str, str]) -> list[dict]:
-    return [doc for text in rendered.values() for doc in yaml.safe_load_all(text) if doc]
+    """The rendered Kubernetes objects; NOTES.txt is what `helm install` prints, not one."""
+    return [
+        doc
+        for name, text in rendered.items()
+        if not name.endswith("/NOTES.txt")
+        for doc in yaml.safe_load_all(text)
+        if doc
+    ]
 
 
 def validate(doc: dict) -> None:

@@ -19,6 +19,7 @@ python3() {{
   if [ "$1 $2" = "-m uv" ]; then shift 2; uv "$@"; return; fi
   python "$@"
 }}
+helm() {{ python {Path(__file__).parent / "helm_cli.py"} "$@"; }}   # no helm binary: the Helm SDK
 """
 
 
