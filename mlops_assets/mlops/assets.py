@@ -11,6 +11,7 @@ import dagster as dg
 
 from mlops_assets.core.report import md_table
 from mlops_assets.core.spec import UseCaseSpec
+from mlops_assets.core.step_failures import step_failures
 from mlops_assets.core.steps import MLOPS_STEPS, step_keys
 from mlops_assets.gitops.resource import GitOpsResource
 from mlops_assets.mlops.deploy import RollbackRefused, auto_rollback, run_deploy
@@ -127,41 +128,44 @@ def train_asset(uc: UseCaseSpec, split_key: dg.AssetKey) -> dg.AssetsDefinition:
         **uc.common("mlops"),
     )
     def train(context: dg.AssetExecutionContext, config: TrainConfig, storage: ObjectStorage):
-        started = perf_counter()
-        from mlops_assets.mlops.train import run_train, trained_before
+        with step_failures():
+            started = perf_counter()
+            from mlops_assets.mlops.train import run_train, trained_before
 
-        earlier = (
-            None if config.retrain else trained_before(storage, layout, uc.training, config.params)
-        )
-        if earlier:
-            context.log.info(_not_training(earlier))
-            return
-        kubeflow: dict[str, Any] = {}
-        if uc.training.backend == "kubeflow":
-            candidate, kubeflow = _train_on_kubeflow(
-                uc, storage, context.run.run_id, config.params, context.log
+            earlier = (
+                None
+                if config.retrain
+                else trained_before(storage, layout, uc.training, config.params)
             )
-        else:
-            candidate = run_train(
-                storage,
-                layout,
-                uc.dataset,
-                uc.training,
-                context.run.run_id,
-                config.params,
-                warn=context.log.warning,
+            if earlier:
+                context.log.info(_not_training(earlier))
+                return
+            kubeflow: dict[str, Any] = {}
+            if uc.training.backend == "kubeflow":
+                candidate, kubeflow = _train_on_kubeflow(
+                    uc, storage, context.run.run_id, config.params, context.log
+                )
+            else:
+                candidate = run_train(
+                    storage,
+                    layout,
+                    uc.dataset,
+                    uc.training,
+                    context.run.run_id,
+                    config.params,
+                    warn=context.log.warning,
+                )
+            context.log.info(
+                f"trained candidate on dataset {candidate['dataset_version']} with "
+                f"{candidate['params']} in {candidate['training_seconds']:.2f} s"
             )
-        context.log.info(
-            f"trained candidate on dataset {candidate['dataset_version']} with "
-            f"{candidate['params']} in {candidate['training_seconds']:.2f} s"
-        )
-        yield dg.MaterializeResult(
-            metadata={
-                **train_metadata(uc, candidate),
-                **kubeflow,
-                "compute_seconds": perf_counter() - started,
-            }
-        )
+            yield dg.MaterializeResult(
+                metadata={
+                    **train_metadata(uc, candidate),
+                    **kubeflow,
+                    "compute_seconds": perf_counter() - started,
+                }
+            )
 
     return train
 
@@ -194,6 +198,20 @@ def gate_check(validation: dict[str, Any], metric: str) -> dg.AssetCheckResult:
     )
 
 
+def rejection(validation: dict[str, Any]) -> dg.Failure:
+    """A REJECT as the run's failure: the gate's line is the description (what the run page
+    and the console show), not Dagster's generic error for a failed blocking check."""
+    return dg.Failure(
+        description=validation["summary"],
+        metadata={
+            "decision": "REJECT",
+            "candidate_id": validation["candidate_id"],
+            "champion_version": validation["champion_version"] or "none",
+        },
+        allow_retries=False,  # the same candidate is rejected again
+    )
+
+
 def validate_asset(uc: UseCaseSpec) -> dg.AssetsDefinition:
     """Candidate and champion on the same test split, with the gate as a blocking check."""
     layout = Layout(uc.name)
@@ -222,25 +240,30 @@ def validate_asset(uc: UseCaseSpec) -> dg.AssetsDefinition:
         **uc.common("mlops"),
     )
     def validate(context: dg.AssetExecutionContext, storage: ObjectStorage):
-        started = perf_counter()
-        from mlops_assets.mlops.validate import run_validate
+        with step_failures():
+            started = perf_counter()
+            from mlops_assets.mlops.validate import run_validate
 
-        validation = run_validate(
-            storage,
-            layout,
-            uc.dataset,
-            gate,
-            _candidate_id(context, key["train"]),
-            uc.training,
-            uc.deploy.environment,
-            uc.production_samples,
-        )
-        (context.log.info if validation["passed"] else context.log.warning)(validation["summary"])
-        metadata = validation_metadata(validation)
-        metadata["compute_seconds"] = perf_counter() - started
-        return dg.MaterializeResult(
-            metadata=metadata, check_results=[gate_check(validation, gate.metric)]
-        )
+            validation = run_validate(
+                storage,
+                layout,
+                uc.dataset,
+                gate,
+                _candidate_id(context, key["train"]),
+                uc.training,
+                uc.deploy.environment,
+                uc.production_samples,
+            )
+            (context.log.info if validation["passed"] else context.log.warning)(
+                validation["summary"]
+            )
+            metadata = validation_metadata(validation)
+            metadata["compute_seconds"] = perf_counter() - started
+            yield dg.MaterializeResult(
+                metadata=metadata, check_results=[gate_check(validation, gate.metric)]
+            )
+            if validation["decision"] == "REJECT":  # the run fails, saying why, not a check error
+                raise rejection(validation)
 
     return validate
 
@@ -262,37 +285,40 @@ def release_asset(uc: UseCaseSpec) -> dg.AssetsDefinition:
         **uc.common("mlops"),
     )
     def release(context: dg.AssetExecutionContext, storage: ObjectStorage):
-        started = perf_counter()
-        from mlops_assets.mlops.release import held, run_release
+        with step_failures():
+            started = perf_counter()
+            from mlops_assets.mlops.release import held, run_release
 
-        candidate_id = _candidate_id(context, key["train"])
-        hold = held(storage, layout, candidate_id, context.run.run_id)
-        if hold:
-            context.log.info(f"nothing to release: {hold}")
-            return
-        result, metadata = run_release(
-            storage,
-            layout,
-            candidate_id,
-            context.run.run_id,
-            adapter=uc.training.adapter,
-            estimator=uc.training.estimator,
-        )
-        context.log.info(f"released {uc.name} v{result.version}: {result.reason}")
-        yield dg.MaterializeResult(
-            data_version=dg.DataVersion(str(result.version)),
-            metadata={
-                "model_version": result.version,
-                "artifact_sha256": result.sha256,
-                "promoted": result.promoted,
-                "promotion": result.reason,
-                f"test_{metric}": metadata["metrics"][metric],
-                "gate": metadata["gate"]["summary"],
-                "dataset_version": metadata["dataset_version"],
-                "model_location": dg.MetadataValue.path(storage.uri(layout.model(result.version))),
-                "compute_seconds": perf_counter() - started,
-            },
-        )
+            candidate_id = _candidate_id(context, key["train"])
+            hold = held(storage, layout, candidate_id, context.run.run_id)
+            if hold:
+                context.log.info(f"nothing to release: {hold}")
+                return
+            result, metadata = run_release(
+                storage,
+                layout,
+                candidate_id,
+                context.run.run_id,
+                adapter=uc.training.adapter,
+                estimator=uc.training.estimator,
+            )
+            context.log.info(f"released {uc.name} v{result.version}: {result.reason}")
+            yield dg.MaterializeResult(
+                data_version=dg.DataVersion(str(result.version)),
+                metadata={
+                    "model_version": result.version,
+                    "artifact_sha256": result.sha256,
+                    "promoted": result.promoted,
+                    "promotion": result.reason,
+                    f"test_{metric}": metadata["metrics"][metric],
+                    "gate": metadata["gate"]["summary"],
+                    "dataset_version": metadata["dataset_version"],
+                    "model_location": dg.MetadataValue.path(
+                        storage.uri(layout.model(result.version))
+                    ),
+                    "compute_seconds": perf_counter() - started,
+                },
+            )
 
     return release
 
@@ -333,49 +359,50 @@ def deploy_asset(uc: UseCaseSpec) -> dg.AssetsDefinition:
         storage: ObjectStorage,
         gitops: GitOpsResource,
     ):
-        started = perf_counter()
-        run_id, adapter = context.run.run_id, uc.training.adapter
-        if not config.rollback_from:
-            result, request = run_deploy(storage, gitops, uc.name, uc.deploy, run_id, adapter)
+        with step_failures():
+            started = perf_counter()
+            run_id, adapter = context.run.run_id, uc.training.adapter
+            if not config.rollback_from:
+                result, request = run_deploy(storage, gitops, uc.name, uc.deploy, run_id, adapter)
+                context.log.info(result.reason)
+                return dg.MaterializeResult(
+                    metadata={
+                        **_deploy_metadata(uc, gitops, result, request),
+                        "compute_seconds": perf_counter() - started,
+                    }
+                )
+            try:
+                result, request, moved = auto_rollback(
+                    storage,
+                    gitops,
+                    uc.name,
+                    uc.deploy,
+                    run_id,
+                    adapter,
+                    config.rollback_from,
+                    config.rollback_to,
+                    config.reason,
+                )
+            except RollbackRefused as refused:  # recorded, not retried: nothing changed
+                context.log.warning(str(refused))
+                return dg.MaterializeResult(
+                    metadata={
+                        "environment": uc.deploy.environment,
+                        "changed": False,
+                        "result": str(refused),
+                        "rollback_refused": str(refused),
+                        "compute_seconds": perf_counter() - started,
+                    }
+                )
+            context.log.warning(f"rollback of v{config.rollback_from}: {moved}; {config.reason}")
             context.log.info(result.reason)
             return dg.MaterializeResult(
                 metadata={
                     **_deploy_metadata(uc, gitops, result, request),
+                    "rolled_back_version": config.rollback_from,
+                    "rollback": config.reason,
                     "compute_seconds": perf_counter() - started,
                 }
             )
-        try:
-            result, request, moved = auto_rollback(
-                storage,
-                gitops,
-                uc.name,
-                uc.deploy,
-                run_id,
-                adapter,
-                config.rollback_from,
-                config.rollback_to,
-                config.reason,
-            )
-        except RollbackRefused as refused:  # recorded, not retried: nothing changed
-            context.log.warning(str(refused))
-            return dg.MaterializeResult(
-                metadata={
-                    "environment": uc.deploy.environment,
-                    "changed": False,
-                    "result": str(refused),
-                    "rollback_refused": str(refused),
-                    "compute_seconds": perf_counter() - started,
-                }
-            )
-        context.log.warning(f"rollback of v{config.rollback_from}: {moved}; {config.reason}")
-        context.log.info(result.reason)
-        return dg.MaterializeResult(
-            metadata={
-                **_deploy_metadata(uc, gitops, result, request),
-                "rolled_back_version": config.rollback_from,
-                "rollback": config.reason,
-                "compute_seconds": perf_counter() - started,
-            }
-        )
 
     return deploy

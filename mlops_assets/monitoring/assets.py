@@ -14,6 +14,7 @@ import dagster as dg
 
 from mlops_assets.core.report import md_table
 from mlops_assets.core.spec import UseCaseSpec
+from mlops_assets.core.step_failures import step_failures
 from mlops_assets.core.steps import step_key, step_keys
 from mlops_assets.gitops.resource import GitOpsResource
 from mlops_assets.monitoring.provenance import read_deployed
@@ -102,29 +103,30 @@ def inference_log_asset(uc: UseCaseSpec) -> dg.AssetsDefinition:
         **common,
     )
     def inference_log(context: dg.AssetExecutionContext, storage: ObjectStorage):
-        from mlops_assets.monitoring.digest import recent_log_files
+        with step_failures():
+            from mlops_assets.monitoring.digest import recent_log_files
 
-        files = recent_log_files(storage, layout, hours=24)
-        per_environment: dict[str, list[int]] = {}
-        for info in files:
-            counts = per_environment.setdefault(info.key.split("/")[2], [0, 0])
-            counts[0] += 1
-            counts[1] += info.size
-        newest = max(files, key=lambda i: i.modified_ns).key if files else ""
-        return dg.MaterializeResult(
-            data_version=dg.DataVersion(f"{len(files)}-{newest}"),
-            metadata={  # of the files written in the last 24 hours (not the history)
-                "files": len(files),
-                "bytes": sum(i.size for i in files),
-                "newest": newest,
-                "environments": dg.MetadataValue.md(
-                    md_table(
-                        ["environment", "files", "bytes"],
-                        [(env, n, size) for env, (n, size) in sorted(per_environment.items())],
-                    )
-                ),
-            },
-        )
+            files = recent_log_files(storage, layout, hours=24)
+            per_environment: dict[str, list[int]] = {}
+            for info in files:
+                counts = per_environment.setdefault(info.key.split("/")[2], [0, 0])
+                counts[0] += 1
+                counts[1] += info.size
+            newest = max(files, key=lambda i: i.modified_ns).key if files else ""
+            return dg.MaterializeResult(
+                data_version=dg.DataVersion(f"{len(files)}-{newest}"),
+                metadata={  # of the files written in the last 24 hours (not the history)
+                    "files": len(files),
+                    "bytes": sum(i.size for i in files),
+                    "newest": newest,
+                    "environments": dg.MetadataValue.md(
+                        md_table(
+                            ["environment", "files", "bytes"],
+                            [(env, n, size) for env, (n, size) in sorted(per_environment.items())],
+                        )
+                    ),
+                },
+            )
 
     return inference_log
 
@@ -151,47 +153,48 @@ def feedback_asset(uc: UseCaseSpec) -> dg.AssetsDefinition:
         **common,
     )
     def feedback(context: dg.AssetExecutionContext, storage: ObjectStorage, gitops: GitOpsResource):
-        started = perf_counter()
-        from mlops_assets.monitoring.feedback import run_feedback
-        from mlops_assets.monitoring.monitor import References
+        with step_failures():
+            started = perf_counter()
+            from mlops_assets.monitoring.feedback import run_feedback
+            from mlops_assets.monitoring.monitor import References
 
-        references = References(storage, layout, uc.dataset, uc.gate.metric, config.drift_bins)
-        result = run_feedback(
-            storage,
-            layout,
-            references.classes,
-            config.feedback_days,
-            context.run.run_id,
-            deployed=read_deployed(gitops.reader((name,)), name),
-            budget_bytes=int(config.max_file_mb * 1024 * 1024),
-        )
-        for file, reason in result.refused:
-            context.log.warning(f"quarantined {file}: {reason}")
-        if result.quarantined:
-            context.log.warning(
-                f"{result.quarantined} feedback row(s) quarantined under "
-                f"quarantine/{name}/feedback-*/rows.csv: "
-                + ", ".join(f"{n} {kind}" for kind, n in sorted(result.reasons.items()))
+            references = References(storage, layout, uc.dataset, uc.gate.metric, config.drift_bins)
+            result = run_feedback(
+                storage,
+                layout,
+                references.classes,
+                config.feedback_days,
+                context.run.run_id,
+                deployed=read_deployed(gitops.reader((name,)), name),
+                budget_bytes=int(config.max_file_mb * 1024 * 1024),
             )
-        return dg.MaterializeResult(
-            metadata={
-                "new_files": len(result.files) + len(result.refused),
-                "accepted": result.accepted,
-                "quarantined_rows": result.quarantined,
-                "refused_files": len(result.refused),
-                "files": dg.MetadataValue.md(
-                    md_table(
-                        ["file", "accepted", "quarantined", "already labelled"],
-                        [
-                            (f["file"], f["accepted"], f["quarantined"], f["already"])
-                            for f in result.files
-                        ]
-                        + [(file, 0, f"whole file: {why}", 0) for file, why in result.refused],
-                    )
-                ),
-                "compute_seconds": perf_counter() - started,
-            }
-        )
+            for file, reason in result.refused:
+                context.log.warning(f"quarantined {file}: {reason}")
+            if result.quarantined:
+                context.log.warning(
+                    f"{result.quarantined} feedback row(s) quarantined under "
+                    f"quarantine/{name}/feedback-*/rows.csv: "
+                    + ", ".join(f"{n} {kind}" for kind, n in sorted(result.reasons.items()))
+                )
+            return dg.MaterializeResult(
+                metadata={
+                    "new_files": len(result.files) + len(result.refused),
+                    "accepted": result.accepted,
+                    "quarantined_rows": result.quarantined,
+                    "refused_files": len(result.refused),
+                    "files": dg.MetadataValue.md(
+                        md_table(
+                            ["file", "accepted", "quarantined", "already labelled"],
+                            [
+                                (f["file"], f["accepted"], f["quarantined"], f["already"])
+                                for f in result.files
+                            ]
+                            + [(file, 0, f"whole file: {why}", 0) for file, why in result.refused],
+                        )
+                    ),
+                    "compute_seconds": perf_counter() - started,
+                }
+            )
 
     return feedback
 
@@ -245,68 +248,76 @@ def monitor_asset(uc: UseCaseSpec) -> dg.AssetsDefinition:
         **common,
     )
     def monitor(context: dg.AssetExecutionContext, storage: ObjectStorage, gitops: GitOpsResource):
-        started = perf_counter()
-        from mlops_assets.monitoring.checks import TRIGGERS, verdicts
-        from mlops_assets.monitoring.monitor import run_monitor
-        from mlops_assets.monitoring.report import monitor_metadata
-        from mlops_assets.monitoring.rollback import decide_cluster_rollback, decide_rollback
+        with step_failures():
+            started = perf_counter()
+            from mlops_assets.monitoring.checks import TRIGGERS, verdicts
+            from mlops_assets.monitoring.monitor import run_monitor
+            from mlops_assets.monitoring.report import monitor_metadata
+            from mlops_assets.monitoring.rollback import decide_cluster_rollback, decide_rollback
 
-        deployed = read_deployed(gitops.reader((name,)), name)  # read-only: MLOPS_GITOPS_READ_TOKEN
-        report = run_monitor(
-            storage, layout, uc.dataset, config, environment, uc.gate.metric, deployed=deployed
-        )
-        found = verdicts(
-            report,
-            min_labelled=config.min_labelled,
-            min_requests=config.min_requests,
-            tolerance=config.tolerance,
-            drift_threshold=threshold,
-            drift_error_share=config.drift_error_share,
-        )
-        retrain = "; ".join(
-            v.description for v in found if v.name in TRIGGERS and v.status == "ERROR"
-        )
-        cluster = None
-        if reading_enabled():
-            try:
-                cluster = read_rollout(environment, uc.name)
-            except Exception as error:  # the monitor's other findings still count
-                context.log.warning(f"the Rollout of {environment} could not be read: {error}")
-        if cluster is not None and cluster.diverged:
-            context.log.warning(
-                f"{cluster.name}: git names v{cluster.git_version}, the cluster serves "
-                f"v{cluster.serving_version} (canary aborted: {cluster.message})"
+            deployed = read_deployed(
+                gitops.reader((name,)), name
+            )  # read-only: MLOPS_GITOPS_READ_TOKEN
+            report = run_monitor(
+                storage, layout, uc.dataset, config, environment, uc.gate.metric, deployed=deployed
             )
-        rollback = None
-        if config.rollback.enabled:
-            rollback = decide_cluster_rollback(storage, layout, environment, cluster)
-        rollback = rollback or decide_rollback(
-            storage, layout, environment, config.rollback, config.window_hours, datetime.now(UTC)
-        )
-        if rollback:
-            context.log.warning(f"rollback decided: {rollback.reason}")
-        for _, reason in report.digest.refused:
-            context.log.warning(f"refused and quarantined: {reason}")
-        for verdict in found:
-            (context.log.info if verdict.passed else context.log.warning)(verdict.description)
-        metadata = monitor_metadata(report, found, retrain)
-        metadata["rollback"] = dg.MetadataValue.json(rollback.as_dict() if rollback else {})
-        metadata["rollout"] = dg.MetadataValue.json(cluster.as_dict() if cluster else {})
-        metadata["compute_seconds"] = perf_counter() - started
-        return dg.MaterializeResult(
-            metadata=metadata,
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name=v.name,
-                    passed=v.passed,
-                    severity=dg.AssetCheckSeverity.WARN
-                    if v.status == "WARN"
-                    else dg.AssetCheckSeverity.ERROR,
-                    description=v.description,
-                    metadata={"status": v.status, **v.metadata},
+            found = verdicts(
+                report,
+                min_labelled=config.min_labelled,
+                min_requests=config.min_requests,
+                tolerance=config.tolerance,
+                drift_threshold=threshold,
+                drift_error_share=config.drift_error_share,
+            )
+            retrain = "; ".join(
+                v.description for v in found if v.name in TRIGGERS and v.status == "ERROR"
+            )
+            cluster = None
+            if reading_enabled():
+                try:
+                    cluster = read_rollout(environment, uc.name)
+                except Exception as error:  # the monitor's other findings still count
+                    context.log.warning(f"the Rollout of {environment} could not be read: {error}")
+            if cluster is not None and cluster.diverged:
+                context.log.warning(
+                    f"{cluster.name}: git names v{cluster.git_version}, the cluster serves "
+                    f"v{cluster.serving_version} (canary aborted: {cluster.message})"
                 )
-                for v in found
-            ],
-        )
+            rollback = None
+            if config.rollback.enabled:
+                rollback = decide_cluster_rollback(storage, layout, environment, cluster)
+            rollback = rollback or decide_rollback(
+                storage,
+                layout,
+                environment,
+                config.rollback,
+                config.window_hours,
+                datetime.now(UTC),
+            )
+            if rollback:
+                context.log.warning(f"rollback decided: {rollback.reason}")
+            for _, reason in report.digest.refused:
+                context.log.warning(f"refused and quarantined: {reason}")
+            for verdict in found:
+                (context.log.info if verdict.passed else context.log.warning)(verdict.description)
+            metadata = monitor_metadata(report, found, retrain)
+            metadata["rollback"] = dg.MetadataValue.json(rollback.as_dict() if rollback else {})
+            metadata["rollout"] = dg.MetadataValue.json(cluster.as_dict() if cluster else {})
+            metadata["compute_seconds"] = perf_counter() - started
+            return dg.MaterializeResult(
+                metadata=metadata,
+                check_results=[
+                    dg.AssetCheckResult(
+                        check_name=v.name,
+                        passed=v.passed,
+                        severity=dg.AssetCheckSeverity.WARN
+                        if v.status == "WARN"
+                        else dg.AssetCheckSeverity.ERROR,
+                        description=v.description,
+                        metadata={"status": v.status, **v.metadata},
+                    )
+                    for v in found
+                ],
+            )
 
     return monitor

@@ -345,7 +345,16 @@ def test_the_same_inputs_are_not_trained_twice_and_a_pinned_champion_stays(local
         messages = [r.user_message for r in instance.all_logs(again.run_id)]
         assert any("Not training" in m and "released as v2" in m for m in messages)
 
-        assert not run(instance, "digits_mlops", WORSE).success  # rejected by the gate
+        rejected = run(instance, "digits_mlops", WORSE)  # rejected by the gate
+        assert not rejected.success
+        # the run fails at validate with the gate's line as the failure's description (not
+        # Dagster's error for a failed blocking check); release and deploy never run
+        (failure,) = [e for e in rejected.all_events if e.is_step_failure]
+        assert failure.step_key == "digits__validate"
+        said = failure.step_failure_data.user_failure_data.description
+        assert said.startswith("REJECT: ") and said == gate_of(rejected).description
+        assert failure.step_failure_data.error.cause is None
+        assert not rejected.asset_materializations_for_node("digits__release")
         worse_again = run(instance, "digits_mlops", WORSE)
         assert worse_again.success and registry.versions() == [1, 2]
         messages = [r.user_message for r in instance.all_logs(worse_again.run_id)]

@@ -12,6 +12,7 @@ import dagster as dg
 
 from mlops_assets.core.report import md_table
 from mlops_assets.core.spec import UseCaseSpec
+from mlops_assets.core.step_failures import step_failures
 from mlops_assets.core.steps import DATAOPS_STEPS, step_keys
 from mlops_assets.datasets.lsfb.config import LsfbData
 from mlops_assets.datasets.lsfb.download import source_url
@@ -55,29 +56,30 @@ def acquire_asset(spec: UseCaseSpec, config: LsfbData) -> dg.AssetsDefinition:
         **common,
     )
     def acquire(context: dg.AssetExecutionContext, storage: ObjectStorage):
-        started = perf_counter()
-        from mlops_assets.datasets.lsfb.acquire import run_acquire
+        with step_failures():
+            started = perf_counter()
+            from mlops_assets.datasets.lsfb.acquire import run_acquire
 
-        result = run_acquire(storage, layout, config, context.log.info)
-        context.log.info(
-            f"snapshot {result.snapshot}: "
-            + ("new" if result.new else "already ingested")
-            + f", {result.clips} clips"
-        )
-        return dg.MaterializeResult(
-            data_version=dg.DataVersion(result.snapshot),
-            metadata={
-                "snapshot": result.snapshot,
-                "new_snapshot": result.new,
-                "clips": result.clips,
-                "files_downloaded": result.fetched,
-                "files_already_complete": result.skipped,
-                "pose_files_stored": result.stored,
-                "source": source_url(config),
-                "raw_location": dg.MetadataValue.path(storage.uri(layout.raw(result.snapshot))),
-                "compute_seconds": perf_counter() - started,
-            },
-        )
+            result = run_acquire(storage, layout, config, context.log.info)
+            context.log.info(
+                f"snapshot {result.snapshot}: "
+                + ("new" if result.new else "already ingested")
+                + f", {result.clips} clips"
+            )
+            return dg.MaterializeResult(
+                data_version=dg.DataVersion(result.snapshot),
+                metadata={
+                    "snapshot": result.snapshot,
+                    "new_snapshot": result.new,
+                    "clips": result.clips,
+                    "files_downloaded": result.fetched,
+                    "files_already_complete": result.skipped,
+                    "pose_files_stored": result.stored,
+                    "source": source_url(config),
+                    "raw_location": dg.MetadataValue.path(storage.uri(layout.raw(result.snapshot))),
+                    "compute_seconds": perf_counter() - started,
+                },
+            )
 
     return acquire
 
@@ -105,14 +107,15 @@ def observe_asset(spec: UseCaseSpec, config: LsfbData) -> dg.AssetsDefinition:
         **common,
     )
     def observe(context: dg.AssetExecutionContext, storage: ObjectStorage):
-        started = perf_counter()
-        from mlops_assets.datasets.lsfb.observe import run_observe
+        with step_failures():
+            started = perf_counter()
+            from mlops_assets.datasets.lsfb.observe import run_observe
 
-        snapshot, clips, read = run_observe(storage, layout, config)
-        metadata, checks = observe_metadata(snapshot, clips, config)
-        metadata["clips_read"] = read  # the others were profiled in an earlier snapshot
-        metadata["compute_seconds"] = perf_counter() - started
-        return dg.MaterializeResult(metadata=metadata, check_results=checks)
+            snapshot, clips, read = run_observe(storage, layout, config)
+            metadata, checks = observe_metadata(snapshot, clips, config)
+            metadata["clips_read"] = read  # the others were profiled in an earlier snapshot
+            metadata["compute_seconds"] = perf_counter() - started
+            return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
     return observe
 
@@ -141,45 +144,46 @@ def clean_asset(spec: UseCaseSpec, config: LsfbData) -> dg.AssetsDefinition:
         **common,
     )
     def clean(context: dg.AssetExecutionContext, storage: ObjectStorage):
-        started = perf_counter()
-        from mlops_assets.datasets.lsfb.clean import run_clean
+        with step_failures():
+            started = perf_counter()
+            from mlops_assets.datasets.lsfb.clean import run_clean
 
-        result = run_clean(storage, layout, config)
-        for row in result.quarantined.head(20).itertuples():
-            context.log.warning(f"quarantined {row.id}: {row.reason}")
-        manifest = storage.read_json(layout.raw(result.snapshot, "_snapshot.json"))
-        total = result.kept + len(result.quarantined) + result.excluded_clips
-        return dg.MaterializeResult(
-            metadata={
-                "clips_kept": result.kept,
-                "clips_quarantined": len(result.quarantined),
-                "clips_of_excluded_signs": result.excluded_clips,
-                "signs_kept": len(result.labels),
-                "signs_excluded": result.excluded_signs,
-                "quarantine": dg.MetadataValue.md(
-                    md_table(
-                        ["clip", "reason"],
-                        [(r.id, r.reason) for r in result.quarantined.head(30).itertuples()],
+            result = run_clean(storage, layout, config)
+            for row in result.quarantined.head(20).itertuples():
+                context.log.warning(f"quarantined {row.id}: {row.reason}")
+            manifest = storage.read_json(layout.raw(result.snapshot, "_snapshot.json"))
+            total = result.kept + len(result.quarantined) + result.excluded_clips
+            return dg.MaterializeResult(
+                metadata={
+                    "clips_kept": result.kept,
+                    "clips_quarantined": len(result.quarantined),
+                    "clips_of_excluded_signs": result.excluded_clips,
+                    "signs_kept": len(result.labels),
+                    "signs_excluded": result.excluded_signs,
+                    "quarantine": dg.MetadataValue.md(
+                        md_table(
+                            ["clip", "reason"],
+                            [(r.id, r.reason) for r in result.quarantined.head(30).itertuples()],
+                        )
+                        if len(result.quarantined)
+                        else "none"
+                    ),
+                    "quarantine_location": dg.MetadataValue.path(
+                        storage.uri(layout.quarantine(result.snapshot))
+                    ),
+                    "shards": len(result.shards),
+                    "compute_seconds": perf_counter() - started,
+                },
+                check_results=[
+                    dg.AssetCheckResult(
+                        check_name="every_clip_accounted_for",
+                        passed=total == manifest["clips"],
+                        description=f"{result.kept} kept + {len(result.quarantined)} quarantined + "
+                        f"{result.excluded_clips} of excluded signs = {total} of "
+                        f"{manifest['clips']} acquired",
                     )
-                    if len(result.quarantined)
-                    else "none"
-                ),
-                "quarantine_location": dg.MetadataValue.path(
-                    storage.uri(layout.quarantine(result.snapshot))
-                ),
-                "shards": len(result.shards),
-                "compute_seconds": perf_counter() - started,
-            },
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="every_clip_accounted_for",
-                    passed=total == manifest["clips"],
-                    description=f"{result.kept} kept + {len(result.quarantined)} quarantined + "
-                    f"{result.excluded_clips} of excluded signs = {total} of "
-                    f"{manifest['clips']} acquired",
-                )
-            ],
-        )
+                ],
+            )
 
     return clean
 
@@ -199,18 +203,19 @@ def transform_asset(spec: UseCaseSpec, config: LsfbData) -> dg.AssetsDefinition:
         **common,
     )
     def transform(context: dg.AssetExecutionContext, storage: ObjectStorage):
-        started = perf_counter()
-        from mlops_assets.datasets.lsfb.transform import run_transform
+        with step_failures():
+            started = perf_counter()
+            from mlops_assets.datasets.lsfb.transform import run_transform
 
-        manifest = run_transform(storage, layout, config)
-        return dg.MaterializeResult(
-            metadata={
-                "clips": manifest["rows"],
-                "shards": len(manifest["shards"]),
-                "item_shape": str(manifest["item_shape"]),
-                "compute_seconds": perf_counter() - started,
-            }
-        )
+            manifest = run_transform(storage, layout, config)
+            return dg.MaterializeResult(
+                metadata={
+                    "clips": manifest["rows"],
+                    "shards": len(manifest["shards"]),
+                    "item_shape": str(manifest["item_shape"]),
+                    "compute_seconds": perf_counter() - started,
+                }
+            )
 
     return transform
 
@@ -245,56 +250,62 @@ def split_asset(spec: UseCaseSpec, config: LsfbData) -> dg.AssetsDefinition:
         **common,
     )
     def split(context: dg.AssetExecutionContext, storage: ObjectStorage):
-        started = perf_counter()
+        with step_failures():
+            started = perf_counter()
 
-        from mlops_assets.datasets.lsfb.split import run_split
-        from mlops_assets.datasets.lsfb.versions import SPLITS
+            from mlops_assets.datasets.lsfb.split import run_split
+            from mlops_assets.datasets.lsfb.versions import SPLITS
 
-        manifest = run_split(storage, layout, config)
-        parts = manifest["splits"]
-        shared = sorted(
-            set().union(
-                *(
-                    set(parts[a]["signers"]) & set(parts[b]["signers"])
-                    for a, b in combinations(SPLITS, 2)
+            manifest = run_split(storage, layout, config)
+            parts = manifest["splits"]
+            shared = sorted(
+                set().union(
+                    *(
+                        set(parts[a]["signers"]) & set(parts[b]["signers"])
+                        for a, b in combinations(SPLITS, 2)
+                    )
                 )
             )
-        )
-        version = manifest["dataset_version"]
-        context.log.info(f"dataset version {version}")
-        return dg.MaterializeResult(
-            data_version=dg.DataVersion(version),
-            metadata={
-                "dataset_version": version,
-                "dagster/row_count": sum(parts[s]["rows"] for s in SPLITS),
-                "splits": dg.MetadataValue.md(
-                    md_table(
-                        ["split", "folds", "clips", "signers"],
-                        [
-                            (s, manifest["folds"][s], parts[s]["rows"], len(parts[s]["signers"]))
-                            for s in SPLITS
-                        ],
-                    )
-                ),
-                "classes": len(manifest["labels"]),
-                "unused_clips": manifest["unused_clips"],
-                "dataset_location": dg.MetadataValue.path(storage.uri(layout.dataset(version))),
-                "compute_seconds": perf_counter() - started,
-            },
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="signers_in_one_split",
-                    passed=not shared,
-                    description=f"signers in two splits: {shared}"
-                    if shared
-                    else "every signer is in one split only",
-                ),
-                dg.AssetCheckResult(
-                    check_name="train_and_test_not_empty",
-                    passed=parts["train"]["rows"] > 0 and parts["test"]["rows"] > 0,
-                    description=f"train {parts['train']['rows']}, test {parts['test']['rows']}",
-                ),
-            ],
-        )
+            version = manifest["dataset_version"]
+            context.log.info(f"dataset version {version}")
+            return dg.MaterializeResult(
+                data_version=dg.DataVersion(version),
+                metadata={
+                    "dataset_version": version,
+                    "dagster/row_count": sum(parts[s]["rows"] for s in SPLITS),
+                    "splits": dg.MetadataValue.md(
+                        md_table(
+                            ["split", "folds", "clips", "signers"],
+                            [
+                                (
+                                    s,
+                                    manifest["folds"][s],
+                                    parts[s]["rows"],
+                                    len(parts[s]["signers"]),
+                                )
+                                for s in SPLITS
+                            ],
+                        )
+                    ),
+                    "classes": len(manifest["labels"]),
+                    "unused_clips": manifest["unused_clips"],
+                    "dataset_location": dg.MetadataValue.path(storage.uri(layout.dataset(version))),
+                    "compute_seconds": perf_counter() - started,
+                },
+                check_results=[
+                    dg.AssetCheckResult(
+                        check_name="signers_in_one_split",
+                        passed=not shared,
+                        description=f"signers in two splits: {shared}"
+                        if shared
+                        else "every signer is in one split only",
+                    ),
+                    dg.AssetCheckResult(
+                        check_name="train_and_test_not_empty",
+                        passed=parts["train"]["rows"] > 0 and parts["test"]["rows"] > 0,
+                        description=f"train {parts['train']['rows']}, test {parts['test']['rows']}",
+                    ),
+                ],
+            )
 
     return split

@@ -11,6 +11,7 @@ import dagster as dg
 
 from mlops_assets.core.report import md_table
 from mlops_assets.core.spec import UseCaseSpec
+from mlops_assets.core.step_failures import step_failures
 from mlops_assets.core.steps import DATAOPS_STEPS, step_key, step_keys
 from mlops_assets.datasets.tabular.acquire import run_acquire
 from mlops_assets.datasets.tabular.catalog import catalog_state
@@ -79,60 +80,61 @@ def acquire_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
     def acquire(
         context: dg.AssetExecutionContext, config: AcquireRunConfig, storage: ObjectStorage
     ):
-        started = perf_counter()
+        with step_failures():
+            started = perf_counter()
 
-        result = run_acquire(
-            storage,
-            layout,
-            landing,
-            context.run.run_id,
-            uc.dataset.max_file_bytes,
-            # without a list of files, a notifications zone is caught up by listing it
-            "listing" if uc.dataset.discovery == "notifications" else uc.dataset.discovery,
-            files=config.files or None,
-        )
-        for name_, reason in result.refused:
-            context.log.error(f"quarantined landing file {name_!r}: {reason}")
-        yield dg.AssetCheckResult(
-            check_name="landing_names_safe",
-            passed=not result.refused,
-            description=(
-                f"{len(result.refused)} landing file(s) quarantined: "
-                + "; ".join(f"{n}: {r}" for n, r in result.refused)
-                if result.refused
-                else "every new landing file was ingested"
-            ),
-            metadata={"refused": [n for n, _ in result.refused]},
-        )
-
-        state = catalog_state(storage, layout)
-        latest = storage.read_json(layout.dataset_latest, default={})
-        if not result.new and (not state or latest.get("catalog") == state):
-            context.log.info(
-                f"Nothing new in {storage.uri(landing)}: {result.landing_files} landing files "
-                "changed, all ingested before, and the dataset holds every batch. "
-                "Downstream steps are skipped."
+            result = run_acquire(
+                storage,
+                layout,
+                landing,
+                context.run.run_id,
+                uc.dataset.max_file_bytes,
+                # without a list of files, a notifications zone is caught up by listing it
+                "listing" if uc.dataset.discovery == "notifications" else uc.dataset.discovery,
+                files=config.files or None,
             )
-            return
-        if not result.new:
-            context.log.info("No new files; ingested batches are still to process.")
-        yield dg.MaterializeResult(
-            data_version=dg.DataVersion(state),
-            metadata={
-                "new_batches": dg.MetadataValue.md(
-                    md_table(
-                        ["batch", "file", "bytes"],
-                        [(b["batch_id"], b["source"], b["bytes"]) for b in result.new],
-                    )
-                    if result.new
-                    else "nothing new"
+            for name_, reason in result.refused:
+                context.log.error(f"quarantined landing file {name_!r}: {reason}")
+            yield dg.AssetCheckResult(
+                check_name="landing_names_safe",
+                passed=not result.refused,
+                description=(
+                    f"{len(result.refused)} landing file(s) quarantined: "
+                    + "; ".join(f"{n}: {r}" for n, r in result.refused)
+                    if result.refused
+                    else "every new landing file was ingested"
                 ),
-                "new_batch_ids": [b["batch_id"] for b in result.new],
-                "landing_files": result.landing_files,
-                "raw_location": dg.MetadataValue.path(storage.uri(f"raw/{name}")),
-                "compute_seconds": perf_counter() - started,
-            },
-        )
+                metadata={"refused": [n for n, _ in result.refused]},
+            )
+
+            state = catalog_state(storage, layout)
+            latest = storage.read_json(layout.dataset_latest, default={})
+            if not result.new and (not state or latest.get("catalog") == state):
+                context.log.info(
+                    f"Nothing new in {storage.uri(landing)}: {result.landing_files} landing files "
+                    "changed, all ingested before, and the dataset holds every batch. "
+                    "Downstream steps are skipped."
+                )
+                return
+            if not result.new:
+                context.log.info("No new files; ingested batches are still to process.")
+            yield dg.MaterializeResult(
+                data_version=dg.DataVersion(state),
+                metadata={
+                    "new_batches": dg.MetadataValue.md(
+                        md_table(
+                            ["batch", "file", "bytes"],
+                            [(b["batch_id"], b["source"], b["bytes"]) for b in result.new],
+                        )
+                        if result.new
+                        else "nothing new"
+                    ),
+                    "new_batch_ids": [b["batch_id"] for b in result.new],
+                    "landing_files": result.landing_files,
+                    "raw_location": dg.MetadataValue.path(storage.uri(f"raw/{name}")),
+                    "compute_seconds": perf_counter() - started,
+                },
+            )
 
     return acquire
 
@@ -175,16 +177,19 @@ def observe_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
     def observe(
         context: dg.AssetExecutionContext, config: ObserveRunConfig, storage: ObjectStorage
     ):
-        started = perf_counter()
-        from mlops_assets.datasets.tabular.observe import run_observe
-        from mlops_assets.datasets.tabular.observe_report import observe_metadata
+        with step_failures():
+            started = perf_counter()
+            from mlops_assets.datasets.tabular.observe import run_observe
+            from mlops_assets.datasets.tabular.observe_report import observe_metadata
 
-        result = run_observe(storage, layout, dataset, uc.observe, full=config.full)
-        metadata, checks = observe_metadata(result, dataset, uc.observe)
-        for rejected in result.rejected:
-            context.log.error(f"quarantined whole file {rejected['file']}: {rejected['reason']}")
-        metadata["compute_seconds"] = perf_counter() - started
-        return dg.MaterializeResult(metadata=metadata, check_results=checks)
+            result = run_observe(storage, layout, dataset, uc.observe, full=config.full)
+            metadata, checks = observe_metadata(result, dataset, uc.observe)
+            for rejected in result.rejected:
+                context.log.error(
+                    f"quarantined whole file {rejected['file']}: {rejected['reason']}"
+                )
+            metadata["compute_seconds"] = perf_counter() - started
+            return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
     return observe
 
@@ -204,17 +209,18 @@ def transform_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition
         **common,
     )
     def transform(context: dg.AssetExecutionContext, storage: ObjectStorage):
-        started = perf_counter()
-        from mlops_assets.datasets.tabular.transform import run_transform
+        with step_failures():
+            started = perf_counter()
+            from mlops_assets.datasets.tabular.transform import run_transform
 
-        processed = run_transform(storage, layout, dataset)
-        return dg.MaterializeResult(
-            metadata={
-                "batches_transformed": len(processed),
-                "rows_transformed": sum(p["rows"] for p in processed),
-                "compute_seconds": perf_counter() - started,
-            }
-        )
+            processed = run_transform(storage, layout, dataset)
+            return dg.MaterializeResult(
+                metadata={
+                    "batches_transformed": len(processed),
+                    "rows_transformed": sum(p["rows"] for p in processed),
+                    "compute_seconds": perf_counter() - started,
+                }
+            )
 
     return transform
 
@@ -253,17 +259,20 @@ def split_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
         **common,
     )
     def split(context: dg.AssetExecutionContext, storage: ObjectStorage):
-        started = perf_counter()
-        from mlops_assets.datasets.tabular.split import run_split
-        from mlops_assets.datasets.tabular.split_report import split_metadata
+        with step_failures():
+            started = perf_counter()
+            from mlops_assets.datasets.tabular.split import run_split
+            from mlops_assets.datasets.tabular.split_report import split_metadata
 
-        result = run_split(storage, layout, dataset, uc.split)
-        metadata, checks = split_metadata(storage, layout, result, dataset)
-        metadata["compute_seconds"] = perf_counter() - started
-        context.log.info(f"dataset version {result.version} ({metadata['dagster/row_count']} rows)")
-        return dg.MaterializeResult(
-            data_version=dg.DataVersion(result.version), metadata=metadata, check_results=checks
-        )
+            result = run_split(storage, layout, dataset, uc.split)
+            metadata, checks = split_metadata(storage, layout, result, dataset)
+            metadata["compute_seconds"] = perf_counter() - started
+            context.log.info(
+                f"dataset version {result.version} ({metadata['dagster/row_count']} rows)"
+            )
+            return dg.MaterializeResult(
+                data_version=dg.DataVersion(result.version), metadata=metadata, check_results=checks
+            )
 
     return split
 

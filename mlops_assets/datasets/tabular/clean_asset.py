@@ -15,6 +15,7 @@ import dagster as dg
 
 from mlops_assets.core.report import md_table
 from mlops_assets.core.spec import UseCaseSpec
+from mlops_assets.core.step_failures import step_failures
 from mlops_assets.core.steps import DATAOPS_STEPS, step_keys
 from mlops_assets.datasets.tabular.catalog import advance_cursor
 from mlops_assets.datasets.tabular.config import TabularBlocks
@@ -47,26 +48,27 @@ def clean_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
         tags=placement,
     )
     def plan(context: dg.OpExecutionContext, storage: ObjectStorage):
-        started = perf_counter()
-        from mlops_assets.datasets.tabular.clean import plan_clean
-        from mlops_assets.datasets.tabular.clean_commit import left_behind
+        with step_failures():
+            started = perf_counter()
+            from mlops_assets.datasets.tabular.clean import plan_clean
+            from mlops_assets.datasets.tabular.clean_commit import left_behind
 
-        def finished(run_id: str) -> bool:  # Dagster's run storage says, not the folder
-            run = context.instance.get_run_by_id(run_id)
-            return run_id != context.run_id and run is not None and run.is_finished
+            def finished(run_id: str) -> bool:  # Dagster's run storage says, not the folder
+                run = context.instance.get_run_by_id(run_id)
+                return run_id != context.run_id and run is not None and run.is_finished
 
-        for run_id in left_behind(storage, layout, finished):
-            context.log.info(f"removed the clean work area of finished run {run_id}")
-        planned = plan_clean(storage, layout, dataset)
-        sizes = [len(s) for s in planned.slices]
-        context.log.info(f"{sum(sizes)} new batch(es) in {len(sizes)} slice(s): {sizes}")
-        yield dg.Output({**planned.record(), "seconds": perf_counter() - started}, "plan")
-        for number, batches in enumerate(planned.slices):
-            yield dg.DynamicOutput(
-                {"slice": number, "batches": batches},
-                mapping_key=f"slice_{number:06d}",
-                output_name="slices",
-            )
+            for run_id in left_behind(storage, layout, finished):
+                context.log.info(f"removed the clean work area of finished run {run_id}")
+            planned = plan_clean(storage, layout, dataset)
+            sizes = [len(s) for s in planned.slices]
+            context.log.info(f"{sum(sizes)} new batch(es) in {len(sizes)} slice(s): {sizes}")
+            yield dg.Output({**planned.record(), "seconds": perf_counter() - started}, "plan")
+            for number, batches in enumerate(planned.slices):
+                yield dg.DynamicOutput(
+                    {"slice": number, "batches": batches},
+                    mapping_key=f"slice_{number:06d}",
+                    output_name="slices",
+                )
 
     @dg.op(
         name=f"{prefix}_slice",
@@ -75,14 +77,15 @@ def clean_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
         tags=placement,
     )
     def prepare(context: dg.OpExecutionContext, storage: ObjectStorage, planned: dict) -> dict:
-        started = perf_counter()
-        from mlops_assets.datasets.tabular.clean_commit import slice_work
-        from mlops_assets.datasets.tabular.clean_slice import clean_slice
+        with step_failures():
+            started = perf_counter()
+            from mlops_assets.datasets.tabular.clean_commit import slice_work
+            from mlops_assets.datasets.tabular.clean_slice import clean_slice
 
-        number = int(planned["slice"])
-        work = slice_work(layout, context.run_id, number)
-        manifest = clean_slice(storage, layout, dataset, work, planned["batches"])
-        return {**manifest, "slice": number, "seconds": perf_counter() - started}
+            number = int(planned["slice"])
+            work = slice_work(layout, context.run_id, number)
+            manifest = clean_slice(storage, layout, dataset, work, planned["batches"])
+            return {**manifest, "slice": number, "seconds": perf_counter() - started}
 
     @dg.op(
         name=f"{prefix}_commit",
@@ -94,35 +97,36 @@ def clean_asset(spec: UseCaseSpec, uc: TabularBlocks) -> dg.AssetsDefinition:
     def commit(
         context: dg.OpExecutionContext, storage: ObjectStorage, record: dict, manifests: list
     ):
-        started = perf_counter()
-        from mlops_assets.datasets.tabular.clean import (
-            STAGE,
-            CleanResult,
-            Plan,
-            contract_violations,
-        )
-        from mlops_assets.datasets.tabular.clean_commit import commit_slices, ordered
+        with step_failures():
+            started = perf_counter()
+            from mlops_assets.datasets.tabular.clean import (
+                STAGE,
+                CleanResult,
+                Plan,
+                contract_violations,
+            )
+            from mlops_assets.datasets.tabular.clean_commit import commit_slices, ordered
 
-        planned = Plan.of(record)
-        slices = ordered(planned.slices, manifests)
-        result = CleanResult(commit_slices(storage, layout, dataset, planned.slices, slices))
-        if planned.segment != planned.start:
-            advance_cursor(storage, layout, STAGE, {"segment": planned.segment})
-        batch_ids = [b["batch_id"] for b in result.batches]
-        problems = contract_violations(storage, layout, batch_ids, dataset)
-        if nothing := result.kept_nothing():
-            problems.insert(0, nothing)
-        metadata = _metadata(storage, layout, result.batches)
-        metadata["slices"] = len(planned.slices)
-        # the bodies of every step of the asset: its plan's, its slices' and this one's
-        steps = [record.get("seconds", 0.0), *(m.get("seconds", 0.0) for m in slices)]
-        metadata["compute_seconds"] = perf_counter() - started + sum(map(float, steps))
-        yield dg.MaterializeResult(metadata=metadata)
-        yield dg.AssetCheckResult(
-            check_name=CHECK,
-            passed=not problems,
-            description="; ".join(problems) or "every clean row satisfies the contract",
-        )
+            planned = Plan.of(record)
+            slices = ordered(planned.slices, manifests)
+            result = CleanResult(commit_slices(storage, layout, dataset, planned.slices, slices))
+            if planned.segment != planned.start:
+                advance_cursor(storage, layout, STAGE, {"segment": planned.segment})
+            batch_ids = [b["batch_id"] for b in result.batches]
+            problems = contract_violations(storage, layout, batch_ids, dataset)
+            if nothing := result.kept_nothing():
+                problems.insert(0, nothing)
+            metadata = _metadata(storage, layout, result.batches)
+            metadata["slices"] = len(planned.slices)
+            # the bodies of every step of the asset: its plan's, its slices' and this one's
+            steps = [record.get("seconds", 0.0), *(m.get("seconds", 0.0) for m in slices)]
+            metadata["compute_seconds"] = perf_counter() - started + sum(map(float, steps))
+            yield dg.MaterializeResult(metadata=metadata)
+            yield dg.AssetCheckResult(
+                check_name=CHECK,
+                passed=not problems,
+                description="; ".join(problems) or "every clean row satisfies the contract",
+            )
 
     @dg.graph_asset(
         key=key["clean"],

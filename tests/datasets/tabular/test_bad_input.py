@@ -106,3 +106,25 @@ def test_a_batch_whose_labels_are_all_strings_fails_observe_and_clean_with_the_r
     kept = found["clean_rows_satisfy_contract"]
     assert not kept.passed and "4 row(s) and not one clean row" in kept.description
     assert not result.success  # the check blocks: nothing downstream runs on no rows
+
+
+def test_a_split_with_no_clean_row_fails_in_one_line_naming_why(local_env):
+    """The only landed file has other columns (a misnamed one quarantines it whole): split
+    fails with the reason as the failure's description, not a traceback under Dagster's
+    step error."""
+    storage = build_storage(load_settings())
+    frame = good_rows(4).rename(columns={"pixel_3": "pixel_three"})
+    storage.write_bytes("landing/digits/misnamed.csv", to_bytes(frame))
+    with dg.instance_for_test() as instance:
+        steps = ["acquire", "observe", "clean", "transform", "split"]
+        result = materialize_steps(shipped("digits"), steps, instance)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_key == "digits__split"
+    error = failure.step_failure_data.error
+    assert error.message.strip() == (
+        "dagster._core.definitions.events.Failure: no clean rows for digits yet: none of the "
+        "batches ingested has a usable row (see quarantine/)"
+    )
+    assert error.cause is None  # no chained DagsterExecutionStepExecutionError
+    assert failure.step_failure_data.user_failure_data.description.startswith("no clean rows")
