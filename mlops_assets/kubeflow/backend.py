@@ -8,6 +8,8 @@ Either way the candidate ends up where the Dagster backend puts it.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import tempfile
@@ -88,12 +90,40 @@ def _run_local(pipeline, arguments: dict[str, str], log) -> KubeflowRun:
             raise_on_error=True,
         )
         log("running the training pipeline with kfp.local (SubprocessRunner)")
+        output = _Tail(OUTPUT_TAIL_BYTES)
         try:
-            pipeline(**arguments)
+            # kfp.local prints each task's executor input (about 120 lines of JSON) and its
+            # output: kept back, and the end of it said only when the pipeline fails
+            with contextlib.redirect_stdout(output):
+                pipeline(**arguments)
         except RuntimeError as error:
             message = _ANSI.sub("", str(error))
-            raise KubeflowRunError(f"kfp.local: {message}") from None
+            said = _ANSI.sub("", output.text()).strip()
+            raise KubeflowRunError(
+                f"kfp.local: {message}" + (f"\n--- the tasks' last output:\n{said}" if said else "")
+            ) from None
     return KubeflowRun(runner="local", state="SUCCEEDED", states=["SUCCEEDED"])
+
+
+OUTPUT_TAIL_BYTES = 8192
+"""What of kfp.local's printed output a failure quotes: its end, bounded."""
+
+
+class _Tail(io.TextIOBase):
+    """A stdout that keeps only the last `limit` bytes written to it."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.kept = limit, b""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.kept = (self.kept + text.encode(errors="replace"))[-self.limit :]
+        return len(text)
+
+    def text(self) -> str:
+        return self.kept.decode(errors="replace")
 
 
 def credentials() -> dict[str, Any]:

@@ -198,3 +198,30 @@ def test_cluster_client_sends_the_given_token_or_the_pods_projected_one(tmp_path
         monkeypatch.setenv("MLOPS_KFP_TOKEN", "given-token")
         _client(config)
     assert seen == [None, "Bearer projected-sa-token", "Bearer given-token"]
+
+
+def test_kfp_local_output_is_kept_back_and_its_end_said_when_the_pipeline_fails(capsys):
+    """kfp.local prints each task's executor input and output: nothing of it reaches the
+    console on success; a failure quotes the end of it, bounded."""
+    from mlops_assets.kubeflow.backend import OUTPUT_TAIL_BYTES, KubeflowRunError, _run_local
+
+    def noisy(**arguments):
+        for n in range(2000):
+            print(f'{{"executorInput": {n}}}')
+
+    run = _run_local(noisy, {}, log=lambda message: None)
+    assert run.state == "SUCCEEDED"
+    assert "executorInput" not in capsys.readouterr().out
+
+    def failing(**arguments):
+        noisy()
+        print("Traceback: the train task failed on row 7")
+        raise RuntimeError("Task train finished with status FAILURE")
+
+    with pytest.raises(KubeflowRunError) as error:
+        _run_local(failing, {}, log=lambda message: None)
+    said = str(error.value)
+    assert said.startswith("kfp.local: Task train finished with status FAILURE")
+    assert said.endswith("the train task failed on row 7")
+    assert len(said.encode()) < OUTPUT_TAIL_BYTES + 200  # the end, not all 2,000 lines
+    assert "executorInput" not in capsys.readouterr().out
