@@ -31,6 +31,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlops_assets import __version__
 from mlops_assets.datasets.model_input import ContractError, input_specs, to_model_input
@@ -445,6 +446,14 @@ def create_app(
     api = _api(loaded, metrics, state, inference_log)
 
     async def app(scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] != "POST" and INFER.fullmatch(scope["path"]):
+            # the protocol's inference is POST only: another method is a 405 saying so, in
+            # the protocol's error shape, not the 404 of an unknown route
+            said = f"method {scope['method']} is not allowed on {scope['path']}: use POST"
+            metrics.requests.labels(loaded.name, "405").inc()
+            body = json.dumps({"error": said}).encode()
+            await _send(send, 405, body, extra=[(b"allow", b"POST")])
+            return
         if scope["type"] == "http" and scope["method"] == "POST":
             match = INFER.fullmatch(scope["path"])
             if match:
@@ -477,6 +486,16 @@ def _api(
             await inference_log.close()
 
     api = FastAPI(title=f"{loaded.name} model server", version=loaded.version, lifespan=lifespan)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def protocol_error(_, exc: StarletteHTTPException) -> JSONResponse:
+        """An unknown route (404) or method (405) in the protocol's error shape, `{"error":
+        ...}`, so an OIP client decodes it, not FastAPI's `{"detail": ...}`."""
+        said = "no such endpoint" if exc.status_code == 404 else str(exc.detail)
+        return JSONResponse(
+            {"error": said}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
+
     contract = loaded.metadata["request"]
     info = {
         "name": loaded.name,

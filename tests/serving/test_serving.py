@@ -271,3 +271,30 @@ def test_rows_as_they_landed_get_the_right_classes_in_any_numeric_type(server, r
         np.testing.assert_array_equal(
             client.infer("digits", [tensor]).as_numpy("output-0"), predicted
         )
+
+
+def test_a_wrong_route_or_method_answers_in_the_protocols_error_shape(server):
+    """404 for an endpoint the server does not have, 405 (with Allow) for a method the
+    protocol does not define on one, each as `{"error": ...}`: an OIP client decodes both."""
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+
+    def get(path: str) -> tuple[int, dict, str]:
+        try:
+            with urllib.request.urlopen(f"http://{server}{path}") as response:
+                return response.status, json.loads(response.read()), ""
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read()), error.headers.get("allow", "")
+
+    code, answer, allow = get("/v2/models/digits/infer")
+    assert (code, allow) == (405, "POST") and "use POST" in answer["error"]
+    code, answer, _ = get("/v2/models/digits/versions/1/infer")
+    assert code == 405 and set(answer) == {"error"}
+    code, answer, _ = get("/v2/no/such/thing")
+    assert (code, answer) == (404, {"error": "no such endpoint"})
+    code, answer = post(server, "/v2/health/live", b"{}")
+    assert code == 405 and set(answer) == {"error"}  # Starlette's 405, reshaped
+
+    client = httpclient.InferenceServerClient(server)
+    with pytest.raises(InferenceServerException, match="no such endpoint"):
+        client.get_model_config("digits")  # not an extension this server has: decoded
