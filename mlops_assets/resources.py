@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -55,6 +56,17 @@ def build_storage(settings: Settings, root: str | None = None) -> ObjectStorage:
     )
 
 
+def local_gitops_path(storage_root: str) -> Path:
+    """The local GitOps repository of a storage root with no remote set: beside a local
+    root, `<root>/gitops.git`; for a bucket, a repository of its own under `.mlops/`
+    (`gitops-s3-<bucket>-<prefix>.git`), so a demo on S3 never moves what the local
+    default's dev deploys (and a local `serve` never follows dev to the bucket)."""
+    if not storage_root.startswith("s3://"):
+        return Path(storage_root).resolve() / "gitops.git"
+    slug = re.sub(r"[^a-z0-9.]+", "-", storage_root.removeprefix("s3://").lower()).strip("-.")
+    return Path(".mlops").resolve() / f"gitops-s3-{slug}.git"
+
+
 def build_gitops(settings: Settings):
 
     local = ""
@@ -62,8 +74,7 @@ def build_gitops(settings: Settings):
         # one repository per storage root: a branch deployment's preview branch is in
         # production's (the local default's) repository, beside main
         root = settings.production_storage_root or settings.storage_root
-        base = None if root.startswith("s3://") else Path(root).resolve()
-        local = str((base or Path(".mlops").resolve()) / "gitops.git")
+        local = str(local_gitops_path(root))
     return GitOpsResource(
         remote=settings.gitops_remote or "",
         local_path=local,
