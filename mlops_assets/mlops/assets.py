@@ -4,11 +4,13 @@ One function builds each asset from the use case's spec; the bodies are thin (th
 train.py, validate.py, release.py and deploy.py) and import only the heavy modules lazily.
 """
 
+from dataclasses import replace
 from time import perf_counter
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 
+from mlops_assets.core.config import ModelConfig
 from mlops_assets.core.report import md_table
 from mlops_assets.core.spec import UseCaseSpec
 from mlops_assets.core.step_failures import step_failures
@@ -34,6 +36,20 @@ class TrainConfig(dg.Config):
     params: dict[str, Any] = {}
     retrain: bool = False
     """Train even when a candidate with the same dataset, parameters and code was trained."""
+    backend: Literal["", "dagster", "kubeflow", "kubeflow-local"] = ""
+    """Where this run trains, instead of the YAML's `training.backend`: `kubeflow-local` runs
+    the Kubeflow pipeline with kfp.local in the run's process, no cluster and no YAML edit."""
+
+
+def training_for(uc: UseCaseSpec, backend: str) -> ModelConfig:
+    """The use case's training config with a run's backend override applied."""
+    if not backend:
+        return uc.training
+    if backend == "dagster":
+        return uc.training.model_copy(update={"backend": "dagster"})
+    runner = "local" if backend == "kubeflow-local" else "cluster"
+    kubeflow = uc.training.kubeflow.model_copy(update={"runner": runner})
+    return uc.training.model_copy(update={"backend": "kubeflow", "kubeflow": kubeflow})
 
 
 def _candidate_id(context: dg.AssetExecutionContext, train_key: dg.AssetKey) -> str:
@@ -141,9 +157,14 @@ def train_asset(uc: UseCaseSpec, split_key: dg.AssetKey) -> dg.AssetsDefinition:
                 context.log.info(_not_training(earlier))
                 return
             kubeflow: dict[str, Any] = {}
-            if uc.training.backend == "kubeflow":
+            training = training_for(uc, config.backend)
+            if training.backend == "kubeflow":
                 candidate, kubeflow = _train_on_kubeflow(
-                    uc, storage, context.run.run_id, config.params, context.log
+                    replace(uc, training=training),
+                    storage,
+                    context.run.run_id,
+                    config.params,
+                    context.log,
                 )
             else:
                 candidate = run_train(
@@ -161,7 +182,7 @@ def train_asset(uc: UseCaseSpec, split_key: dg.AssetKey) -> dg.AssetsDefinition:
             )
             yield dg.MaterializeResult(
                 metadata={
-                    **train_metadata(uc, candidate),
+                    **train_metadata(replace(uc, training=training), candidate),
                     **kubeflow,
                     "compute_seconds": perf_counter() - started,
                 }

@@ -53,10 +53,15 @@ def test_local_kubeflow_backend_trains_what_the_dagster_backend_trains(prepared)
     assert dagster_run.success
     by_dagster = storage.read_json(layout.candidate(dagster_run.run_id, "validation.json"))
 
+    # the shipped YAML trains in Dagster: one run's config sends it through kfp.local, as
+    # `dg launch --job digits_mlops --config-json ...` does (docs/guides/kubeflow.md)
+    local = {"backend": "kubeflow-local", "retrain": True}
     kubeflow_run = (
-        use_case_definitions(digits_with(LOCAL))
+        build_definitions()
         .resolve_job_def("digits_mlops")
-        .execute_in_process(instance=instance)
+        .execute_in_process(
+            instance=instance, run_config={"ops": {"digits__train": {"config": local}}}
+        )
     )
     assert kubeflow_run.success  # train through kfp.local, then validate, release, deploy
     train = instance.get_latest_materialization_event(TRAIN).asset_materialization.metadata
