@@ -132,7 +132,7 @@ def test_every_unmarked_bash_block_runs_and_marked_ones_say_why(tmp_path):
     assert "Deploy digits v2 to dev (was v1)" in subjects
     # a pin held a passing release back, and unpinning promoted and deployed it
     assert re.search(r"released v(\d+), not promoted \(champion v1 stays\)", text)
-    unpinned = re.search(r"promoted v(\d+) to champion \(was v1\)", text)
+    unpinned = re.search(r"no longer pinned; promoted v(\d+) to champion \(was v1\)", text)
     assert unpinned and f"Deploy digits v{unpinned[1]} to dev (was v1)" in subjects
     # the LSFB sample ran end to end and was served
     assert re.search(r"\.npy -> \[\d+\]", text)
