@@ -255,9 +255,8 @@ def monitor_asset(uc: UseCaseSpec) -> dg.AssetsDefinition:
             from mlops_assets.monitoring.report import monitor_metadata
             from mlops_assets.monitoring.rollback import decide_cluster_rollback, decide_rollback
 
-            deployed = read_deployed(
-                gitops.reader((name,)), name
-            )  # read-only: MLOPS_GITOPS_READ_TOKEN
+            # read-only: MLOPS_GITOPS_READ_TOKEN
+            deployed = read_deployed(gitops.reader((name,)), name)
             report = run_monitor(
                 storage, layout, uc.dataset, config, environment, uc.gate.metric, deployed=deployed
             )

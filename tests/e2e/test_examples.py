@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 
 import pytest
 
 from tests.support.gitops import git_log
-from tests.support.markdown_blocks import PRELUDE
+from tests.support.markdown_blocks import run_bash
 from tests.support.processes import REPO, clean_env, project_copy
 
 EXAMPLES = sorted(p for p in (REPO / "docs/examples").iterdir() if (p / "defs.yaml").exists())
@@ -53,15 +52,7 @@ def test_each_example_lands_its_data_and_reaches_a_deploy_commit(tmp_path):
     )
     selection = " or ".join(f'key:"{example.name}/*"' for example in EXAMPLES)
     script += f"\nuv run dg launch --assets '{selection}'\n"
-    done = subprocess.run(
-        ["bash", "-c", PRELUDE + script],
-        cwd=copy,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, f"{script}\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+    done = run_bash(script, copy, env, timeout=900)
     subjects = git_log(copy / ".mlops/gitops.git", "--format=%s", "main").splitlines()
     for example in EXAMPLES:
         assert f"Deploy {example.name} v1 to dev" in subjects, (example.name, subjects)

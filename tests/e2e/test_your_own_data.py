@@ -33,7 +33,7 @@ from tests.support.examples import (
     penguins_csv,
     served,
 )
-from tests.support.markdown_blocks import PRELUDE, bash_blocks
+from tests.support.markdown_blocks import PRELUDE, bash_blocks, run_bash
 from tests.support.processes import (
     REPO,
     clean_env,
@@ -250,20 +250,6 @@ GUIDE = REPO / "docs/guides/your-own-data.md"
 def clone(tmp_path: Path) -> Path:
     """A copy of the repository's package, docs and project file, as a user's clone."""
     return project_copy(tmp_path / "clone", "docs")
-
-
-def run_bash(script: str, cwd: Path, env: dict) -> str:
-    """A documented command as a newcomer runs it (`uv run` standing for this environment)."""
-    done = subprocess.run(
-        ["bash", "-c", PRELUDE + script],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=420,
-    )
-    assert done.returncode == 0, f"{script}\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
-    return done.stdout
 
 
 @pytest.mark.slow

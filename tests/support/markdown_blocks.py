@@ -4,6 +4,7 @@ share the parsing and the shell prelude that stands `uv run` for this test envir
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,3 +48,20 @@ def bash_blocks(text: str) -> list[Block]:
             skips = [m["why"] for m in map(SKIP.match, body[:3]) if m]
             blocks.append(Block(start + 1, "\n".join(body), skips[0] if skips else None))
     return blocks
+
+
+def run_bash(
+    script: str, cwd: Path, env: dict[str, str], timeout: float = 420
+) -> subprocess.CompletedProcess:
+    """A documented command as a newcomer runs it (`uv run` standing for this environment);
+    what it printed, or an assertion naming the script with the end of its output."""
+    done = subprocess.run(
+        ["bash", "-c", PRELUDE + script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, f"{script}\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+    return done
