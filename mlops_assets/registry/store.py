@@ -275,9 +275,15 @@ class ModelRegistry:
         if not waiting:
             return alias, f"{unpinned}; no release waited for it"
         entry = waiting[-1]
+        _, meta = self.artifact(entry["version"])  # must exist and pass its sha256 check
+        if meta["artifact_sha256"] != entry["artifact_sha256"]:  # the entry's own claim
+            return alias, (
+                f"{unpinned}; v{entry['version']} not promoted: its history entry names "
+                "another artifact than the version's metadata"
+            )
         promoted, why = self._move_alias(
             entry["version"],
-            entry["artifact_sha256"],
+            meta["artifact_sha256"],
             f"promoted on unpin: it passed the gate against v{alias['version']} and was "
             f"released while v{alias['version']} was pinned",
             run_id,

@@ -279,6 +279,22 @@ def test_unpin_never_promotes_a_version_rolled_back_since(storage):
     assert registry.unpin("again")[1] == "v1 was not pinned"
 
 
+def test_unpin_promotes_only_the_artifact_the_version_recorded(storage):
+    """A history entry's artifact is a claim: unpin promotes the version's own, verified
+    artifact, and refuses an entry that names another."""
+    registry = ModelRegistry(storage, "digits")
+    registry.release(b"a1", "model.bin", {"adapter": "test"}, beaten_champion=None)
+    registry.promote(1, "hold v1", pin=True)
+    registry.release(b"a2", "model.bin", {"adapter": "test"}, beaten_champion=1)
+    (key,) = [
+        i.key for i in storage.list(registry.layout.history_entry()) if "not-promoted" in i.key
+    ]
+    storage.write_json(key, {**storage.read_json(key), "artifact_sha256": "ab" * 32})
+    alias, what = registry.unpin("checked")
+    assert alias["version"] == 1 and "v2 not promoted: its history entry names another" in what
+    assert registry.champion()["version"] == 1
+
+
 def test_new_dataset_version_starts_the_mlops_job_once(storage):
     definitions = build_definitions()
     sensor = definitions.resolve_sensor_def("digits_new_dataset_sensor")
