@@ -54,8 +54,10 @@ def test_definitions_list_exactly_the_expected_objects(local_env):
     assert {s.name for s in definitions.sensors} == {
         "digits_landing_sensor",
         "digits_new_dataset_sensor",
+        "digits_gate_sensor",
         "lsfb_source_sensor",
         "lsfb_new_dataset_sensor",
+        "lsfb_gate_sensor",
         "digits_retrain_trigger",
         "lsfb_retrain_trigger",
         "digits_rollback_trigger",
@@ -67,9 +69,11 @@ def test_definitions_list_exactly_the_expected_objects(local_env):
     assert {j.name for j in definitions.jobs} == {
         "digits_dataops",
         "digits_mlops",
+        "digits_release",
         "digits_reobserve",
         "lsfb_dataops",
         "lsfb_mlops",
+        "lsfb_release",
         "digits_monitor",
         "lsfb_monitor",
         "digits_rollback",
@@ -86,9 +90,14 @@ def test_definitions_list_exactly_the_expected_objects(local_env):
     assert retrain.job_name == "digits_mlops"
     assert retrain.default_status == dg.DefaultScheduleStatus.STOPPED  # off by default
     for uc in ("digits", "lsfb"):
-        for job_name, steps in ((f"{uc}_dataops", DATAOPS), (f"{uc}_mlops", MLOPS)):
+        for job_name, steps in (
+            (f"{uc}_dataops", DATAOPS),
+            (f"{uc}_mlops", MLOPS[:2]),  # the gate's run: a REJECT plans no release
+            (f"{uc}_release", MLOPS[2:]),  # what the gate sensor starts
+        ):
             job = definitions.resolve_job_def(job_name)
-            extra = {f"{uc}__deploy_deployed_is_champion"} if job_name.endswith("mlops") else set()
+            release = job_name.endswith("release")
+            extra = {f"{uc}__deploy_deployed_is_champion"} if release else set()
             assert {n.name for n in job.nodes} == {f"{uc}__{s}" for s in steps} | extra
         # the chain of the nine assets, in order
         for upstream, downstream in zip(STEPS[:-1], STEPS[1:], strict=True):

@@ -118,9 +118,11 @@ def test_run_pods_of_every_job_are_valid_and_placed(k8s_env):
     assert set(jobs) == {
         "digits_dataops",
         "digits_mlops",
+        "digits_release",
         "digits_reobserve",
         "lsfb_dataops",
         "lsfb_mlops",
+        "lsfb_release",
         "digits_monitor",
         "lsfb_monitor",
         "digits_rollback",
@@ -137,7 +139,7 @@ def test_run_pods_of_every_job_are_valid_and_placed(k8s_env):
             assert container["resources"]["requests"]["cpu"] == cpu_request[name.split("_")[0]]
         # secrets are referenced by name, never inlined; the GitOps token only where deploy
         # runs, the read-only one only where the monitor reads which versions git deployed
-        deploys = job.tags["mlops/stage"] in ("mlops", "deploy")  # deploy, or roll back
+        deploys = job.tags["mlops/stage"] in ("release", "deploy")  # deploy, or roll back
         reads = job.tags["mlops/stage"] == "monitor"
         assert secrets(manifest) == SECRETS + ([GITOPS] if deploys else []) + (
             [GITOPS_READ] if reads else []
@@ -254,7 +256,7 @@ def test_least_privilege_of_every_pod_dagster_k8s_would_run(k8s_env, monkeypatch
     for job in definitions.jobs:
         job = definitions.resolve_job_def(job.name)
         manifest = build(job.tags, f"dagster-run-{job.name.replace('_', '-')}")
-        deploys = job.tags["mlops/stage"] in ("mlops", "deploy")  # deploy, or roll back
+        deploys = job.tags["mlops/stage"] in ("release", "deploy")  # deploy, or roll back
         assert holds_gitops(manifest) == deploys, job.name
         assert not api_token(manifest), job.name
 
@@ -271,5 +273,5 @@ def test_least_privilege_of_every_pod_dagster_k8s_would_run(k8s_env, monkeypatch
                 deployers.add(f"{job.name}/{op.name}")
             assert not api_token(step), op.name  # only the coordinator calls the API
     assert deployers == {
-        f"{uc}_{job}/{uc}__deploy" for uc in ("digits", "lsfb") for job in ("mlops", "rollback")
+        f"{uc}_{job}/{uc}__deploy" for uc in ("digits", "lsfb") for job in ("release", "rollback")
     }

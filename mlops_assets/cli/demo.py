@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -28,11 +29,30 @@ def demo() -> None:
             "digits (drop more with: uv run mlops-assets seed --batches 5 --which 4)."
         )
         seed_digits(storage, 5, [1, 2, 3])
-    ok = run_job("digits_dataops", _dataops_steps(storage, "digits")) and run_job(
-        "digits_mlops", _mlops_steps(storage, "digits")
+    ok = run_job("digits_dataops", _dataops_steps(storage, "digits")).success and run_mlops(
+        storage, "digits"
     )
     click.echo(summary(storage, "digits"))
     sys.exit(0 if ok else 1)
+
+
+def run_mlops(storage, use_case: str) -> bool:
+    """The gate's run, then the release run as the gate sensor would start it (or deploy
+    alone when the champion was trained on the current dataset already)."""
+    import dagster as dg
+
+    from mlops_assets.mlops.sensor import release_after
+
+    if _mlops_steps(storage, use_case):
+        return run_job(f"{use_case}_release", ["deploy"]).success
+    gate = run_job(f"{use_case}_mlops")
+    if not gate.success:
+        return False
+    request = release_after(dg.DagsterInstance.get(), use_case, gate.run_id)
+    if not isinstance(request, dg.RunRequest):
+        click.echo(f"  nothing to release: {request}")
+        return True
+    return run_job(f"{use_case}_release", run_config=request.run_config).success
 
 
 LOCAL_INSTANCE_YAML = """\
@@ -100,9 +120,9 @@ def _mlops_steps(storage, use_case: str) -> list[str] | None:
     return None
 
 
-def run_job(name: str, steps: list[str] | None = None) -> bool:
+def run_job(name: str, steps: list[str] | None = None, run_config: dict | None = None) -> Any:
     """Run a job (or some of its assets) on the persistent Dagster instance, so that
-    `dagster dev` shows the run."""
+    `dg dev` shows the run; its result."""
     import dagster as dg
 
     from mlops_assets.definitions import build_definitions
@@ -118,10 +138,13 @@ def run_job(name: str, steps: list[str] | None = None) -> bool:
         instance=dg.DagsterInstance.get(),
         raise_on_error=False,
         asset_selection=selection,
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        run_config={
+            **(run_config or {}),
+            "loggers": {"console": {"config": {"log_level": "INFO"}}},
+        },
     )
     click.echo(f"  run {result.run_id}: {'success' if result.success else 'FAILED'}")
-    return result.success
+    return result
 
 
 def summary(storage, use_case: str) -> str:

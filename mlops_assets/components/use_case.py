@@ -37,7 +37,7 @@ from mlops_assets.core.spec import UseCaseSpec
 from mlops_assets.core.steps import step_key
 from mlops_assets.mlops.assets import build_mlops_assets
 from mlops_assets.mlops.consistency import build_consistency_check
-from mlops_assets.mlops.sensor import build_new_dataset_sensor
+from mlops_assets.mlops.sensor import build_gate_sensor, build_new_dataset_sensor
 from mlops_assets.monitoring.assets import build_monitoring
 from mlops_assets.settings import Settings, load_settings
 
@@ -182,7 +182,7 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         spec = self.spec(options)
         assets = self.dataops_assets(spec)
         split_key = step_key(self.name, "split")
-        mlops_assets = build_mlops_assets(spec, split_key)
+        gate_assets, release_assets = build_mlops_assets(spec, split_key)
         dataops_job = dg.define_asset_job(
             spec.dataops_job_name,
             selection=dg.AssetSelection.assets(*assets),
@@ -193,8 +193,9 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         sensor = self.trigger_sensor(spec, dataops_job)
         mlops_job = dg.define_asset_job(
             spec.mlops_job_name,
-            selection=dg.AssetSelection.assets(*mlops_assets),
-            description=f"MLOps of {self.name}: train, validate (the gate), release, deploy.",
+            selection=dg.AssetSelection.assets(*gate_assets),
+            description=f"MLOps of {self.name}: train, then validate (the gate). A REJECT fails "
+            f"the run with the gate's reason; otherwise {spec.release_job_name} follows.",
             # with the per-step executor the run pod only coordinates (CPU placement) and the
             # train step's own pod trains; the chart limits concurrent runs by mlops/gpu, which
             # a run that leaves the GPU to a KFP cluster does not hold
@@ -204,12 +205,30 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
                     # the per-step run pod creates the step pods: it needs the API
                     self.kubernetes.dataops.k8s_config(api=True)
                     if spec.per_step
-                    else spec.training_pod_config(gitops=True),
+                    else spec.training_pod_config(),
                 ),
                 **({} if spec.trains_on_kfp_cluster else {"mlops/gpu": "true"}),
             },
         )
+        release_job = dg.define_asset_job(
+            spec.release_job_name,
+            selection=dg.AssetSelection.assets(*release_assets),
+            description=f"Release and deploy of {self.name}: the candidate the gate passed into "
+            f"the registry, the champion into the GitOps repository. {self.name}_gate_sensor "
+            "starts it.",
+            # in process the run pod (a CPU pod) deploys and is the one that holds the GitOps
+            # credentials; under the per-step executor it creates the step pods
+            tags=spec.tags(
+                "release",
+                self.kubernetes.dataops.k8s_config(api=True)
+                if spec.per_step
+                else spec.deploy_pod_config(),
+            ),
+        )
         dataset_sensor = build_new_dataset_sensor(self.name, split_key, mlops_job, running)
+        gate_sensor = build_gate_sensor(
+            self.name, step_key(self.name, "validate"), mlops_job.name, release_job, running
+        )
         extra_jobs, extra_schedules = self.extra_definitions(spec)
         production, monitor_jobs, monitor_schedules, monitor_sensors = build_monitoring(
             spec, dataops_job, running, interval
@@ -218,10 +237,14 @@ class UseCase(dg.Component, dg.Model, dg.Resolvable):
         return dg.Definitions(
             # each asset links to the code that defines it (and to git, with MLOPS_CODE_REPO_URL)
             # each asset's code reference (definitions.py links them all to git)
-            assets=list(dg.with_source_code_references([*assets, *mlops_assets, *production])),
+            assets=list(
+                dg.with_source_code_references(
+                    [*assets, *gate_assets, *release_assets, *production]
+                )
+            ),
             asset_checks=[build_consistency_check(self.name, self.deploy.environment)],
-            jobs=[dataops_job, mlops_job, *extra_jobs, *monitor_jobs],
-            sensors=[sensor, dataset_sensor, *monitor_sensors],
+            jobs=[dataops_job, mlops_job, release_job, *extra_jobs, *monitor_jobs],
+            sensors=[sensor, dataset_sensor, gate_sensor, *monitor_sensors],
             schedules=[
                 self._retrain_schedule(mlops_job, retrain),
                 *extra_schedules,

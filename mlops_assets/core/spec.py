@@ -68,6 +68,10 @@ class UseCaseSpec:
     def mlops_job_name(self) -> str:
         return f"{self.name}_mlops"
 
+    @property
+    def release_job_name(self) -> str:
+        return f"{self.name}_release"
+
     def common(self, stage: str) -> dict[str, Any]:
         """What every asset of a stage of this use case carries: its group, its stage tag and
         the use case's owners."""

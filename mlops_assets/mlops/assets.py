@@ -30,6 +30,13 @@ class DeployRunConfig(dg.Config):
     reason: str = ""
 
 
+class ReleaseConfig(dg.Config):
+    """Which candidate to release: the gate sensor names the one its validation was about."""
+
+    candidate_id: str = ""
+    """'' (a run launched by hand): the latest train materialization's candidate."""
+
+
 class TrainConfig(dg.Config):
     """Per-run overrides, from the Launchpad or `run_config`."""
 
@@ -53,17 +60,20 @@ def training_for(uc: UseCaseSpec, backend: str) -> ModelConfig:
 
 
 def _candidate_id(context: dg.AssetExecutionContext, train_key: dg.AssetKey) -> str:
-    """The candidate of the latest train materialization (this run's, or the parent run's
-    when a run is re-executed from a failed validate or release)."""
+    """The candidate of the latest train materialization (this run's, the parent run's when
+    a run is re-executed from a failed validate, or the last one's for a release by hand)."""
     event = context.instance.get_latest_materialization_event(train_key)
     if event is None or event.asset_materialization is None:
         raise RuntimeError(f"{train_key.to_user_string()} has never been materialized")
     return event.asset_materialization.metadata["candidate_id"].value
 
 
-def build_mlops_assets(uc: UseCaseSpec, split_key: dg.AssetKey) -> list[dg.AssetsDefinition]:
-    """train -> validate -> release -> deploy, after the use case's split."""
-    return [train_asset(uc, split_key), validate_asset(uc), release_asset(uc), deploy_asset(uc)]
+def build_mlops_assets(
+    uc: UseCaseSpec, split_key: dg.AssetKey
+) -> tuple[list[dg.AssetsDefinition], list[dg.AssetsDefinition]]:
+    """(train -> validate, release -> deploy), after the use case's split: the gate's run and
+    the release run the gate sensor starts when it passes (docs/concepts/gate.md)."""
+    return [train_asset(uc, split_key), validate_asset(uc)], [release_asset(uc), deploy_asset(uc)]
 
 
 def _keys(uc: UseCaseSpec) -> dict[str, dg.AssetKey]:
@@ -305,12 +315,12 @@ def release_asset(uc: UseCaseSpec) -> dg.AssetsDefinition:
         "champion alias atomically unless it is pinned.",
         **uc.common("mlops"),
     )
-    def release(context: dg.AssetExecutionContext, storage: ObjectStorage):
+    def release(context: dg.AssetExecutionContext, config: ReleaseConfig, storage: ObjectStorage):
         with step_failures():
             started = perf_counter()
             from mlops_assets.mlops.release import held, run_release
 
-            candidate_id = _candidate_id(context, key["train"])
+            candidate_id = config.candidate_id or _candidate_id(context, key["train"])
             hold = held(storage, layout, candidate_id, context.run.run_id)
             if hold:
                 context.log.info(f"nothing to release: {hold}")

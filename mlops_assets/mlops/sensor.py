@@ -1,4 +1,5 @@
-"""Starts the MLOps job when the split asset gets a new data version (dataset version)."""
+"""The MLOps sensors: a new dataset version starts the gate's run; a gate that did not
+reject starts the release run."""
 
 from typing import Any
 
@@ -48,3 +49,86 @@ def build_new_dataset_sensor(
         )
 
     return new_dataset_sensor
+
+
+GATE_BATCH = 25
+"""Validations one tick looks at; the rest wait for the next tick (the cursor moves)."""
+
+
+def release_request(
+    use_case: str, record: Any, instance: dg.DagsterInstance, gate_job: str
+) -> dg.RunRequest | str:
+    """The release run for one validate materialization, or why there is none. The event's
+    claims are checked against where it was found (a run of the gate's job); release reads
+    the gate's decision again from storage, so a reported event releases nothing itself."""
+    materialization = record.asset_materialization
+    metadata = materialization.metadata if materialization else {}
+    run = instance.get_run_by_id(record.run_id) if record.run_id else None
+    if run is None or run.job_name != gate_job:
+        return f"a validate event not from a {gate_job} run (run {record.run_id or 'none'})"
+    decision = metadata.get("gate_decision")
+    candidate = metadata.get("candidate_id")
+    if decision is None or candidate is None:
+        return f"a validate event of run {record.run_id} without a gate decision"
+    summary = metadata["decision"].value if "decision" in metadata else ""
+    if decision.value == "REJECT":
+        return f"candidate {candidate.value} rejected: {summary}"
+    return dg.RunRequest(
+        # one release run per candidate: a second request is a no-op
+        run_key=f"{use_case}-release-{candidate.value}",
+        run_config={"ops": {f"{use_case}__release": {"config": {"candidate_id": candidate.value}}}},
+        tags={"mlops/trigger": "gate", "mlops/candidate_id": str(candidate.value)},
+    )
+
+
+def build_gate_sensor(
+    use_case: str, validate_key: dg.AssetKey, gate_job: str, release_job: Any, running: bool
+) -> dg.SensorDefinition:
+    """Starts the release run (release, deploy) for each candidate the gate did not reject.
+
+    The gate's own run fails on a REJECT with the reason; release and deploy were never
+    planned in it, so the lineage shows them as they were, not failed."""
+
+    @dg.sensor(
+        name=f"{use_case}_gate_sensor",
+        job=release_job,
+        minimum_interval_seconds=5,  # the event log only, as the dataset sensor
+        default_status=(
+            dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
+        ),
+        description=f"Starts {release_job.name} for each validation of "
+        f"{validate_key.to_user_string()} that passed or held (a HOLD that keeps the "
+        "champion is recorded by release, which then releases nothing); a REJECT is a "
+        "skipped tick naming the reason.",
+    )
+    def gate_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        instance = context.instance
+        if context.cursor is None:  # first tick: the newest validation only, not history
+            found = instance.fetch_materializations(validate_key, limit=1)
+        else:
+            found = instance.fetch_materializations(
+                validate_key, limit=GATE_BATCH, cursor=context.cursor, ascending=True
+            )
+        requests, reasons = [], []
+        for record in found.records:
+            outcome = release_request(use_case, record, instance, gate_job)
+            (requests if isinstance(outcome, dg.RunRequest) else reasons).append(outcome)
+        return dg.SensorResult(
+            run_requests=requests,
+            skip_reason=None if requests else ("; ".join(reasons) or "no new validation"),
+            cursor=found.cursor if found.records else context.cursor,
+        )
+
+    return gate_sensor
+
+
+def release_after(
+    instance: dg.DagsterInstance, use_case: str, gate_run_id: str
+) -> dg.RunRequest | str:
+    """What the gate sensor would start after one gate run (for callers that run the jobs
+    themselves, as the demo does): the release run, or why there is none."""
+    found = instance.fetch_materializations(dg.AssetKey([use_case, "validate"]), limit=1)
+    record = found.records[0] if found.records else None
+    if record is None or record.run_id != gate_run_id:
+        return f"run {gate_run_id} validated nothing (nothing new to train)"
+    return release_request(use_case, record, instance, f"{use_case}_mlops")

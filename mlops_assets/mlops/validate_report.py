@@ -50,6 +50,7 @@ def validation_metadata(validation: dict[str, Any]) -> dict[str, Any]:
         "gate_decision": validation.get("decision", "PASS"),
         "decision": validation["summary"],
         "passed": validation["passed"],
+        "candidate_id": validation["candidate_id"],
         "dataset_version": validation["dataset_version"],
         "test_rows": candidate["rows"],
         f"candidate_{validation['metric']}": candidate[validation["metric"]],

@@ -116,8 +116,10 @@ def test_ui_lists_both_use_cases_and_a_dropped_file_reaches_a_gitops_commit(dev)
     assert sensors == {
         "digits_landing_sensor": "RUNNING",
         "digits_new_dataset_sensor": "RUNNING",
+        "digits_gate_sensor": "RUNNING",
         "lsfb_source_sensor": "STOPPED",
         "lsfb_new_dataset_sensor": "STOPPED",
+        "lsfb_gate_sensor": "STOPPED",
         "digits_retrain_trigger": "RUNNING",
         "lsfb_retrain_trigger": "STOPPED",
         "digits_rollback_trigger": "RUNNING",
@@ -174,20 +176,21 @@ def test_ui_lists_both_use_cases_and_a_dropped_file_reaches_a_gitops_commit(dev)
         "v1 deployed", lambda: any(c.startswith("Deploy digits v1") for c in commits(bare)), log=log
     )
     seed_digits(storage, 5, [4])
-    wait_for(
-        "a second MLOps run to end",
-        lambda: (
-            len(
-                [
-                    r
-                    for r in graphql(url, RUNS)["runsOrError"]["results"]
-                    if r["jobName"] == "digits_mlops" and r["status"] in ("SUCCESS", "FAILURE")
-                ]
-            )
-            >= 2
-        ),
-        log=log,
-    )
+
+    def ended(job: str) -> list[dict]:
+        return sorted(
+            (
+                r
+                for r in graphql(url, RUNS)["runsOrError"]["results"]
+                if r["jobName"] == job and r["status"] in ("SUCCESS", "FAILURE")
+            ),
+            key=lambda r: r["runId"],
+        )
+
+    wait_for("a second MLOps run to end", lambda: len(ended("digits_mlops")) >= 2, log=log)
+    gates = ended("digits_mlops")
+    if gates[-1]["status"] == "SUCCESS":  # the gate did not reject: its release run follows
+        wait_for("a second release run", lambda: len(ended("digits_release")) >= 2, log=log)
     runs = graphql(url, RUNS)["runsOrError"]["results"]
     by_job = {}
     for run in runs:
@@ -195,14 +198,20 @@ def test_ui_lists_both_use_cases_and_a_dropped_file_reaches_a_gitops_commit(dev)
     sensors_that_launched = {
         t["value"] for r in runs for t in r["tags"] if t["key"] == "dagster/sensor_name"
     }
-    assert sensors_that_launched == {"digits_landing_sensor", "digits_new_dataset_sensor"}
+    assert sensors_that_launched == {
+        "digits_landing_sensor",
+        "digits_new_dataset_sensor",
+        "digits_gate_sensor",
+    }
     assert len(by_job["digits_dataops"]) == 3  # the launched one and one per drop
     assert all(r["status"] == "SUCCESS" for r in by_job["digits_dataops"])
     assert len(by_job["digits_mlops"]) == 2  # one per new dataset version, none twice
+    # one release run per candidate the gate did not reject, each started by its sensor
+    assert len(by_job["digits_release"]) == sum(g["status"] == "SUCCESS" for g in gates)
+    assert all(r["status"] == "SUCCESS" for r in by_job["digits_release"])
     second = commits(bare)[0]
-    latest = sorted(by_job["digits_mlops"], key=lambda r: r["runId"])
-    # either a release and its commit, or a rejection the run shows
+    # either a release and its commit, or a rejection the gate's run shows
     if second.startswith("Deploy digits v2"):
-        assert all(r["status"] == "SUCCESS" for r in by_job["digits_mlops"])
+        assert all(r["status"] == "SUCCESS" for r in gates)
     else:
-        assert any(r["status"] == "FAILURE" for r in latest)
+        assert gates[-1]["status"] == "FAILURE"

@@ -10,6 +10,7 @@ import pytest
 
 from mlops_assets.definitions import build_definitions
 from mlops_assets.demo.digits_data import seed_digits
+from tests.support.mlops_runs import run_mlops
 from tests.support.postgres_server import postgres_server
 
 
@@ -33,12 +34,11 @@ def test_demo_pipeline_on_a_postgres_instance(local_env, storage, tmp_path, monk
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
             definitions = build_definitions()
             run_ids = []
-            for job in ("digits_dataops", "digits_mlops"):
-                result = definitions.resolve_job_def(job).execute_in_process(
-                    instance=instance, raise_on_error=False
-                )
-                assert result.success, job
-                run_ids.append(result.run_id)
+            dataops = definitions.resolve_job_def("digits_dataops")
+            result = dataops.execute_in_process(instance=instance)
+            mlops = run_mlops(definitions, instance)
+            assert result.success and mlops.success
+            run_ids = [result.run_id, *(r.run_id for r in mlops.runs)]
         # a fresh instance reads the runs, events and asset state back from PostgreSQL
         with dg.DagsterInstance.get() as instance:
             runs = {r.run_id: r for r in instance.get_runs()}

@@ -12,6 +12,7 @@ import pytest
 from mlops_assets.gitops.repository import DeployRequest, GitOpsError, GitOpsRepo, ImageRequest
 from mlops_assets.gitops.values import read_model, read_section, set_model
 from tests.support.gitops import HAND_WRITTEN, TEMPLATE, git_log
+from tests.support.mlops_runs import run_mlops
 
 
 def request(version: int, env: str = "dev", **kw) -> DeployRequest:
@@ -212,11 +213,9 @@ def test_promotion_and_rollback_of_environments(local_env):
     with dg.instance_for_test() as instance:
         seed_digits(storage, 5, [1, 2, 3])
         for round_ in (1, 2):
-            for job in ("digits_dataops", "digits_mlops"):
-                result = definitions.resolve_job_def(job).execute_in_process(
-                    instance=instance, raise_on_error=False
-                )
-                assert result.success, job
+            dataops = definitions.resolve_job_def("digits_dataops")
+            assert dataops.execute_in_process(instance=instance).success
+            assert run_mlops(definitions, instance).success
             if round_ == 1:
                 seed_digits(storage, 5, [4, 5])
     repo = gitops.repo(("digits",))
@@ -234,7 +233,7 @@ def test_promotion_and_rollback_of_environments(local_env):
     registry = ModelRegistry(storage, "digits")
     assert registry.champion()["version"] == 1 and registry.champion()["pinned"]
     # the pipeline's next deploy keeps the pinned rollback instead of redeploying v2
-    deploy = definitions.resolve_job_def("digits_mlops").execute_in_process(
+    deploy = definitions.resolve_job_def("digits_release").execute_in_process(
         asset_selection=[dg.AssetKey(["digits", "deploy"])],
         raise_on_error=False,
         instance=dg.DagsterInstance.ephemeral(),

@@ -16,6 +16,7 @@ from mlops_assets.resources import build_storage
 from mlops_assets.settings import load_settings
 from mlops_assets.storage import Layout
 from tests.support.gitops import git_log
+from tests.support.mlops_runs import run_mlops
 from tests.support.processes import BIN
 from tests.support.use_cases import digits_with, use_case_definitions
 
@@ -56,14 +57,10 @@ def test_local_kubeflow_backend_trains_what_the_dagster_backend_trains(prepared)
     # the shipped YAML trains in Dagster: one run's config sends it through kfp.local, as
     # `dg launch --job digits_mlops --config-json ...` does (docs/guides/kubeflow.md)
     local = {"backend": "kubeflow-local", "retrain": True}
-    kubeflow_run = (
-        build_definitions()
-        .resolve_job_def("digits_mlops")
-        .execute_in_process(
-            instance=instance, run_config={"ops": {"digits__train": {"config": local}}}
-        )
-    )
-    assert kubeflow_run.success  # train through kfp.local, then validate, release, deploy
+    kubeflow_run = run_mlops(
+        build_definitions(), instance, {"ops": {"digits__train": {"config": local}}}
+    ).gate  # train through kfp.local, then validate; its release run follows
+    assert kubeflow_run.success
     train = instance.get_latest_materialization_event(TRAIN).asset_materialization.metadata
     assert train["backend"].value == "kubeflow" and train["kfp_runner"].value == "local"
     by_kubeflow = storage.read_json(layout.candidate(kubeflow_run.run_id, "validation.json"))

@@ -19,6 +19,7 @@ from mlops_assets.mlops.significance import compare, mcnemar, paired_bootstrap
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.storage import Layout
 from tests.support.http_servers import uvicorn_thread
+from tests.support.mlops_runs import MlopsRuns, run_mlops
 from tests.support.model_servers import ask
 from tests.support.use_cases import digits_with, use_case_definitions
 
@@ -122,12 +123,11 @@ def test_tiny_gains_are_held_clear_ones_pass_and_clear_losses_are_rejected():
     assert first.passed and "(no champion yet)" in first.summary
 
 
-def mlops(defs, instance, *steps: str) -> dg.ExecuteInProcessResult:
-    job = defs.resolve_job_def("digits_mlops")
-    selection = [dg.AssetKey(["digits", s]) for s in steps] if steps else None
-    return job.execute_in_process(
-        instance=instance, raise_on_error=False, asset_selection=selection
-    )
+def mlops(defs, instance, *steps: str) -> MlopsRuns:
+    """The gate's run (of `steps` among train and validate), then its release run."""
+    gate_steps = [s for s in steps if s in ("train", "validate")]
+    selection = [dg.AssetKey(["digits", s]) for s in gate_steps] if steps else None
+    return run_mlops(defs, instance, asset_selection=selection)
 
 
 def validated(instance) -> dict:

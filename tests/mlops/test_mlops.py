@@ -9,12 +9,15 @@ import pytest
 from mlops_assets.definitions import build_definitions
 from mlops_assets.demo.digits_data import seed_digits
 from mlops_assets.registry import ModelRegistry
+from tests.support.mlops_runs import run_mlops
 
 WORSE = {"ops": {"digits__train": {"config": {"params": {"C": 0.0001}}}}}
 RETRAIN = {"ops": {"digits__train": {"config": {"retrain": True}}}}
 
 
 def run(instance, job: str, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+    if job == "digits_mlops":  # the gate's run and the release run its sensor starts
+        return run_mlops(build_definitions(), instance, run_config)
     return (
         build_definitions()
         .resolve_job_def(job)
@@ -57,7 +60,7 @@ def test_gate_registry_and_history_end_to_end(storage):
             "training",
         ):
             assert field in meta, field
-        assert meta["dagster_run_id"] == first.run_id
+        assert meta["dagster_run_id"] == first.release.run_id
         assert meta["gate"]["beat_champion"] is None
 
         # worse hyperparameters on the same data: rejected, nothing in the registry moves
@@ -358,7 +361,7 @@ def test_the_same_inputs_are_not_trained_twice_and_a_pinned_champion_stays(local
         assert registry.versions() == [1, 2] and registry.champion()["version"] == 1
         assert not again.asset_materializations_for_node("digits__train")
         assert not again.asset_materializations_for_node("digits__release")
-        messages = [r.user_message for r in instance.all_logs(again.run_id)]
+        messages = [r.user_message for r in instance.all_logs(again.gate.run_id)]
         assert any("Not training" in m and "released as v2" in m for m in messages)
 
         rejected = run(instance, "digits_mlops", WORSE)  # rejected by the gate
@@ -373,7 +376,7 @@ def test_the_same_inputs_are_not_trained_twice_and_a_pinned_champion_stays(local
         assert not rejected.asset_materializations_for_node("digits__release")
         worse_again = run(instance, "digits_mlops", WORSE)
         assert worse_again.success and registry.versions() == [1, 2]
-        messages = [r.user_message for r in instance.all_logs(worse_again.run_id)]
+        messages = [r.user_message for r in instance.all_logs(worse_again.gate.run_id)]
         assert any("rejected by the gate (REJECT: candidate accuracy" in m for m in messages)
 
         forced = run(instance, "digits_mlops", RETRAIN)  # asked for: trains, v3 not promoted

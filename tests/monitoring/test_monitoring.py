@@ -27,6 +27,7 @@ from mlops_assets.serving.limits import Limits
 from mlops_assets.serving.loader import load_from_registry
 from mlops_assets.storage import Layout
 from tests.support.http_servers import uvicorn_thread
+from tests.support.mlops_runs import run_mlops
 from tests.support.model_servers import ask
 
 MONITOR = dg.AssetKey(["digits", "monitor"])
@@ -47,7 +48,7 @@ def released(storage, instance) -> str:
     defs = build_definitions()
     seed_digits(storage, 3, [1, 2, 3])
     assert defs.resolve_job_def("digits_dataops").execute_in_process(instance=instance).success
-    assert defs.resolve_job_def("digits_mlops").execute_in_process(instance=instance).success
+    assert run_mlops(defs, instance).success
     return storage.read_json("datasets/digits/latest.json")["dataset_version"]
 
 

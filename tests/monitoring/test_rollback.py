@@ -23,6 +23,7 @@ from mlops_assets.serving.limits import Limits
 from mlops_assets.serving.loader import load_from_registry
 from mlops_assets.storage import Layout
 from tests.support.http_servers import uvicorn_thread
+from tests.support.mlops_runs import run_mlops
 from tests.support.model_servers import ask
 
 MONITOR = dg.AssetKey(["digits", "monitor"])
@@ -61,6 +62,8 @@ def test_a_regressed_deploy_is_rolled_back_through_git(storage, monkeypatch, git
     registry = ModelRegistry(storage, "digits")
 
     def job(name: str, **kwargs) -> dg.ExecuteInProcessResult:
+        if name == "digits_mlops":  # and the release run its gate sensor starts
+            return run_mlops(defs, instance, **kwargs)
         return defs.resolve_job_def(name).execute_in_process(instance=instance, **kwargs)
 
     def tick(sensor: str, cursor: str | None = None):
@@ -140,7 +143,7 @@ def test_a_regressed_deploy_is_rolled_back_through_git(storage, monkeypatch, git
         assert tick("digits_rollback_trigger", first.cursor).run_requests == []
         before = commit.splitlines()[0]
         assert job("digits_mlops").success
-        job("digits_mlops", asset_selection=[dg.AssetKey(["digits", "deploy"])])
+        job("digits_release", asset_selection=[dg.AssetKey(["digits", "deploy"])])
         assert head(bare).splitlines()[0] == before
         assert registry.champion()["version"] == 1
 

@@ -10,6 +10,7 @@ import urllib.request
 import numpy as np
 import pytest
 
+from tests.support.mlops_runs import run_mlops
 from tests.support.processes import BIN, clean_env, free_port, model_server, run_demo
 
 
@@ -217,13 +218,9 @@ def test_loads_by_s3_uri_and_refuses_a_wrong_sha256(s3_env):
     storage = build_storage(load_settings())
     seed_digits(storage, 5, [1, 2])
     with dg.instance_for_test() as instance:
-        for job in ("digits_dataops", "digits_mlops"):
-            assert (
-                build_definitions()
-                .resolve_job_def(job)
-                .execute_in_process(instance=instance, raise_on_error=False)
-                .success
-            )
+        defs = build_definitions()
+        assert defs.resolve_job_def("digits_dataops").execute_in_process(instance=instance).success
+        assert run_mlops(defs, instance).success
     registry = ModelRegistry(storage, "digits")
     meta = registry.metadata(1)
     assert meta["artifact_uri"].startswith(f"s3://{s3_env}/team-a/models/digits/1/")

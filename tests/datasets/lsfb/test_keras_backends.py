@@ -31,11 +31,12 @@ class NoTensorFlow:  # as on a machine where TensorFlow is not installed
 sys.meta_path.insert(0, NoTensorFlow())
 import dagster as dg
 from tests.support.lsfb import OVERRIDES, lsfb_definitions, merged
+from tests.support.mlops_runs import run_mlops
 
 defs = lsfb_definitions(merged(OVERRIDES, {"training": {"keras_backend": "jax"}}))
 with dg.instance_for_test() as instance:
-    for job in ("lsfb_dataops", "lsfb_mlops"):
-        assert defs.resolve_job_def(job).execute_in_process(instance=instance).success, job
+    assert defs.resolve_job_def("lsfb_dataops").execute_in_process(instance=instance).success
+    assert run_mlops(defs, instance, use_case="lsfb").success
 import keras, sys
 print(keras.config.backend(), "tensorflow" in sys.modules)
 """

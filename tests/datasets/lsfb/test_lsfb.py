@@ -30,6 +30,7 @@ from tests.support.lsfb import (
     merged,
     shards_of_test_split,
 )
+from tests.support.mlops_runs import run_mlops
 from tests.support.processes import clean_env, model_server
 
 
@@ -75,8 +76,7 @@ def test_whole_graph_from_the_server_to_a_gitops_commit_and_an_inference(
         assert not signers["train"] & signers["test"] and not signers["val"] & signers["test"]
         assert manifest["item_shape"] == [32, (23 + 21 + 21) * 2]
 
-        mlops = defs.resolve_job_def("lsfb_mlops").execute_in_process(instance=instance)
-        assert mlops.success
+        assert run_mlops(defs, instance, use_case="lsfb").success
     registry = ModelRegistry(storage, "lsfb")
     champion = registry.champion()
     assert champion["version"] == 1
@@ -181,7 +181,7 @@ def test_whole_graph_from_the_server_to_a_gitops_commit_and_an_inference(
     with dg.instance_for_test() as instance:
         defs = lsfb_definitions(shorter)
         assert defs.resolve_job_def("lsfb_dataops").execute_in_process(instance=instance).success
-        assert defs.resolve_job_def("lsfb_mlops").execute_in_process(instance=instance).success
+        assert run_mlops(defs, instance, use_case="lsfb").success
         gate = (
             instance.get_latest_materialization_event(dg.AssetKey(["lsfb", "validate"]))
             .asset_materialization.metadata["decision"]
