@@ -13,6 +13,7 @@ from mlops_assets.components.tree import entries, project_tree
 from mlops_assets.components.use_case import BuildOptions, build_options
 from mlops_assets.errors import MlopsError
 from mlops_assets.resources import environment_definitions
+from mlops_assets.runtime import skipped_check_notice
 from mlops_assets.runtime.gc_freeze import freeze_long_lived_objects
 from mlops_assets.settings import Settings, load_settings
 
@@ -118,6 +119,7 @@ def linked_to_git(defs: dg.Definitions, settings: Settings) -> dg.Definitions:
 
 def build_definitions() -> dg.Definitions:
     settings = load_settings()
+    skipped_check_notice.install()  # every process that runs steps loads the definitions
     with dagster_notices_silenced():
         defs = dg.Definitions.merge(
             linked_to_git(_use_case_definitions(build_options(settings)), settings),
