@@ -97,6 +97,9 @@ class EnvironmentVariables(BaseSettings):
         None, "every use case's sensor interval, in seconds"
     )
     MLOPS_GC_FREEZE: bool = _var(True, "freeze the code location's objects out of the collector")
+    MLOPS_VERBOSE: bool = _var(
+        False, "show what is kept back: TensorFlow's C++ lines at import (`--verbose` sets it)"
+    )
     MLOPS_GITOPS_REMOTE: str | None = _var(None, "the GitOps repository's URL (required on k8s)")
     MLOPS_GITOPS_BRANCH: str = _var("main", "the GitOps repository's branch")
     MLOPS_GITOPS_AUTHOR: str = _var(DEFAULT_AUTHOR, "Name <email> of the deploy commits")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import click
 
 from mlops_assets.errors import MlopsError, redact
+from mlops_assets.runtime.native_stderr import VERBOSE_VAR
 from mlops_assets.settings import load_settings
 
 use_case_option = click.option("--use-case", default="digits", show_default=True)
@@ -74,9 +76,18 @@ class _Commands(click.Group):
 
 @click.group(cls=_Commands)
 @click.version_option(package_name="mlops_assets", prog_name="mlops-assets")
-def main() -> None:
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Show what is kept back by default: TensorFlow's C++ lines at import (sets "
+    "MLOPS_VERBOSE for this command and the processes it starts).",
+)
+def main(verbose: bool) -> None:
     """mlops_assets: an asset-centric MLOps-GitOps workflow on Dagster."""
     import dagster as dg
+
+    if verbose:
+        os.environ[VERBOSE_VAR] = "1"  # env: read by this process and the ones it starts
 
     # Dagster's own beta/preview notices about its component APIs are not for our users.
     warnings.filterwarnings("ignore", category=dg.BetaWarning)

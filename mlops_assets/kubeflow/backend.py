@@ -21,6 +21,7 @@ from typing import Any
 
 from mlops_assets.errors import MlopsError
 from mlops_assets.mlops.train import CANDIDATE
+from mlops_assets.runtime.native_stderr import verbose
 from mlops_assets.settings import env
 from mlops_assets.storage import Layout, ObjectStorage
 
@@ -93,8 +94,8 @@ def _run_local(pipeline, arguments: dict[str, str], log) -> KubeflowRun:
         output = _Tail(OUTPUT_TAIL_BYTES)
         try:
             # kfp.local prints each task's executor input (about 120 lines of JSON) and its
-            # output: kept back, and the end of it said only when the pipeline fails
-            with contextlib.redirect_stdout(output):
+            # output: kept back (unless MLOPS_VERBOSE), its end said only when it fails
+            with contextlib.nullcontext() if verbose() else contextlib.redirect_stdout(output):
                 pipeline(**arguments)
         except RuntimeError as error:
             message = _ANSI.sub("", str(error))

@@ -13,6 +13,7 @@ import sys
 from typing import Any, Literal
 
 from mlops_assets.errors import MlopsError
+from mlops_assets.runtime.native_stderr import native_lines_kept_back
 from mlops_assets.settings import env
 
 KerasBackend = Literal["tensorflow", "jax", "torch"]
@@ -49,7 +50,8 @@ def use_backend(name: str | None = None) -> str:
 
 def keras(name: str | None = None) -> Any:
     use_backend(name)
-    import keras as module
+    with native_lines_kept_back():  # Keras imports TensorFlow where it is installed
+        import keras as module
 
     return module
 
@@ -65,6 +67,7 @@ def accelerators(backend: str) -> list[str]:
         import torch
 
         return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    import tensorflow as tf
+    with native_lines_kept_back():
+        import tensorflow as tf
 
     return [d.name for d in tf.config.list_physical_devices("GPU")]
