@@ -56,11 +56,17 @@ GATE_BATCH = 25
 
 
 def release_request(
-    use_case: str, record: Any, instance: dg.DagsterInstance, gate_job: str
+    use_case: str,
+    record: Any,
+    instance: dg.DagsterInstance,
+    gate_job: str,
+    registry: ModelRegistry | None = None,
 ) -> dg.RunRequest | str:
     """The release run for one validate materialization, or why there is none. The event's
     claims are checked against where it was found (a run of the gate's job); release reads
-    the gate's decision again from storage, so a reported event releases nothing itself."""
+    the gate's decision again from storage, so a reported event releases nothing itself.
+    With `registry`, a candidate released already (the demo's, before the sensor ran) is
+    not started again."""
     materialization = record.asset_materialization
     metadata = materialization.metadata if materialization else {}
     run = instance.get_run_by_id(record.run_id) if record.run_id else None
@@ -73,6 +79,9 @@ def release_request(
     summary = metadata["decision"].value if "decision" in metadata else ""
     if decision.value == "REJECT":
         return f"candidate {candidate.value} rejected: {summary}"
+    released = registry.released_as(str(candidate.value)) if registry else None
+    if released:
+        return f"candidate {candidate.value} was released as v{released} already"
     return dg.RunRequest(
         # one release run per candidate: a second request is a no-op
         run_key=f"{use_case}-release-{candidate.value}",
@@ -101,8 +110,8 @@ def build_gate_sensor(
         "champion is recorded by release, which then releases nothing); a REJECT is a "
         "skipped tick naming the reason.",
     )
-    def gate_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        instance = context.instance
+    def gate_sensor(context: dg.SensorEvaluationContext, storage: ObjectStorage) -> dg.SensorResult:
+        instance, registry = context.instance, ModelRegistry(storage, use_case)
         if context.cursor is None:  # first tick: the newest validation only, not history
             found = instance.fetch_materializations(validate_key, limit=1)
         else:
@@ -111,7 +120,7 @@ def build_gate_sensor(
             )
         requests, reasons = [], []
         for record in found.records:
-            outcome = release_request(use_case, record, instance, gate_job)
+            outcome = release_request(use_case, record, instance, gate_job, registry)
             (requests if isinstance(outcome, dg.RunRequest) else reasons).append(outcome)
         return dg.SensorResult(
             run_requests=requests,

@@ -122,10 +122,10 @@ def build_retrain_trigger(
         busy = context.instance.get_run_records(
             dg.RunsFilter(tags={"mlops/use_case": name}, statuses=IN_PROGRESS), limit=1
         )
-        if busy:
+        if busy:  # the decision waits: the cursor stays before it, the next tick decides
             return dg.SensorResult(
                 skip_reason=f"run {busy[0].dagster_run.run_id} of {name} is in progress",
-                cursor=json.dumps(state),
+                cursor=context.cursor,
             )
         from mlops_assets.monitoring.retrain import start_retraining
 

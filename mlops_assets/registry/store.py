@@ -221,6 +221,13 @@ class ModelRegistry:
         name = f"{current['sequence']:08d}-not-promoted-v{version}.json"
         self.storage.write_json(self.layout.history_entry(name), entry, if_absent=True)
 
+    def released_as(self, candidate_id: str) -> int | None:
+        """The version this candidate was released as, if it was (whatever its artifact)."""
+        for version in reversed(self.versions()):
+            if self.metadata(version).get("candidate_id") == candidate_id:
+                return version
+        return None
+
     def _released_as(self, candidate_id: str | None, digest: str) -> int | None:
         """The version an earlier attempt released this candidate as, if any: re-executing a
         release that failed after writing the version must not release it twice."""

@@ -44,7 +44,9 @@ def test_a_reject_fails_its_run_and_leaves_release_and_deploy_unpainted(local_en
         )
 
     def tick(cursor: str | None = None):
-        with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs) as ctx:
+        with dg.build_sensor_context(
+            instance=instance, cursor=cursor, definitions=defs, resources={"storage": storage}
+        ) as ctx:
             return sensor.evaluate_tick(ctx)
 
     with dg.instance_for_test() as instance:
@@ -62,6 +64,10 @@ def test_a_reject_fails_its_run_and_leaves_release_and_deploy_unpainted(local_en
         released = run("digits_release", request.run_config, tags=request.tags)
         assert released.success and registry.champion()["version"] == 1
         assert git_log(bare, "-1", "--format=%s", "main").startswith("Deploy digits v1 to dev")
+        # a sensor turned on after the release (dg dev after the demo) starts it again
+        again = tick()
+        assert again.run_requests == []
+        assert f"candidate {candidate} was released as v1 already" in again.skip_message
 
         rejected = run("digits_mlops", WORSE)
         assert not rejected.success

@@ -264,7 +264,8 @@ def test_drift_fails_the_check_and_one_retraining_lands_the_labelled_rows(local_
         assert not list((root / "landing/digits").glob("feedback-*"))
         instance.report_run_canceled(busy)
 
-        fired = tick(trigger, instance)
+        # the decision waited (the cursor did not move past it): the next tick retrains
+        fired = tick(trigger, instance, waiting.cursor)
         assert fired.run_requests == []  # the landing sensor starts DataOps, once
         (batch,) = (root / "landing/digits").glob("feedback-*.parquet")
         landed = pd.read_parquet(batch)
