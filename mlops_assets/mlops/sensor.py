@@ -5,6 +5,7 @@ from typing import Any
 
 import dagster as dg
 
+from mlops_assets.core.steps import step_key
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.storage import ObjectStorage
 
@@ -85,7 +86,13 @@ def release_request(
     return dg.RunRequest(
         # one release run per candidate: a second request is a no-op
         run_key=f"{use_case}-release-{candidate.value}",
-        run_config={"ops": {f"{use_case}__release": {"config": {"candidate_id": candidate.value}}}},
+        run_config={
+            "ops": {
+                step_key(use_case, "release").to_python_identifier(): {
+                    "config": {"candidate_id": candidate.value}
+                }
+            }
+        },
         tags={"mlops/trigger": "gate", "mlops/candidate_id": str(candidate.value)},
     )
 
@@ -136,7 +143,7 @@ def release_after(
 ) -> dg.RunRequest | str:
     """What the gate sensor would start after one gate run (for callers that run the jobs
     themselves, as the demo does): the release run, or why there is none."""
-    found = instance.fetch_materializations(dg.AssetKey([use_case, "validate"]), limit=1)
+    found = instance.fetch_materializations(step_key(use_case, "validate"), limit=1)
     record = found.records[0] if found.records else None
     if record is None or record.run_id != gate_run_id:
         return f"run {gate_run_id} validated nothing (nothing new to train)"

@@ -149,7 +149,7 @@ class ModelRegistry:
         so a failure part-way leaves no half-released version.
         """
         digest = hashlib.sha256(artifact).hexdigest()
-        earlier = self._released_as(metadata.get("candidate_id"), digest)
+        earlier = self.released_as(metadata.get("candidate_id"), digest)
         if earlier is not None:  # a retry after a failure between metadata and alias
             champion = self.champion()
             if champion and champion["version"] == earlier:
@@ -221,21 +221,18 @@ class ModelRegistry:
         name = f"{current['sequence']:08d}-not-promoted-v{version}.json"
         self.storage.write_json(self.layout.history_entry(name), entry, if_absent=True)
 
-    def released_as(self, candidate_id: str) -> int | None:
-        """The version this candidate was released as, if it was (whatever its artifact)."""
-        for version in reversed(self.versions()):
-            if self.metadata(version).get("candidate_id") == candidate_id:
-                return version
-        return None
-
-    def _released_as(self, candidate_id: str | None, digest: str) -> int | None:
-        """The version an earlier attempt released this candidate as, if any: re-executing a
-        release that failed after writing the version must not release it twice."""
+    def released_as(self, candidate_id: str | None, digest: str | None = None) -> int | None:
+        """The version this candidate was released as, if it was (with `digest`, only as that
+        artifact): re-executing a release that failed after writing the version must not
+        release it twice, and the gate sensor does not start a released one again."""
         if not candidate_id:
             return None
         for version in reversed(self.versions()):
             meta = self.metadata(version)
-            if meta.get("candidate_id") == candidate_id and meta["artifact_sha256"] == digest:
+            if meta.get("candidate_id") == candidate_id and digest in (
+                None,
+                meta["artifact_sha256"],
+            ):
                 return version
         return None
 

@@ -14,6 +14,8 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pydantic import TypeAdapter
+
 from mlops_assets.settings import env
 
 VERBOSE_VAR = "MLOPS_VERBOSE"
@@ -28,7 +30,8 @@ NATIVE_LINE = re.compile(
 
 
 def verbose() -> bool:
-    return (env(VERBOSE_VAR) or "").lower() in ("1", "true", "yes", "on")
+    """MLOPS_VERBOSE, read as the settings read their booleans (pydantic's parser)."""
+    return TypeAdapter(bool).validate_python(env(VERBOSE_VAR) or False)
 
 
 def _passed_on(captured: bytes, failed: bool) -> bytes:
