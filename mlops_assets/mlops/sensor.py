@@ -6,6 +6,7 @@ from typing import Any
 import dagster as dg
 
 from mlops_assets.core.steps import step_key
+from mlops_assets.errors import MlopsError
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.storage import ObjectStorage
 
@@ -80,7 +81,10 @@ def release_request(
     summary = metadata["decision"].value if "decision" in metadata else ""
     if decision.value == "REJECT":
         return f"candidate {candidate.value} rejected: {summary}"
-    released = registry.released_as(str(candidate.value)) if registry else None
+    try:
+        released = registry.released_as(str(candidate.value)) if registry else None
+    except (MlopsError, OSError, ValueError):  # one unreadable version blocks no release:
+        released = None  # the release run checks again, and fails saying why
     if released:
         return f"candidate {candidate.value} was released as v{released} already"
     return dg.RunRequest(

@@ -96,6 +96,12 @@ def test_a_reject_fails_its_run_and_leaves_release_and_deploy_unpainted(local_en
         hold_tick = tick(passed.cursor)
         (request,) = hold_tick.run_requests
         assert request.run_key == f"digits-release-{held.run_id}"
+        # a version whose metadata cannot be read does not stop the sensor: release decides
+        good = storage.read_bytes("models/digits/1/metadata.json")
+        storage.write_bytes("models/digits/1/metadata.json", b"{not json")
+        (still,) = tick(passed.cursor).run_requests
+        assert still.run_key == request.run_key
+        storage.write_bytes("models/digits/1/metadata.json", good)
         assert run("digits_release", request.run_config).success
 
         # an event that claims a passing gate but was not written by a gate run starts nothing
