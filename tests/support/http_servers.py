@@ -59,5 +59,8 @@ def uvicorn_thread(app) -> Iterator[str]:
         wait_for_http(f"{url}/v2/health/live")
         yield url
     finally:
+        # the app's shutdown runs here (the inference log flushes its last buffers): the
+        # block's caller reads what it wrote, so it waits for it, however loaded the machine
         server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(timeout=120)
+        assert not thread.is_alive(), f"uvicorn on {url} did not stop within 120 s"
